@@ -1,0 +1,101 @@
+import { paginateListObjectsV2, type S3Client, type _Object } from '@aws-sdk/client-s3';
+import { BACKUP_ROOT_PREFIX, backupIdTime, databasePrefix, decodeDatabaseSegment, parseBackupKey } from './keys.ts';
+
+/** One backup id's objects as found in the bucket. Only `complete` entries are backups. */
+export interface CatalogEntry {
+  database: string;
+  backupId: string;
+  startedAt: Date;
+  dataKey?: string;
+  manifestKey?: string;
+  dataBytes?: number;
+  dataStorageClass?: string;
+  manifestLastModified?: Date;
+  /** complete: manifest and data present. data-only: in progress, or failed before its manifest
+   * (never a backup). manifest-only: the data object is gone (never restorable). */
+  state: 'complete' | 'data-only' | 'manifest-only';
+}
+
+export type Backup = CatalogEntry & { state: 'complete'; dataKey: string; manifestKey: string; dataBytes: number };
+
+export interface DatabaseLocation {
+  bucket: string;
+  database: string;
+}
+
+/** Every catalog entry of a database, oldest first. Pages through the whole prefix: no 1,000-object cap. */
+export async function listCatalogEntries(s3: S3Client, { bucket, database }: DatabaseLocation): Promise<CatalogEntry[]> {
+  const entries = new Map<string, CatalogEntry>();
+  for await (const page of paginateListObjectsV2({ client: s3 }, { Bucket: bucket, Prefix: databasePrefix(database) })) {
+    for (const object of page.Contents ?? []) addObject(entries, object);
+  }
+  return [...entries.values()].sort((a, b) => compareStrings(a.backupId, b.backupId));
+}
+
+/** The database's finished backups (manifest and data both present), oldest first. */
+export async function listBackups(s3: S3Client, location: DatabaseLocation): Promise<Backup[]> {
+  return (await listCatalogEntries(s3, location)).filter(isCompleteBackup);
+}
+
+export async function findNewestBackup(s3: S3Client, location: DatabaseLocation): Promise<Backup | undefined> {
+  return (await listBackups(s3, location)).at(-1);
+}
+
+/** The newest finished backup that started at or before `at`: what "restore to a point in time" picks. */
+export async function findNewestBackupAtOrBefore(s3: S3Client, location: DatabaseLocation, at: Date): Promise<Backup | undefined> {
+  return newestAtOrBefore(await listBackups(s3, location), at);
+}
+
+export function newestAtOrBefore<T extends { startedAt: Date }>(backupsOldestFirst: readonly T[], at: Date): T | undefined {
+  for (let index = backupsOldestFirst.length - 1; index >= 0; index -= 1) {
+    const backup = backupsOldestFirst[index];
+    if (backup && backup.startedAt.getTime() <= at.getTime()) return backup;
+  }
+  return undefined;
+}
+
+/** Catalog names of every database that has objects in the bucket. */
+export async function listCatalogDatabases(s3: S3Client, bucket: string): Promise<string[]> {
+  const databases: string[] = [];
+  for await (const page of paginateListObjectsV2({ client: s3 }, { Bucket: bucket, Prefix: BACKUP_ROOT_PREFIX, Delimiter: '/' })) {
+    for (const { Prefix: prefix } of page.CommonPrefixes ?? []) {
+      if (!prefix) continue;
+      try {
+        databases.push(decodeDatabaseSegment(prefix.slice(BACKUP_ROOT_PREFIX.length, -1)));
+      } catch {
+        // A prefix pgkeep did not write: not a database of ours.
+      }
+    }
+  }
+  return databases.sort(compareStrings);
+}
+
+export function isCompleteBackup(entry: CatalogEntry): entry is Backup {
+  return entry.state === 'complete';
+}
+
+function addObject(entries: Map<string, CatalogEntry>, object: _Object): void {
+  const parsed = object.Key ? parseBackupKey(object.Key) : undefined;
+  if (!parsed || !object.Key) return;
+  const entry = entries.get(parsed.backupId) ?? {
+    database: parsed.database,
+    backupId: parsed.backupId,
+    startedAt: backupIdTime(parsed.backupId),
+    state: 'data-only',
+  };
+  if (parsed.kind === 'data') {
+    entry.dataKey = object.Key;
+    entry.dataBytes = object.Size ?? 0;
+    if (object.StorageClass) entry.dataStorageClass = object.StorageClass;
+  } else {
+    entry.manifestKey = object.Key;
+    if (object.LastModified) entry.manifestLastModified = object.LastModified;
+  }
+  entry.state = entry.manifestKey ? (entry.dataKey ? 'complete' : 'manifest-only') : 'data-only';
+  entries.set(parsed.backupId, entry);
+}
+
+/** Code-unit order, which is S3's listing order for the ASCII keys pgkeep writes. */
+function compareStrings(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}

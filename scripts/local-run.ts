@@ -1,0 +1,302 @@
+/**
+ * `npm start`: the whole pgkeep pipeline on this machine.
+ *
+ *   1. a source database: a throwaway PostgreSQL with a sample database (or yours: --database-url)
+ *   2. an S3 endpoint: a local S3-protocol server (or yours: --s3-endpoint and --bucket)
+ *   3. the backup task, run as its own process exactly as in the container
+ *   4. read the backup back: SHA-256 against the manifest, `pg_restore --list` of the archive
+ *   5. a summary (with --json, one JSON object as the last line of stdout)
+ *
+ * Later steps of the pipeline (verification, health, retention, the restore drill) are added to
+ * the STEPS list below in the order they run in AWS.
+ */
+import { parseArgs } from 'node:util';
+import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import pg from 'pg';
+import { findNewestBackup, type Backup } from '../catalog/listing.ts';
+import { parseManifest, type Manifest } from '../catalog/manifest.ts';
+import { readArchiveInto } from '../task/archive-reader.ts';
+import { findPgBinaries } from '../task/postgres-binaries.ts';
+import { startThrowawayCluster, type ThrowawayCluster } from '../task/throwaway-cluster.ts';
+import { startLocalS3 } from './local-s3.ts';
+import { createSampleDatabase } from './sample-database.ts';
+import { startTask, type TaskLogLine } from './task-process.ts';
+
+const USAGE = `Usage: npm start -- [options]
+
+Runs the whole pgkeep pipeline locally: sample database -> backup task -> local S3 -> read-back checks.
+
+Options:
+  --json                 print one JSON summary object as the last line of stdout
+  --database-url URL     back up this database instead of a throwaway sample (postgresql://...)
+  --s3-endpoint URL      use this S3-compatible endpoint instead of a local server
+  --bucket NAME          bucket on --s3-endpoint (required with it); credentials from AWS_* variables
+  --size-mb N            size of the generated sample database (default 40)
+  --compression-level N  zstd level for the backup (default: the task's default)
+  -h, --help             show this help
+`;
+
+interface RunOptions {
+  json: boolean;
+  databaseUrl: string | undefined;
+  s3Endpoint: string | undefined;
+  bucket: string | undefined;
+  sizeMb: number;
+  compressionLevel: string | undefined;
+}
+
+interface RunContext {
+  options: RunOptions;
+  say: (line: string) => void;
+  cleanups: (() => Promise<void>)[];
+  source?: { env: Record<string, string>; description: string; databaseName: string };
+  s3?: { client: S3Client; bucket: string; env: Record<string, string>; description: string };
+  backup?: { backup: Backup; manifest: Manifest; durationMs: number };
+  readBack?: { sha256Matches: boolean; tocEntries: number };
+  summary: Record<string, unknown>;
+}
+
+type Step = { title: string; run: (context: RunContext) => Promise<void> };
+
+const STEPS: Step[] = [
+  { title: 'source database', run: prepareSourceDatabase },
+  { title: 'S3 endpoint', run: prepareS3 },
+  { title: 'backup task', run: runBackupTask },
+  { title: 'read back', run: readBackBackup },
+];
+
+async function prepareSourceDatabase(context: RunContext): Promise<void> {
+  const { options, say } = context;
+  if (options.databaseUrl) {
+    const url = new URL(options.databaseUrl);
+    context.source = {
+      env: { PGKEEP_DATABASE_URL: options.databaseUrl },
+      description: `${url.hostname}:${url.port || 5432}${url.pathname}`,
+      databaseName: decodeURIComponent(url.pathname.slice(1)),
+    };
+    say(`Using your database ${context.source.description}`);
+    return;
+  }
+  say('Starting a throwaway PostgreSQL cluster...');
+  const cluster: ThrowawayCluster = await startThrowawayCluster();
+  context.cleanups.push(() => cluster.stop());
+  const databaseName = 'shop';
+  await cluster.createDatabase(databaseName);
+  const client = new pg.Client({ connectionString: cluster.connectionString(databaseName) });
+  await client.connect();
+  try {
+    say(`Generating a ${options.sizeMb} MB sample database "${databaseName}" on PostgreSQL ${cluster.version}...`);
+    const sample = await createSampleDatabase(client, { sizeMb: options.sizeMb, onProgress: (message) => say(`  ${message}`) });
+    say(`  ${sample.tables} tables, ${sample.rows.toLocaleString('en-US')} rows, ${formatBytes(sample.bytes)} on disk`);
+  } finally {
+    await client.end();
+  }
+  context.source = { env: cluster.env(databaseName), description: `throwaway PostgreSQL ${cluster.version} on 127.0.0.1:${cluster.port}/${databaseName}`, databaseName };
+}
+
+async function prepareS3(context: RunContext): Promise<void> {
+  const { options, say } = context;
+  if (options.s3Endpoint) {
+    if (!options.bucket) throw new Error('--bucket is required with --s3-endpoint.');
+    const { S3Client } = await import('@aws-sdk/client-s3');
+    context.s3 = {
+      client: new S3Client({ endpoint: options.s3Endpoint, forcePathStyle: true, region: process.env.AWS_REGION ?? 'us-east-1', requestChecksumCalculation: 'WHEN_REQUIRED' }),
+      bucket: options.bucket,
+      env: {
+        PGKEEP_BUCKET: options.bucket,
+        PGKEEP_S3_ENDPOINT: options.s3Endpoint,
+        ...pickEnvironment(['AWS_REGION', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_PROFILE']),
+      },
+      description: `${options.s3Endpoint} bucket ${options.bucket}`,
+    };
+    say(`Using S3 endpoint ${context.s3.description}`);
+    return;
+  }
+  const local = await startLocalS3();
+  context.cleanups.push(() => local.stop());
+  context.s3 = { client: local.client(), bucket: local.bucket, env: local.taskEnvironment(), description: `local S3 server ${local.endpoint} bucket ${local.bucket}` };
+  say(`Started a ${context.s3.description}`);
+}
+
+async function runBackupTask(context: RunContext): Promise<void> {
+  const { say, source, s3, options } = context;
+  if (!source || !s3) throw new Error('internal: backup before its inputs');
+  say('Running the backup task (pg_dump | zstd -> S3 multipart upload)...');
+  const task = startTask({
+    command: 'backup',
+    env: {
+      ...source.env,
+      ...s3.env,
+      PGKEEP_ENVIRONMENT: 'local',
+      PGKEEP_PROGRESS_SECONDS: '1',
+      ...(options.compressionLevel ? { PGKEEP_COMPRESSION_LEVEL: options.compressionLevel } : {}),
+    },
+  });
+  task.onLog((line) => {
+    if (line.message === 'backup progress') {
+      say(`  ${line.elapsedSeconds as number}s: dumped ${formatBytes(line.dumpedBytes as number | undefined)}, uploaded ${formatBytes(line.uploadedBytes as number | undefined)}`);
+    } else if (line.message === 'connected') {
+      say(`  server ${line.serverVersion as string}, using ${line.pgDump as string} (${line.pgDumpVersion as string})`);
+    }
+  });
+  const exit = await task.exited;
+  const failure = exit.logs.find((line) => line.level === 'ERROR');
+  if (exit.code !== 0) {
+    throw new Error(`the backup task exited with ${exit.code ?? exit.signal}: ${describeFailure(failure)}`);
+  }
+  const completed = exit.logs.find((line: TaskLogLine) => line.message === 'backup completed');
+  const backup = await findNewestBackup(s3.client, { bucket: s3.bucket, database: source.databaseName });
+  if (!backup || !completed) throw new Error('the backup task reported success but no finished backup is in the bucket.');
+  const manifestObject = await s3.client.send(new GetObjectCommand({ Bucket: s3.bucket, Key: backup.manifestKey }));
+  const manifest = parseManifest(await manifestObject.Body!.transformToString(), backup.manifestKey);
+  context.backup = { backup, manifest, durationMs: completed.durationMs as number };
+}
+
+async function readBackBackup(context: RunContext): Promise<void> {
+  const { say, s3, backup } = context;
+  if (!s3 || !backup) throw new Error('internal: read-back before the backup');
+  const [pgRestore] = await findPgBinaries('pg_restore');
+  if (!pgRestore) throw new Error('pg_restore is not installed; install the PostgreSQL client.');
+  say('Reading the backup back: SHA-256 in-stream, then pg_restore --list...');
+  const read = await readArchiveInto(s3.client, { bucket: s3.bucket, key: backup.manifest.object.key }, { binary: pgRestore.path, args: ['--list'] });
+  if (read.consumer.code !== 0) throw new Error(`pg_restore --list could not read the archive: ${read.consumer.stderr.trim()}`);
+  const tocEntries = read.consumer.stdout.split('\n').filter((line) => /^\d+;/.test(line)).length;
+  context.readBack = { sha256Matches: read.sha256 === backup.manifest.object.sha256 && read.bytes === backup.manifest.object.bytes, tocEntries };
+  if (!context.readBack.sha256Matches) throw new Error(`the object read back has SHA-256 ${read.sha256} (${read.bytes} bytes), the manifest says ${backup.manifest.object.sha256} (${backup.manifest.object.bytes} bytes).`);
+}
+
+function summarize(context: RunContext): void {
+  const { backup, readBack, say } = context;
+  if (!backup || !readBack) return;
+  const { manifest, durationMs } = backup;
+  const ratio = manifest.object.bytes > 0 ? manifest.dump.uncompressedBytes / manifest.object.bytes : 0;
+  const throughput = manifest.dump.uncompressedBytes / 1e6 / Math.max(durationMs / 1000, 0.001);
+  const exactTables = manifest.tables.filter((table) => table.rowsSource === 'exact').length;
+  const rows = manifest.tables.reduce((total, table) => total + (table.rows ?? 0), 0);
+  say('');
+  say('Backup summary');
+  say(`  object        s3://${context.s3?.bucket}/${manifest.object.key}`);
+  say(`  manifest      ${backup.backup.manifestKey}`);
+  say(`  size          ${formatBytes(manifest.object.bytes)} compressed from ${formatBytes(manifest.dump.uncompressedBytes)} (ratio ${ratio.toFixed(2)}, zstd -${manifest.compression.level})`);
+  say(`  duration      ${(durationMs / 1000).toFixed(2)} s, ${throughput.toFixed(1)} MB/s of dump`);
+  say(`  parts         ${manifest.object.partCount}`);
+  say(`  sha256        ${manifest.object.sha256} (read back: ${readBack.sha256Matches ? 'matches' : 'MISMATCH'})`);
+  say(`  crc64nvme     ${manifest.object.crc64nvme}`);
+  say(`  server        PostgreSQL ${manifest.source.serverVersion}, dumped with pg_dump ${manifest.dump.version}`);
+  say(`  tables        ${manifest.tables.length} (${exactTables} exact counts), ${rows.toLocaleString('en-US')} rows`);
+  say(`  archive       ${readBack.tocEntries} entries listed by pg_restore --list`);
+  context.summary = {
+    ...context.summary,
+    backup: {
+      key: manifest.object.key,
+      manifestKey: backup.backup.manifestKey,
+      bytes: manifest.object.bytes,
+      uncompressedBytes: manifest.dump.uncompressedBytes,
+      compressionRatio: Number(ratio.toFixed(3)),
+      sha256: manifest.object.sha256,
+      crc64nvme: manifest.object.crc64nvme,
+      durationMs,
+      throughputMBps: Number(throughput.toFixed(1)),
+      parts: manifest.object.partCount,
+      tables: manifest.tables.length,
+      rows,
+    },
+    readBack,
+  };
+}
+
+async function main(): Promise<number> {
+  silenceSdkNodeVersionNotice();
+  let parsed;
+  try {
+    parsed = parseArgs({
+      options: {
+        json: { type: 'boolean', default: false },
+        'database-url': { type: 'string' },
+        's3-endpoint': { type: 'string' },
+        bucket: { type: 'string' },
+        'size-mb': { type: 'string', default: '40' },
+        'compression-level': { type: 'string' },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+      strict: true,
+    }).values;
+  } catch (error) {
+    console.error(`${(error as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  if (parsed.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  const sizeMb = Number(parsed['size-mb']);
+  if (!Number.isFinite(sizeMb) || sizeMb <= 0) {
+    console.error(`--size-mb must be a positive number.\n\n${USAGE}`);
+    return 2;
+  }
+  const options: RunOptions = {
+    json: parsed.json,
+    databaseUrl: parsed['database-url'] ?? process.env.PGKEEP_DATABASE_URL,
+    s3Endpoint: parsed['s3-endpoint'],
+    bucket: parsed.bucket,
+    sizeMb,
+    compressionLevel: parsed['compression-level'],
+  };
+  // With --json, stdout carries only the JSON summary; the narrative goes to stderr.
+  const say = options.json ? (line: string) => process.stderr.write(`${line}\n`) : (line: string) => process.stdout.write(`${line}\n`);
+  const context: RunContext = { options, say, cleanups: [], summary: {} };
+  const started = Date.now();
+  let ok = false;
+  let error: string | undefined;
+  try {
+    for (const step of STEPS) {
+      say(`\n== ${step.title}`);
+      await step.run(context);
+    }
+    summarize(context);
+    ok = true;
+  } catch (caught) {
+    error = (caught as Error).message;
+    say(`\nFAILED: ${error}`);
+  } finally {
+    for (const cleanup of context.cleanups.reverse()) await cleanup().catch((cleanupError: unknown) => say(`cleanup failed: ${(cleanupError as Error).message}`));
+  }
+  if (options.json) {
+    process.stdout.write(`${JSON.stringify({ ok, ...(error ? { error } : {}), ...context.summary, totalSeconds: Number(((Date.now() - started) / 1000).toFixed(1)) })}\n`);
+  } else {
+    say(ok ? '\nOK: the backup was made, uploaded, read back and its checksum matches.' : '');
+  }
+  return ok ? 0 : 1;
+}
+
+function describeFailure(line: TaskLogLine | undefined): string {
+  if (!line) return 'no error was logged';
+  return `[${line.stage as string}] ${line.error as string} What to do: ${line.remedy as string}`;
+}
+
+/** The AWS SDK tells Node 20 users once per process that it will need Node 22 from 2027; the
+ * container runs Node 22, and the notice would bury the run's own output. Other warnings print. */
+function silenceSdkNodeVersionNotice(): void {
+  process.removeAllListeners('warning');
+  process.on('warning', (warning) => {
+    if (!warning.message.includes('NodeVersionSupportWarning')) console.error(`warning: ${warning.message}`);
+  });
+}
+
+function pickEnvironment(names: string[]): Record<string, string> {
+  return Object.fromEntries(names.flatMap((name) => (process.env[name] ? [[name, process.env[name]]] : [])));
+}
+
+function formatBytes(bytes: number | undefined): string {
+  if (bytes === undefined) return '?';
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
+}
+
+process.exitCode = await main();

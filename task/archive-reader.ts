@@ -1,0 +1,90 @@
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+
+/**
+ * Streams a backup object out of S3, hashing it on the way, through `zstd -d` into a consumer
+ * process (pg_restore). Nothing touches the disk, and the SHA-256 of exactly the bytes fed to
+ * the consumer is returned for comparison with the manifest.
+ */
+export interface ArchiveConsumer {
+  /** Path of the program reading the uncompressed archive on stdin, e.g. pg_restore. */
+  binary: string;
+  args: string[];
+  env?: Record<string, string>;
+}
+
+export interface ArchiveReadResult {
+  bytes: number;
+  sha256: string;
+  consumer: { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string };
+  decompressor: { code: number | null; stderr: string };
+}
+
+export async function readArchiveInto(s3: S3Client, location: { bucket: string; key: string }, consumer: ArchiveConsumer): Promise<ArchiveReadResult> {
+  const object = await s3.send(new GetObjectCommand({ Bucket: location.bucket, Key: location.key }));
+  if (!object.Body) throw new Error(`s3://${location.bucket}/${location.key} has no body.`);
+  return feedArchive(object.Body as Readable, consumer);
+}
+
+export async function feedArchive(compressed: Readable, consumer: ArchiveConsumer): Promise<ArchiveReadResult> {
+  const zstd = spawn('zstd', ['-d', '-c', '-q'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const reader = spawn(consumer.binary, consumer.args, { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...consumer.env } });
+  const collect = (stream: Readable | null): Promise<string> =>
+    new Promise((resolve) => {
+      let text = '';
+      stream?.setEncoding('utf8');
+      stream?.on('data', (chunk: string) => {
+        text = (text + chunk).slice(-4 * 1024 * 1024);
+      });
+      stream?.on('close', () => resolve(text));
+    });
+  const exitOf = (child: typeof zstd): Promise<{ code: number | null; signal: NodeJS.Signals | null }> =>
+    new Promise((resolve) => {
+      child.once('error', () => resolve({ code: null, signal: null }));
+      child.once('close', (code, signal) => resolve({ code, signal }));
+    });
+  const readerStdout = collect(reader.stdout);
+  const readerStderr = collect(reader.stderr);
+  const zstdStderr = collect(zstd.stderr);
+  const zstdExit = exitOf(zstd);
+  const readerExit = exitOf(reader);
+
+  // Every byte is hashed even if the consumer stops reading early (pg_restore --list reads
+  // only the table of contents), so the SHA-256 always covers the whole object.
+  const hash = createHash('sha256');
+  let bytes = 0;
+  let consumerGone = false;
+  zstd.stdin.on('error', () => {
+    consumerGone = true;
+  });
+  const decompressedFlow = pipeline(zstd.stdout, reader.stdin).catch(() => undefined);
+  for await (const chunk of compressed) {
+    const buffer = chunk as Buffer;
+    hash.update(buffer);
+    bytes += buffer.length;
+    if (consumerGone || zstd.stdin.destroyed) continue;
+    if (!zstd.stdin.write(buffer)) {
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          zstd.stdin.off('drain', done);
+          zstd.stdin.off('close', done);
+          resolve();
+        };
+        zstd.stdin.on('drain', done);
+        zstd.stdin.on('close', done);
+      });
+    }
+  }
+  zstd.stdin.end();
+  await decompressedFlow;
+  const [zstdStatus, readerStatus] = await Promise.all([zstdExit, readerExit]);
+  return {
+    bytes,
+    sha256: hash.digest('hex'),
+    consumer: { ...readerStatus, stdout: await readerStdout, stderr: await readerStderr },
+    decompressor: { code: zstdStatus.code, stderr: await zstdStderr },
+  };
+}

@@ -1,0 +1,35 @@
+/**
+ * One failure, told the way an operator needs it: what failed, and what to do about it.
+ * Every message the task prints passes through `redactSecrets` first.
+ */
+export type FailureStage = 'configuration' | 'connect' | 'version-check' | 'snapshot' | 'dump' | 'compress' | 'upload' | 'manifest' | 'interrupted';
+
+export class BackupFailure extends Error {
+  override name = 'BackupFailure';
+  constructor(
+    readonly stage: FailureStage,
+    message: string,
+    readonly remedy: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+const secretsToRedact = new Set<string>();
+
+/** Registers a value (a password, a connection URL's password) that must never be printed. */
+export function registerSecret(secret: string | undefined): void {
+  if (secret && secret.length >= 3) secretsToRedact.add(secret);
+}
+
+export function redactSecrets(text: string): string {
+  let redacted = text;
+  for (const secret of secretsToRedact) {
+    redacted = redacted.split(secret).join('[REDACTED]');
+    const encoded = encodeURIComponent(secret);
+    if (encoded !== secret) redacted = redacted.split(encoded).join('[REDACTED]');
+  }
+  // Passwords embedded in any connection URL, registered or not.
+  return redacted.replace(/(postgres(?:ql)?:\/\/[^:/@\s]*:)[^@\s]*@/gi, '$1[REDACTED]@');
+}

@@ -1,0 +1,262 @@
+import { createHash, type Hash } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  HeadObjectCommand,
+  UploadPartCommand,
+  type CompletedPart,
+  type S3Client,
+} from '@aws-sdk/client-s3';
+import type { S3ChecksumMode } from './config.ts';
+import { combineCrc64Nvme, crc64Nvme, crc64NvmeToBase64 } from './crc64nvme.ts';
+import { MAX_PARTS, partSizeFor } from './part-sizes.ts';
+
+/**
+ * An S3 multipart upload fed from a stream of unknown length, with bounded memory.
+ *
+ * Why not `@aws-sdk/lib-storage`'s Upload: it uses one fixed part size (so a stream either wastes
+ * memory or hits the 10,000-part cap), and it cannot send a precomputed full-object CRC64NVME with
+ * CompleteMultipartUpload, which is what makes S3 itself reject a corrupted upload.
+ *
+ * Memory: at most `maxPartsInFlight` parts uploading plus one filling. `write` resolves only when
+ * there is room, so awaiting it propagates backpressure to the producer (zstd, then pg_dump).
+ * Every byte is hashed once for SHA-256 (the manifest's end-to-end checksum) and once for
+ * CRC64NVME (per part; the full-object CRC is combined from the part CRCs).
+ */
+export interface MultipartTarget {
+  bucket: string;
+  key: string;
+  checksum: S3ChecksumMode;
+  kmsKeyId: string | undefined;
+  contentType: string;
+}
+
+export interface MultipartOptions {
+  initialPartSizeBytes: number;
+  maxPartsInFlight: number;
+  /** Cancels in-flight requests (e.g. on SIGTERM). */
+  signal?: AbortSignal;
+  onPartUploaded?: (progress: { partNumber: number; partBytes: number; uploadedBytes: number }) => void;
+}
+
+export interface UploadedObject {
+  key: string;
+  bytes: number;
+  partCount: number;
+  sha256: string;
+  crc64nvme: string;
+  s3ChecksumEnforced: boolean;
+  etag: string | undefined;
+  versionId: string | undefined;
+  encryption: { mode: 'sse-kms' | 'sse-s3' | 'none' | 'unknown'; kmsKeyId?: string };
+}
+
+export type AbortOutcome = { aborted: true; attempts: number } | { aborted: false; attempts: number; error: Error };
+
+export class UploadIntegrityError extends Error {
+  override name = 'UploadIntegrityError';
+}
+
+const ABORT_RETRY_DELAYS_MS = [0, 1_000, 3_000, 7_000];
+
+export class StreamingMultipartUpload {
+  private readonly sha256: Hash = createHash('sha256');
+  private readonly completedParts: CompletedPart[] = [];
+  private readonly inFlight = new Set<Promise<void>>();
+  private pendingChunks: Buffer[] = [];
+  private pendingBytes = 0;
+  private nextPartNumber = 1;
+  private fullObjectCrc = 0n;
+  private bytesAccepted = 0;
+  private bytesUploaded = 0;
+  private failure: Error | undefined;
+
+  private constructor(
+    private readonly s3: S3Client,
+    private readonly target: MultipartTarget,
+    private readonly options: MultipartOptions,
+    readonly uploadId: string,
+  ) {}
+
+  static async create(s3: S3Client, target: MultipartTarget, options: MultipartOptions): Promise<StreamingMultipartUpload> {
+    const created = await s3.send(
+      new CreateMultipartUploadCommand({
+        Bucket: target.bucket,
+        Key: target.key,
+        ContentType: target.contentType,
+        ...(target.checksum === 'crc64nvme' ? { ChecksumAlgorithm: 'CRC64NVME', ChecksumType: 'FULL_OBJECT' } : {}),
+        ...(target.kmsKeyId ? { ServerSideEncryption: 'aws:kms', SSEKMSKeyId: target.kmsKeyId, BucketKeyEnabled: true } : {}),
+      }),
+      { abortSignal: options.signal },
+    );
+    if (!created.UploadId) throw new Error(`S3 returned no upload id for ${target.key}.`);
+    return new StreamingMultipartUpload(s3, target, options, created.UploadId);
+  }
+
+  get acceptedBytes(): number {
+    return this.bytesAccepted;
+  }
+
+  get uploadedBytes(): number {
+    return this.bytesUploaded;
+  }
+
+  /** Accepts the next bytes of the object; resolves when the caller may send more. */
+  async write(chunk: Buffer): Promise<void> {
+    this.throwIfFailed();
+    if (chunk.length === 0) return;
+    this.sha256.update(chunk);
+    this.pendingChunks.push(chunk);
+    this.pendingBytes += chunk.length;
+    this.bytesAccepted += chunk.length;
+    for (let size = this.currentPartSize(); this.pendingBytes >= size; size = this.currentPartSize()) {
+      await this.dispatchPart(this.takePendingBytes(size));
+    }
+  }
+
+  /** Uploads what is left, completes the upload, and checks that S3 holds exactly what was sent. */
+  async complete(): Promise<UploadedObject> {
+    this.throwIfFailed();
+    // A zero-byte stream still needs one (empty) part: S3 accepts a last part below 5 MiB.
+    if (this.pendingBytes > 0 || this.nextPartNumber === 1) await this.dispatchPart(this.takePendingBytes(this.pendingBytes));
+    await Promise.all(this.inFlight);
+    this.throwIfFailed();
+
+    const parts = [...this.completedParts].sort((a, b) => (a.PartNumber ?? 0) - (b.PartNumber ?? 0));
+    const enforced = this.target.checksum === 'crc64nvme';
+    const crc64nvme = crc64NvmeToBase64(this.fullObjectCrc);
+    const completed = await this.s3.send(
+      new CompleteMultipartUploadCommand({
+        Bucket: this.target.bucket,
+        Key: this.target.key,
+        UploadId: this.uploadId,
+        MultipartUpload: { Parts: parts },
+        // S3 rejects the completion (HTTP 400) if the object it assembled has another size...
+        MpuObjectSize: this.bytesAccepted,
+        // ...or, when checksums are on, another CRC64NVME than the bytes we produced.
+        ...(enforced ? { ChecksumCRC64NVME: crc64nvme, ChecksumType: 'FULL_OBJECT' } : {}),
+      }),
+      { abortSignal: this.options.signal },
+    );
+
+    // Belt and braces: some S3-compatible stores complete an upload they did not fully assemble
+    // (one seen in testing silently completed a 0-byte object when it could not parse the part
+    // list). An object that is not exactly what we sent must never get a manifest.
+    const head = await this.s3.send(
+      new HeadObjectCommand({ Bucket: this.target.bucket, Key: this.target.key, ...(completed.VersionId ? { VersionId: completed.VersionId } : {}), ...(enforced ? { ChecksumMode: 'ENABLED' } : {}) }),
+      { abortSignal: this.options.signal },
+    );
+    if (head.ContentLength !== this.bytesAccepted) {
+      throw new UploadIntegrityError(
+        `S3 reports ${head.ContentLength ?? 'no'} bytes for s3://${this.target.bucket}/${this.target.key} after completing the upload, but ${this.bytesAccepted} bytes were sent.`,
+      );
+    }
+    if (enforced && head.ChecksumCRC64NVME !== undefined && head.ChecksumCRC64NVME !== crc64nvme) {
+      throw new UploadIntegrityError(
+        `S3 reports CRC64NVME ${head.ChecksumCRC64NVME} for s3://${this.target.bucket}/${this.target.key}, but the bytes sent have ${crc64nvme}.`,
+      );
+    }
+
+    return {
+      key: this.target.key,
+      bytes: this.bytesAccepted,
+      partCount: parts.length,
+      sha256: this.sha256.digest('hex'),
+      crc64nvme,
+      s3ChecksumEnforced: enforced,
+      etag: completed.ETag,
+      versionId: completed.VersionId,
+      encryption: describeEncryption(completed.ServerSideEncryption, completed.SSEKMSKeyId),
+    };
+  }
+
+  /**
+   * Removes the upload and its stored parts, so a failed backup leaves no partial object. Waits for
+   * in-flight part uploads first (cancel them with the signal), because S3 may keep a part whose
+   * upload was still running when the abort arrived. Retries, since the usual reason to abort is
+   * that S3 was unreachable a moment ago; the bucket's lifecycle rule removes what still remains.
+   */
+  async abort(): Promise<AbortOutcome> {
+    await Promise.allSettled(this.inFlight);
+    let lastError = new Error('not attempted');
+    for (const [index, delay] of ABORT_RETRY_DELAYS_MS.entries()) {
+      if (delay > 0) await sleep(delay);
+      try {
+        await this.s3.send(new AbortMultipartUploadCommand({ Bucket: this.target.bucket, Key: this.target.key, UploadId: this.uploadId }), {
+          abortSignal: AbortSignal.timeout(20_000),
+        });
+        return { aborted: true, attempts: index + 1 };
+      } catch (error) {
+        if ((error as { name?: string }).name === 'NoSuchUpload') return { aborted: true, attempts: index + 1 };
+        lastError = error as Error;
+      }
+    }
+    return { aborted: false, attempts: ABORT_RETRY_DELAYS_MS.length, error: lastError };
+  }
+
+  private currentPartSize(): number {
+    return partSizeFor(Math.min(this.nextPartNumber, MAX_PARTS), this.options.initialPartSizeBytes);
+  }
+
+  private takePendingBytes(size: number): Buffer {
+    const part = Buffer.allocUnsafe(size);
+    let filled = 0;
+    while (filled < size) {
+      const chunk = this.pendingChunks.shift();
+      if (!chunk) throw new Error('internal: fewer pending bytes than counted');
+      const needed = size - filled;
+      if (chunk.length > needed) {
+        chunk.copy(part, filled, 0, needed);
+        this.pendingChunks.unshift(chunk.subarray(needed));
+        filled += needed;
+      } else {
+        chunk.copy(part, filled);
+        filled += chunk.length;
+      }
+    }
+    this.pendingBytes -= size;
+    return part;
+  }
+
+  private async dispatchPart(body: Buffer): Promise<void> {
+    while (this.inFlight.size >= this.options.maxPartsInFlight) await Promise.race(this.inFlight);
+    this.throwIfFailed();
+    const partNumber = this.nextPartNumber;
+    if (partNumber > MAX_PARTS) throw new Error(`The backup exceeds S3's ${MAX_PARTS}-part limit at ${this.bytesAccepted} bytes.`);
+    this.nextPartNumber += 1;
+
+    const partCrc = await crc64Nvme(body);
+    this.fullObjectCrc = partNumber === 1 ? partCrc : combineCrc64Nvme(this.fullObjectCrc, partCrc, body.length);
+    const checksum = this.target.checksum === 'crc64nvme' ? { ChecksumAlgorithm: 'CRC64NVME' as const, ChecksumCRC64NVME: crc64NvmeToBase64(partCrc) } : {};
+
+    const upload = this.s3
+      .send(
+        new UploadPartCommand({ Bucket: this.target.bucket, Key: this.target.key, UploadId: this.uploadId, PartNumber: partNumber, Body: body, ContentLength: body.length, ...checksum }),
+        { abortSignal: this.options.signal },
+      )
+      .then((response) => {
+        if (!response.ETag) throw new Error(`S3 returned no ETag for part ${partNumber}.`);
+        this.completedParts.push({ PartNumber: partNumber, ETag: response.ETag, ...(checksum.ChecksumCRC64NVME ? { ChecksumCRC64NVME: checksum.ChecksumCRC64NVME } : {}) });
+        this.bytesUploaded += body.length;
+        this.options.onPartUploaded?.({ partNumber, partBytes: body.length, uploadedBytes: this.bytesUploaded });
+      })
+      .catch((error: unknown) => {
+        this.failure ??= error instanceof Error ? error : new Error(String(error));
+      });
+    const tracked = upload.finally(() => this.inFlight.delete(tracked));
+    this.inFlight.add(tracked);
+  }
+
+  private throwIfFailed(): void {
+    if (this.failure) throw this.failure;
+  }
+}
+
+function describeEncryption(serverSideEncryption: string | undefined, kmsKeyId: string | undefined): UploadedObject['encryption'] {
+  if (serverSideEncryption === 'aws:kms' || serverSideEncryption === 'aws:kms:dsse') return { mode: 'sse-kms', ...(kmsKeyId ? { kmsKeyId } : {}) };
+  if (serverSideEncryption === 'AES256') return { mode: 'sse-s3' };
+  // S3 always encrypts new objects; a store that does not say is reported as unknown, not "none".
+  return { mode: 'unknown' };
+}

@@ -1,0 +1,107 @@
+import { createServer, request as forward, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+
+/**
+ * An HTTP proxy in front of the local S3 server that records every request and can misbehave on
+ * cue: hold part uploads (so the backup stalls mid-stream with pg_dump alive), or go down and come
+ * back (S3 unreachable mid-upload). Tests read `requests` to see what the task really sent, e.g.
+ * that it aborted its multipart upload.
+ */
+export interface RecordedRequest {
+  method: string;
+  path: string;
+  query: URLSearchParams;
+  status?: number;
+}
+
+export interface S3FaultProxy {
+  endpoint: string;
+  requests: RecordedRequest[];
+  holdPartUploads(): void;
+  releasePartUploads(): void;
+  goDown(): Promise<void>;
+  comeBack(): Promise<void>;
+  waitForRequest(predicate: (request: RecordedRequest) => boolean, timeoutMs?: number): Promise<RecordedRequest>;
+  stop(): Promise<void>;
+}
+
+export const isPartUpload = (request: RecordedRequest): boolean => request.method === 'PUT' && request.query.has('partNumber') && request.query.has('uploadId');
+export const isAbortUpload = (request: RecordedRequest): boolean => request.method === 'DELETE' && request.query.has('uploadId');
+export const isCompleteUpload = (request: RecordedRequest): boolean => request.method === 'POST' && request.query.has('uploadId');
+export const isCreateUpload = (request: RecordedRequest): boolean => request.method === 'POST' && request.query.has('uploads');
+
+export async function startS3FaultProxy(upstreamEndpoint: string): Promise<S3FaultProxy> {
+  const upstream = new URL(upstreamEndpoint);
+  const requests: RecordedRequest[] = [];
+  const sockets = new Set<Socket>();
+  const waiters: { predicate: (request: RecordedRequest) => boolean; resolve: (request: RecordedRequest) => void }[] = [];
+  let held: (() => void)[] = [];
+  let holding = false;
+
+  const pass = (incoming: IncomingMessage, outgoing: ServerResponse, record: RecordedRequest): void => {
+    const proxied = forward(
+      { host: upstream.hostname, port: upstream.port, method: incoming.method, path: incoming.url, headers: incoming.headers },
+      (response) => {
+        record.status = response.statusCode;
+        outgoing.writeHead(response.statusCode ?? 502, response.headers);
+        response.pipe(outgoing);
+      },
+    );
+    proxied.on('error', () => outgoing.destroy());
+    incoming.pipe(proxied);
+  };
+
+  const server: Server = createServer((incoming, outgoing) => {
+    const url = new URL(incoming.url ?? '/', 'http://proxy');
+    const record: RecordedRequest = { method: incoming.method ?? 'GET', path: url.pathname, query: url.searchParams };
+    requests.push(record);
+    for (const waiter of [...waiters]) {
+      if (waiter.predicate(record)) {
+        waiters.splice(waiters.indexOf(waiter), 1);
+        waiter.resolve(record);
+      }
+    }
+    // A held request's body is left unread, so TCP backpressure stalls the sender.
+    if (holding && isPartUpload(record)) held.push(() => pass(incoming, outgoing, record));
+    else pass(incoming, outgoing, record);
+  });
+  server.on('connection', (socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    requests,
+    holdPartUploads: () => {
+      holding = true;
+    },
+    releasePartUploads: () => {
+      holding = false;
+      const release = held;
+      held = [];
+      for (const resume of release) resume();
+    },
+    goDown: async () => {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const socket of sockets) socket.destroy();
+      held = [];
+      await closed;
+    },
+    comeBack: () => new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve)),
+    waitForRequest: (predicate, timeoutMs = 60_000) => {
+      const seen = requests.find(predicate);
+      if (seen) return Promise.resolve(seen);
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('timed out waiting for a matching S3 request')), timeoutMs);
+        waiters.push({ predicate, resolve: (request) => { clearTimeout(timer); resolve(request); } });
+      });
+    },
+    stop: async () => {
+      for (const socket of sockets) socket.destroy();
+      if (server.listening) await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
