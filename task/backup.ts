@@ -152,7 +152,10 @@ export async function runBackup(config: BackupConfig, dependencies: BackupDepend
   } catch (error) {
     killPipeline?.();
     if (upload) {
-      const outcome = await upload.abort();
+      const uploadId = upload.uploadId;
+      const outcome = await upload.abort((attempt, abortError) =>
+        logger.warn('could not abort the multipart upload yet; retrying', { key: dataKey, uploadId, attempt, error: redactSecrets(abortError.message) }),
+      );
       if (outcome.aborted) logger.info('multipart upload aborted', { key: dataKey, uploadId: upload.uploadId, attempts: outcome.attempts });
       else logger.warn('could not abort the multipart upload; the bucket lifecycle rule removes incomplete uploads after 1 day', { key: dataKey, uploadId: upload.uploadId, error: redactSecrets(outcome.error.message) });
     }

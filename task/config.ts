@@ -186,7 +186,9 @@ function readConnection(read: (name: string) => string | undefined, problems: st
       sslMode: undefined as SslMode | undefined,
       sslRootCert: read('PGSSLROOTCERT'),
     };
-    const urlSslMode = new URL(url.replace(/^postgres(ql)?:/i, 'http:')).searchParams.get('sslmode') ?? read('PGSSLMODE');
+    // From the parser's query parameters: re-parsing with URL would throw (the password in its `input`)
+    // on libpq's empty-host form for Unix sockets, postgresql://user:pw@/db?host=/run/postgresql.
+    const urlSslMode = typeof parsed.sslmode === 'string' ? parsed.sslmode : read('PGSSLMODE');
     settings.sslMode = checkSslMode(urlSslMode, 'sslmode in PGKEEP_DATABASE_URL', problems);
     if (!settings.host) problems.push('PGKEEP_DATABASE_URL has no host.');
     if (!settings.user) problems.push('PGKEEP_DATABASE_URL has no user name.');

@@ -178,7 +178,7 @@ export class StreamingMultipartUpload {
    * upload was still running when the abort arrived. Retries, since the usual reason to abort is
    * that S3 was unreachable a moment ago; the bucket's lifecycle rule removes what still remains.
    */
-  async abort(): Promise<AbortOutcome> {
+  async abort(onRetry?: (attempt: number, error: Error) => void): Promise<AbortOutcome> {
     await Promise.allSettled(this.inFlight);
     let lastError = new Error('not attempted');
     for (const [index, delay] of ABORT_RETRY_DELAYS_MS.entries()) {
@@ -191,6 +191,7 @@ export class StreamingMultipartUpload {
       } catch (error) {
         if ((error as { name?: string }).name === 'NoSuchUpload') return { aborted: true, attempts: index + 1 };
         lastError = error as Error;
+        if (index + 1 < ABORT_RETRY_DELAYS_MS.length) onRetry?.(index + 1, lastError);
       }
     }
     return { aborted: false, attempts: ABORT_RETRY_DELAYS_MS.length, error: lastError };

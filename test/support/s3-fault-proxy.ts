@@ -18,6 +18,8 @@ export interface S3FaultProxy {
   endpoint: string;
   requests: RecordedRequest[];
   holdPartUploads(): void;
+  /** Answers matching requests with an S3 error document instead of forwarding them. */
+  rejectRequests(predicate: (request: RecordedRequest) => boolean, error: { status: number; code: string; message: string }): void;
   releasePartUploads(): void;
   goDown(): Promise<void>;
   comeBack(): Promise<void>;
@@ -37,6 +39,7 @@ export async function startS3FaultProxy(upstreamEndpoint: string): Promise<S3Fau
   const waiters: { predicate: (request: RecordedRequest) => boolean; resolve: (request: RecordedRequest) => void }[] = [];
   let held: (() => void)[] = [];
   let holding = false;
+  const rejections: { predicate: (request: RecordedRequest) => boolean; error: { status: number; code: string; message: string } }[] = [];
 
   const pass = (incoming: IncomingMessage, outgoing: ServerResponse, record: RecordedRequest): void => {
     const proxied = forward(
@@ -61,6 +64,14 @@ export async function startS3FaultProxy(upstreamEndpoint: string): Promise<S3Fau
         waiter.resolve(record);
       }
     }
+    const rejection = rejections.find((candidate) => candidate.predicate(record));
+    if (rejection) {
+      record.status = rejection.error.status;
+      incoming.resume();
+      outgoing.writeHead(rejection.error.status, { 'content-type': 'application/xml' });
+      outgoing.end(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>${rejection.error.code}</Code><Message>${rejection.error.message}</Message></Error>`);
+      return;
+    }
     // A held request's body is left unread, so TCP backpressure stalls the sender.
     if (holding && isPartUpload(record)) held.push(() => pass(incoming, outgoing, record));
     else pass(incoming, outgoing, record);
@@ -77,6 +88,9 @@ export async function startS3FaultProxy(upstreamEndpoint: string): Promise<S3Fau
     requests,
     holdPartUploads: () => {
       holding = true;
+    },
+    rejectRequests: (predicate, error) => {
+      rejections.push({ predicate, error });
     },
     releasePartUploads: () => {
       holding = false;
