@@ -28,6 +28,8 @@ export class CatalogKeyError extends Error {
 export function encodeDatabaseSegment(database: string): string {
   if (database.length === 0) throw new CatalogKeyError('The database name is empty; give the name under which its backups are catalogued.');
   if (database.includes('\u0000')) throw new CatalogKeyError('The database name contains a NUL character, which PostgreSQL does not allow.');
+  // A lone surrogate has no UTF-8 form (Buffer.from writes U+FFFD instead), so two names would share a segment.
+  if (/\p{Cs}/u.test(database)) throw new CatalogKeyError('The database name contains an unpaired UTF-16 surrogate, which is not valid text; PostgreSQL names are UTF-8.');
   let segment = '';
   for (const character of database) {
     if (VERBATIM_SEGMENT_CHARACTER.test(character)) {
@@ -52,7 +54,12 @@ export function decodeDatabaseSegment(segment: string): string {
       bytes.push(segment.charCodeAt(index));
     }
   }
-  const decoded = new TextDecoder('utf-8', { fatal: true }).decode(Uint8Array.from(bytes));
+  let decoded: string;
+  try {
+    decoded = new TextDecoder('utf-8', { fatal: true }).decode(Uint8Array.from(bytes));
+  } catch {
+    throw new CatalogKeyError(`"${segment}" is not a database segment written by pgkeep (its bytes are not UTF-8).`);
+  }
   // Only the canonical encoding of a name is accepted, so one database has exactly one prefix.
   if (encodeDatabaseSegment(decoded) !== segment) throw new CatalogKeyError(`"${segment}" is not the canonical segment for a database name.`);
   return decoded;
@@ -70,15 +77,25 @@ export function newBackupId(startedAt: Date, randomSuffix: string = randomHex(6)
 }
 
 export function isBackupId(candidate: string): boolean {
-  return BACKUP_ID_PATTERN.test(candidate);
+  return startTimeOf(candidate) !== undefined;
 }
 
 /** The UTC instant encoded at the start of a backup id (when the backup started). */
 export function backupIdTime(backupId: string): Date {
-  const match = BACKUP_ID_PATTERN.exec(backupId);
-  if (!match) throw new CatalogKeyError(`"${backupId}" is not a pgkeep backup id (expected e.g. 20261123T183254.123Z-3f9a2c).`);
-  const [, year, month, day, hour, minute, second, millisecond] = match;
-  return new Date(`${year}-${month}-${day}T${hour}:${minute}:${second}.${millisecond}Z`);
+  const startedAt = startTimeOf(backupId);
+  if (!startedAt) throw new CatalogKeyError(`"${backupId}" is not a pgkeep backup id (expected e.g. 20261123T183254.123Z-3f9a2c).`);
+  return startedAt;
+}
+
+/** Only ids newBackupId can produce count: digits that name no real instant (month 13, 30 February,
+ * 24:00, second 60) would otherwise parse to an invalid or shifted date. */
+function startTimeOf(candidate: string): Date | undefined {
+  const match = BACKUP_ID_PATTERN.exec(candidate);
+  if (!match) return undefined;
+  const [, year, month, day, hour, minute, second, millisecond, suffix] = match;
+  const startedAt = new Date(`${year}-${month}-${day}T${hour}:${minute}:${second}.${millisecond}Z`);
+  if (Number.isNaN(startedAt.getTime()) || suffix === undefined || newBackupId(startedAt, suffix) !== candidate) return undefined;
+  return startedAt;
 }
 
 export interface BackupObjectKeys {

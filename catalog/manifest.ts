@@ -49,8 +49,8 @@ const ManifestSchema = z
       format: z.literal('custom'),
       /** The exported snapshot both the dump and the row counts were taken from. */
       snapshotId: nonEmpty,
-      /** Bytes pg_dump wrote before compression. */
-      uncompressedBytes: nonNegativeInteger,
+      /** Bytes pg_dump wrote before compression; null if the compressor did not report them. */
+      uncompressedBytes: nonNegativeInteger.nullable(),
     }),
     compression: z.object({
       algorithm: z.literal('zstd'),
@@ -80,14 +80,19 @@ const ManifestSchema = z
     if (Date.parse(manifest.finishedAt) < Date.parse(manifest.startedAt)) {
       context.addIssue({ code: 'custom', path: ['finishedAt'], message: 'is earlier than startedAt' });
     }
-    if (backupIdTime(manifest.backupId).toISOString() !== new Date(manifest.startedAt).toISOString()) {
+    // Format problems in backupId or startedAt are already reported by the field checks above.
+    const startedAt = new Date(manifest.startedAt);
+    if (isBackupId(manifest.backupId) && !Number.isNaN(startedAt.getTime()) && backupIdTime(manifest.backupId).toISOString() !== startedAt.toISOString()) {
       context.addIssue({ code: 'custom', path: ['backupId'], message: 'does not encode startedAt' });
     }
     let expectedKey: string | undefined;
     try {
       expectedKey = backupObjectKeys(manifest.database, manifest.backupId).dataKey;
-    } catch {
-      // Already reported by the field checks above.
+    } catch (error) {
+      // An invalid backup id or an empty name is already reported above; other names (e.g. with NUL) are not.
+      if (isBackupId(manifest.backupId) && manifest.database !== '') {
+        context.addIssue({ code: 'custom', path: ['database'], message: (error as Error).message });
+      }
     }
     if (expectedKey !== undefined && manifest.object.key !== expectedKey) {
       context.addIssue({ code: 'custom', path: ['object', 'key'], message: `is not the data key for this database and backup id (expected ${expectedKey})` });

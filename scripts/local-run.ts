@@ -169,15 +169,16 @@ function summarize(context: RunContext): void {
   const { backup, readBack, say } = context;
   if (!backup || !readBack) return;
   const { manifest, durationMs } = backup;
-  const ratio = manifest.object.bytes > 0 ? manifest.dump.uncompressedBytes / manifest.object.bytes : 0;
-  const throughput = manifest.dump.uncompressedBytes / 1e6 / Math.max(durationMs / 1000, 0.001);
+  const uncompressedBytes = manifest.dump.uncompressedBytes ?? Number.NaN;
+  const ratio = manifest.object.bytes > 0 ? uncompressedBytes / manifest.object.bytes : Number.NaN;
+  const throughput = uncompressedBytes / 1e6 / Math.max(durationMs / 1000, 0.001);
   const exactTables = manifest.tables.filter((table) => table.rowsSource === 'exact').length;
   const rows = manifest.tables.reduce((total, table) => total + (table.rows ?? 0), 0);
   say('');
   say('Backup summary');
   say(`  object        s3://${context.s3?.bucket}/${manifest.object.key}`);
   say(`  manifest      ${backup.backup.manifestKey}`);
-  say(`  size          ${formatBytes(manifest.object.bytes)} compressed from ${formatBytes(manifest.dump.uncompressedBytes)} (ratio ${ratio.toFixed(2)}, zstd -${manifest.compression.level})`);
+  say(`  size          ${formatBytes(manifest.object.bytes)} compressed from ${formatBytes(manifest.dump.uncompressedBytes ?? undefined)} (ratio ${ratio.toFixed(2)}, zstd -${manifest.compression.level})`);
   say(`  duration      ${(durationMs / 1000).toFixed(2)} s, ${throughput.toFixed(1)} MB/s of dump`);
   say(`  parts         ${manifest.object.partCount}`);
   say(`  sha256        ${manifest.object.sha256} (read back: ${readBack.sha256Matches ? 'matches' : 'MISMATCH'})`);
@@ -192,11 +193,11 @@ function summarize(context: RunContext): void {
       manifestKey: backup.backup.manifestKey,
       bytes: manifest.object.bytes,
       uncompressedBytes: manifest.dump.uncompressedBytes,
-      compressionRatio: Number(ratio.toFixed(3)),
+      compressionRatio: Number.isFinite(ratio) ? Number(ratio.toFixed(3)) : null,
       sha256: manifest.object.sha256,
       crc64nvme: manifest.object.crc64nvme,
       durationMs,
-      throughputMBps: Number(throughput.toFixed(1)),
+      throughputMBps: Number.isFinite(throughput) ? Number(throughput.toFixed(1)) : null,
       parts: manifest.object.partCount,
       tables: manifest.tables.length,
       rows,

@@ -132,7 +132,7 @@ export async function runBackup(config: BackupConfig, dependencies: BackupDepend
         serverVersionNum: server.serverVersionNum,
         inRecovery: server.inRecovery,
       },
-      dump: { tool: 'pg_dump', version: pgDump.version, major: pgDump.major, format: 'custom', snapshotId, uncompressedBytes: exit.uncompressedBytes ?? 0 },
+      dump: { tool: 'pg_dump', version: pgDump.version, major: pgDump.major, format: 'custom', snapshotId, uncompressedBytes: exit.uncompressedBytes ?? null },
       compression: { algorithm: 'zstd', level: config.compression.level, threads: config.compression.threads },
       encryption: uploaded.encryption,
       object: {

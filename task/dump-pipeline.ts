@@ -107,7 +107,8 @@ export function startDumpPipeline(options: DumpPipelineOptions): DumpPipeline {
 }
 
 export function parseZstdInputBytes(stderr: string): number | undefined {
-  const matches = [...stderr.matchAll(/\((\d+) B => (\d+) B/g)];
+  // zstd right-aligns the counts: "( 20000 B =>  20013 B" for small inputs.
+  const matches = [...stderr.matchAll(/\(\s*(\d+) B =>\s*(\d+) B/g)];
   const last = matches.at(-1);
   return last?.[1] === undefined ? undefined : Number(last[1]);
 }

@@ -53,13 +53,13 @@ async function main(argv: readonly string[]): Promise<number> {
       manifestKey: result.manifestKey,
       bytes: object.bytes,
       uncompressedBytes: dump.uncompressedBytes,
-      compressionRatio: object.bytes > 0 ? Number((dump.uncompressedBytes / object.bytes).toFixed(2)) : null,
+      compressionRatio: dump.uncompressedBytes !== null && object.bytes > 0 ? Number((dump.uncompressedBytes / object.bytes).toFixed(2)) : null,
       sha256: object.sha256,
       crc64nvme: object.crc64nvme,
       partCount: object.partCount,
       tables: result.manifest.tables.length,
       durationMs: result.durationMs,
-      throughputMBps: Number((dump.uncompressedBytes / 1e6 / Math.max(result.durationMs / 1000, 0.001)).toFixed(1)),
+      throughputMBps: dump.uncompressedBytes === null ? null : Number((dump.uncompressedBytes / 1e6 / Math.max(result.durationMs / 1000, 0.001)).toFixed(1)),
     });
     return EXIT_OK;
   } catch (error) {

@@ -242,6 +242,22 @@ describe('createSampleDatabase with sizeMb', () => {
     expect(orders).toBeGreaterThan(60_000);
   });
 
+  it('still creates every table when sizeMb is below the fixed part, just without orders', async () => {
+    const client = await connectTo('sample_1mb');
+
+    const summary = await createSampleDatabase(client, { sizeMb: 1 });
+    const orders = await count(client, 'SELECT count(*) FROM sales.orders');
+    const matviewPopulated = await client.query<{ ispopulated: boolean }>(`SELECT ispopulated FROM pg_matviews WHERE matviewname = 'monthly_revenue'`);
+    const firstNewOrder = await client.query<{ id: string }>(`
+      INSERT INTO sales.orders (customer_id, ordered_at, currency, subtotal, tax, shipping_address)
+      VALUES (1, now(), 'EUR', 10, 2, '{}') RETURNING id`);
+
+    expect(summary.tables).toBe(16);
+    expect(orders).toBe(0);
+    expect(matviewPopulated.rows[0]?.ispopulated).toBe(true);
+    expect(firstNewOrder.rows[0]?.id).toBe('1');
+  });
+
   it.each([0, -5, Number.NaN, Number.POSITIVE_INFINITY])('rejects sizeMb %s with advice, before touching the database', async (sizeMb) => {
     const client = await connectTo(`sample_invalid_${openClients.length}`);
 

@@ -1,0 +1,29 @@
+/**
+ * Bundles the task into one ESM file (dist/task/main.mjs): what the container runs, and what the
+ * benchmark measures. `npm run build:task`.
+ */
+import { build } from 'esbuild';
+import { fileURLToPath } from 'node:url';
+
+export const TASK_BUNDLE = fileURLToPath(new URL('../dist/task/main.mjs', import.meta.url));
+
+export async function buildTaskBundle(): Promise<string> {
+  await build({
+    entryPoints: [fileURLToPath(new URL('../task/main.ts', import.meta.url))],
+    outfile: TASK_BUNDLE,
+    bundle: true,
+    platform: 'node',
+    target: 'node20',
+    format: 'esm',
+    sourcemap: true,
+    // pg's optional native binding is never used; some CommonJS dependencies call require().
+    external: ['pg-native'],
+    banner: { js: "import { createRequire as __pgkeepCreateRequire } from 'node:module'; const require = __pgkeepCreateRequire(import.meta.url);" },
+    logLevel: 'warning',
+  });
+  return TASK_BUNDLE;
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  console.log(`built ${await buildTaskBundle()}`);
+}

@@ -1,0 +1,103 @@
+import { describe, expect, it } from 'vitest';
+import { combineCrc64Nvme, crc64Nvme, crc64NvmeFromBase64, crc64NvmeToBase64 } from '../task/crc64nvme.ts';
+
+/** mulberry32: seeded, so every run checks the same splits. */
+function mulberry32(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
+  };
+}
+
+function randomBytes(random: () => number, length: number): Buffer {
+  const bytes = Buffer.alloc(length);
+  for (let index = 0; index < length; index += 1) bytes[index] = Math.floor(random() * 256);
+  return bytes;
+}
+
+describe('crc64Nvme', () => {
+  it('gives the standard check value for "123456789"', async () => {
+    expect(await crc64Nvme(Buffer.from('123456789', 'ascii'))).toBe(0xae8b14860a799888n);
+  });
+
+  it('gives 0 for no bytes (initial value and final xor cancel out)', async () => {
+    expect(await crc64Nvme(new Uint8Array(0))).toBe(0n);
+  });
+});
+
+describe('combineCrc64Nvme', () => {
+  const random = mulberry32(64);
+  const whole = randomBytes(random, 70_000);
+
+  it('gives the CRC of A||B from the CRCs of A and B and the length of B, for random splits', async () => {
+    const splits = [0, 1, 7, 8, 9, 4_096, 65_535, 69_999, 70_000, ...Array.from({ length: 12 }, () => Math.floor(random() * 70_001))];
+    const expected = await crc64Nvme(whole);
+
+    for (const split of splits) {
+      const first = whole.subarray(0, split);
+      const second = whole.subarray(split);
+
+      const combined = combineCrc64Nvme(await crc64Nvme(first), await crc64Nvme(second), second.length);
+
+      expect({ split, crc: combined }).toEqual({ split, crc: expected });
+    }
+  });
+
+  it('is the identity when B is empty and returns CRC(B) when A is empty', async () => {
+    const bytes = whole.subarray(0, 1_000);
+    const crc = await crc64Nvme(bytes);
+
+    expect(combineCrc64Nvme(crc, 0n, 0)).toBe(crc);
+    expect(combineCrc64Nvme(0n, crc, bytes.length)).toBe(crc);
+  });
+
+  it('folds a chain of 20 parts of random sizes (some empty) into the CRC of the whole', async () => {
+    const partLengths = Array.from({ length: 20 }, (_unused, index) => (index % 7 === 3 ? 0 : 1 + Math.floor(random() * 9_000)));
+    const parts: Buffer[] = [];
+    let offset = 0;
+    for (const length of partLengths) {
+      parts.push(whole.subarray(offset, offset + length));
+      offset += length;
+    }
+
+    let folded = 0n;
+    for (const part of parts) folded = combineCrc64Nvme(folded, await crc64Nvme(part), part.length);
+
+    expect(folded).toBe(await crc64Nvme(Buffer.concat(parts)));
+  });
+
+  it('depends on the length of B (combining with the wrong length gives another CRC)', async () => {
+    const first = whole.subarray(0, 100);
+    const second = whole.subarray(100, 200);
+
+    const wrongLength = combineCrc64Nvme(await crc64Nvme(first), await crc64Nvme(second), 99);
+
+    expect(wrongLength).not.toBe(await crc64Nvme(whole.subarray(0, 200)));
+  });
+});
+
+describe('the base64 form S3 uses', () => {
+  it.each([0n, 1n, 0xae8b14860a799888n, 0xffffffffffffffffn])('round-trips %s', (crc) => {
+    const encoded = crc64NvmeToBase64(crc);
+
+    expect(encoded).toMatch(/^[A-Za-z0-9+/]{11}=$/);
+    expect(crc64NvmeFromBase64(encoded)).toBe(crc);
+  });
+
+  it('is the 8 big-endian bytes', () => {
+    expect(crc64NvmeToBase64(0xae8b14860a799888n)).toBe(Buffer.from('ae8b14860a799888', 'hex').toString('base64'));
+  });
+
+  it.each([
+    ['4 bytes', 'AAAAAA=='],
+    ['9 bytes', 'AAAAAAAAAAAA'],
+    ['nothing', ''],
+  ])('rejects base64 of %s', (_label, encoded) => {
+    expect(() => crc64NvmeFromBase64(encoded)).toThrow(RangeError);
+    expect(() => crc64NvmeFromBase64(encoded)).toThrow(/not a base64 CRC64NVME \(8 bytes\)/);
+  });
+});
