@@ -5,7 +5,12 @@
  *   2. an S3 endpoint: a local S3-protocol server (or yours: --s3-endpoint and --bucket)
  *   3. the backup task, run as its own process exactly as in the container
  *   4. read the backup back: SHA-256 against the manifest, `pg_restore --list` of the archive
- *   5. a summary (with --json, one JSON object as the last line of stdout)
+ *   5. verify-backup: the Lambda's own handler code, invoked with an S3-shaped event
+ *   6. backup-health: the Lambda's own code, for the database just backed up
+ *   7. a summary (with --json, one JSON object as the last line of stdout)
+ *
+ * There is no CloudWatch or SNS here: the metrics and alerts the functions would publish are
+ * collected and shown in the summary instead.
  *
  * Later steps of the pipeline (verification, health, retention, the restore drill) are added to
  * the STEPS list below in the order they run in AWS.
@@ -21,6 +26,12 @@ import { startThrowawayCluster, type ThrowawayCluster } from '../task/throwaway-
 import { startLocalS3 } from './local-s3.ts';
 import { createSampleDatabase } from './sample-database.ts';
 import { startTask, type TaskLogLine } from './task-process.ts';
+import { Logger } from '@aws-lambda-powertools/logger';
+import type { S3Event } from 'aws-lambda';
+import { collectingSink } from '../catalog/metrics.ts';
+import { collectingAlertSink } from '../functions/shared/alerts.ts';
+import { handleS3Event } from '../functions/verify-backup/handler.ts';
+import { checkHealth } from '../functions/backup-health/handler.ts';
 
 const USAGE = `Usage: npm start -- [options]
 
@@ -53,6 +64,8 @@ interface RunContext {
   s3?: { client: S3Client; bucket: string; env: Record<string, string>; description: string };
   backup?: { backup: Backup; manifest: Manifest; durationMs: number };
   readBack?: { sha256Matches: boolean; tocEntries: number };
+  metrics: ReturnType<typeof collectingSink>;
+  alerts: ReturnType<typeof collectingAlertSink>;
   summary: Record<string, unknown>;
 }
 
@@ -63,7 +76,57 @@ const STEPS: Step[] = [
   { title: 'S3 endpoint', run: prepareS3 },
   { title: 'backup task', run: runBackupTask },
   { title: 'read back', run: readBackBackup },
+  { title: 'verify-backup (upload check)', run: verifyUploadedBackup },
+  { title: 'backup-health', run: checkBackupHealth },
 ];
+
+/** The functions log through Powertools as in Lambda; here the run prints its own narrative. */
+const quietLogger = new Logger({ serviceName: 'pgkeep-local', logLevel: 'SILENT' });
+
+async function verifyUploadedBackup(context: RunContext): Promise<void> {
+  const { say, s3, backup } = context;
+  if (!s3 || !backup) throw new Error('internal: verification before the backup');
+  const event = s3Event(s3.bucket, backup.backup.manifestKey);
+  const [result] = await handleS3Event({ s3: s3.client, metrics: context.metrics, alerts: context.alerts, logger: quietLogger, environment: 'local', maxStreamBytes: 10 * 2 ** 30 }, event);
+  if (!result) throw new Error('verify-backup returned no result');
+  say(`  ${result.status} (${result.method === 'sha256' ? 'SHA-256 recomputed: this store reports no checksum' : result.method})${result.problems.length > 0 ? `: ${result.problems.join('; ')}` : ''}`);
+  // A second delivery of the same event, as S3 may do: it must not count twice.
+  const [again] = await handleS3Event({ s3: s3.client, metrics: context.metrics, alerts: context.alerts, logger: quietLogger, environment: 'local', maxStreamBytes: 10 * 2 ** 30 }, event);
+  say(`  duplicate delivery of the same event: ${again?.duplicate ? 'recognised, nothing counted twice' : 'NOT recognised'}`);
+  context.summary.verification = { status: result.status, method: result.method, problems: result.problems, duplicateIgnored: again?.duplicate === true };
+  if (result.status !== 'verified') throw new Error(`verification ${result.status}: ${result.problems.join('; ')} What to do: ${result.remedy}`);
+}
+
+async function checkBackupHealth(context: RunContext): Promise<void> {
+  const { say, s3, source } = context;
+  if (!s3 || !source) throw new Error('internal: health before the backup');
+  const [health] = await checkHealth({ s3: s3.client, metrics: context.metrics, logger: quietLogger, bucket: s3.bucket, environment: 'local', databases: [source.databaseName], baselineCount: 7 });
+  if (!health) throw new Error('backup-health returned no result');
+  say(`  newest verified backup: ${health.newestVerified ? `${health.newestVerified.backupId}, ${health.ageSeconds} s old, ${formatBytes(health.sizeBytes ?? undefined)}` : 'none'}`);
+  say(`  size ratio to the recent median: ${health.sizeRatio ?? 'n/a (no earlier verified backup to compare with)'}`);
+  context.summary.health = { ageSeconds: health.ageSeconds, sizeRatio: health.sizeRatio, sizeBytes: health.sizeBytes, backups: health.backups };
+}
+
+function s3Event(bucket: string, key: string): S3Event {
+  const record = {
+    eventVersion: '2.1',
+    eventSource: 'aws:s3',
+    awsRegion: 'us-east-1',
+    eventTime: new Date().toISOString(),
+    eventName: 'ObjectCreated:Put',
+    userIdentity: { principalId: 'local' },
+    requestParameters: { sourceIPAddress: '127.0.0.1' },
+    responseElements: { 'x-amz-request-id': 'local', 'x-amz-id-2': 'local' },
+    s3: {
+      s3SchemaVersion: '1.0',
+      configurationId: 'pgkeep-verify',
+      bucket: { name: bucket, ownerIdentity: { principalId: 'local' }, arn: `arn:aws:s3:::${bucket}` },
+      // S3 URL-encodes keys in events, with spaces as '+'.
+      object: { key: encodeURIComponent(key).replace(/%2F/g, '/').replace(/%20/g, '+'), size: 0, eTag: '', sequencer: '0' },
+    },
+  };
+  return { Records: [record] };
+}
 
 async function prepareSourceDatabase(context: RunContext): Promise<void> {
   const { options, say } = context;
@@ -245,7 +308,7 @@ async function main(): Promise<number> {
   };
   // With --json, stdout carries only the JSON summary; the narrative goes to stderr.
   const say = options.json ? (line: string) => process.stderr.write(`${line}\n`) : (line: string) => process.stdout.write(`${line}\n`);
-  const context: RunContext = { options, say, cleanups: [], summary: {} };
+  const context: RunContext = { options, say, cleanups: [], summary: {}, metrics: collectingSink(), alerts: collectingAlertSink() };
   const started = Date.now();
   let ok = false;
   let error: string | undefined;
@@ -255,6 +318,7 @@ async function main(): Promise<number> {
       await step.run(context);
     }
     summarize(context);
+    reportCollected(context);
     ok = true;
   } catch (caught) {
     error = (caught as Error).message;
@@ -268,6 +332,14 @@ async function main(): Promise<number> {
     say(ok ? '\nOK: the backup was made, uploaded, read back and its checksum matches.' : '');
   }
   return ok ? 0 : 1;
+}
+
+function reportCollected(context: RunContext): void {
+  const names = [...new Set(context.metrics.published.map((datum) => datum.MetricName))];
+  context.say(`  metrics       ${names.join(', ') || 'none'} (would go to CloudWatch)`);
+  context.say(`  alerts        ${context.alerts.sent.length === 0 ? 'none' : context.alerts.sent.map((alert) => alert.subject).join('; ')}`);
+  context.summary.metricsPublished = names;
+  context.summary.alerts = context.alerts.sent.map((alert) => alert.subject);
 }
 
 function describeFailure(line: TaskLogLine | undefined): string {

@@ -110,6 +110,8 @@ export async function startLocalS3(options: { bucket?: string; port?: number } =
       AWS_REGION: region,
       AWS_ACCESS_KEY_ID: credentials.accessKeyId,
       AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey,
+      // There is no CloudWatch here, and nothing in a local run may leave loopback.
+      PGKEEP_METRICS: 'off',
     }),
     stop: async () => {
       if (stopped) return;

@@ -6,7 +6,8 @@
  */
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { runBackup } from './backup.ts';
-import { loadBackupConfig } from './config.ts';
+import { failureMetrics, publishBackupMetrics, successMetrics } from './backup-metrics.ts';
+import { loadBackupConfig, type BackupConfig } from './config.ts';
 import { BackupFailure, redactSecrets } from './errors.ts';
 import { createTaskLogger } from './logger.ts';
 import { createS3Client } from './s3.ts';
@@ -41,10 +42,12 @@ async function main(argv: readonly string[]): Promise<number> {
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
 
+  let config: BackupConfig | undefined;
   try {
-    const config = loadBackupConfig(process.env);
+    config = loadBackupConfig(process.env);
     logger.appendKeys({ database: config.catalogDatabase, environment: config.environment });
     const result = await runBackup(config, { s3: createS3Client(config.s3), logger, signal: stop.signal });
+    await publishBackupMetrics(config, successMetrics(result.manifest, result.durationMs), logger);
     const { object, dump } = result.manifest;
     logger.info('backup completed', {
       backupId: result.manifest.backupId,
@@ -63,6 +66,7 @@ async function main(argv: readonly string[]): Promise<number> {
     });
     return EXIT_OK;
   } catch (error) {
+    if (config) await publishBackupMetrics(config, failureMetrics, logger);
     if (error instanceof BackupFailure) {
       logger.error('backup failed', { stage: error.stage, error: redactSecrets(error.message), remedy: error.remedy });
       if (error.stage === 'configuration') return EXIT_MISCONFIGURED;

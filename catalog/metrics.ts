@@ -1,0 +1,82 @@
+import { CloudWatchClient, PutMetricDataCommand, type MetricDatum, type StandardUnit } from '@aws-sdk/client-cloudwatch';
+
+/**
+ * Every CloudWatch metric pgkeep publishes: one namespace, dimensions Environment and Database.
+ * The task, the Lambdas and the CDK alarms all take names from here, so an alarm can never watch a
+ * metric nobody publishes.
+ */
+export const METRICS_NAMESPACE = 'pgkeep';
+
+export const METRIC = {
+  /** 1 per finished backup (task). */
+  backupSucceeded: 'BackupSucceeded',
+  /** 1 per failed backup the task could report (a crash is caught by the task-failure rule). */
+  backupFailed: 'BackupFailed',
+  backupBytes: 'BackupBytes',
+  backupDurationSeconds: 'BackupDurationSeconds',
+  backupThroughputMBps: 'BackupThroughputMBps',
+  backupCompressionRatio: 'BackupCompressionRatio',
+  /** verify-backup: one of these three per manifest. */
+  backupVerified: 'BackupVerified',
+  backupVerificationFailed: 'BackupVerificationFailed',
+  backupUnverifiable: 'BackupUnverifiable',
+  /** backup-health: about the newest verified backup; absent when there is none. */
+  newestVerifiedBackupAgeSeconds: 'NewestVerifiedBackupAgeSeconds',
+  newestVerifiedBackupBytes: 'NewestVerifiedBackupBytes',
+  /** newest verified size / median of the recent verified ones before it. */
+  newestVerifiedBackupSizeRatio: 'NewestVerifiedBackupSizeRatio',
+} as const;
+
+export type MetricName = (typeof METRIC)[keyof typeof METRIC];
+
+export interface MetricScope {
+  environment: string;
+  database: string;
+}
+
+export interface MetricValue {
+  name: MetricName;
+  value: number;
+  unit: StandardUnit;
+}
+
+export function metricData(scope: MetricScope, values: readonly MetricValue[], timestamp = new Date()): MetricDatum[] {
+  return values.map((metric) => ({
+    MetricName: metric.name,
+    Value: metric.value,
+    Unit: metric.unit,
+    Timestamp: timestamp,
+    Dimensions: [
+      { Name: 'Environment', Value: scope.environment },
+      { Name: 'Database', Value: scope.database },
+    ],
+  }));
+}
+
+/** Where metrics go: CloudWatch in AWS; in the local run, the run's own report. */
+export interface MetricsSink {
+  publish(data: readonly MetricDatum[]): Promise<void>;
+}
+
+export function cloudWatchSink(client: CloudWatchClient = new CloudWatchClient({}), namespace = METRICS_NAMESPACE): MetricsSink {
+  return {
+    async publish(data) {
+      // PutMetricData takes at most 1,000 values per call.
+      for (let start = 0; start < data.length; start += 1000) {
+        await client.send(new PutMetricDataCommand({ Namespace: namespace, MetricData: data.slice(start, start + 1000) }));
+      }
+    },
+  };
+}
+
+/** Keeps what would have been published, for the local run's report and for tests. */
+export function collectingSink(): MetricsSink & { published: MetricDatum[] } {
+  const published: MetricDatum[] = [];
+  return {
+    published,
+    async publish(data) {
+      published.push(...data);
+      return Promise.resolve();
+    },
+  };
+}

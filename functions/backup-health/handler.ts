@@ -1,0 +1,62 @@
+import { Logger } from '@aws-lambda-powertools/logger';
+import { S3Client } from '@aws-sdk/client-s3';
+import { cloudWatchSink, metricData, type MetricsSink } from '../../catalog/metrics.ts';
+import { numberSetting, requiredSetting } from '../shared/settings.ts';
+import { assessDatabaseHealth, healthMetrics, type DatabaseHealth } from './health.ts';
+
+/**
+ * backup-health: scheduled (hourly). Settings (set by the stack): PGKEEP_BUCKET,
+ * PGKEEP_ENVIRONMENT, PGKEEP_DATABASES (JSON array of catalog names), PGKEEP_HEALTH_BASELINE_COUNT
+ * (default 7).
+ */
+export interface HealthDependencies {
+  s3: S3Client;
+  metrics: MetricsSink;
+  logger: Logger;
+  bucket: string;
+  environment: string;
+  databases: string[];
+  baselineCount: number;
+  now?: () => Date;
+}
+
+export async function checkHealth(dependencies: HealthDependencies): Promise<DatabaseHealth[]> {
+  const now = dependencies.now?.() ?? new Date();
+  const results: DatabaseHealth[] = [];
+  for (const database of dependencies.databases) {
+    const health = await assessDatabaseHealth(dependencies.s3, { bucket: dependencies.bucket, database, now, baselineCount: dependencies.baselineCount });
+    await dependencies.metrics.publish(metricData({ environment: dependencies.environment, database }, healthMetrics(health), now));
+    if (health.newestVerified) dependencies.logger.info('backup health', { ...health });
+    else dependencies.logger.warn('no verified backup: the stale alarm fires (missing data counts as breaching)', { ...health });
+    results.push(health);
+  }
+  return results;
+}
+
+export function parseDatabases(raw: string): string[] {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    throw new Error('PGKEEP_DATABASES is not JSON: expected an array of database names, e.g. ["orders","billing"].');
+  }
+  if (!Array.isArray(parsed) || parsed.some((name) => typeof name !== 'string' || name === '')) {
+    throw new Error('PGKEEP_DATABASES must be a JSON array of non-empty database names.');
+  }
+  return parsed as string[];
+}
+
+const logger = new Logger({ serviceName: 'pgkeep-backup-health' });
+
+export const handler = async (): Promise<{ databases: number; withoutVerifiedBackup: string[] }> => {
+  const results = await checkHealth({
+    s3: new S3Client({}),
+    metrics: cloudWatchSink(),
+    logger,
+    bucket: requiredSetting(process.env, 'PGKEEP_BUCKET', 'the backup bucket name'),
+    environment: requiredSetting(process.env, 'PGKEEP_ENVIRONMENT', 'the environment name'),
+    databases: parseDatabases(requiredSetting(process.env, 'PGKEEP_DATABASES', 'a JSON array of database names')),
+    baselineCount: numberSetting(process.env, 'PGKEEP_HEALTH_BASELINE_COUNT', 7),
+  });
+  return { databases: results.length, withoutVerifiedBackup: results.filter((result) => !result.newestVerified).map((result) => result.database) };
+};

@@ -1,0 +1,83 @@
+import type { S3Client } from '@aws-sdk/client-s3';
+import { listBackups } from '../../catalog/listing.ts';
+import { METRIC, type MetricValue } from '../../catalog/metrics.ts';
+import { readVerification } from '../../catalog/verification.ts';
+
+/**
+ * How one database's backups stand: the age and size of its newest *verified* backup, and that
+ * size relative to the median of the verified backups before it (a sudden drop means a backup
+ * that "succeeded" but is missing data). Unverified backups never count: a fresh backup that
+ * failed verification must not hide the fact that the last good one is getting old.
+ */
+export interface DatabaseHealth {
+  database: string;
+  /** Finished backups (manifest and data present). */
+  backups: number;
+  newestVerified: { backupId: string; startedAt: string; bytes: number } | undefined;
+  ageSeconds: number | null;
+  sizeBytes: number | null;
+  /** null when there is no earlier verified backup to compare with. */
+  sizeRatio: number | null;
+  recentMedianBytes: number | null;
+  /** Backups newer than the newest verified one: failed, unverifiable or not yet verified. */
+  newerUnverified: number;
+}
+
+export interface AssessOptions {
+  bucket: string;
+  database: string;
+  now: Date;
+  /** How many earlier verified backups form the size baseline. */
+  baselineCount: number;
+  /** Upper bound on tag reads per database per run (cost bound for huge catalogs). */
+  maxTagReads?: number;
+}
+
+export async function assessDatabaseHealth(s3: S3Client, options: AssessOptions): Promise<DatabaseHealth> {
+  const backups = await listBackups(s3, { bucket: options.bucket, database: options.database });
+  const verified: { backupId: string; startedAt: Date; bytes: number }[] = [];
+  let newerUnverified = 0;
+  let tagReads = 0;
+  for (let index = backups.length - 1; index >= 0 && verified.length <= options.baselineCount; index -= 1) {
+    if (tagReads >= (options.maxTagReads ?? 200)) break;
+    const backup = backups[index];
+    if (!backup) continue;
+    tagReads += 1;
+    const verification = await readVerification(s3, options.bucket, backup.dataKey);
+    if (verification?.status === 'verified') verified.push({ backupId: backup.backupId, startedAt: backup.startedAt, bytes: backup.dataBytes });
+    else if (verified.length === 0) newerUnverified += 1;
+  }
+
+  const [newest, ...earlier] = verified;
+  const recentMedianBytes = earlier.length > 0 ? median(earlier.map((backup) => backup.bytes)) : null;
+  return {
+    database: options.database,
+    backups: backups.length,
+    newestVerified: newest ? { backupId: newest.backupId, startedAt: newest.startedAt.toISOString(), bytes: newest.bytes } : undefined,
+    ageSeconds: newest ? Math.max(0, Math.round((options.now.getTime() - newest.startedAt.getTime()) / 1000)) : null,
+    sizeBytes: newest ? newest.bytes : null,
+    sizeRatio: newest && recentMedianBytes ? Number((newest.bytes / recentMedianBytes).toFixed(4)) : null,
+    recentMedianBytes,
+    newerUnverified,
+  };
+}
+
+/**
+ * The metrics for one database. A database with no verified backup publishes none: its stale
+ * alarm treats missing data as breaching, so "never backed up" and "health check not running"
+ * both alarm, and no sentinel value can be mistaken for a real age.
+ */
+export function healthMetrics(health: DatabaseHealth): MetricValue[] {
+  const values: MetricValue[] = [];
+  if (health.ageSeconds !== null) values.push({ name: METRIC.newestVerifiedBackupAgeSeconds, value: health.ageSeconds, unit: 'Seconds' });
+  if (health.sizeBytes !== null) values.push({ name: METRIC.newestVerifiedBackupBytes, value: health.sizeBytes, unit: 'Bytes' });
+  if (health.sizeRatio !== null) values.push({ name: METRIC.newestVerifiedBackupSizeRatio, value: health.sizeRatio, unit: 'None' });
+  return values;
+}
+
+export function median(values: readonly number[]): number {
+  if (values.length === 0) throw new RangeError('median of nothing');
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? (sorted[middle] ?? 0) : ((sorted[middle - 1] ?? 0) + (sorted[middle] ?? 0)) / 2;
+}
