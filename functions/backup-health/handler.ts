@@ -40,8 +40,8 @@ export function parseDatabases(raw: string): string[] {
   } catch {
     throw new Error('PGKEEP_DATABASES is not JSON: expected an array of database names, e.g. ["orders","billing"].');
   }
-  if (!Array.isArray(parsed) || parsed.some((name) => typeof name !== 'string' || name === '')) {
-    throw new Error('PGKEEP_DATABASES must be a JSON array of non-empty database names.');
+  if (!Array.isArray(parsed) || parsed.length === 0 || parsed.some((name) => typeof name !== 'string' || name === '')) {
+    throw new Error('PGKEEP_DATABASES must be a non-empty JSON array of database names: a health check of nothing would alarm on nothing.');
   }
   return parsed as string[];
 }

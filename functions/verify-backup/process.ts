@@ -4,7 +4,7 @@ import { backupObjectKeys, parseBackupKey } from '../../catalog/keys.ts';
 import { METRIC, metricData, type MetricsSink } from '../../catalog/metrics.ts';
 import { mergeTags, readVerification, verificationTags, type VerificationStatus } from '../../catalog/verification.ts';
 import type { AlertSink } from '../shared/alerts.ts';
-import { verifyBackup, type VerificationReport } from './verify.ts';
+import { ManifestGoneError, verifyBackup, type VerificationReport } from './verify.ts';
 
 export interface VerifyDependencies {
   s3: S3Client;
@@ -16,7 +16,8 @@ export interface VerifyDependencies {
   now?: () => Date;
 }
 
-export type ProcessedManifest = VerificationReport & { duplicate: boolean };
+/** duplicate: already verified (a repeated event). manifestGone: deleted before it could be checked. */
+export type ProcessedManifest = VerificationReport & { duplicate: boolean; manifestGone?: boolean };
 
 const STATUS_METRIC: Record<VerificationStatus, (typeof METRIC)[keyof typeof METRIC]> = {
   verified: METRIC.backupVerified,
@@ -43,7 +44,16 @@ export async function processManifest(dependencies: VerifyDependencies, event: {
     return { ...reportFromKey(event.manifestKey), status: previous.status, method: previous.method ?? 'none', duplicate: true };
   }
 
-  const report = await verifyBackup({ s3, bucket: event.bucket, manifestKey: event.manifestKey, maxStreamBytes: dependencies.maxStreamBytes, ...(event.deadline ? { deadline: event.deadline } : {}) });
+  let report: VerificationReport;
+  try {
+    report = await verifyBackup({ s3, bucket: event.bucket, manifestKey: event.manifestKey, maxStreamBytes: dependencies.maxStreamBytes, ...(event.deadline ? { deadline: event.deadline } : {}) });
+  } catch (error) {
+    // Nothing claims a backup any more (deleted by hand or by retention): nothing to verify or
+    // count, and retrying would only fail the same way.
+    if (!(error instanceof ManifestGoneError)) throw error;
+    logger.warn('manifest deleted before verification; nothing to verify', { manifestKey: event.manifestKey });
+    return { ...reportFromKey(event.manifestKey), status: 'failed', problems: [error.message], duplicate: false, manifestGone: true };
+  }
   const tags = verificationTags({ status: report.status, method: report.method, at: now() });
   if (report.dataObjectExists && report.dataKey) await mergeTags(s3, event.bucket, report.dataKey, tags);
 

@@ -40,6 +40,11 @@ export interface VerifyOptions {
 
 const MAX_MANIFEST_BYTES = 16 * 1024 * 1024;
 
+/** The manifest named by the event no longer exists (deleted before verification ran). */
+export class ManifestGoneError extends Error {
+  override name = 'ManifestGoneError';
+}
+
 export async function verifyBackup({ s3, bucket, manifestKey, maxStreamBytes, deadline }: VerifyOptions): Promise<VerificationReport> {
   const parsedKey = parseBackupKey(manifestKey);
   const dataKey = parsedKey ? backupObjectKeys(parsedKey.database, parsedKey.backupId).dataKey : undefined;
@@ -56,7 +61,10 @@ export async function verifyBackup({ s3, bucket, manifestKey, maxStreamBytes, de
 
   let manifest: Manifest;
   try {
-    const manifestObject = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: manifestKey }));
+    const manifestObject = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: manifestKey })).catch((error: unknown) => {
+      if ((error as { name?: string }).name === 'NoSuchKey') throw new ManifestGoneError(`${manifestKey} no longer exists.`);
+      throw error;
+    });
     if ((manifestObject.ContentLength ?? 0) > MAX_MANIFEST_BYTES) throw new ManifestError(`${manifestKey} is ${manifestObject.ContentLength} bytes, far larger than any manifest pgkeep writes.`);
     manifest = parseManifest(await manifestObject.Body!.transformToString(), manifestKey);
   } catch (error) {

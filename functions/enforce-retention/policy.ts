@@ -1,0 +1,164 @@
+/**
+ * Grandfather-father-son retention that can never delete the last good backup.
+ *
+ * Pure: given one database's backups and a policy, decide what to keep and what to delete, each
+ * with its reasons. Only *verified* backups fill GFS slots or count toward the floor; a backup that
+ * failed verification, or could not be verified, never stands in for a good one. The rules, in the
+ * order they protect:
+ *
+ *   1. Nothing under S3 Object Lock is deleted (S3 would refuse anyway).
+ *   2. Nothing is deleted while the database has no verified backup at all: nothing is proven good,
+ *      so nothing is provably redundant.
+ *   3. The newest verified backup is kept.
+ *   4. At least `minVerified` verified backups are kept, when that many exist.
+ *   5. Every backup newer than the newest verified one is kept: it may be the freshest data, and
+ *      deleting it cannot make anything safer.
+ *   6. A backup not yet verified is kept for `unverifiedGraceHours` after it started (verification
+ *      runs within minutes of the upload; this covers delays).
+ *   7. The GFS slots: the newest verified backup of each of the last N days, ISO weeks, months and
+ *      years that have one, in the configured time zone.
+ *
+ * Everything else is deleted. Running the plan again on what it kept deletes nothing more.
+ */
+export type RetentionVerification = 'verified' | 'failed' | 'unverifiable' | 'pending';
+export type RetentionTier = 'daily' | 'weekly' | 'monthly' | 'yearly';
+
+export interface RetentionCandidate {
+  backupId: string;
+  startedAt: Date;
+  verification: RetentionVerification;
+  bytes: number;
+  /** S3 Object Lock retain-until date, if any. */
+  retainUntil?: Date;
+}
+
+export interface RetentionPolicy {
+  daily: number;
+  weekly: number;
+  monthly: number;
+  yearly: number;
+  /** IANA time zone in which days, weeks, months and years are counted. */
+  timezone: string;
+  minVerified: number;
+  unverifiedGraceHours: number;
+}
+
+export interface RetentionDecision {
+  backupId: string;
+  startedAt: Date;
+  action: 'keep' | 'delete';
+  /** Why, in words an operator can check; at least one. */
+  reasons: string[];
+  /** The longest-lived GFS slot the backup fills, for tiered storage; undefined if none. */
+  tier: RetentionTier | undefined;
+}
+
+const TIER_ORDER: readonly RetentionTier[] = ['daily', 'weekly', 'monthly', 'yearly'];
+
+export function validatePolicy(policy: RetentionPolicy): void {
+  for (const field of ['daily', 'weekly', 'monthly', 'yearly', 'minVerified', 'unverifiedGraceHours'] as const) {
+    const value = policy[field];
+    if (!Number.isInteger(value) || value < 0) throw new RangeError(`retention.${field} must be a whole number ≥ 0 (got ${value}).`);
+  }
+  if (policy.minVerified < 1) throw new RangeError('retention.minVerified must be at least 1: the newest verified backup is always kept.');
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: policy.timezone });
+  } catch {
+    throw new RangeError(`retention.timezone "${policy.timezone}" is not an IANA time zone.`);
+  }
+}
+
+export function planRetention(candidates: readonly RetentionCandidate[], policy: RetentionPolicy, now: Date): RetentionDecision[] {
+  validatePolicy(policy);
+  const newestFirst = [...candidates].sort((a, b) => b.startedAt.getTime() - a.startedAt.getTime() || (a.backupId < b.backupId ? 1 : -1));
+  const reasons = new Map<string, string[]>(newestFirst.map((backup) => [backup.backupId, []]));
+  const tiers = new Map<string, RetentionTier>();
+  const keep = (backup: RetentionCandidate, reason: string): void => {
+    reasons.get(backup.backupId)?.push(reason);
+  };
+  const verifiedNewestFirst = newestFirst.filter((backup) => backup.verification === 'verified');
+  const newestVerified = verifiedNewestFirst[0];
+
+  for (const backup of newestFirst) {
+    if (backup.retainUntil && backup.retainUntil.getTime() > now.getTime()) keep(backup, `under S3 Object Lock until ${backup.retainUntil.toISOString()}`);
+    if (!newestVerified) keep(backup, 'no verified backup exists yet: nothing is proven good, so nothing is deleted');
+    else if (backup.startedAt.getTime() > newestVerified.startedAt.getTime()) keep(backup, `newer than the newest verified backup (${newestVerified.backupId})`);
+    if (backup.verification === 'pending' && now.getTime() - backup.startedAt.getTime() < policy.unverifiedGraceHours * 3_600_000) {
+      keep(backup, `awaiting verification (within the ${policy.unverifiedGraceHours} h grace period)`);
+    }
+  }
+
+  // GFS: per period kind, the newest verified backup of each of the most recent N periods.
+  const periodOf = periodFunctions(policy.timezone);
+  for (const tier of TIER_ORDER) {
+    const limit = policy[tier];
+    const seen = new Set<string>();
+    for (const backup of verifiedNewestFirst) {
+      if (seen.size >= limit) break;
+      const period = periodOf[tier](backup.startedAt);
+      if (seen.has(period)) continue;
+      seen.add(period);
+      keep(backup, `${tier} ${period}`);
+      tiers.set(backup.backupId, tier); // TIER_ORDER ascends, so the longest-lived slot wins
+    }
+  }
+
+  // Floors, counted over verified backups only.
+  if (newestVerified) keep(newestVerified, 'newest verified backup');
+  let keptVerified = verifiedNewestFirst.filter((backup) => (reasons.get(backup.backupId)?.length ?? 0) > 0).length;
+  for (const backup of verifiedNewestFirst) {
+    if (keptVerified >= policy.minVerified) break;
+    const own = reasons.get(backup.backupId) ?? [];
+    if (own.length > 0) continue;
+    keep(backup, `floor: keep at least ${policy.minVerified} verified backups`);
+    keptVerified += 1;
+  }
+
+  return newestFirst.map((backup) => {
+    const own = reasons.get(backup.backupId) ?? [];
+    if (own.length > 0) return { backupId: backup.backupId, startedAt: backup.startedAt, action: 'keep', reasons: own, tier: tiers.get(backup.backupId) };
+    const why =
+      backup.verification === 'verified'
+        ? 'verified, but outside every daily/weekly/monthly/yearly slot and above the floor'
+        : backup.verification === 'pending'
+          ? `never verified within the ${policy.unverifiedGraceHours} h grace period, and older than the newest verified backup`
+          : `verification ${backup.verification === 'failed' ? 'failed' : 'was impossible'}, and older than the newest verified backup`;
+    return { backupId: backup.backupId, startedAt: backup.startedAt, action: 'delete', reasons: [why], tier: undefined };
+  });
+}
+
+/** Period labels in a time zone: 2026-11-23, 2026-W48, 2026-11, 2026. */
+function periodFunctions(timezone: string): Record<RetentionTier, (instant: Date) => string> {
+  const format = new Intl.DateTimeFormat('en-CA', { timeZone: timezone, year: 'numeric', month: '2-digit', day: '2-digit' });
+  const localDate = (instant: Date): { year: number; month: number; day: number } => {
+    const parts = Object.fromEntries(format.formatToParts(instant).map((part) => [part.type, part.value]));
+    return { year: Number(parts.year), month: Number(parts.month), day: Number(parts.day) };
+  };
+  const pad = (value: number, width = 2): string => String(value).padStart(width, '0');
+  return {
+    daily: (instant) => {
+      const { year, month, day } = localDate(instant);
+      return `${pad(year, 4)}-${pad(month)}-${pad(day)}`;
+    },
+    weekly: (instant) => {
+      const { year, month, day } = localDate(instant);
+      const { isoYear, isoWeek } = isoWeekOf(year, month, day);
+      return `${pad(isoYear, 4)}-W${pad(isoWeek)}`;
+    },
+    monthly: (instant) => {
+      const { year, month } = localDate(instant);
+      return `${pad(year, 4)}-${pad(month)}`;
+    },
+    yearly: (instant) => pad(localDate(instant).year, 4),
+  };
+}
+
+/** ISO 8601 week of a calendar date (weeks start on Monday; week 1 holds the first Thursday). */
+export function isoWeekOf(year: number, month: number, day: number): { isoYear: number; isoWeek: number } {
+  const date = new Date(Date.UTC(year, month - 1, day));
+  const weekday = date.getUTCDay() || 7; // Monday 1 … Sunday 7
+  date.setUTCDate(date.getUTCDate() + 4 - weekday); // the Thursday of this week decides its year
+  const isoYear = date.getUTCFullYear();
+  const firstDay = Date.UTC(isoYear, 0, 1);
+  return { isoYear, isoWeek: Math.ceil(((date.getTime() - firstDay) / 86_400_000 + 1) / 7) };
+}

@@ -1,0 +1,279 @@
+/**
+ * verify-backup against backups the real backup task wrote: the task runs as its own process
+ * against a throwaway PostgreSQL and the local S3 server, then each test damages its own backup
+ * (its own catalog name) the way things go wrong in a bucket and runs the function's code on it.
+ *
+ * The local server reports no checksums, so every check here takes the SHA-256 path (the task's
+ * manifest says s3ChecksumEnforced: false); the CRC64NVME path is covered in verify-backup.test.ts.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { Logger } from '@aws-lambda-powertools/logger';
+import type { S3Event } from 'aws-lambda';
+import type pg from 'pg';
+import { findNewestBackup, type Backup } from '../catalog/listing.ts';
+import { METRIC, collectingSink } from '../catalog/metrics.ts';
+import { VERIFICATION_TAG, readTags } from '../catalog/verification.ts';
+import { collectingAlertSink } from '../functions/shared/alerts.ts';
+import { handleS3Event } from '../functions/verify-backup/handler.ts';
+import { processManifest, type VerifyDependencies } from '../functions/verify-backup/process.ts';
+import { verifyBackup } from '../functions/verify-backup/verify.ts';
+import { startLocalS3, type LocalS3 } from '../scripts/local-s3.ts';
+import { startTask } from '../scripts/task-process.ts';
+import { startThrowawayCluster, type ThrowawayCluster } from '../task/throwaway-cluster.ts';
+import { manifestOf, withClient } from './support/backup-harness.ts';
+
+const SOURCE_DATABASE = 'tiny';
+/** One catalog name per test, so no test sees another's damage or tags. */
+const CATALOG = {
+  intact: 'verify-intact',
+  flipped: 'verify-flipped',
+  missingData: 'verify-missing-data',
+  schemaOnlyManifest: 'verify-bad-manifest',
+  invalidJsonManifest: 'verify-invalid-json',
+  // A space and a '+', which S3 event keys encode ('+' and %2B), on top of pgkeep's own %XX.
+  redelivered: 'verify again+1',
+  tooLarge: 'verify-too-large',
+} as const;
+const STATUS_METRICS: readonly string[] = [METRIC.backupVerified, METRIC.backupVerificationFailed, METRIC.backupUnverifiable];
+
+let cluster: ThrowawayCluster;
+let localS3: LocalS3;
+let s3: S3Client;
+const backups = new Map<string, Backup>();
+
+beforeAll(async () => {
+  [cluster, localS3] = await Promise.all([startThrowawayCluster(), startLocalS3({ bucket: 'pgkeep-verify-test' })]);
+  s3 = localS3.client();
+  await cluster.createDatabase(SOURCE_DATABASE);
+  await withClient(cluster.connectionString(SOURCE_DATABASE), createTinyDatabase);
+
+  // Two at a time: the machine has two cores.
+  const names = Object.values(CATALOG);
+  for (let start = 0; start < names.length; start += 2) {
+    await Promise.all(names.slice(start, start + 2).map(runBackup));
+  }
+});
+
+afterAll(async () => {
+  await localS3?.stop();
+  await cluster?.stop();
+});
+
+async function createTinyDatabase(client: pg.Client): Promise<void> {
+  await client.query('CREATE TABLE customers (id integer PRIMARY KEY, name text NOT NULL)');
+  await client.query('CREATE TABLE orders (id integer PRIMARY KEY, customer_id integer NOT NULL REFERENCES customers, total numeric(10, 2) NOT NULL)');
+  await client.query('CREATE TABLE audit_log (id serial PRIMARY KEY, note text)');
+  await client.query("INSERT INTO customers SELECT g, 'customer ' || md5(g::text) FROM generate_series(1, 2000) g");
+  await client.query('INSERT INTO orders SELECT g, 1 + g % 2000, (g % 997) / 3.0 FROM generate_series(1, 10000) g');
+}
+
+async function runBackup(catalogName: string): Promise<void> {
+  const exit = await startTask({
+    command: 'backup',
+    env: { ...cluster.env(SOURCE_DATABASE), ...localS3.taskEnvironment(), PGKEEP_ENVIRONMENT: 'test', PGKEEP_DATABASE_NAME: catalogName },
+  }).exited;
+  if (exit.code !== 0) throw new Error(`the backup task failed for ${catalogName}: ${JSON.stringify(exit.logs)}`);
+  const backup = await findNewestBackup(s3, { bucket: localS3.bucket, database: catalogName });
+  if (!backup) throw new Error(`the backup task wrote no backup for ${catalogName}`);
+  backups.set(catalogName, backup);
+}
+
+function backupOf(catalogName: string): Backup {
+  const backup = backups.get(catalogName);
+  if (!backup) throw new Error(`no backup was made for ${catalogName}`);
+  return backup;
+}
+
+function dependencies(overrides: Partial<VerifyDependencies> = {}) {
+  const metrics = collectingSink();
+  const alerts = collectingAlertSink();
+  const deps: VerifyDependencies = {
+    s3,
+    metrics,
+    alerts,
+    logger: new Logger({ logLevel: 'SILENT' }),
+    environment: 'test',
+    maxStreamBytes: 64 * 2 ** 20,
+    ...overrides,
+  };
+  return { deps, metrics, alerts };
+}
+
+async function tagsOf(key: string): Promise<Record<string, string>> {
+  return Object.fromEntries((await readTags(s3, localS3.bucket, key)).map((tag): [string, string] => [tag.Key ?? '', tag.Value ?? '']));
+}
+
+function statusMetricsIn(published: readonly { MetricName?: string | undefined }[]): string[] {
+  return published.map((datum) => datum.MetricName ?? '').filter((name) => STATUS_METRICS.includes(name));
+}
+
+/** Rewrites the data object with one byte inverted in the middle: same size, different content. */
+async function flipMiddleByte(key: string): Promise<void> {
+  const object = await s3.send(new GetObjectCommand({ Bucket: localS3.bucket, Key: key }));
+  const bytes = Buffer.from(await object.Body!.transformToByteArray());
+  const middle = Math.floor(bytes.length / 2);
+  bytes[middle] = (bytes[middle] ?? 0) ^ 0xff;
+  await s3.send(new PutObjectCommand({ Bucket: localS3.bucket, Key: key, Body: bytes }));
+}
+
+/** The event S3 sends for a new object: the key URL-encoded, spaces as '+'. */
+function objectCreatedEvent(bucket: string, key: string): S3Event {
+  return {
+    Records: [
+      {
+        eventVersion: '2.1',
+        eventSource: 'aws:s3',
+        awsRegion: 'us-east-1',
+        eventTime: new Date().toISOString(),
+        eventName: 'ObjectCreated:CompleteMultipartUpload',
+        userIdentity: { principalId: 'test' },
+        requestParameters: { sourceIPAddress: '127.0.0.1' },
+        responseElements: { 'x-amz-request-id': 'test', 'x-amz-id-2': 'test' },
+        s3: {
+          s3SchemaVersion: '1.0',
+          configurationId: 'pgkeep-verify',
+          bucket: { name: bucket, ownerIdentity: { principalId: 'test' }, arn: `arn:aws:s3:::${bucket}` },
+          object: { key: encodeURIComponent(key).replace(/%2F/g, '/').replace(/%20/g, '+'), size: 0, eTag: '', sequencer: '0' },
+        },
+      },
+    ],
+  };
+}
+
+describe('verify-backup on a backup the task wrote', () => {
+  it('verifies an intact backup by recomputing SHA-256 (the store reports no checksum) and tags the data object verified', async () => {
+    // Arrange
+    const backup = backupOf(CATALOG.intact);
+    const manifest = await manifestOf(s3, localS3.bucket, backup);
+    const { deps, metrics, alerts } = dependencies();
+
+    // Act
+    const result = await processManifest(deps, { bucket: localS3.bucket, manifestKey: backup.manifestKey });
+
+    // Assert
+    expect(manifest.object.s3ChecksumEnforced).toBe(false);
+    expect(result).toMatchObject({ status: 'verified', method: 'sha256', problems: [], duplicate: false, dataObjectExists: true, dataKey: backup.dataKey });
+    expect(await tagsOf(backup.dataKey)).toMatchObject({ [VERIFICATION_TAG]: 'verified', 'pgkeep:verification-method': 'sha256' });
+    expect(await tagsOf(backup.manifestKey)).toMatchObject({ [VERIFICATION_TAG]: 'verified' });
+    expect(statusMetricsIn(metrics.published)).toEqual([METRIC.backupVerified]);
+    expect(alerts.sent).toEqual([]);
+  });
+
+  it('fails a backup whose data object had a byte flipped (same size), naming the object', async () => {
+    // Arrange
+    const backup = backupOf(CATALOG.flipped);
+    await flipMiddleByte(backup.dataKey);
+    const head = await s3.send(new HeadObjectCommand({ Bucket: localS3.bucket, Key: backup.dataKey }));
+    expect(head.ContentLength).toBe(backup.dataBytes);
+    const { deps, metrics, alerts } = dependencies();
+
+    // Act
+    const result = await processManifest(deps, { bucket: localS3.bucket, manifestKey: backup.manifestKey });
+
+    // Assert
+    expect(result.status).toBe('failed');
+    expect(result.method).toBe('sha256');
+    expect(result.problems).toHaveLength(1);
+    expect(result.problems[0]).toContain(`s3://${localS3.bucket}/${backup.dataKey}`);
+    expect(result.remedy).toContain('Do not restore from it');
+    expect(await tagsOf(backup.dataKey)).toMatchObject({ [VERIFICATION_TAG]: 'failed' });
+    expect(statusMetricsIn(metrics.published)).toEqual([METRIC.backupVerificationFailed]);
+    expect(alerts.sent).toHaveLength(1);
+    expect(alerts.sent[0]?.message).toContain(backup.dataKey);
+  });
+
+  it('fails a backup whose data object is gone, saying so, and tags the manifest instead', async () => {
+    // Arrange
+    const backup = backupOf(CATALOG.missingData);
+    await s3.send(new DeleteObjectCommand({ Bucket: localS3.bucket, Key: backup.dataKey }));
+    const { deps, metrics, alerts } = dependencies();
+
+    // Act
+    const result = await processManifest(deps, { bucket: localS3.bucket, manifestKey: backup.manifestKey });
+
+    // Assert
+    expect(result.status).toBe('failed');
+    expect(result.dataObjectExists).toBe(false);
+    expect(result.problems).toEqual([`the data object s3://${localS3.bucket}/${backup.dataKey} named by the manifest does not exist.`]);
+    expect(result.remedy).toContain('Run a new backup');
+    expect(await tagsOf(backup.manifestKey)).toMatchObject({ [VERIFICATION_TAG]: 'failed' });
+    expect(statusMetricsIn(metrics.published)).toEqual([METRIC.backupVerificationFailed]);
+    expect(alerts.sent).toHaveLength(1);
+  });
+
+  it.each([
+    ['a manifest with only a schemaVersion', CATALOG.schemaOnlyManifest, '{"schemaVersion":1}', /^manifest field backupId: /],
+    ['a manifest that is not JSON', CATALOG.invalidJsonManifest, '{"schemaVersion": 1,', /is not valid JSON/],
+  ])('fails %s, naming what is wrong, without throwing', async (_label, catalogName, manifestText, expectedProblem) => {
+    // Arrange
+    const backup = backupOf(catalogName);
+    await s3.send(new PutObjectCommand({ Bucket: localS3.bucket, Key: backup.manifestKey, Body: manifestText }));
+    const { deps, metrics, alerts } = dependencies();
+
+    // Act
+    const result = await processManifest(deps, { bucket: localS3.bucket, manifestKey: backup.manifestKey });
+
+    // Assert
+    expect(result.status).toBe('failed');
+    expect(result.problems).toEqual(expect.arrayContaining([expect.stringMatching(expectedProblem)]));
+    expect(result.remedy).toContain('malformed');
+    expect(result.remedy).toContain('do not restore from it');
+    expect(statusMetricsIn(metrics.published)).toEqual([METRIC.backupVerificationFailed]);
+    expect(alerts.sent).toHaveLength(1);
+    expect(await tagsOf(backup.manifestKey)).toMatchObject({ [VERIFICATION_TAG]: 'failed' });
+  });
+
+  it('recognises a second delivery of the same S3 event: nothing is counted or alerted twice', async () => {
+    // Arrange: a damaged backup, so the first delivery both counts and alerts.
+    const backup = backupOf(CATALOG.redelivered);
+    expect(backup.manifestKey).toContain('/verify%20again%2B1/');
+    await flipMiddleByte(backup.dataKey);
+    const event = objectCreatedEvent(localS3.bucket, backup.manifestKey);
+    const { deps, metrics, alerts } = dependencies();
+
+    // Act
+    const [first] = await handleS3Event(deps, event);
+    const [second] = await handleS3Event(deps, event);
+
+    // Assert
+    expect(first).toMatchObject({ manifestKey: backup.manifestKey, database: CATALOG.redelivered, status: 'failed', duplicate: false });
+    expect(second).toMatchObject({ manifestKey: backup.manifestKey, status: 'failed', duplicate: true });
+    expect(statusMetricsIn(metrics.published)).toEqual([METRIC.backupVerificationFailed]);
+    expect(alerts.sent).toHaveLength(1);
+  });
+
+  it('reports an object larger than it may stream as unverifiable, never verified', async () => {
+    // Arrange
+    const backup = backupOf(CATALOG.tooLarge);
+    const maxStreamBytes = 1024;
+    expect(backup.dataBytes).toBeGreaterThan(maxStreamBytes);
+    const { deps, metrics, alerts } = dependencies({ maxStreamBytes });
+
+    // Act
+    const result = await processManifest(deps, { bucket: localS3.bucket, manifestKey: backup.manifestKey });
+
+    // Assert
+    expect(result.status).toBe('unverifiable');
+    expect(result.problems[0]).toContain(`more than the ${maxStreamBytes} this function streams`);
+    expect(result.remedy).toContain('restore drill');
+    expect(await tagsOf(backup.dataKey)).toMatchObject({ [VERIFICATION_TAG]: 'unverifiable' });
+    expect(statusMetricsIn(metrics.published)).toEqual([METRIC.backupUnverifiable]);
+    expect(alerts.sent).toHaveLength(1);
+    expect(alerts.sent[0]?.subject).toContain('could not be verified');
+  });
+
+  it('reports unverifiable, never verified, when hashing cannot finish before the deadline', async () => {
+    // Arrange: verifyBackup itself reads no tags, so the intact backup can be checked again.
+    const backup = backupOf(CATALOG.intact);
+    const alreadyPassed = new Date(Date.now() - 1000);
+
+    // Act
+    const report = await verifyBackup({ s3, bucket: localS3.bucket, manifestKey: backup.manifestKey, maxStreamBytes: 64 * 2 ** 20, deadline: alreadyPassed });
+
+    // Assert
+    expect(report.status).toBe('unverifiable');
+    expect(report.method).toBe('sha256');
+    expect(report.problems[0]).toContain("did not finish before the function's deadline");
+  });
+});
