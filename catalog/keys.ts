@@ -139,6 +139,25 @@ export function parseBackupKey(key: string): ParsedBackupKey | undefined {
   }
 }
 
+/** For any key under a database prefix whose file name starts with a backup id and a dot (a
+ * future sidecar such as a drill record), the backup it belongs to; the data object and the
+ * manifest are parsed by parseBackupKey. */
+export function parseSiblingKey(key: string): { database: string; backupId: string } | undefined {
+  if (!key.startsWith(BACKUP_ROOT_PREFIX)) return undefined;
+  const rest = key.slice(BACKUP_ROOT_PREFIX.length);
+  const slash = rest.indexOf('/');
+  if (slash <= 0 || rest.indexOf('/', slash + 1) !== -1) return undefined;
+  const fileName = rest.slice(slash + 1);
+  const dot = fileName.indexOf('.', fileName.indexOf('Z-'));
+  const backupId = dot > 0 ? fileName.slice(0, dot) : '';
+  if (!isBackupId(backupId)) return undefined;
+  try {
+    return { database: decodeDatabaseSegment(rest.slice(0, slash)), backupId };
+  } catch {
+    return undefined;
+  }
+}
+
 function randomHex(length: number): string {
   return Buffer.from(crypto.getRandomValues(new Uint8Array(Math.ceil(length / 2))))
     .toString('hex')

@@ -1,5 +1,5 @@
 import { paginateListObjectsV2, type S3Client, type _Object } from '@aws-sdk/client-s3';
-import { BACKUP_ROOT_PREFIX, backupIdTime, databasePrefix, decodeDatabaseSegment, parseBackupKey } from './keys.ts';
+import { BACKUP_ROOT_PREFIX, backupIdTime, databasePrefix, decodeDatabaseSegment, parseBackupKey, parseSiblingKey } from './keys.ts';
 
 /** One backup id's objects as found in the bucket. Only `complete` entries are backups. */
 export interface CatalogEntry {
@@ -11,9 +11,12 @@ export interface CatalogEntry {
   dataBytes?: number;
   dataStorageClass?: string;
   manifestLastModified?: Date;
+  /** Other objects of this backup (same stem, another suffix), deleted together with it. */
+  siblingKeys: string[];
   /** complete: manifest and data present. data-only: in progress, or failed before its manifest
-   * (never a backup). manifest-only: the data object is gone (never restorable). */
-  state: 'complete' | 'data-only' | 'manifest-only';
+   * (never a backup). manifest-only: the data object is gone (never restorable). sidecars-only:
+   * neither, just other objects of a backup that is gone. */
+  state: 'complete' | 'data-only' | 'manifest-only' | 'sidecars-only';
 }
 
 export type Backup = CatalogEntry & { state: 'complete'; dataKey: string; manifestKey: string; dataBytes: number };
@@ -75,14 +78,23 @@ export function isCompleteBackup(entry: CatalogEntry): entry is Backup {
 }
 
 function addObject(entries: Map<string, CatalogEntry>, object: _Object): void {
-  const parsed = object.Key ? parseBackupKey(object.Key) : undefined;
-  if (!parsed || !object.Key) return;
-  const entry = entries.get(parsed.backupId) ?? {
-    database: parsed.database,
-    backupId: parsed.backupId,
-    startedAt: backupIdTime(parsed.backupId),
-    state: 'data-only',
+  if (!object.Key) return;
+  const parsed = parseBackupKey(object.Key);
+  const sibling = parsed ? undefined : parseSiblingKey(object.Key);
+  const owner = parsed ?? sibling;
+  if (!owner) return;
+  const entry: CatalogEntry = entries.get(owner.backupId) ?? {
+    database: owner.database,
+    backupId: owner.backupId,
+    startedAt: backupIdTime(owner.backupId),
+    state: 'sidecars-only',
+    siblingKeys: [],
   };
+  entries.set(owner.backupId, entry);
+  if (!parsed) {
+    entry.siblingKeys.push(object.Key);
+    return;
+  }
   if (parsed.kind === 'data') {
     entry.dataKey = object.Key;
     entry.dataBytes = object.Size ?? 0;
@@ -91,8 +103,7 @@ function addObject(entries: Map<string, CatalogEntry>, object: _Object): void {
     entry.manifestKey = object.Key;
     if (object.LastModified) entry.manifestLastModified = object.LastModified;
   }
-  entry.state = entry.manifestKey ? (entry.dataKey ? 'complete' : 'manifest-only') : 'data-only';
-  entries.set(parsed.backupId, entry);
+  entry.state = entry.manifestKey ? (entry.dataKey ? 'complete' : 'manifest-only') : entry.dataKey ? 'data-only' : 'sidecars-only';
 }
 
 /** Code-unit order, which is S3's listing order for the ASCII keys pgkeep writes. */

@@ -25,6 +25,11 @@ export const METRIC = {
   newestVerifiedBackupBytes: 'NewestVerifiedBackupBytes',
   /** newest verified size / median of the recent verified ones before it. */
   newestVerifiedBackupSizeRatio: 'NewestVerifiedBackupSizeRatio',
+  /** enforce-retention: per run (a dry run publishes what it would do). */
+  retentionKept: 'RetentionKept',
+  retentionDeleted: 'RetentionDeleted',
+  retentionDeletedBytes: 'RetentionDeletedBytes',
+  retentionErrors: 'RetentionErrors',
 } as const;
 
 export type MetricName = (typeof METRIC)[keyof typeof METRIC];

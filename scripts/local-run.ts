@@ -7,7 +7,8 @@
  *   4. read the backup back: SHA-256 against the manifest, `pg_restore --list` of the archive
  *   5. verify-backup: the Lambda's own handler code, invoked with an S3-shaped event
  *   6. backup-health: the Lambda's own code, for the database just backed up
- *   7. a summary (with --json, one JSON object as the last line of stdout)
+ *   7. enforce-retention in dry-run mode: the plan for the local bucket, nothing deleted
+ *   8. a summary (with --json, one JSON object as the last line of stdout)
  *
  * There is no CloudWatch or SNS here: the metrics and alerts the functions would publish are
  * collected and shown in the summary instead.
@@ -32,6 +33,8 @@ import { collectingSink } from '../catalog/metrics.ts';
 import { collectingAlertSink } from '../functions/shared/alerts.ts';
 import { handleS3Event } from '../functions/verify-backup/handler.ts';
 import { checkHealth } from '../functions/backup-health/handler.ts';
+import { runRetention } from '../functions/enforce-retention/handler.ts';
+import { DEFAULT_RETENTION_POLICY } from '../functions/enforce-retention/policy.ts';
 
 const USAGE = `Usage: npm start -- [options]
 
@@ -78,7 +81,20 @@ const STEPS: Step[] = [
   { title: 'read back', run: readBackBackup },
   { title: 'verify-backup (upload check)', run: verifyUploadedBackup },
   { title: 'backup-health', run: checkBackupHealth },
+  { title: 'enforce-retention (dry run)', run: planRetentionDryRun },
 ];
+
+async function planRetentionDryRun(context: RunContext): Promise<void> {
+  const { say, s3, source } = context;
+  if (!s3 || !source) throw new Error('internal: retention before the backup');
+  const policy = DEFAULT_RETENTION_POLICY;
+  say(`  policy: ${policy.daily} daily, ${policy.weekly} weekly, ${policy.monthly} monthly, ${policy.yearly} yearly (${policy.timezone}), at least ${policy.minVerified} verified kept`);
+  const [result] = await runRetention({ s3: s3.client, metrics: context.metrics, logger: quietLogger, bucket: s3.bucket, environment: 'local', databases: [source.databaseName], policy, dryRun: true, objectLock: false, incompleteGraceHours: 48 });
+  if (!result || 'error' in result) throw new Error(`retention failed: ${result && 'error' in result ? result.error : 'no result'}`);
+  for (const decision of result.decisions) say(`  ${decision.action === 'keep' ? 'keep  ' : 'DELETE'} ${decision.backupId}${decision.tier ? ` [${decision.tier}]` : ''}: ${decision.reasons.join('; ')}`);
+  say(`  would delete ${result.deletions.length}, keep ${result.kept}; nothing was deleted (dry run)`);
+  context.summary.retention = { dryRun: true, kept: result.kept, deleted: result.deletions.length };
+}
 
 /** The functions log through Powertools as in Lambda; here the run prints its own narrative. */
 const quietLogger = new Logger({ serviceName: 'pgkeep-local', logLevel: 'SILENT' });

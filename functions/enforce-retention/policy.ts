@@ -53,6 +53,17 @@ export interface RetentionDecision {
   tier: RetentionTier | undefined;
 }
 
+/** The example policy: a week of dailies, a month of weeklies, a year of monthlies, three yearlies. */
+export const DEFAULT_RETENTION_POLICY: RetentionPolicy = {
+  daily: 7,
+  weekly: 4,
+  monthly: 12,
+  yearly: 3,
+  timezone: 'UTC',
+  minVerified: 3,
+  unverifiedGraceHours: 24,
+};
+
 const TIER_ORDER: readonly RetentionTier[] = ['daily', 'weekly', 'monthly', 'yearly'];
 
 export function validatePolicy(policy: RetentionPolicy): void {

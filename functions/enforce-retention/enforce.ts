@@ -1,0 +1,149 @@
+import { DeleteObjectsCommand, HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import type { Logger } from '@aws-lambda-powertools/logger';
+import { listCatalogEntries, type CatalogEntry } from '../../catalog/listing.ts';
+import { readTags, mergeTags, verificationFromTags } from '../../catalog/verification.ts';
+import { planRetention, type RetentionCandidate, type RetentionDecision, type RetentionPolicy, type RetentionTier } from './policy.ts';
+
+/** The tag lifecycle rules read to move long-lived backups to colder storage. */
+export const TIER_TAG = 'pgkeep:tier';
+
+export interface RetentionRunOptions {
+  s3: S3Client;
+  bucket: string;
+  database: string;
+  policy: RetentionPolicy;
+  now: Date;
+  /** Decide and report, delete and tag nothing. */
+  dryRun: boolean;
+  /** Read S3 Object Lock retain-until dates (needs s3:GetObjectRetention). */
+  objectLock: boolean;
+  /** Objects of an incomplete backup (data without manifest, or the reverse) older than this are removed. */
+  incompleteGraceHours: number;
+  logger: Logger;
+}
+
+export interface PlannedDeletion {
+  backupId: string;
+  keys: string[];
+  bytes: number;
+  reasons: string[];
+}
+
+export interface RetentionRunResult {
+  database: string;
+  dryRun: boolean;
+  decisions: RetentionDecision[];
+  /** Every deletion, complete backups and incomplete leftovers alike, with all keys of each. */
+  deletions: PlannedDeletion[];
+  kept: number;
+  deleted: number;
+  deletedBytes: number;
+  tiersTagged: number;
+  errors: string[];
+}
+
+export async function enforceRetention(options: RetentionRunOptions): Promise<RetentionRunResult> {
+  const { s3, bucket, database, logger } = options;
+  const entries = await listCatalogEntries(s3, { bucket, database });
+  const complete = entries.filter((entry) => entry.state === 'complete');
+
+  // Every verdict is read before anything is decided: a read failure aborts this database's run
+  // (the error propagates), never a decision made on partial knowledge.
+  const currentTiers = new Map<string, string | undefined>();
+  const candidates: RetentionCandidate[] = [];
+  for (const entry of complete) {
+    const tags = await readTags(s3, bucket, entry.dataKey!);
+    currentTiers.set(entry.backupId, tags.find((tag) => tag.Key === TIER_TAG)?.Value);
+    const verification = verificationFromTags(tags)?.status ?? 'pending';
+    const retainUntil = options.objectLock ? await retainUntilOf(s3, bucket, entry.dataKey!) : undefined;
+    candidates.push({ backupId: entry.backupId, startedAt: entry.startedAt, verification, bytes: entry.dataBytes ?? 0, ...(retainUntil ? { retainUntil } : {}) });
+  }
+  const decisions = planRetention(candidates, options.policy, options.now);
+  const byId = new Map(entries.map((entry) => [entry.backupId, entry]));
+
+  const deletions: PlannedDeletion[] = decisions
+    .filter((decision) => decision.action === 'delete')
+    .map((decision) => {
+      const entry = byId.get(decision.backupId)!;
+      return { backupId: decision.backupId, keys: keysOf(entry), bytes: entry.dataBytes ?? 0, reasons: decision.reasons };
+    });
+  for (const entry of entries.filter((candidate) => candidate.state !== 'complete')) {
+    const ageHours = (options.now.getTime() - entry.startedAt.getTime()) / 3_600_000;
+    if (ageHours < options.incompleteGraceHours) continue;
+    if (options.objectLock && entry.dataKey) {
+      const retainUntil = await retainUntilOf(s3, bucket, entry.dataKey);
+      if (retainUntil && retainUntil.getTime() > options.now.getTime()) continue;
+    }
+    deletions.push({ backupId: entry.backupId, keys: keysOf(entry), bytes: entry.dataBytes ?? 0, reasons: [incompleteReason(entry, options.incompleteGraceHours)] });
+  }
+
+  for (const decision of decisions) {
+    logger.info(decision.action === 'keep' ? 'keep' : options.dryRun ? 'would delete' : 'delete', { database, backupId: decision.backupId, startedAt: decision.startedAt.toISOString(), tier: decision.tier, reasons: decision.reasons });
+  }
+  for (const deletion of deletions.filter((candidate) => !decisions.some((decision) => decision.backupId === candidate.backupId))) {
+    logger.info(options.dryRun ? 'would delete' : 'delete', { database, backupId: deletion.backupId, keys: deletion.keys, reasons: deletion.reasons });
+  }
+
+  const errors: string[] = [];
+  let tiersTagged = 0;
+  if (!options.dryRun) {
+    for (const deletion of deletions) errors.push(...(await deleteTogether(s3, bucket, deletion)));
+    for (const decision of decisions) {
+      const entry = byId.get(decision.backupId);
+      if (decision.action !== 'keep' || !decision.tier || !entry?.dataKey || currentTiers.get(decision.backupId) === decision.tier) continue;
+      try {
+        await mergeTags(s3, bucket, entry.dataKey, { [TIER_TAG]: decision.tier satisfies RetentionTier });
+        tiersTagged += 1;
+      } catch (error) {
+        errors.push(`could not tag ${entry.dataKey} as ${decision.tier}: ${(error as Error).message}`);
+      }
+    }
+  }
+  for (const error of errors) logger.error('retention error', { database, error });
+
+  const failedKeys = new Set(errors.flatMap((error) => /^could not delete (\S+):/.exec(error)?.[1] ?? []));
+  const done = deletions.filter((deletion) => !deletion.keys.some((key) => failedKeys.has(key)));
+  return {
+    database,
+    dryRun: options.dryRun,
+    decisions,
+    deletions,
+    kept: decisions.filter((decision) => decision.action === 'keep').length,
+    deleted: done.length,
+    deletedBytes: done.reduce((total, deletion) => total + deletion.bytes, 0),
+    tiersTagged,
+    errors,
+  };
+}
+
+/** The manifest first: if the request is cut short, what remains is data without a manifest,
+ * which nothing mistakes for a backup and the next run removes, never a manifest promising data
+ * that is gone. S3 applies one DeleteObjects request's keys independently, hence the check. */
+function keysOf(entry: CatalogEntry): string[] {
+  return [entry.manifestKey, entry.dataKey, ...entry.siblingKeys].filter((key): key is string => key !== undefined);
+}
+
+async function deleteTogether(s3: S3Client, bucket: string, deletion: PlannedDeletion): Promise<string[]> {
+  try {
+    const response = await s3.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: deletion.keys.map((Key) => ({ Key })), Quiet: true } }));
+    return (response.Errors ?? []).map((error) => `could not delete ${error.Key}: ${error.Code} ${error.Message}`);
+  } catch (error) {
+    return deletion.keys.map((key) => `could not delete ${key}: ${(error as Error).message}`);
+  }
+}
+
+async function retainUntilOf(s3: S3Client, bucket: string, key: string): Promise<Date | undefined> {
+  const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+  return head.ObjectLockRetainUntilDate;
+}
+
+function incompleteReason(entry: CatalogEntry, graceHours: number): string {
+  switch (entry.state) {
+    case 'data-only':
+      return `data object without a manifest for over ${graceHours} h: a backup that failed after its upload completed, never a backup`;
+    case 'manifest-only':
+      return `manifest whose data object is gone, for over ${graceHours} h: not restorable`;
+    default:
+      return `objects of a backup whose data and manifest are gone, for over ${graceHours} h`;
+  }
+}

@@ -1,0 +1,98 @@
+import { Logger } from '@aws-lambda-powertools/logger';
+import { S3Client } from '@aws-sdk/client-s3';
+import { METRIC, cloudWatchSink, metricData, type MetricsSink } from '../../catalog/metrics.ts';
+import { parseDatabases } from '../backup-health/handler.ts';
+import { numberSetting, requiredSetting } from '../shared/settings.ts';
+import { enforceRetention, type RetentionRunResult } from './enforce.ts';
+import { validatePolicy, type RetentionPolicy } from './policy.ts';
+
+/**
+ * enforce-retention: scheduled daily. Settings (set by the stack): PGKEEP_BUCKET,
+ * PGKEEP_ENVIRONMENT, PGKEEP_DATABASES (JSON array), PGKEEP_RETENTION_POLICY (JSON: daily,
+ * weekly, monthly, yearly, timezone, minVerified, unverifiedGraceHours), PGKEEP_RETENTION_DRY_RUN
+ * (true|false), PGKEEP_OBJECT_LOCK (true|false), PGKEEP_INCOMPLETE_GRACE_HOURS (default 48).
+ */
+export interface RetentionDependencies {
+  s3: S3Client;
+  metrics: MetricsSink;
+  logger: Logger;
+  bucket: string;
+  environment: string;
+  databases: string[];
+  policy: RetentionPolicy;
+  dryRun: boolean;
+  objectLock: boolean;
+  incompleteGraceHours: number;
+  now?: () => Date;
+}
+
+/** One database's failure (e.g. a tag that cannot be read) stops only that database's run. */
+export async function runRetention(dependencies: RetentionDependencies): Promise<(RetentionRunResult | { database: string; error: string })[]> {
+  const now = dependencies.now?.() ?? new Date();
+  const results: (RetentionRunResult | { database: string; error: string })[] = [];
+  for (const database of dependencies.databases) {
+    const scope = { environment: dependencies.environment, database };
+    try {
+      const result = await enforceRetention({ ...dependencies, database, now });
+      await dependencies.metrics.publish(
+        metricData(scope, [
+          { name: METRIC.retentionKept, value: result.kept, unit: 'Count' },
+          { name: METRIC.retentionDeleted, value: result.dryRun ? 0 : result.deleted, unit: 'Count' },
+          { name: METRIC.retentionDeletedBytes, value: result.dryRun ? 0 : result.deletedBytes, unit: 'Bytes' },
+          { name: METRIC.retentionErrors, value: result.errors.length, unit: 'Count' },
+        ], now),
+      );
+      dependencies.logger.info(result.dryRun ? 'retention dry run' : 'retention enforced', { database, kept: result.kept, deleted: result.deleted, wouldDelete: result.dryRun ? result.deletions.length : undefined, deletedBytes: result.deletedBytes, tiersTagged: result.tiersTagged, errors: result.errors.length });
+      results.push(result);
+    } catch (error) {
+      const message = (error as Error).message;
+      dependencies.logger.error('retention skipped for this database: nothing was deleted', { database, error: message });
+      await dependencies.metrics.publish(metricData(scope, [{ name: METRIC.retentionErrors, value: 1, unit: 'Count' }], now));
+      results.push({ database, error: message });
+    }
+  }
+  return results;
+}
+
+export function parsePolicy(raw: string): RetentionPolicy {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    throw new Error('PGKEEP_RETENTION_POLICY is not JSON.');
+  }
+  const policy = parsed as RetentionPolicy;
+  validatePolicy(policy);
+  return policy;
+}
+
+function booleanSetting(name: string): boolean {
+  const raw = process.env[name]?.trim().toLowerCase();
+  if (raw === undefined || raw === '' || raw === 'false') return false;
+  if (raw === 'true') return true;
+  throw new Error(`${name}="${raw}" is invalid: expected true or false.`);
+}
+
+const logger = new Logger({ serviceName: 'pgkeep-enforce-retention' });
+
+export const handler = async (): Promise<{ databases: number; deleted: number; errors: number; dryRun: boolean }> => {
+  const dryRun = booleanSetting('PGKEEP_RETENTION_DRY_RUN');
+  const results = await runRetention({
+    s3: new S3Client({}),
+    metrics: cloudWatchSink(),
+    logger,
+    bucket: requiredSetting(process.env, 'PGKEEP_BUCKET', 'the backup bucket name'),
+    environment: requiredSetting(process.env, 'PGKEEP_ENVIRONMENT', 'the environment name'),
+    databases: parseDatabases(requiredSetting(process.env, 'PGKEEP_DATABASES', 'a JSON array of database names')),
+    policy: parsePolicy(requiredSetting(process.env, 'PGKEEP_RETENTION_POLICY', 'the retention policy as JSON')),
+    dryRun,
+    objectLock: booleanSetting('PGKEEP_OBJECT_LOCK'),
+    incompleteGraceHours: numberSetting(process.env, 'PGKEEP_INCOMPLETE_GRACE_HOURS', 48),
+  });
+  return {
+    databases: results.length,
+    deleted: results.reduce((total, result) => total + ('deleted' in result ? result.deleted : 0), 0),
+    errors: results.reduce((total, result) => total + ('errors' in result ? result.errors.length : 1), 0),
+    dryRun,
+  };
+};
