@@ -42,9 +42,20 @@ export interface BackupConfig {
   /** Extra directories searched for pg_dump, before the usual ones. */
   pgBinDirs: string[];
   progressIntervalMs: number;
+  /** Publish backup metrics to CloudWatch (namespace pgkeep), or not at all. */
+  metrics: 'cloudwatch' | 'off';
 }
 
 export type Environment = Readonly<Record<string, string | undefined>>;
+
+/** Performance defaults, measured on 2 vCPUs with `npm run bench` (docs/performance.md says why). */
+export const PIPELINE_DEFAULTS = {
+  compressionLevel: 3,
+  /** 0 = one zstd worker per core. */
+  compressionThreads: 0,
+  partSizeMib: 8,
+  partsInFlight: 2,
+} as const;
 
 /** Every setting the backup task reads, with what it expects; the README's table mirrors this. */
 export const BACKUP_SETTINGS = {
@@ -56,15 +67,16 @@ export const BACKUP_SETTINGS = {
   PGKEEP_S3_FORCE_PATH_STYLE: 'true|false; default: true when PGKEEP_S3_ENDPOINT is set',
   PGKEEP_S3_CHECKSUM: 'crc64nvme|none: have S3 verify per-part and full-object CRC64NVME; default: crc64nvme on AWS, none with PGKEEP_S3_ENDPOINT',
   PGKEEP_KMS_KEY_ID: 'KMS key id, ARN or alias for SSE-KMS; default: the bucket default encryption',
-  PGKEEP_COMPRESSION_LEVEL: 'zstd level 1-19; default 3',
-  PGKEEP_COMPRESSION_THREADS: 'zstd worker threads, 0 = one per core; default 0',
-  PGKEEP_PART_SIZE_MIB: 'first multipart part size in MiB (>= 6, so that doubling reaches 5 TiB within 10,000 parts); default 8',
-  PGKEEP_PARTS_IN_FLIGHT: 'parts uploaded concurrently (memory is about (this + 1) x part size); default 2',
+  PGKEEP_COMPRESSION_LEVEL: `zstd level 1-19; default ${PIPELINE_DEFAULTS.compressionLevel}`,
+  PGKEEP_COMPRESSION_THREADS: `zstd worker threads, 0 = one per core; default ${PIPELINE_DEFAULTS.compressionThreads}`,
+  PGKEEP_PART_SIZE_MIB: `first multipart part size in MiB (>= 6, so that doubling reaches 5 TiB within 10,000 parts); default ${PIPELINE_DEFAULTS.partSizeMib}`,
+  PGKEEP_PARTS_IN_FLIGHT: `parts uploaded concurrently (memory is about (this + 1) x part size); default ${PIPELINE_DEFAULTS.partsInFlight}`,
   PGKEEP_EXACT_COUNT_MAX_MB: 'tables larger than this get a planner row estimate instead of count(*); default 1024',
   PGKEEP_LOCK_WAIT_TIMEOUT_SECONDS: 'give up if a table lock cannot be had within this time; default 600',
   PGKEEP_PG_DUMP_PATH: 'use exactly this pg_dump; default: the newest installed whose major is at least the server major',
   PGKEEP_PG_BIN_DIRS: 'extra directories (colon-separated) searched for pg_dump first',
   PGKEEP_PROGRESS_SECONDS: 'seconds between progress log lines; default 30',
+  PGKEEP_METRICS: 'cloudwatch|off: publish backup succeeded/failed, bytes, duration, throughput and compression ratio; default cloudwatch',
 } as const;
 
 const DEFAULT_REGION = 'us-east-1';
@@ -98,6 +110,14 @@ export function loadBackupConfig(env: Environment): BackupConfig {
     if (['true', '1', 'yes'].includes(raw)) return true;
     if (['false', '0', 'no'].includes(raw)) return false;
     problems.push(`${name}="${raw}" is invalid: expected true or false.`);
+    return fallback;
+  };
+
+  const oneOf = <T extends string>(name: string, allowed: readonly T[], fallback: T): T => {
+    const raw = read(name)?.toLowerCase();
+    if (raw === undefined) return fallback;
+    if ((allowed as readonly string[]).includes(raw)) return raw as T;
+    problems.push(`${name}="${raw}" is invalid: expected ${allowed.join(' or ')}.`);
     return fallback;
   };
 
@@ -136,18 +156,19 @@ export function loadBackupConfig(env: Environment): BackupConfig {
       kmsKeyId: read('PGKEEP_KMS_KEY_ID'),
     },
     compression: {
-      level: integer('PGKEEP_COMPRESSION_LEVEL', 3, 1, 19),
-      threads: integer('PGKEEP_COMPRESSION_THREADS', 0, 0, 256),
+      level: integer('PGKEEP_COMPRESSION_LEVEL', PIPELINE_DEFAULTS.compressionLevel, 1, 19),
+      threads: integer('PGKEEP_COMPRESSION_THREADS', PIPELINE_DEFAULTS.compressionThreads, 0, 256),
     },
     upload: {
-      initialPartSizeBytes: integer('PGKEEP_PART_SIZE_MIB', 8, MIN_INITIAL_PART_SIZE_MIB, 512) * 2 ** 20,
-      maxPartsInFlight: integer('PGKEEP_PARTS_IN_FLIGHT', 2, 1, 16),
+      initialPartSizeBytes: integer('PGKEEP_PART_SIZE_MIB', PIPELINE_DEFAULTS.partSizeMib, MIN_INITIAL_PART_SIZE_MIB, 512) * 2 ** 20,
+      maxPartsInFlight: integer('PGKEEP_PARTS_IN_FLIGHT', PIPELINE_DEFAULTS.partsInFlight, 1, 16),
     },
     exactCountMaxBytes: integer('PGKEEP_EXACT_COUNT_MAX_MB', 1024, 0, 1e9) * 2 ** 20,
     lockWaitTimeoutSeconds: integer('PGKEEP_LOCK_WAIT_TIMEOUT_SECONDS', 600, 1, 86_400),
     pgDumpPath: read('PGKEEP_PG_DUMP_PATH'),
     pgBinDirs: (read('PGKEEP_PG_BIN_DIRS') ?? '').split(':').filter(Boolean),
     progressIntervalMs: integer('PGKEEP_PROGRESS_SECONDS', 30, 1, 3600) * 1000,
+    metrics: oneOf('PGKEEP_METRICS', ['cloudwatch', 'off'] as const, 'cloudwatch'),
   };
 
   if (problems.length > 0) {

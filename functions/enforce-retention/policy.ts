@@ -10,7 +10,7 @@
  *   2. Nothing is deleted while the database has no verified backup at all: nothing is proven good,
  *      so nothing is provably redundant.
  *   3. The newest verified backup is kept.
- *   4. At least `minVerified` verified backups are kept, when that many exist.
+ *   4. The newest `minVerified` verified backups are kept (all of them, if fewer exist).
  *   5. Every backup newer than the newest verified one is kept: it may be the freshest data, and
  *      deleting it cannot make anything safer.
  *   6. A backup not yet verified is kept for `unverifiedGraceHours` after it started (verification
@@ -72,6 +72,8 @@ export function validatePolicy(policy: RetentionPolicy): void {
     if (!Number.isInteger(value) || value < 0) throw new RangeError(`retention.${field} must be a whole number ≥ 0 (got ${value}).`);
   }
   if (policy.minVerified < 1) throw new RangeError('retention.minVerified must be at least 1: the newest verified backup is always kept.');
+  // Intl accepts an absent timeZone as "this machine's zone": periods would silently follow the host.
+  if (typeof policy.timezone !== 'string') throw new RangeError(`retention.timezone must be an IANA time zone name such as "UTC" or "Europe/Berlin" (got ${String(policy.timezone)}).`);
   try {
     new Intl.DateTimeFormat('en-US', { timeZone: policy.timezone });
   } catch {
@@ -114,15 +116,12 @@ export function planRetention(candidates: readonly RetentionCandidate[], policy:
     }
   }
 
-  // Floors, counted over verified backups only.
+  // Floors, counted over verified backups only. The floor is the newest `minVerified` verified
+  // backups, not "enough kept so far": counting older slot holders toward it would let a raised
+  // slot count (or one more old month) push a recent verified backup out of the plan.
   if (newestVerified) keep(newestVerified, 'newest verified backup');
-  let keptVerified = verifiedNewestFirst.filter((backup) => (reasons.get(backup.backupId)?.length ?? 0) > 0).length;
-  for (const backup of verifiedNewestFirst) {
-    if (keptVerified >= policy.minVerified) break;
-    const own = reasons.get(backup.backupId) ?? [];
-    if (own.length > 0) continue;
-    keep(backup, `floor: keep at least ${policy.minVerified} verified backups`);
-    keptVerified += 1;
+  for (const backup of verifiedNewestFirst.slice(0, policy.minVerified)) {
+    if ((reasons.get(backup.backupId)?.length ?? 0) === 0) keep(backup, `floor: one of the ${policy.minVerified} newest verified backups`);
   }
 
   return newestFirst.map((backup) => {

@@ -1,0 +1,340 @@
+/**
+ * The typed, validated per-environment configuration of the CDK app.
+ *
+ * Configuration is plain data (see environments.ts); `parsePgkeepConfig` checks all of it at
+ * synth time and reports every problem with the path of the field it is in, e.g.
+ * `environments.prod.databases[1].schedule.timezone: unknown IANA timezone "Mars/Base"`, so a
+ * mistake fails `cdk synth` instead of a deploy half-way through (or a backup at 3 a.m.).
+ *
+ * Nothing here reads CDK context or process.env: only infra/app.ts does.
+ */
+import { z } from 'zod';
+import { CatalogKeyError, encodeDatabaseSegment } from '../catalog/keys.ts';
+import type { BACKUP_SETTINGS } from '../task/config.ts';
+import { loadBackupConfig } from '../task/config.ts';
+import { BackupFailure } from '../task/errors.ts';
+import { cronExpressionProblem, timeZoneProblem } from './cron.ts';
+
+/** The task settings a database may override. Settings the infrastructure owns (bucket, key,
+ * environment, catalog name) and ones that would bypass Secrets Manager (PGKEEP_DATABASE_URL) or
+ * point away from AWS S3 (PGKEEP_S3_ENDPOINT) are deliberately absent. */
+export const OVERRIDABLE_TASK_SETTINGS = [
+  'PGKEEP_COMPRESSION_LEVEL',
+  'PGKEEP_COMPRESSION_THREADS',
+  'PGKEEP_PART_SIZE_MIB',
+  'PGKEEP_PARTS_IN_FLIGHT',
+  'PGKEEP_EXACT_COUNT_MAX_MB',
+  'PGKEEP_LOCK_WAIT_TIMEOUT_SECONDS',
+  'PGKEEP_PROGRESS_SECONDS',
+  'PGKEEP_S3_CHECKSUM',
+  'PGKEEP_PG_DUMP_PATH',
+  'PGKEEP_PG_BIN_DIRS',
+] as const satisfies readonly (keyof typeof BACKUP_SETTINGS)[];
+
+const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'] as const;
+
+/** CloudWatch Logs accepts only these retention periods. */
+const LOG_RETENTION_DAYS = [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653] as const;
+
+/** Fargate's valid CPU units and, for each, the memory sizes (MiB) it can be paired with. */
+const FARGATE_MEMORY_BY_CPU: Readonly<Record<number, readonly number[]>> = {
+  256: [512, 1024, 2048],
+  512: range(1024, 4096, 1024),
+  1024: range(2048, 8192, 1024),
+  2048: range(4096, 16384, 1024),
+  4096: range(8192, 30720, 1024),
+  8192: range(16384, 61440, 4096),
+  16384: range(32768, 122880, 8192),
+};
+
+function range(from: number, to: number, step: number): number[] {
+  const values: number[] = [];
+  for (let value = from; value <= to; value += step) values.push(value);
+  return values;
+}
+
+/** Messages for a missing or mistyped value; other problems (unknown keys, ranges) keep zod's own. */
+const required = (what: string) => ({
+  error: (issue: { code?: string; input?: unknown }) => {
+    if (issue.code !== 'invalid_type' && issue.code !== 'invalid_value' && issue.code !== 'invalid_union') return undefined;
+    return issue.input === undefined ? `required: ${what}` : `expected ${what}`;
+  },
+});
+
+const wholeDays = (what: string) => z.int(required(`the number of days ${what}`)).min(1, `must be at least 1 day (${what})`).max(36_500);
+
+const overrideValue = z.union([z.string(), z.number()], required('a string or a number'));
+
+const overridesSchema = z
+  .strictObject({
+    ...(Object.fromEntries(OVERRIDABLE_TASK_SETTINGS.map((name) => [name, overrideValue.optional()])) as Record<
+      (typeof OVERRIDABLE_TASK_SETTINGS)[number],
+      z.ZodOptional<typeof overrideValue>
+    >),
+    PGSSLMODE: z.enum(SSL_MODES, required(`one of ${SSL_MODES.join(', ')}`)).optional(),
+  })
+  .prefault({});
+
+const SECRET_ARN = /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@!-]+$/;
+const SECRET_NAME = /^[A-Za-z0-9/_+=.@!-]{1,512}$/;
+const KMS_KEY_ARN = /^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/[0-9a-f-]{36}$/;
+
+const databaseSchema = z.strictObject({
+  /** The name the backups are catalogued under (PGKEEP_DATABASE_NAME); the key layout encodes it. */
+  name: z.string(required('the name the backups are catalogued under, e.g. "orders"')).min(1, 'must not be empty'),
+  /** The Secrets Manager secret with the connection (RDS-managed layout: host, port, username,
+   * password, dbname): its complete ARN (preferred), or its name in this environment's account and region. */
+  secret: z
+    .string(required('the ARN or name of the Secrets Manager secret holding this database\'s connection (host, port, username, password, dbname)'))
+    .refine((value) => SECRET_ARN.test(value) || (!value.startsWith('arn:') && SECRET_NAME.test(value)), {
+      message: 'expected a Secrets Manager secret ARN (arn:aws:secretsmanager:<region>:<account>:secret:<name>-AbCdEf) or a secret name',
+    }),
+  /** The customer-managed KMS key the secret is encrypted with, if it is not aws/secretsmanager. */
+  secretKmsKeyArn: z.string().regex(KMS_KEY_ARN, 'expected a KMS key ARN (arn:aws:kms:<region>:<account>:key/<uuid>)').optional(),
+  schedule: z.strictObject(
+    {
+      cron: z.string(required('a 6-field EventBridge cron expression such as "0 3 * * ? *"')).superRefine((value, context) => {
+        const problem = cronExpressionProblem(value);
+        if (problem) context.addIssue({ code: 'custom', message: `invalid cron expression: ${problem}` });
+      }),
+      timezone: z.string(required('an IANA timezone such as "UTC" or "Europe/Berlin"')).superRefine((value, context) => {
+        const problem = timeZoneProblem(value);
+        if (problem) context.addIssue({ code: 'custom', message: problem });
+      }),
+    },
+    required('a schedule: { cron, timezone }'),
+  ),
+  /** Task settings for this database only, by their environment variable names (see BACKUP_SETTINGS). */
+  overrides: overridesSchema,
+});
+
+const subnetSchema = z.strictObject({
+  subnetId: z.string(required('a subnet id such as subnet-0123456789abcdef0')).regex(/^subnet-([0-9a-f]{8}|[0-9a-f]{17})$/, 'expected a subnet id such as subnet-0123456789abcdef0'),
+  availabilityZone: z.string(required('the subnet\'s availability zone, e.g. eu-west-1a')).regex(/^[a-z]{2}(-[a-z]+)+-\d[a-z]$/, 'expected an availability zone such as eu-west-1a'),
+});
+
+const environmentSchema = z
+  .strictObject({
+    account: z.string(required('the 12-digit AWS account id')).regex(/^\d{12}$/, 'expected a 12-digit AWS account id'),
+    region: z.string(required('the AWS region, e.g. eu-west-1')).regex(/^[a-z]{2}(-[a-z]+)+-\d$/, 'expected an AWS region such as eu-west-1'),
+    /** The existing network the task runs in, imported by id (no lookups, so synth needs no credentials). */
+    network: z.strictObject(
+      {
+        vpcId: z.string(required('a VPC id')).regex(/^vpc-([0-9a-f]{8}|[0-9a-f]{17})$/, 'expected a VPC id such as vpc-0123456789abcdef0'),
+        /** Private subnets with a route to S3, Secrets Manager, ECR and CloudWatch Logs (NAT or VPC endpoints). */
+        privateSubnets: z.array(subnetSchema, required('a list of private subnets')).min(1, 'give at least one private subnet').max(16, 'ECS accepts at most 16 subnets'),
+        /** Must allow outbound traffic to the databases and to the AWS APIs above. */
+        securityGroupId: z.string(required('a security group id')).regex(/^sg-([0-9a-f]{8}|[0-9a-f]{17})$/, 'expected a security group id such as sg-0123456789abcdef0'),
+      },
+      required('network: { vpcId, privateSubnets, securityGroupId }'),
+    ),
+    databases: z.array(databaseSchema, required('the list of databases to back up')).min(1, 'list at least one database to back up'),
+    /** The backup bucket's lifecycle (storage classes and clean-up), in days. */
+    lifecycle: z
+      .strictObject({
+        glacierInstantRetrievalAfterDays: wholeDays('after which current backups move to Glacier Instant Retrieval').default(30),
+        deepArchiveAfterDays: wholeDays('after which current backups move to Glacier Deep Archive').default(180),
+        noncurrentVersionsExpireAfterDays: wholeDays('after which overwritten or deleted object versions are removed').default(30),
+        /** Must exceed the longest backup run: an upload older than this is aborted mid-way. */
+        abortIncompleteUploadsAfterDays: wholeDays('after which unfinished multipart uploads are aborted').default(1),
+        /** Objects smaller than this stay in S3 Standard: manifests must stay readable without a restore. */
+        transitionMinimumObjectBytes: z.int().min(0).default(1024 * 1024),
+      })
+      // prefault: a missing block is parsed as {}, so the field defaults above apply.
+      .prefault({})
+      .refine((lifecycle) => lifecycle.deepArchiveAfterDays > lifecycle.glacierInstantRetrievalAfterDays, {
+        message: 'deepArchiveAfterDays must be greater than glacierInstantRetrievalAfterDays',
+        path: ['deepArchiveAfterDays'],
+      }),
+    /** S3 Object Lock on the backup bucket. Can only be switched on when the bucket is created. */
+    objectLock: z
+      .strictObject({
+        mode: z.enum(['GOVERNANCE', 'COMPLIANCE'], required('GOVERNANCE or COMPLIANCE')),
+        defaultRetentionDays: wholeDays('each new object version is locked for'),
+      })
+      .optional(),
+    /** Server access logs of the backup bucket are kept this long. */
+    accessLogsExpireAfterDays: wholeDays('after which server access logs are removed').default(365),
+    /** Fargate task size. CPU units and memory must be a combination Fargate offers. */
+    task: z
+      .strictObject({
+        cpu: z.int().refine((cpu) => cpu in FARGATE_MEMORY_BY_CPU, { message: `expected Fargate CPU units: one of ${Object.keys(FARGATE_MEMORY_BY_CPU).join(', ')}` }).default(1024),
+        memoryMiB: z.int().default(2048),
+        ephemeralStorageGiB: z.int().min(21, 'Fargate ephemeral storage is 21 to 200 GiB').max(200, 'Fargate ephemeral storage is 21 to 200 GiB').default(21),
+      })
+      .prefault({})
+      .superRefine((task, context) => {
+        const allowed = FARGATE_MEMORY_BY_CPU[task.cpu];
+        if (allowed && !allowed.includes(task.memoryMiB)) {
+          context.addIssue({
+            code: 'custom',
+            path: ['memoryMiB'],
+            message: `${task.memoryMiB} MiB cannot be paired with ${task.cpu} CPU units on Fargate: expected ${allowed[0]} to ${allowed.at(-1)} in steps of ${(allowed[1] ?? 0) - (allowed[0] ?? 0)}`,
+          });
+        }
+      }),
+    /** How long the task's logs are kept in CloudWatch Logs. */
+    logRetentionDays: z
+      .int()
+      .refine((days) => (LOG_RETENTION_DAYS as readonly number[]).includes(days), { message: `expected a CloudWatch Logs retention period: one of ${LOG_RETENTION_DAYS.join(', ')}` })
+      .default(365),
+    alarms: z
+      .strictObject({
+        /** Alarm when this many scheduled runs could not be started (they land in the dead-letter queue). */
+        undeliveredScheduledRuns: z.int().min(1).default(1),
+      })
+      .prefault({}),
+    /** Who is emailed about failed backups and alarms (each must confirm the subscription). */
+    notificationEmails: z.array(z.email('expected an email address')).default([]),
+    /** Protects both stacks from `cdk destroy` / DeleteStack. */
+    terminationProtection: z.boolean(required('true or false')),
+    /** What happens to the task logs and the dead-letter queue when the pipeline stack is deleted.
+     * The backup bucket, its access logs and its KMS key are always retained. */
+    removalPolicy: z.enum(['retain', 'destroy'], required('"retain" or "destroy"')),
+  })
+  .superRefine((environment, context) => {
+    for (const [index, subnet] of environment.network.privateSubnets.entries()) {
+      if (!subnet.availabilityZone.startsWith(environment.region)) {
+        context.addIssue({ code: 'custom', path: ['network', 'privateSubnets', index, 'availabilityZone'], message: `"${subnet.availabilityZone}" is not in region ${environment.region}` });
+      }
+    }
+    const seen = new Map<string, string>();
+    for (const [index, database] of environment.databases.entries()) {
+      const problem = databaseNameProblem(database.name) ?? overridesProblem(database.name, database.overrides);
+      if (problem) {
+        context.addIssue({ code: 'custom', path: ['databases', index, problem.field], message: problem.message });
+        continue;
+      }
+      const key = databaseResourceKey(database.name);
+      const earlier = seen.get(key);
+      if (earlier !== undefined) {
+        context.addIssue({
+          code: 'custom',
+          path: ['databases', index, 'name'],
+          message: `"${database.name}" clashes with "${earlier}": both become "${key}" in resource names; rename one`,
+        });
+      }
+      seen.set(key, database.name);
+      if (database.secret.startsWith('arn:') && !database.secret.includes(`:${environment.region}:${environment.account}:`)) {
+        context.addIssue({
+          code: 'custom',
+          path: ['databases', index, 'secret'],
+          message: `the secret must be in this environment's account and region (${environment.account}, ${environment.region}); ECS reads it with the task's execution role`,
+        });
+      }
+    }
+  });
+
+const ENVIRONMENT_NAME = /^[a-z][a-z0-9-]{0,19}$/;
+
+export const pgkeepConfigSchema = z.strictObject({
+  environments: z
+    .record(z.string(), environmentSchema, required('environments: { <name>: { ... } }'))
+    .superRefine((environments, context) => {
+      if (Object.keys(environments).length === 0) context.addIssue({ code: 'custom', message: 'define at least one environment' });
+      for (const name of Object.keys(environments)) {
+        if (!ENVIRONMENT_NAME.test(name)) {
+          context.addIssue({ code: 'custom', path: [name], message: `environment name "${name}" must be 1-20 lowercase letters, digits or hyphens, starting with a letter (it becomes part of stack and resource names)` });
+        }
+      }
+    }),
+});
+
+export type PgkeepConfigInput = z.input<typeof pgkeepConfigSchema>;
+export type PgkeepConfig = z.output<typeof pgkeepConfigSchema>;
+export type EnvironmentConfig = z.output<typeof environmentSchema> & { name: string };
+export type DatabaseConfig = z.output<typeof databaseSchema>;
+export type LifecycleConfig = EnvironmentConfig['lifecycle'];
+export type DatabaseOverrides = DatabaseConfig['overrides'];
+
+export class PgkeepConfigError extends Error {
+  override name = 'PgkeepConfigError';
+}
+
+/** Validates the whole configuration; throws a PgkeepConfigError listing every problem by field path. */
+export function parsePgkeepConfig(input: unknown): PgkeepConfig {
+  const result = pgkeepConfigSchema.safeParse(input);
+  if (result.success) return result.data;
+  const problems = result.error.issues.map((issue) => `  - ${formatPath(issue.path)}: ${issue.message}`);
+  throw new PgkeepConfigError(`Invalid pgkeep configuration (infra/environments.ts):\n${problems.join('\n')}`);
+}
+
+/** The environments to synthesize: all of them, or only the one named with `-c env=<name>`. */
+export function selectEnvironments(config: PgkeepConfig, only: string | undefined): EnvironmentConfig[] {
+  const names = Object.keys(config.environments);
+  if (only !== undefined) {
+    const environment = config.environments[only];
+    if (!environment) {
+      throw new PgkeepConfigError(`Unknown environment "${only}" (from -c env=${only}): expected one of ${names.join(', ')}, as defined in infra/environments.ts.`);
+    }
+    return [{ ...environment, name: only }];
+  }
+  return names.map((name) => ({ ...config.environments[name]!, name }));
+}
+
+/** `environments.prod.databases[1].schedule.timezone` from zod's path segments. */
+function formatPath(path: readonly PropertyKey[]): string {
+  let text = '';
+  for (const segment of path) {
+    if (typeof segment === 'number') text += `[${segment}]`;
+    else text += text === '' ? String(segment) : `.${String(segment)}`;
+  }
+  return text || '(top level)';
+}
+
+/**
+ * The database's name reduced to ASCII letters and digits in PascalCase ("orders_v1" becomes
+ * "OrdersV1"): what CloudFormation logical ids, output keys and task definition families allow.
+ */
+export function databaseResourceKey(name: string): string {
+  return name
+    .split(/[^A-Za-z0-9]+/)
+    .filter(Boolean)
+    .map((part) => part.charAt(0).toUpperCase() + part.slice(1))
+    .join('');
+}
+
+function databaseNameProblem(name: string): { field: string; message: string } | undefined {
+  try {
+    encodeDatabaseSegment(name);
+  } catch (error) {
+    if (error instanceof CatalogKeyError) return { field: 'name', message: error.message };
+    throw error;
+  }
+  if (databaseResourceKey(name) === '') {
+    return { field: 'name', message: `"${name}" has no ASCII letters or digits, which resource names need; catalogue it under a name that has some` };
+  }
+  return undefined;
+}
+
+/** Runs the task's own settings check on the overrides, so a value the task would reject fails
+ * synth with the task's message instead of failing every scheduled run. */
+function overridesProblem(name: string, overrides: DatabaseOverrides): { field: string; message: string } | undefined {
+  try {
+    loadBackupConfig({
+      PGKEEP_BUCKET: 'synth-time-check',
+      PGKEEP_ENVIRONMENT: 'synth-time-check',
+      PGHOST: 'synth-time-check',
+      PGUSER: 'synth-time-check',
+      PGDATABASE: 'synth-time-check',
+      PGKEEP_DATABASE_NAME: name,
+      ...overrideEnvironment(overrides),
+    });
+  } catch (error) {
+    if (error instanceof BackupFailure) {
+      const problems = error.message.split('\n').slice(1).map((line) => line.replace(/^\s*-\s*/, '')).join('; ');
+      return { field: 'overrides', message: problems || error.message };
+    }
+    throw error;
+  }
+  return undefined;
+}
+
+/** The overrides as container environment variables (all values are strings there). */
+export function overrideEnvironment(overrides: DatabaseOverrides): Record<string, string> {
+  const environment: Record<string, string> = {};
+  for (const [name, value] of Object.entries(overrides)) {
+    if (value !== undefined) environment[name] = String(value);
+  }
+  return environment;
+}

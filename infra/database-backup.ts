@@ -1,0 +1,276 @@
+/**
+ * Everything one database's backup needs: its own task definition (with only its own secret), its
+ * own execution role (which can read only that secret), its schedule, the rules that report a
+ * failed run, and the command that runs it now.
+ *
+ * Why a task definition per database: ECS cannot override `secrets` per run, so one shared task
+ * definition would have to carry every database's secret, and every run could read them all.
+ */
+import { createHash } from 'node:crypto';
+import { ArnFormat, CfnOutput, Duration, Stack, TimeZone, Validations } from 'aws-cdk-lib';
+import type * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as ecs from 'aws-cdk-lib/aws-ecs';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as eventsTargets from 'aws-cdk-lib/aws-events-targets';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import type * as logs from 'aws-cdk-lib/aws-logs';
+import * as scheduler from 'aws-cdk-lib/aws-scheduler';
+import * as schedulerTargets from 'aws-cdk-lib/aws-scheduler-targets';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import type * as sns from 'aws-cdk-lib/aws-sns';
+import type * as sqs from 'aws-cdk-lib/aws-sqs';
+import { Construct } from 'constructs';
+import type { DatabaseConfig, EnvironmentConfig } from './config.ts';
+import { databaseResourceKey, overrideEnvironment } from './config.ts';
+import { runTaskCommand, TASK_CONTAINER_NAME, taskOverrides } from './run-task-command.ts';
+
+/** What the databases of one environment share. */
+export interface SharedBackupResources {
+  environment: EnvironmentConfig;
+  cluster: ecs.Cluster;
+  image: ecs.ContainerImage;
+  logGroup: logs.LogGroup;
+  /** The log group's name as plain text (logGroup.logGroupName is a token), for console links. */
+  logGroupName: string;
+  taskRole: iam.IRole;
+  bucketName: string;
+  keyArn: string;
+  subnets: ec2.ISubnet[];
+  securityGroup: ec2.ISecurityGroup;
+  scheduleGroup: scheduler.IScheduleGroup;
+  deadLetterQueue: sqs.IQueue;
+  alertsTopic: sns.ITopic;
+}
+
+export interface DatabaseBackupProps {
+  shared: SharedBackupResources;
+  database: DatabaseConfig;
+}
+
+/** Secret fields in the RDS secret layout, by the libpq variable each one fills. */
+const CONNECTION_SECRET_FIELDS = {
+  PGHOST: 'host',
+  PGPORT: 'port',
+  PGUSER: 'username',
+  PGPASSWORD: 'password',
+  PGDATABASE: 'dbname',
+} as const;
+
+/** EventBridge Scheduler's limit on schedule names, and ECS's on task definition families. */
+const SCHEDULE_NAME_MAX_LENGTH = 64;
+const TASK_FAMILY_MAX_LENGTH = 255;
+
+/** Time the task gets between SIGTERM and SIGKILL to abort its multipart upload (the Fargate maximum). */
+const STOP_TIMEOUT = Duration.seconds(120);
+/** RunTask fails transiently (capacity, throttling); EventBridge Scheduler retries with back-off. */
+const SCHEDULE_RETRY_ATTEMPTS = 3;
+/** A backup that could not start within an hour is dropped to the dead-letter queue, so a late
+ * run does not overlap the next one or business hours; the alarm on that queue reports it. */
+const SCHEDULE_MAX_EVENT_AGE = Duration.hours(1);
+
+export class DatabaseBackup extends Construct {
+  readonly taskDefinition: ecs.FargateTaskDefinition;
+  readonly executionRole: iam.Role;
+  readonly schedule: scheduler.Schedule;
+
+  constructor(scope: Construct, id: string, { shared, database }: DatabaseBackupProps) {
+    super(scope, id);
+    const { environment } = shared;
+    const stack = Stack.of(this);
+    const key = databaseResourceKey(database.name);
+    const family = boundedName(`pgkeep-${environment.name}-backup-${key}`, TASK_FAMILY_MAX_LENGTH);
+
+    const secret = importSecret(this, database, stack);
+
+    this.executionRole = new iam.Role(this, 'ExecutionRole', {
+      description: `pgkeep ${environment.name}: starts the backup task of ${key} (pulls the image, writes logs, reads only this database's secret)`,
+      assumedBy: new iam.ServicePrincipal('ecs-tasks.amazonaws.com', {
+        conditions: { StringEquals: { 'aws:SourceAccount': stack.account } },
+      }),
+    });
+
+    this.taskDefinition = new ecs.FargateTaskDefinition(this, 'TaskDefinition', {
+      family,
+      cpu: environment.task.cpu,
+      memoryLimitMiB: environment.task.memoryMiB,
+      ephemeralStorageGiB: environment.task.ephemeralStorageGiB,
+      runtimePlatform: { cpuArchitecture: ecs.CpuArchitecture.ARM64, operatingSystemFamily: ecs.OperatingSystemFamily.LINUX },
+      taskRole: shared.taskRole,
+      executionRole: this.executionRole,
+      // The root filesystem is read-only; /tmp (pg_dump's and Node's scratch space) is the task's ephemeral storage.
+      volumes: [{ name: 'tmp' }],
+    });
+
+    const databaseEnvironment = {
+      PGKEEP_DATABASE_NAME: database.name,
+      ...overrideEnvironment(database.overrides),
+    };
+    const container = this.taskDefinition.addContainer('Container', {
+      containerName: TASK_CONTAINER_NAME,
+      image: shared.image,
+      command: ['backup'],
+      essential: true,
+      readonlyRootFilesystem: true,
+      stopTimeout: STOP_TIMEOUT,
+      logging: ecs.LogDrivers.awsLogs({ logGroup: shared.logGroup, streamPrefix: key }),
+      environment: {
+        PGKEEP_BUCKET: shared.bucketName,
+        PGKEEP_ENVIRONMENT: environment.name,
+        PGKEEP_KMS_KEY_ID: shared.keyArn,
+        PGSSLMODE: 'require',
+        // Also in the task definition (not only in the schedule's overrides), so a run started
+        // from the console or by hand without overrides backs up with the same settings.
+        ...databaseEnvironment,
+      },
+      // Never as plain environment: ECS reads them from Secrets Manager when the task starts.
+      secrets: Object.fromEntries(
+        Object.entries(CONNECTION_SECRET_FIELDS).map(([variable, field]) => [variable, ecs.Secret.fromSecretsManager(secret, field)]),
+      ),
+    });
+    container.addMountPoints({ containerPath: '/tmp', sourceVolume: 'tmp', readOnly: false });
+
+    if (database.secretKmsKeyArn) {
+      // Not through the imported secret's encryptionKey: CDK can grant an imported key to the
+      // role only via the key policy, which it cannot change, and would silently grant nothing.
+      this.executionRole.addToPolicy(
+        new iam.PolicyStatement({
+          sid: 'DecryptDatabaseSecret',
+          actions: ['kms:Decrypt'],
+          resources: [database.secretKmsKeyArn],
+          conditions: { StringEquals: { 'kms:ViaService': `secretsmanager.${stack.region}.amazonaws.com` } },
+        }),
+      );
+    }
+
+    Validations.of(this.taskDefinition).acknowledge({
+      id: 'AwsSolutions-ECS2',
+      reason: 'The environment holds only non-secret settings (bucket, environment and database names, KMS key ARN, SSL mode, tuning); the connection, password included, comes from Secrets Manager through `secrets`.',
+    });
+    Validations.of(this.executionRole).acknowledge({
+      id: 'AwsSolutions-IAM5[Resource::*]',
+      reason: 'ecr:GetAuthorizationToken, which ECS needs to pull the task image, does not support resource-level permissions; every other statement names its resource.',
+    });
+
+    // Scheduled and manual runs pass the database's settings as overrides too, so the overrides
+    // recorded with each task (describe-tasks, task state change events) say what ran.
+    const overrides = taskOverrides(databaseEnvironment);
+    this.schedule = new scheduler.Schedule(this, 'Schedule', {
+      scheduleName: boundedName(`pgkeep-${environment.name}-${key}`, SCHEDULE_NAME_MAX_LENGTH),
+      scheduleGroup: shared.scheduleGroup,
+      description: `pgkeep ${environment.name}: back up database ${JSON.stringify(database.name)} (cron ${database.schedule.cron}, ${database.schedule.timezone})`,
+      schedule: scheduler.ScheduleExpression.expression(`cron(${database.schedule.cron})`, TimeZone.of(database.schedule.timezone)),
+      target: new schedulerTargets.EcsRunFargateTask(shared.cluster, {
+        taskDefinition: this.taskDefinition,
+        vpcSubnets: { subnets: shared.subnets },
+        securityGroups: [shared.securityGroup],
+        assignPublicIp: false,
+        // The ECS templated target passes its input to RunTask as the task overrides.
+        input: scheduler.ScheduleTargetInput.fromObject(overrides),
+        retryAttempts: SCHEDULE_RETRY_ATTEMPTS,
+        maxEventAge: SCHEDULE_MAX_EVENT_AGE,
+        deadLetterQueue: shared.deadLetterQueue,
+      }),
+    });
+
+    this.notifyOnFailure(shared, database, key, family);
+
+    new CfnOutput(this, 'TaskDefinitionArn', {
+      key: `TaskDefinition${key}`,
+      description: `Task definition that backs up database ${JSON.stringify(database.name)} (its secret and settings).`,
+      value: this.taskDefinition.taskDefinitionArn,
+    });
+    new CfnOutput(this, 'RunTaskCommand', {
+      key: `RunTaskCommand${key}`,
+      description: `Paste into a shell with AWS credentials to back up database ${JSON.stringify(database.name)} now.`,
+      value: runTaskCommand({
+        region: stack.region,
+        cluster: shared.cluster.clusterName,
+        taskDefinitionArn: this.taskDefinition.taskDefinitionArn,
+        subnetIds: shared.subnets.map((subnet) => subnet.subnetId),
+        securityGroupIds: [shared.securityGroup.securityGroupId],
+        overrides,
+      }),
+    });
+  }
+
+  /** Turns a stopped backup task that failed (or never started) into a readable notification. */
+  private notifyOnFailure(shared: SharedBackupResources, database: DatabaseConfig, key: string, family: string): void {
+    const { environment } = shared;
+    const stack = Stack.of(this);
+    const taskStopped = {
+      source: ['aws.ecs'],
+      detailType: ['ECS Task State Change'],
+    };
+    const ofThisDatabase = {
+      clusterArn: [shared.cluster.clusterArn],
+      lastStatus: ['STOPPED'],
+      taskDefinitionArn: events.Match.prefix(
+        stack.formatArn({ service: 'ecs', resource: 'task-definition', resourceName: `${family}:` }),
+      ),
+    };
+    // No double quotes: the message is a JSON string in the rule, and email shows their escapes.
+    const who = `the backup of database ${database.name} (environment ${environment.name})`;
+    const logs = `Logs: ${logStreamsConsoleUrl(stack.region, shared.logGroupName, `${key}/${TASK_CONTAINER_NAME}/`)} (the stream name ends with the task id, the last part of the task ARN).`;
+    const exitCode = events.EventField.fromPath('$.detail.containers[0].exitCode');
+    const reason = events.EventField.fromPath('$.detail.stoppedReason');
+    const task = events.EventField.fromPath('$.detail.taskArn');
+
+    new events.Rule(this, 'FailedRule', {
+      description: `pgkeep ${environment.name}: ${key} backup task stopped with a non-zero exit code`,
+      eventPattern: {
+        ...taskStopped,
+        detail: { ...ofThisDatabase, containers: { name: [TASK_CONTAINER_NAME], exitCode: [{ 'anything-but': 0 }] } },
+      },
+      targets: [
+        new eventsTargets.SnsTopic(shared.alertsTopic, {
+          message: events.RuleTargetInput.fromText(
+            `pgkeep: ${who} FAILED with exit code ${exitCode} ` +
+              '(1 = the backup failed and the log says why and what to do; 2 = misconfigured, nothing was touched; 143 = stopped by SIGTERM, upload aborted; 137 = killed, usually out of memory). ' +
+              `ECS: ${reason}. Task: ${task}. ${logs}`,
+          ),
+        }),
+      ],
+    });
+    new events.Rule(this, 'DidNotStartRule', {
+      description: `pgkeep ${environment.name}: ${key} backup task failed to start`,
+      eventPattern: {
+        ...taskStopped,
+        detail: { ...ofThisDatabase, stopCode: ['TaskFailedToStart'] },
+      },
+      targets: [
+        new eventsTargets.SnsTopic(shared.alertsTopic, {
+          message: events.RuleTargetInput.fromText(
+            `pgkeep: ${who} could not start. ECS: ${reason}. ` +
+              'Check that the database secret exists and has host, port, username, password and dbname, and that the subnets reach ECR, Secrets Manager and CloudWatch Logs. ' +
+              `Task: ${task}. ${logs}`,
+          ),
+        }),
+      ],
+    });
+  }
+}
+
+/** `name` if it fits, else its start and a hash of all of it, so long database names stay distinct. */
+export function boundedName(name: string, maxLength: number): string {
+  if (name.length <= maxLength) return name;
+  const hash = createHash('sha256').update(name).digest('hex').slice(0, 8);
+  return `${name.slice(0, maxLength - hash.length - 1)}-${hash}`;
+}
+
+/** The database's secret, with the exact ARN its name or ARN denotes, so IAM can name it. */
+function importSecret(scope: Construct, database: DatabaseConfig, stack: Stack): secretsmanager.ISecret {
+  const arn = database.secret.startsWith('arn:')
+    ? database.secret
+    : stack.formatArn({ service: 'secretsmanager', resource: 'secret', resourceName: database.secret, arnFormat: ArnFormat.COLON_RESOURCE_NAME });
+  // Secrets Manager appends "-" and 6 random characters to a secret's name in its ARN. Without
+  // them the ARN is partial, and IAM grants have to match the suffix with a wildcard.
+  const complete = database.secret.startsWith('arn:') && /-[A-Za-z0-9]{6}$/.test(database.secret);
+  return secretsmanager.Secret.fromSecretAttributes(scope, 'Secret', complete ? { secretCompleteArn: arn } : { secretPartialArn: arn });
+}
+
+/** The CloudWatch console's log-stream list of a log group, filtered to a stream-name prefix.
+ * The console's fragment encodes its path twice and writes "%" as "$". */
+export function logStreamsConsoleUrl(region: string, logGroupName: string, streamPrefix: string): string {
+  const encode = (text: string) => encodeURIComponent(encodeURIComponent(text)).replaceAll('%', '$');
+  return `https://${region}.console.aws.amazon.com/cloudwatch/home?region=${region}#logsV2:log-groups/log-group/${encode(logGroupName)}$3FlogStreamNameFilter$3D${encode(streamPrefix)}`;
+}

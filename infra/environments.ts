@@ -1,0 +1,83 @@
+/**
+ * The environments this app deploys. Edit this file to match your accounts: the ids below are
+ * placeholders in the right format (docs/infrastructure.md says where to find the real ones).
+ * Every field is checked by infra/config.ts at synth time.
+ */
+import type { PgkeepConfigInput } from './config.ts';
+
+export const PGKEEP_ENVIRONMENTS = {
+  environments: {
+    dev: {
+      account: '111111111111',
+      region: 'eu-west-1',
+      network: {
+        vpcId: 'vpc-0123456789abcdef0',
+        privateSubnets: [
+          { subnetId: 'subnet-0123456789abcdef0', availabilityZone: 'eu-west-1a' },
+          { subnetId: 'subnet-0123456789abcdef1', availabilityZone: 'eu-west-1b' },
+        ],
+        securityGroupId: 'sg-0123456789abcdef0',
+      },
+      databases: [
+        {
+          name: 'orders',
+          secret: 'arn:aws:secretsmanager:eu-west-1:111111111111:secret:pgkeep/dev/orders-AbCdEf',
+          schedule: { cron: '0 2 * * ? *', timezone: 'Europe/Dublin' },
+        },
+      ],
+      lifecycle: {
+        glacierInstantRetrievalAfterDays: 30,
+        deepArchiveAfterDays: 180,
+        noncurrentVersionsExpireAfterDays: 7,
+        abortIncompleteUploadsAfterDays: 1,
+      },
+      task: { cpu: 512, memoryMiB: 1024, ephemeralStorageGiB: 21 },
+      logRetentionDays: 30,
+      notificationEmails: ['dev-alerts@example.com'],
+      terminationProtection: false,
+      removalPolicy: 'destroy',
+    },
+    prod: {
+      account: '222222222222',
+      region: 'eu-central-1',
+      network: {
+        vpcId: 'vpc-0fedcba9876543210',
+        privateSubnets: [
+          { subnetId: 'subnet-0fedcba9876543210', availabilityZone: 'eu-central-1a' },
+          { subnetId: 'subnet-0fedcba9876543211', availabilityZone: 'eu-central-1b' },
+          { subnetId: 'subnet-0fedcba9876543212', availabilityZone: 'eu-central-1c' },
+        ],
+        securityGroupId: 'sg-0fedcba9876543210',
+      },
+      databases: [
+        {
+          name: 'orders',
+          secret: 'arn:aws:secretsmanager:eu-central-1:222222222222:secret:pgkeep/prod/orders-GhIjKl',
+          secretKmsKeyArn: 'arn:aws:kms:eu-central-1:222222222222:key/0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d',
+          schedule: { cron: '30 1 * * ? *', timezone: 'Europe/Berlin' },
+          overrides: { PGKEEP_COMPRESSION_LEVEL: 6, PGKEEP_PARTS_IN_FLIGHT: 4 },
+        },
+        {
+          name: 'billing',
+          secret: 'pgkeep/prod/billing',
+          schedule: { cron: '0 */6 * * ? *', timezone: 'UTC' },
+          overrides: { PGKEEP_LOCK_WAIT_TIMEOUT_SECONDS: 1800 },
+        },
+      ],
+      lifecycle: {
+        glacierInstantRetrievalAfterDays: 30,
+        deepArchiveAfterDays: 180,
+        noncurrentVersionsExpireAfterDays: 30,
+        abortIncompleteUploadsAfterDays: 2,
+      },
+      objectLock: { mode: 'GOVERNANCE', defaultRetentionDays: 35 },
+      accessLogsExpireAfterDays: 730,
+      task: { cpu: 2048, memoryMiB: 4096, ephemeralStorageGiB: 50 },
+      logRetentionDays: 400,
+      alarms: { undeliveredScheduledRuns: 1 },
+      notificationEmails: ['dba-oncall@example.com', 'platform-team@example.com'],
+      terminationProtection: true,
+      removalPolicy: 'retain',
+    },
+  },
+} satisfies PgkeepConfigInput;

@@ -1,0 +1,4 @@
+import { fileURLToPath } from 'node:url';
+
+/** The repository root: the Docker build context of the task image (task/ imports catalog/). */
+export const REPOSITORY_ROOT = fileURLToPath(new URL('..', import.meta.url));

@@ -1,0 +1,57 @@
+/**
+ * The `aws ecs run-task` command line that starts one database's backup now, printed as a stack
+ * output. It must survive a copy and paste into a POSIX shell, so every argument that can contain
+ * spaces, quotes or JSON is single-quoted; the rest are ARNs and names, which cannot.
+ */
+
+export const TASK_CONTAINER_NAME = 'pgkeep';
+
+export interface EnvironmentVariable {
+  name: string;
+  value: string;
+}
+
+/** The RunTask `overrides` for one database: what the schedule sends and the command passes. */
+export interface TaskOverrides {
+  containerOverrides: [{ name: typeof TASK_CONTAINER_NAME; environment: EnvironmentVariable[] }];
+}
+
+export function taskOverrides(environment: Readonly<Record<string, string>>): TaskOverrides {
+  return {
+    containerOverrides: [{ name: TASK_CONTAINER_NAME, environment: Object.entries(environment).map(([name, value]) => ({ name, value })) }],
+  };
+}
+
+export interface RunTaskCommandParts {
+  /** An AWS region name, which cannot contain shell metacharacters. */
+  region: string;
+  /** May be a CloudFormation token; resolves to a name without shell metacharacters. */
+  cluster: string;
+  /** May be a CloudFormation token; resolves to an ARN without shell metacharacters. */
+  taskDefinitionArn: string;
+  subnetIds: readonly string[];
+  securityGroupIds: readonly string[];
+  overrides: TaskOverrides;
+}
+
+export function runTaskCommand(parts: RunTaskCommandParts): string {
+  const networkConfiguration = {
+    awsvpcConfiguration: { subnets: parts.subnetIds, securityGroups: parts.securityGroupIds, assignPublicIp: 'DISABLED' },
+  };
+  return [
+    'aws ecs run-task',
+    `--region ${parts.region}`,
+    `--cluster ${parts.cluster}`,
+    `--task-definition ${parts.taskDefinitionArn}`,
+    '--launch-type FARGATE',
+    `--network-configuration ${shellQuote(JSON.stringify(networkConfiguration))}`,
+    `--overrides ${shellQuote(JSON.stringify(parts.overrides))}`,
+    // Tells a manual run apart from the scheduled ones in the console and in ListTasks.
+    '--started-by pgkeep-manual-run',
+  ].join(' ');
+}
+
+/** POSIX single quoting: everything is literal inside '...', and a ' is written as '\''. */
+export function shellQuote(text: string): string {
+  return `'${text.replaceAll("'", "'\\''")}'`;
+}

@@ -1,0 +1,94 @@
+/**
+ * The stateful half of an environment: the backup bucket and the key that encrypts it. Kept in
+ * its own stack so that the pipeline stack can be changed, destroyed and redeployed freely, and
+ * everything here is retained when the stack is deleted: backups must outlive their tooling.
+ */
+import { CfnOutput, Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import type * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import type { Construct } from 'constructs';
+import { createBackupWriterPolicy } from './backup-writer-policy.ts';
+import type { EnvironmentConfig } from './config.ts';
+import { backupBucketLifecycleRules } from './lifecycle.ts';
+
+export interface StorageStackProps {
+  environment: EnvironmentConfig;
+}
+
+export class StorageStack extends Stack {
+  readonly bucket: s3.Bucket;
+  readonly key: kms.Key;
+  /** Attach to the role of whatever writes backups (the backup task). */
+  readonly backupWriterPolicy: iam.ManagedPolicy;
+
+  constructor(scope: Construct, id: string, { environment }: StorageStackProps) {
+    super(scope, id, {
+      env: { account: environment.account, region: environment.region },
+      terminationProtection: environment.terminationProtection,
+      description: `pgkeep ${environment.name}: backup bucket and its KMS key (stateful; retained on stack deletion)`,
+    });
+
+    // The construct ids of the key and the bucket fix their logical ids, and a changed logical id
+    // makes CloudFormation create a new (empty) bucket: test/infra-storage.test.ts pins them.
+    this.key = new kms.Key(this, 'BackupKey', {
+      description: `pgkeep ${environment.name}: encrypts the backups (SSE-KMS) in the backup bucket`,
+      alias: `alias/pgkeep/${environment.name}/backups`,
+      enableKeyRotation: true,
+      // Deleting the key would make every backup unreadable.
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+
+    // cdk-nag's S1 (server access logging) is satisfied for this bucket because it is the
+    // backup bucket's log destination; logging the log bucket itself would need a third bucket.
+    const accessLogs = new s3.Bucket(this, 'AccessLogsBucket', {
+      // S3 server access logging cannot deliver to an SSE-KMS bucket; SSE-S3 is what it supports.
+      encryption: s3.BucketEncryption.S3_MANAGED,
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+      enforceSSL: true,
+      lifecycleRules: [{ id: 'expire-access-logs', expiration: Duration.days(environment.accessLogsExpireAfterDays) }],
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    this.bucket = new s3.Bucket(this, 'BackupBucket', {
+      encryption: s3.BucketEncryption.KMS,
+      encryptionKey: this.key,
+      // One KMS request per bucket key instead of per object part: cheaper, and no KMS throttling on large uploads.
+      bucketKeyEnabled: true,
+      versioned: true,
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+      enforceSSL: true,
+      minimumTLSVersion: 1.2,
+      serverAccessLogsBucket: accessLogs,
+      serverAccessLogsPrefix: 'backup-bucket/',
+      lifecycleRules: backupBucketLifecycleRules(environment.lifecycle),
+      ...(environment.objectLock
+        ? {
+            objectLockEnabled: true,
+            objectLockDefaultRetention:
+              environment.objectLock.mode === 'COMPLIANCE'
+                ? s3.ObjectLockRetention.compliance(Duration.days(environment.objectLock.defaultRetentionDays))
+                : s3.ObjectLockRetention.governance(Duration.days(environment.objectLock.defaultRetentionDays)),
+          }
+        : {}),
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+
+    Validations.of(this.bucket).acknowledge({
+      id: 'CloudFormation-Validate::W9003',
+      reason: 'CDK renders the lifecycle rule\'s ObjectSizeGreaterThan as a number; CloudFormation coerces it to the string S3 expects, and the value is a plain byte count.',
+    });
+
+    this.backupWriterPolicy = createBackupWriterPolicy(this, 'BackupWriterPolicy', this.bucket, this.key);
+
+    new CfnOutput(this, 'BackupBucketName', {
+      description: 'S3 bucket that receives the backups (under backups/<database>/); versioned, SSE-KMS, retained when the stack is deleted.',
+      value: this.bucket.bucketName,
+    });
+    new CfnOutput(this, 'BackupKeyArn', {
+      description: 'KMS key that encrypts the backups; whoever restores needs kms:Decrypt on it.',
+      value: this.key.keyArn,
+    });
+  }
+}

@@ -1,0 +1,377 @@
+import { parse as parseShellWords } from 'shell-quote';
+import { Match } from 'aws-cdk-lib/assertions';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { DatabaseConfig } from '../infra/config.ts';
+import { databaseResourceKey, parsePgkeepConfig } from '../infra/config.ts';
+import { PGKEEP_ENVIRONMENTS } from '../infra/environments.ts';
+import type { SynthesizedEnvironment } from './fixtures/infra-synth.ts';
+import { resolveTemplateText, synthesizeEnvironment } from './fixtures/infra-synth.ts';
+
+const config = parsePgkeepConfig(PGKEEP_ENVIRONMENTS);
+const synthesized: Record<string, SynthesizedEnvironment> = {
+  dev: synthesizeEnvironment(PGKEEP_ENVIRONMENTS, 'dev'),
+  prod: synthesizeEnvironment(PGKEEP_ENVIRONMENTS, 'prod'),
+};
+afterAll(() => Object.values(synthesized).forEach((environment) => environment.dispose()));
+
+interface ContainerDefinition {
+  Name: string;
+  Environment: { Name: string; Value: unknown }[];
+  Secrets: { Name: string; ValueFrom: string }[];
+  [property: string]: unknown;
+}
+interface TaskDefinitionResource {
+  Properties: { Family: string; ContainerDefinitions: ContainerDefinition[]; ExecutionRoleArn: { 'Fn::GetAtt': [string, string] }; TaskRoleArn: { 'Fn::GetAtt': [string, string] } };
+}
+interface PolicyStatement {
+  Action: string | string[];
+  Resource: unknown;
+  Effect: string;
+}
+interface PolicyResource {
+  Properties: { Roles: unknown; PolicyDocument: { Statement: PolicyStatement[] } };
+}
+interface KeyResource {
+  Properties: { KeyPolicy: { Statement: { Principal: { Service?: string }; Action: string[] }[] } };
+}
+
+/** The storage stack output a cross-stack reference reads, or undefined if the value is not one. */
+function storageOutput(value: unknown): { StackName?: string; OutputName?: string } | undefined {
+  return (value as { 'Fn::GetStackOutput'?: { StackName?: string; OutputName?: string } } | undefined)?.['Fn::GetStackOutput'];
+}
+
+describe.each(['dev', 'prod'])('the %s pipeline stack', (name) => {
+  const { pipeline, stacks } = synthesized[name]!;
+  const environment = config.environments[name]!;
+  const logicalId = (construct: { node: { defaultChild?: unknown } }) => stacks.pipeline.getLogicalId(construct.node.defaultChild as never);
+  const backupOf = (database: DatabaseConfig) => stacks.pipeline.backups.get(database.name)!;
+  const taskDefinitionOf = (database: DatabaseConfig) =>
+    pipeline.findResources('AWS::ECS::TaskDefinition')[logicalId(backupOf(database).taskDefinition)] as TaskDefinitionResource;
+  const containerOf = (database: DatabaseConfig) => taskDefinitionOf(database).Properties.ContainerDefinitions[0]!;
+  const policyStatementsOf = (roleLogicalId: string): PolicyStatement[] =>
+    (Object.values(pipeline.findResources('AWS::IAM::Policy')) as PolicyResource[])
+      .filter((policy) => JSON.stringify(policy.Properties.Roles).includes(`"${roleLogicalId}"`))
+      .flatMap((policy) => policy.Properties.PolicyDocument.Statement);
+  const subnetIds = environment.network.privateSubnets.map((subnet) => subnet.subnetId);
+
+  it('runs an ECS cluster with Container Insights', () => {
+    pipeline.hasResourceProperties('AWS::ECS::Cluster', {
+      ClusterName: `pgkeep-${name}`,
+      ClusterSettings: [{ Name: 'containerInsights', Value: 'enabled' }],
+    });
+  });
+
+  it('keeps the task logs in a log group with the configured retention', () => {
+    pipeline.hasResourceProperties('AWS::Logs::LogGroup', { LogGroupName: `/pgkeep/${name}/backup`, RetentionInDays: environment.logRetentionDays });
+  });
+
+  it('has one ARM64 Fargate task definition per database, sized as configured, with a read-only root and a writable /tmp', () => {
+    expect(Object.keys(pipeline.findResources('AWS::ECS::TaskDefinition'))).toHaveLength(environment.databases.length);
+    for (const database of environment.databases) {
+      pipeline.hasResourceProperties('AWS::ECS::TaskDefinition', {
+        Family: `pgkeep-${name}-backup-${databaseResourceKey(database.name)}`,
+        RequiresCompatibilities: ['FARGATE'],
+        NetworkMode: 'awsvpc',
+        RuntimePlatform: { CpuArchitecture: 'ARM64', OperatingSystemFamily: 'LINUX' },
+        Cpu: String(environment.task.cpu),
+        Memory: String(environment.task.memoryMiB),
+        EphemeralStorage: { SizeInGiB: environment.task.ephemeralStorageGiB },
+        Volumes: [{ Name: 'tmp' }],
+        ContainerDefinitions: [
+          Match.objectLike({
+            Name: 'pgkeep',
+            Command: ['backup'],
+            Image: Match.objectLike({ 'Fn::Sub': Match.stringLikeRegexp('container-assets') }),
+            ReadonlyRootFilesystem: true,
+            MountPoints: [{ ContainerPath: '/tmp', SourceVolume: 'tmp', ReadOnly: false }],
+            // Time to abort the multipart upload after SIGTERM.
+            StopTimeout: 120,
+            LogConfiguration: {
+              LogDriver: 'awslogs',
+              Options: Match.objectLike({ 'awslogs-stream-prefix': databaseResourceKey(database.name) }),
+            },
+          }),
+        ],
+      });
+    }
+  });
+
+  it("injects each database's whole connection from its own secret, and never a password in the environment", () => {
+    for (const database of environment.databases) {
+      const container = containerOf(database);
+      const secretArn = database.secret.startsWith('arn:') ? database.secret : `arn:aws:secretsmanager:${environment.region}:${environment.account}:secret:${database.secret}`;
+
+      expect(container.Secrets).toEqual([
+        { Name: 'PGHOST', ValueFrom: `${secretArn}:host::` },
+        { Name: 'PGPORT', ValueFrom: `${secretArn}:port::` },
+        { Name: 'PGUSER', ValueFrom: `${secretArn}:username::` },
+        { Name: 'PGPASSWORD', ValueFrom: `${secretArn}:password::` },
+        { Name: 'PGDATABASE', ValueFrom: `${secretArn}:dbname::` },
+      ]);
+      const environmentNames = container.Environment.map((variable) => variable.Name);
+      expect(environmentNames.filter((variableName) => /PASSWORD|SECRET|DATABASE_URL/.test(variableName))).toEqual([]);
+    }
+  });
+
+  it('tells the task its bucket, environment, catalog name, KMS key and SSL mode, plus the database\'s overrides', () => {
+    for (const database of environment.databases) {
+      const { PGKEEP_BUCKET: bucket, PGKEEP_KMS_KEY_ID: key, ...literals } = Object.fromEntries(
+        containerOf(database).Environment.map((variable) => [variable.Name, variable.Value]),
+      );
+
+      expect(storageOutput(bucket)).toEqual({ StackName: `pgkeep-${name}-storage`, Region: environment.region, OutputName: expect.stringMatching(/^PublishOutputRefBackupBucket/) as unknown });
+      expect(storageOutput(key)).toEqual({ StackName: `pgkeep-${name}-storage`, Region: environment.region, OutputName: expect.stringMatching(/^PublishOutputFnGetAttBackupKey\w+Arn/) as unknown });
+      expect(literals).toEqual({
+        PGKEEP_ENVIRONMENT: name,
+        PGKEEP_DATABASE_NAME: database.name,
+        PGSSLMODE: 'require',
+        ...Object.fromEntries(Object.entries(database.overrides).map(([variable, value]) => [variable, String(value)])),
+      });
+    }
+  });
+
+  it('gives each database its own execution role that can read only that database\'s secret', () => {
+    for (const database of environment.databases) {
+      const roleId = taskDefinitionOf(database).Properties.ExecutionRoleArn['Fn::GetAtt'][0];
+      const statements = policyStatementsOf(roleId);
+      const secretStatements = statements.filter((statement) => [statement.Action].flat().some((action) => action.startsWith('secretsmanager:')));
+      const expectedSecret = database.secret.startsWith('arn:') ? database.secret : `arn:aws:secretsmanager:${environment.region}:${environment.account}:secret:${database.secret}-??????`;
+
+      expect(secretStatements).toEqual([{ Effect: 'Allow', Action: ['secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue'], Resource: expectedSecret }]);
+      for (const other of environment.databases.filter((candidate) => candidate !== database)) {
+        expect(JSON.stringify(statements)).not.toContain(other.secret);
+      }
+      if (database.secretKmsKeyArn) {
+        expect(statements).toContainEqual({
+          Sid: 'DecryptDatabaseSecret',
+          Effect: 'Allow',
+          Action: 'kms:Decrypt',
+          Resource: database.secretKmsKeyArn,
+          Condition: { StringEquals: { 'kms:ViaService': `secretsmanager.${environment.region}.amazonaws.com` } },
+        });
+      }
+      expect(statements.flatMap((statement) => [statement.Action].flat()).filter((action) => /^s3:|^kms:(?!Decrypt$)|^iam:|^secretsmanager:(?!DescribeSecret$|GetSecretValue$)/.test(action))).toEqual([]);
+    }
+  });
+
+  it('gives the backup task role the storage stack\'s backup-writer policy and pgkeep metrics, nothing else', () => {
+    const taskRoleIds = new Set(environment.databases.map((database) => taskDefinitionOf(database).Properties.TaskRoleArn['Fn::GetAtt'][0]));
+    expect(taskRoleIds.size).toBe(1);
+    const [taskRoleId] = [...taskRoleIds];
+    const role = pipeline.findResources('AWS::IAM::Role')[taskRoleId!] as { Properties: { ManagedPolicyArns: unknown[]; Policies?: unknown } };
+
+    expect(role.Properties.ManagedPolicyArns).toHaveLength(1);
+    expect(storageOutput(role.Properties.ManagedPolicyArns[0])).toEqual({
+      StackName: `pgkeep-${name}-storage`,
+      Region: environment.region,
+      OutputName: expect.stringMatching(/^PublishOutputRefBackupWriterPolicy/) as unknown,
+    });
+    expect(role.Properties.Policies).toBeUndefined();
+    // PutMetricData has no resource-level permissions; the namespace condition is what limits it.
+    expect(policyStatementsOf(taskRoleId!)).toEqual([
+      { Sid: 'PublishBackupMetrics', Effect: 'Allow', Action: 'cloudwatch:PutMetricData', Resource: '*', Condition: { StringEquals: { 'cloudwatch:namespace': 'pgkeep' } } },
+    ]);
+  });
+
+  it('has one EventBridge Scheduler schedule per database with its cron and timezone, launching its task on Fargate with no public IP', () => {
+    expect(Object.keys(pipeline.findResources('AWS::Scheduler::Schedule'))).toHaveLength(environment.databases.length);
+    for (const database of environment.databases) {
+      pipeline.hasResourceProperties('AWS::Scheduler::Schedule', {
+        GroupName: `pgkeep-${name}`,
+        ScheduleExpression: `cron(${database.schedule.cron})`,
+        ScheduleExpressionTimezone: database.schedule.timezone,
+        State: 'ENABLED',
+        Target: Match.objectLike({
+          Arn: { 'Fn::GetAtt': [logicalId(stacks.pipeline.cluster), 'Arn'] },
+          EcsParameters: {
+            TaskDefinitionArn: { Ref: logicalId(backupOf(database).taskDefinition) },
+            LaunchType: 'FARGATE',
+            NetworkConfiguration: { AwsvpcConfiguration: { AssignPublicIp: 'DISABLED', Subnets: subnetIds, SecurityGroups: [environment.network.securityGroupId] } },
+          },
+          RetryPolicy: { MaximumRetryAttempts: 3, MaximumEventAgeInSeconds: 3600 },
+          DeadLetterConfig: { Arn: { 'Fn::GetAtt': [Match.stringLikeRegexp('^ScheduleDeadLetterQueue'), 'Arn'] } },
+        }),
+      });
+    }
+  });
+
+  it("passes each database's settings to its scheduled run as container overrides", () => {
+    for (const database of environment.databases) {
+      const schedule = pipeline.findResources('AWS::Scheduler::Schedule')[logicalId(backupOf(database).schedule)] as { Properties: { Target: { Input: string } } };
+
+      expect(JSON.parse(schedule.Properties.Target.Input)).toEqual({
+        containerOverrides: [
+          {
+            name: 'pgkeep',
+            environment: [
+              { name: 'PGKEEP_DATABASE_NAME', value: database.name },
+              ...Object.entries(database.overrides).map(([variable, value]) => ({ name: variable, value: String(value) })),
+            ],
+          },
+        ],
+      });
+    }
+  });
+
+  it('lets the scheduler run only the backup task definitions and pass only their roles to ECS', () => {
+    const [schedulerRoleId] = Object.keys(pipeline.findResources('AWS::IAM::Role', { Properties: { AssumeRolePolicyDocument: { Statement: [Match.objectLike({ Principal: { Service: 'scheduler.amazonaws.com' } })] } } }));
+    const statements = policyStatementsOf(schedulerRoleId!);
+
+    expect(statements.map((statement) => statement.Action).sort()).toEqual(['ecs:RunTask', 'iam:PassRole', 'sqs:SendMessage']);
+    expect([statements.find((statement) => statement.Action === 'ecs:RunTask')?.Resource].flat().sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)))).toEqual(
+      environment.databases.map((database) => ({ Ref: logicalId(backupOf(database).taskDefinition) })).sort((a, b) => a.Ref.localeCompare(b.Ref)),
+    );
+  });
+
+  it('sends alerts to a KMS-encrypted, TLS-only SNS topic with the configured email subscriptions', () => {
+    pipeline.hasResourceProperties('AWS::SNS::Topic', { KmsMasterKeyId: { 'Fn::GetAtt': [Match.stringLikeRegexp('^AlertsTopicKey'), 'Arn'] } });
+    pipeline.hasResourceProperties('AWS::SNS::TopicPolicy', {
+      PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({ Effect: 'Deny', Action: 'sns:Publish', Condition: { Bool: { 'aws:SecureTransport': 'false' } } })]) },
+    });
+    const subscriptions = Object.values(pipeline.findResources('AWS::SNS::Subscription')).map((subscription) => subscription.Properties as { Protocol: string; Endpoint: string });
+    expect(subscriptions.map((subscription) => [subscription.Protocol, subscription.Endpoint])).toEqual(environment.notificationEmails.map((email) => ['email', email]));
+  });
+
+  it('lets CloudWatch alarms and EventBridge use the topic key', () => {
+    const [key] = Object.values(pipeline.findResources('AWS::KMS::Key')) as KeyResource[];
+    const services = key!.Properties.KeyPolicy.Statement
+      .filter((statement) => statement.Principal.Service)
+      .map((statement) => [statement.Principal.Service, statement.Action]);
+
+    expect(services).toEqual(
+      expect.arrayContaining([
+        ['cloudwatch.amazonaws.com', ['kms:Decrypt', 'kms:GenerateDataKey*']],
+        ['events.amazonaws.com', ['kms:Decrypt', 'kms:GenerateDataKey*']],
+      ]),
+    );
+  });
+
+  it('turns a backup task that stopped with a non-zero exit code into a readable notification', () => {
+    for (const database of environment.databases) {
+      const family = `pgkeep-${name}-backup-${databaseResourceKey(database.name)}`;
+      pipeline.hasResourceProperties('AWS::Events::Rule', {
+        EventPattern: {
+          source: ['aws.ecs'],
+          'detail-type': ['ECS Task State Change'],
+          detail: {
+            clusterArn: [{ 'Fn::GetAtt': [logicalId(stacks.pipeline.cluster), 'Arn'] }],
+            lastStatus: ['STOPPED'],
+            taskDefinitionArn: [{ prefix: `arn:aws:ecs:${environment.region}:${environment.account}:task-definition/${family}:` }],
+            containers: { name: ['pgkeep'], exitCode: [{ 'anything-but': 0 }] },
+          },
+        },
+        Targets: [
+          Match.objectLike({
+            Arn: { Ref: Match.stringLikeRegexp('^AlertsTopic') },
+            InputTransformer: {
+              InputPathsMap: Match.objectLike({ 'detail-containers-0--exitCode': '$.detail.containers[0].exitCode', 'detail-stoppedReason': '$.detail.stoppedReason' }),
+              InputTemplate: Match.stringLikeRegexp(
+                `database ${database.name} \\(environment ${name}\\) FAILED with exit code <detail-containers-0--exitCode>.*ECS: <detail-stoppedReason>.*Logs: https://${environment.region}\\.console\\.aws\\.amazon\\.com/cloudwatch/home\\?region=${environment.region}#logsV2:log-groups/log-group/\\$252Fpgkeep\\$252F${name}\\$252Fbackup\\$3FlogStreamNameFilter\\$3D${databaseResourceKey(database.name)}\\$252Fpgkeep\\$252F`,
+              ),
+            },
+          }),
+        ],
+      });
+    }
+  });
+
+  it('also reports a backup task that could not start', () => {
+    for (const database of environment.databases) {
+      pipeline.hasResourceProperties('AWS::Events::Rule', {
+        EventPattern: {
+          source: ['aws.ecs'],
+          'detail-type': ['ECS Task State Change'],
+          detail: Match.objectLike({ lastStatus: ['STOPPED'], stopCode: ['TaskFailedToStart'] }),
+        },
+        Targets: [Match.objectLike({ InputTransformer: Match.objectLike({ InputTemplate: Match.stringLikeRegexp(`database ${database.name} \\(environment ${name}\\) could not start`) }) })],
+      });
+    }
+  });
+
+  it('alarms to the topic when a scheduled run could not be started and landed in the dead-letter queue', () => {
+    pipeline.hasResourceProperties('AWS::SQS::Queue', { SqsManagedSseEnabled: true });
+    pipeline.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      Namespace: 'AWS/SQS',
+      MetricName: 'ApproximateNumberOfMessagesVisible',
+      Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [Match.stringLikeRegexp('^ScheduleDeadLetterQueue'), 'QueueName'] } }],
+      Threshold: environment.alarms.undeliveredScheduledRuns,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      AlarmActions: [{ Ref: Match.stringLikeRegexp('^AlertsTopic') }],
+    });
+  });
+
+  it('has termination protection exactly when configured', () => {
+    expect(stacks.pipeline.terminationProtection).toBe(environment.terminationProtection);
+  });
+
+  it('outputs the cluster, task definitions, subnets, security group, logs, topic and run-task commands, each with a description', () => {
+    const outputs = pipeline.toJSON().Outputs as Record<string, { Description?: string }>;
+    const expected = [
+      'ClusterName',
+      'PrivateSubnetIds',
+      'TaskSecurityGroupId',
+      'TaskLogGroupName',
+      'AlertsTopicArn',
+      ...environment.databases.flatMap((database) => [`TaskDefinition${databaseResourceKey(database.name)}`, `RunTaskCommand${databaseResourceKey(database.name)}`]),
+    ];
+
+    expect(Object.keys(outputs).sort()).toEqual(expected.sort());
+    for (const key of expected) expect(outputs[key]?.Description, key).toMatch(/^.{20,}$/);
+    pipeline.hasOutput('PrivateSubnetIds', { Value: subnetIds.join(',') });
+    pipeline.hasOutput('TaskSecurityGroupId', { Value: environment.network.securityGroupId });
+  });
+
+  describe.each(environment.databases.map((database) => [database.name, database] as const))('the run-task command for %s', (_databaseName, database) => {
+    const output = (pipeline.toJSON().Outputs as Record<string, { Value: unknown }>)[`RunTaskCommand${databaseResourceKey(database.name)}`]!;
+    const words = parseShellWords(resolveTemplateText(output.Value));
+    const option = (flag: string) => {
+      const index = words.indexOf(flag);
+      expect(index, `${flag} in ${JSON.stringify(words)}`).toBeGreaterThan(0);
+      return words[index + 1];
+    };
+
+    it('is one plain shell command, with no operators, globs or substitutions', () => {
+      expect(words.every((word) => typeof word === 'string')).toBe(true);
+      expect(words.slice(0, 3)).toEqual(['aws', 'ecs', 'run-task']);
+    });
+
+    it("names the cluster, the database's task definition, the region and the Fargate launch type", () => {
+      expect(option('--cluster')).toBe(`Ref-${logicalId(stacks.pipeline.cluster)}`);
+      expect(option('--task-definition')).toBe(`Ref-${logicalId(backupOf(database).taskDefinition)}`);
+      expect(option('--region')).toBe(environment.region);
+      expect(option('--launch-type')).toBe('FARGATE');
+    });
+
+    it('runs in the private subnets with the security group and no public IP', () => {
+      expect(JSON.parse(option('--network-configuration') as string)).toEqual({
+        awsvpcConfiguration: { subnets: subnetIds, securityGroups: [environment.network.securityGroupId], assignPublicIp: 'DISABLED' },
+      });
+    });
+
+    it('overrides the container with the database name and its settings, as the schedule does', () => {
+      const schedule = pipeline.findResources('AWS::Scheduler::Schedule')[logicalId(backupOf(database).schedule)] as { Properties: { Target: { Input: string } } };
+      const overrides = JSON.parse(option('--overrides') as string) as { containerOverrides: { name: string; environment: { name: string; value: string }[] }[] };
+
+      expect(overrides.containerOverrides[0]?.name).toBe('pgkeep');
+      expect(overrides.containerOverrides[0]?.environment).toContainEqual({ name: 'PGKEEP_DATABASE_NAME', value: database.name });
+      expect(overrides).toEqual(JSON.parse(schedule.Properties.Target.Input));
+    });
+  });
+});
+
+describe('a database name full of shell metacharacters', () => {
+  const awkwardName = `o'brien $(rm -rf ~) "quoted" & more`;
+  const awkward = structuredClone(PGKEEP_ENVIRONMENTS) as { environments: { dev: { databases: { name: string }[] } } };
+  awkward.environments.dev.databases[0]!.name = awkwardName;
+  const environment = synthesizeEnvironment(awkward, 'dev');
+  afterAll(() => environment.dispose());
+
+  it('still yields a run-task command that a shell parses back to the exact name', () => {
+    const outputs = environment.pipeline.toJSON().Outputs as Record<string, { Value: unknown }>;
+    const words = parseShellWords(resolveTemplateText(outputs[`RunTaskCommand${databaseResourceKey(awkwardName)}`]!.Value));
+    const overrides = JSON.parse(words[words.indexOf('--overrides') + 1] as string) as { containerOverrides: { environment: { name: string; value: string }[] }[] };
+
+    expect(words.every((word) => typeof word === 'string')).toBe(true);
+    expect(overrides.containerOverrides[0]?.environment).toContainEqual({ name: 'PGKEEP_DATABASE_NAME', value: awkwardName });
+  });
+});
