@@ -10,6 +10,7 @@ export interface CatalogEntry {
   manifestKey?: string;
   dataBytes?: number;
   dataStorageClass?: string;
+  dataLastModified?: Date;
   manifestLastModified?: Date;
   /** Other objects of this backup (same stem, another suffix), deleted together with it. */
   siblingKeys: string[];
@@ -99,6 +100,7 @@ function addObject(entries: Map<string, CatalogEntry>, object: _Object): void {
     entry.dataKey = object.Key;
     entry.dataBytes = object.Size ?? 0;
     if (object.StorageClass) entry.dataStorageClass = object.StorageClass;
+    if (object.LastModified) entry.dataLastModified = object.LastModified;
   } else {
     entry.manifestKey = object.Key;
     if (object.LastModified) entry.manifestLastModified = object.LastModified;

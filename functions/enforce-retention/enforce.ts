@@ -68,7 +68,10 @@ export async function enforceRetention(options: RetentionRunOptions): Promise<Re
       return { backupId: decision.backupId, keys: keysOf(entry), bytes: entry.dataBytes ?? 0, reasons: decision.reasons };
     });
   for (const entry of entries.filter((candidate) => candidate.state !== 'complete')) {
-    const ageHours = (options.now.getTime() - entry.startedAt.getTime()) / 3_600_000;
+    // Aged from the last write, not the start: a backup that ran for days writes its data object
+    // only seconds before its manifest, and must not lose it in between.
+    const lastWrite = Math.max(entry.startedAt.getTime(), entry.dataLastModified?.getTime() ?? 0, entry.manifestLastModified?.getTime() ?? 0);
+    const ageHours = (options.now.getTime() - lastWrite) / 3_600_000;
     if (ageHours < options.incompleteGraceHours) continue;
     if (options.objectLock && entry.dataKey) {
       const retainUntil = await retainUntilOf(s3, bucket, entry.dataKey);
@@ -102,7 +105,8 @@ export async function enforceRetention(options: RetentionRunOptions): Promise<Re
   for (const error of errors) logger.error('retention error', { database, error });
 
   const failedKeys = new Set(errors.flatMap((error) => /^could not delete (\S+):/.exec(error)?.[1] ?? []));
-  const done = deletions.filter((deletion) => !deletion.keys.some((key) => failedKeys.has(key)));
+  // A dry run deleted nothing; what it would delete is `deletions`.
+  const done = options.dryRun ? [] : deletions.filter((deletion) => !deletion.keys.some((key) => failedKeys.has(key)));
   return {
     database,
     dryRun: options.dryRun,

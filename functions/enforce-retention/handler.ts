@@ -32,24 +32,29 @@ export async function runRetention(dependencies: RetentionDependencies): Promise
   const results: (RetentionRunResult | { database: string; error: string })[] = [];
   for (const database of dependencies.databases) {
     const scope = { environment: dependencies.environment, database };
+    let outcome: RetentionRunResult | { database: string; error: string };
     try {
-      const result = await enforceRetention({ ...dependencies, database, now });
-      await dependencies.metrics.publish(
-        metricData(scope, [
-          { name: METRIC.retentionKept, value: result.kept, unit: 'Count' },
-          { name: METRIC.retentionDeleted, value: result.dryRun ? 0 : result.deleted, unit: 'Count' },
-          { name: METRIC.retentionDeletedBytes, value: result.dryRun ? 0 : result.deletedBytes, unit: 'Bytes' },
-          { name: METRIC.retentionErrors, value: result.errors.length, unit: 'Count' },
-        ], now),
-      );
-      dependencies.logger.info(result.dryRun ? 'retention dry run' : 'retention enforced', { database, kept: result.kept, deleted: result.deleted, wouldDelete: result.dryRun ? result.deletions.length : undefined, deletedBytes: result.deletedBytes, tiersTagged: result.tiersTagged, errors: result.errors.length });
-      results.push(result);
+      outcome = await enforceRetention({ ...dependencies, database, now });
+      dependencies.logger.info(outcome.dryRun ? 'retention dry run' : 'retention enforced', { database, kept: outcome.kept, deleted: outcome.deleted, wouldDelete: outcome.dryRun ? outcome.deletions.length : undefined, deletedBytes: outcome.deletedBytes, tiersTagged: outcome.tiersTagged, errors: outcome.errors.length });
     } catch (error) {
-      const message = (error as Error).message;
-      dependencies.logger.error('retention skipped for this database: nothing was deleted', { database, error: message });
-      await dependencies.metrics.publish(metricData(scope, [{ name: METRIC.retentionErrors, value: 1, unit: 'Count' }], now));
-      results.push({ database, error: message });
+      outcome = { database, error: (error as Error).message };
+      dependencies.logger.error('retention skipped for this database: nothing was deleted', { database, error: outcome.error });
     }
+    results.push(outcome);
+    // Publishing is separate, so its failure neither misreports what happened nor stops the
+    // databases after this one.
+    const values =
+      'error' in outcome
+        ? [{ name: METRIC.retentionErrors, value: 1, unit: 'Count' as const }]
+        : [
+            { name: METRIC.retentionKept, value: outcome.kept, unit: 'Count' as const },
+            { name: METRIC.retentionDeleted, value: outcome.deleted, unit: 'Count' as const },
+            { name: METRIC.retentionDeletedBytes, value: outcome.deletedBytes, unit: 'Bytes' as const },
+            { name: METRIC.retentionErrors, value: outcome.errors.length, unit: 'Count' as const },
+          ];
+    await dependencies.metrics.publish(metricData(scope, values, now)).catch((error: unknown) => {
+      dependencies.logger.warn('could not publish retention metrics', { database, error: (error as Error).message });
+    });
   }
   return results;
 }
@@ -59,7 +64,10 @@ export function parsePolicy(raw: string): RetentionPolicy {
   try {
     parsed = JSON.parse(raw);
   } catch {
-    throw new Error('PGKEEP_RETENTION_POLICY is not JSON.');
+    throw new Error('PGKEEP_RETENTION_POLICY is not JSON: expected an object such as {"daily":7,"weekly":4,"monthly":12,"yearly":3,"timezone":"UTC","minVerified":3,"unverifiedGraceHours":24}.');
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new Error('PGKEEP_RETENTION_POLICY must be a JSON object with daily, weekly, monthly, yearly, timezone, minVerified and unverifiedGraceHours.');
   }
   const policy = parsed as RetentionPolicy;
   validatePolicy(policy);
