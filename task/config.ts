@@ -83,7 +83,8 @@ const DEFAULT_REGION = 'us-east-1';
 
 /** Reads and validates every setting before anything touches the database or the bucket.
  * All problems are reported together, each naming its variable and what it expects. */
-export function loadBackupConfig(env: Environment): BackupConfig {
+/** Reads settings from an environment, collecting every problem instead of stopping at the first. */
+export function settingsReader(env: Environment) {
   const problems: string[] = [];
   const read = (name: string): string | undefined => {
     const value = env[name]?.trim();
@@ -121,20 +122,18 @@ export function loadBackupConfig(env: Environment): BackupConfig {
     return fallback;
   };
 
+  return { problems, read, required, integer, boolean, oneOf };
+}
+
+export type SettingsReader = ReturnType<typeof settingsReader>;
+
+export function loadBackupConfig(env: Environment): BackupConfig {
+  const reader = settingsReader(env);
+  const { problems, read, required, integer, oneOf } = reader;
+
   const connection = readConnection(read, problems);
-  const bucket = required('PGKEEP_BUCKET', 'the name of the S3 bucket that receives the backups');
-  if (bucket && !/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket)) {
-    problems.push(`PGKEEP_BUCKET="${bucket}" is not a valid S3 bucket name (3-63 lowercase letters, digits, dots, hyphens).`);
-  }
   const environment = required('PGKEEP_ENVIRONMENT', 'the environment name recorded in each manifest, e.g. prod');
-  const endpoint = read('PGKEEP_S3_ENDPOINT');
-  if (endpoint !== undefined && !/^https?:\/\/[^\s/]+/.test(endpoint)) {
-    problems.push(`PGKEEP_S3_ENDPOINT="${endpoint}" is invalid: expected an http(s):// URL of an S3-compatible store.`);
-  }
-  const checksumRaw = read('PGKEEP_S3_CHECKSUM')?.toLowerCase();
-  let checksum: S3ChecksumMode = endpoint === undefined ? 'crc64nvme' : 'none';
-  if (checksumRaw === 'crc64nvme' || checksumRaw === 'none') checksum = checksumRaw;
-  else if (checksumRaw !== undefined) problems.push(`PGKEEP_S3_CHECKSUM="${checksumRaw}" is invalid: expected crc64nvme or none.`);
+  const s3 = readS3Settings(reader);
 
   const catalogDatabase = read('PGKEEP_DATABASE_NAME') ?? connection?.database ?? '';
   try {
@@ -147,14 +146,7 @@ export function loadBackupConfig(env: Environment): BackupConfig {
     connection: connection ?? emptyConnection(),
     catalogDatabase,
     environment,
-    s3: {
-      bucket,
-      endpoint,
-      region: read('AWS_REGION') ?? read('AWS_DEFAULT_REGION') ?? DEFAULT_REGION,
-      forcePathStyle: boolean('PGKEEP_S3_FORCE_PATH_STYLE', endpoint !== undefined),
-      checksum,
-      kmsKeyId: read('PGKEEP_KMS_KEY_ID'),
-    },
+    s3,
     compression: {
       level: integer('PGKEEP_COMPRESSION_LEVEL', PIPELINE_DEFAULTS.compressionLevel, 1, 19),
       threads: integer('PGKEEP_COMPRESSION_THREADS', PIPELINE_DEFAULTS.compressionThreads, 0, 256),
@@ -181,7 +173,33 @@ export function loadBackupConfig(env: Environment): BackupConfig {
   return config;
 }
 
-function readConnection(read: (name: string) => string | undefined, problems: string[]): ConnectionSettings | undefined {
+/** The bucket and how to reach it: shared by every task command. */
+export function readS3Settings(reader: SettingsReader): BackupConfig['s3'] {
+  const { problems, read, required, boolean } = reader;
+  const bucket = required('PGKEEP_BUCKET', 'the name of the backup bucket');
+  if (bucket && !/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket)) {
+    problems.push(`PGKEEP_BUCKET="${bucket}" is not a valid S3 bucket name (3-63 lowercase letters, digits, dots, hyphens).`);
+  }
+  const endpoint = read('PGKEEP_S3_ENDPOINT');
+  if (endpoint !== undefined && !/^https?:\/\/[^\s/]+/.test(endpoint)) {
+    problems.push(`PGKEEP_S3_ENDPOINT="${endpoint}" is invalid: expected an http(s):// URL of an S3-compatible store.`);
+  }
+  const checksumRaw = read('PGKEEP_S3_CHECKSUM')?.toLowerCase();
+  let checksum: S3ChecksumMode = endpoint === undefined ? 'crc64nvme' : 'none';
+  if (checksumRaw === 'crc64nvme' || checksumRaw === 'none') checksum = checksumRaw;
+  else if (checksumRaw !== undefined) problems.push(`PGKEEP_S3_CHECKSUM="${checksumRaw}" is invalid: expected crc64nvme or none.`);
+
+  return {
+    bucket,
+    endpoint,
+    region: read('AWS_REGION') ?? read('AWS_DEFAULT_REGION') ?? DEFAULT_REGION,
+    forcePathStyle: boolean('PGKEEP_S3_FORCE_PATH_STYLE', endpoint !== undefined),
+    checksum,
+    kmsKeyId: read('PGKEEP_KMS_KEY_ID'),
+  };
+}
+
+export function readConnection(read: (name: string) => string | undefined, problems: string[]): ConnectionSettings | undefined {
   const url = read('PGKEEP_DATABASE_URL');
   const password = read('PGPASSWORD');
   registerSecret(password);
