@@ -11,6 +11,8 @@
 export const BACKUP_ROOT_PREFIX = 'backups/';
 export const DATA_OBJECT_SUFFIX = '.dump.zst';
 export const MANIFEST_SUFFIX = '.manifest.json';
+/** Restore-drill records: audit evidence, kept apart from backups so retention never removes them. */
+export const DRILL_ROOT_PREFIX = 'drills/';
 
 /** `20261123T183254.123Z-3f9a2c`: UTC start time to the millisecond, then a random suffix so two
  * backups of one database started in the same millisecond still get distinct keys. */
@@ -74,6 +76,11 @@ export function newBackupId(startedAt: Date, randomSuffix: string = randomHex(6)
   const iso = startedAt.toISOString(); // 2026-11-23T18:32:54.123Z, always UTC and fixed width for years 0000-9999
   const compact = `${iso.slice(0, 4)}${iso.slice(5, 7)}${iso.slice(8, 10)}T${iso.slice(11, 13)}${iso.slice(14, 16)}${iso.slice(17, 23)}Z`;
   return `${compact}-${randomSuffix}`;
+}
+
+/** `drills/<database segment>/<drill id>.json`; drill ids sort chronologically like backup ids. */
+export function drillRecordKey(database: string, drillStartedAt: Date, randomSuffix: string = randomHex(6)): string {
+  return `${DRILL_ROOT_PREFIX}${encodeDatabaseSegment(database)}/${newBackupId(drillStartedAt, randomSuffix)}.json`;
 }
 
 export function isBackupId(candidate: string): boolean {

@@ -30,6 +30,16 @@ export const METRIC = {
   retentionDeleted: 'RetentionDeleted',
   retentionDeletedBytes: 'RetentionDeletedBytes',
   retentionErrors: 'RetentionErrors',
+  /** restore task (any restore, by hand or from the console). */
+  restoreSucceeded: 'RestoreSucceeded',
+  restoreFailed: 'RestoreFailed',
+  restoreDurationSeconds: 'RestoreDurationSeconds',
+  restoreMismatches: 'RestoreMismatches',
+  /** restore drill: 1 per database per drill; DrillRestoreSeconds is the measured RTO. */
+  drillSucceeded: 'DrillSucceeded',
+  drillFailed: 'DrillFailed',
+  drillRestoreSeconds: 'DrillRestoreSeconds',
+  drillMismatches: 'DrillMismatches',
 } as const;
 
 export type MetricName = (typeof METRIC)[keyof typeof METRIC];

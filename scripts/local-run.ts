@@ -8,7 +8,9 @@
  *   5. verify-backup: the Lambda's own handler code, invoked with an S3-shaped event
  *   6. backup-health: the Lambda's own code, for the database just backed up
  *   7. enforce-retention in dry-run mode: the plan for the local bucket, nothing deleted
- *   8. a summary (with --json, one JSON object as the last line of stdout)
+ *   8. the restore drill, run as the task's `drill` command: the newest verified backup restored
+ *      into a throwaway cluster, re-hashed and compared table by table with its manifest
+ *   9. a summary (with --json, one JSON object as the last line of stdout)
  *
  * There is no CloudWatch or SNS here: the metrics and alerts the functions would publish are
  * collected and shown in the summary instead.
@@ -82,7 +84,30 @@ const STEPS: Step[] = [
   { title: 'verify-backup (upload check)', run: verifyUploadedBackup },
   { title: 'backup-health', run: checkBackupHealth },
   { title: 'enforce-retention (dry run)', run: planRetentionDryRun },
+  { title: 'restore drill', run: runRestoreDrill },
 ];
+
+async function runRestoreDrill(context: RunContext): Promise<void> {
+  const { say, s3, source } = context;
+  if (!s3 || !source) throw new Error('internal: drill before the backup');
+  say('  restoring the newest verified backup into a throwaway PostgreSQL cluster...');
+  const task = startTask({ command: 'drill', env: { ...s3.env, PGKEEP_ENVIRONMENT: 'local', PGKEEP_DRILL_DATABASES: JSON.stringify([source.databaseName]), PGKEEP_METRICS: 'off' } });
+  const exit = await task.exited;
+  const outcome = exit.logs.find((line) => line.message === 'drill passed' || line.message === 'drill failed');
+  const failure = exit.logs.find((line) => line.message === 'drill failed' || line.message === 'drill failed to run');
+  if (!outcome) throw new Error(`the drill task exited with ${exit.code ?? exit.signal} without an outcome: ${describeFailure(exit.logs.find((line) => line.level === 'ERROR'))}`);
+  const drill = {
+    ok: outcome.ok === true && exit.code === 0,
+    restoreSeconds: outcome.restoreSeconds as number | undefined,
+    tablesCompared: outcome.tablesCompared as number,
+    mismatches: outcome.mismatches as string[],
+    record: outcome.recordKey as string | undefined,
+  };
+  context.summary.drill = drill;
+  say(`  ${drill.ok ? 'passed' : 'FAILED'}: restored ${outcome.backupId as string} in ${drill.restoreSeconds ?? '?'} s (the RTO), ${drill.tablesCompared} tables compared, ${drill.mismatches.length} mismatches`);
+  if (drill.record) say(`  drill record: s3://${s3.bucket}/${drill.record}`);
+  if (!drill.ok) throw new Error(`the restore drill failed: ${(failure?.error as string | undefined) ?? drill.mismatches.join('; ')}`);
+}
 
 async function planRetentionDryRun(context: RunContext): Promise<void> {
   const { say, s3, source } = context;

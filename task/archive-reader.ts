@@ -14,6 +14,8 @@ export interface ArchiveConsumer {
   binary: string;
   args: string[];
   env?: Record<string, string>;
+  /** Stops both processes (e.g. on SIGTERM); the caller sees a failed consumer. */
+  signal?: AbortSignal;
 }
 
 export interface ArchiveReadResult {
@@ -46,6 +48,11 @@ export async function feedArchive(compressed: Readable, consumer: ArchiveConsume
       child.once('error', () => resolve({ code: null, signal: null }));
       child.once('close', (code, signal) => resolve({ code, signal }));
     });
+  const stopChildren = (): void => {
+    for (const child of [zstd, reader]) if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    (compressed as Readable & { destroy(): void }).destroy();
+  };
+  consumer.signal?.addEventListener('abort', stopChildren, { once: true });
   const readerStdout = collect(reader.stdout);
   const readerStderr = collect(reader.stderr);
   const zstdStderr = collect(zstd.stderr);
@@ -81,6 +88,7 @@ export async function feedArchive(compressed: Readable, consumer: ArchiveConsume
   zstd.stdin.end();
   await decompressedFlow;
   const [zstdStatus, readerStatus] = await Promise.all([zstdExit, readerExit]);
+  consumer.signal?.removeEventListener('abort', stopChildren);
   return {
     bytes,
     sha256: hash.digest('hex'),

@@ -2,7 +2,21 @@
  * One failure, told the way an operator needs it: what failed, and what to do about it.
  * Every message the task prints passes through `redactSecrets` first.
  */
-export type FailureStage = 'configuration' | 'connect' | 'version-check' | 'snapshot' | 'dump' | 'compress' | 'upload' | 'manifest' | 'interrupted';
+export type FailureStage =
+  | 'configuration'
+  | 'connect'
+  | 'version-check'
+  | 'snapshot'
+  | 'dump'
+  | 'compress'
+  | 'upload'
+  | 'manifest'
+  | 'interrupted'
+  // restore and drill
+  | 'refused'
+  | 'archived'
+  | 'checksum'
+  | 'restore';
 
 export class BackupFailure extends Error {
   override name = 'BackupFailure';

@@ -1,52 +1,51 @@
 /**
- * The pgkeep container's entry point: `main.js <command>`; `backup` is the default command.
+ * The pgkeep container's entry point: `main.mjs <command>`, with `backup` as the default.
  *
- * Exit codes: 0 done; 1 failed (the log says what and what to do); 2 misconfigured (nothing was
- * touched); 143 stopped by SIGTERM (cleaned up, nothing kept).
+ *   backup   stream pg_dump into S3 (configured by PG* and PGKEEP_* variables)
+ *   restore  restore a backup into a new (or, confirmed, an existing) database
+ *   drill    restore each database's newest verified backup into a throwaway cluster and compare
+ *
+ * Exit codes: 0 done; 1 failed (the log says what and what to do); 2 misconfigured or refused
+ * (nothing was touched); 3 the backup is archived and a retrieval was requested (run again once it
+ * is retrieved); 4 restored, but the result differs from the manifest; 143 stopped by SIGTERM
+ * (cleaned up, nothing kept).
  */
 import type { Logger } from '@aws-lambda-powertools/logger';
+import { METRIC, cloudWatchSink, metricData, type MetricValue } from '../catalog/metrics.ts';
 import { runBackup } from './backup.ts';
 import { failureMetrics, publishBackupMetrics, successMetrics } from './backup-metrics.ts';
 import { loadBackupConfig, type BackupConfig } from './config.ts';
+import { loadDrillConfig, runDrill } from './drill.ts';
 import { BackupFailure, redactSecrets } from './errors.ts';
 import { createTaskLogger } from './logger.ts';
+import { ArchivedBackupError, resolveBackup, restoreBackup } from './restore.ts';
+import { loadRestoreConfig } from './restore-config.ts';
 import { createS3Client } from './s3.ts';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILED = 1;
 export const EXIT_MISCONFIGURED = 2;
+export const EXIT_ARCHIVED = 3;
+export const EXIT_RESTORED_WITH_DIFFERENCES = 4;
 export const EXIT_INTERRUPTED = 143;
 
-const COMMANDS = ['backup'] as const;
+interface CommandContext {
+  logger: Logger;
+  signal: AbortSignal;
+}
 
-async function main(argv: readonly string[]): Promise<number> {
-  const command = argv[0] ?? 'backup';
-  const logger = createTaskLogger(command);
-  routeProcessWarningsTo(logger);
-  if (!(COMMANDS as readonly string[]).includes(command)) {
-    logger.error('unknown command', { command, remedy: `Run one of: ${COMMANDS.join(', ')}.` });
-    return EXIT_MISCONFIGURED;
-  }
+const COMMANDS: Record<string, (context: CommandContext) => Promise<number>> = {
+  backup: backupCommand,
+  restore: restoreCommand,
+  drill: drillCommand,
+};
 
-  const stop = new AbortController();
-  let signalled = false;
-  const onSignal = (signal: NodeJS.Signals): void => {
-    if (signalled) {
-      // A second signal means "now": the first one is already cleaning up.
-      process.exit(EXIT_INTERRUPTED);
-    }
-    signalled = true;
-    logger.warn('stop requested; aborting the backup and cleaning up', { signal });
-    stop.abort(new Error(`received ${signal}`));
-  };
-  process.on('SIGTERM', onSignal);
-  process.on('SIGINT', onSignal);
-
+async function backupCommand({ logger, signal }: CommandContext): Promise<number> {
   let config: BackupConfig | undefined;
   try {
     config = loadBackupConfig(process.env);
     logger.appendKeys({ database: config.catalogDatabase, environment: config.environment });
-    const result = await runBackup(config, { s3: createS3Client(config.s3), logger, signal: stop.signal });
+    const result = await runBackup(config, { s3: createS3Client(config.s3), logger, signal });
     await publishBackupMetrics(config, successMetrics(result.manifest, result.durationMs), logger);
     const { object, dump } = result.manifest;
     logger.info('backup completed', {
@@ -67,19 +66,112 @@ async function main(argv: readonly string[]): Promise<number> {
     return EXIT_OK;
   } catch (error) {
     if (config) await publishBackupMetrics(config, failureMetrics, logger);
-    if (error instanceof BackupFailure) {
-      logger.error('backup failed', { stage: error.stage, error: redactSecrets(error.message), remedy: error.remedy });
-      if (error.stage === 'configuration') return EXIT_MISCONFIGURED;
-      if (error.stage === 'interrupted') return EXIT_INTERRUPTED;
-      return EXIT_FAILED;
-    }
-    logger.error('backup failed', {
-      stage: 'unexpected',
-      error: redactSecrets(error instanceof Error ? `${error.name}: ${error.message}` : String(error)),
-      remedy: 'This is a pgkeep bug or an unanticipated condition; nothing was kept (no manifest). Run the backup again and report the log.',
-    });
-    return signalled ? EXIT_INTERRUPTED : EXIT_FAILED;
+    return reportFailure(logger, 'backup', error, signal);
   }
+}
+
+async function restoreCommand({ logger, signal }: CommandContext): Promise<number> {
+  let publish: (values: MetricValue[]) => Promise<void> = () => Promise.resolve();
+  try {
+    const config = loadRestoreConfig(process.env);
+    logger.appendKeys({ database: config.sourceDatabase, environment: config.environment });
+    publish = (values) =>
+      config.metrics === 'off'
+        ? Promise.resolve()
+        : cloudWatchSink()
+            .publish(metricData({ environment: config.environment, database: config.sourceDatabase }, values))
+            .catch((error: unknown) => logger.warn('could not publish restore metrics', { error: (error as Error).message }));
+    const s3 = createS3Client(config.s3);
+    const resolved = await resolveBackup(s3, config.s3.bucket, config.sourceDatabase, config.selector);
+    logger.info('backup chosen', { backupId: resolved.manifest.backupId, startedAt: resolved.manifest.startedAt, key: resolved.manifest.object.key, bytes: resolved.manifest.object.bytes, verification: resolved.verification?.status ?? 'none' });
+    const result = await restoreBackup(s3, config, resolved, logger, signal);
+    const matched = result.comparison.mismatches.length === 0;
+    await publish([
+      { name: METRIC.restoreSucceeded, value: matched ? 1 : 0, unit: 'Count' },
+      { name: METRIC.restoreDurationSeconds, value: result.restoreSeconds, unit: 'Seconds' },
+      { name: METRIC.restoreMismatches, value: result.comparison.mismatches.length, unit: 'Count' },
+    ]);
+    (matched ? logger.info.bind(logger) : logger.error.bind(logger))(matched ? 'restore completed' : 'restore completed with differences from the manifest', {
+      backupId: resolved.manifest.backupId,
+      targetDatabase: result.targetDatabase,
+      createdTarget: result.createdTarget,
+      restoreSeconds: Number(result.restoreSeconds.toFixed(3)),
+      sha256: result.sha256,
+      tablesCompared: result.comparison.tablesCompared,
+      estimatesSkipped: result.comparison.estimatesSkipped,
+      mismatches: result.comparison.mismatches,
+      ...(matched ? {} : { remedy: 'The restored database does not match the backup\'s manifest: do not put it into service before checking each difference above.' }),
+    });
+    return matched ? EXIT_OK : EXIT_RESTORED_WITH_DIFFERENCES;
+  } catch (error) {
+    if (!(error instanceof ArchivedBackupError)) await publish([{ name: METRIC.restoreFailed, value: 1, unit: 'Count' }]);
+    return reportFailure(logger, 'restore', error, signal);
+  }
+}
+
+async function drillCommand({ logger, signal }: CommandContext): Promise<number> {
+  try {
+    const config = loadDrillConfig(process.env);
+    logger.appendKeys({ environment: config.environment });
+    const outcomes = await runDrill(config, { s3: createS3Client(config.s3), logger, signal });
+    if (config.metrics === 'cloudwatch') {
+      const sink = cloudWatchSink();
+      for (const outcome of outcomes) {
+        const values: MetricValue[] = [
+          { name: outcome.ok ? METRIC.drillSucceeded : METRIC.drillFailed, value: 1, unit: 'Count' },
+          { name: METRIC.drillMismatches, value: outcome.mismatches.length, unit: 'Count' },
+          ...(outcome.restoreSeconds !== undefined ? [{ name: METRIC.drillRestoreSeconds, value: outcome.restoreSeconds, unit: 'Seconds' as const }] : []),
+        ];
+        await sink.publish(metricData({ environment: config.environment, database: outcome.database }, values)).catch((error: unknown) => logger.warn('could not publish drill metrics', { error: (error as Error).message }));
+      }
+    }
+    logger.info('drill finished', { databases: outcomes.length, passed: outcomes.filter((outcome) => outcome.ok).map((outcome) => outcome.database), failed: outcomes.filter((outcome) => !outcome.ok).map((outcome) => outcome.database) });
+    return outcomes.every((outcome) => outcome.ok) ? EXIT_OK : EXIT_FAILED;
+  } catch (error) {
+    return reportFailure(logger, 'drill', error, signal);
+  }
+}
+
+function reportFailure(logger: Logger, command: string, error: unknown, signal: AbortSignal): number {
+  if (error instanceof BackupFailure) {
+    logger.error(`${command} failed`, { stage: error.stage, error: redactSecrets(error.message), remedy: error.remedy });
+    if (error.stage === 'configuration' || error.stage === 'refused') return EXIT_MISCONFIGURED;
+    if (error.stage === 'archived') return EXIT_ARCHIVED;
+    if (error.stage === 'interrupted') return EXIT_INTERRUPTED;
+    return EXIT_FAILED;
+  }
+  logger.error(`${command} failed`, {
+    stage: 'unexpected',
+    error: redactSecrets(error instanceof Error ? `${error.name}: ${error.message}` : String(error)),
+    remedy: `This is a pgkeep bug or an unanticipated condition; nothing half-done was kept. Run the ${command} again and report the log.`,
+  });
+  return signal.aborted ? EXIT_INTERRUPTED : EXIT_FAILED;
+}
+
+async function main(argv: readonly string[]): Promise<number> {
+  const commandName = argv[0] ?? 'backup';
+  const logger = createTaskLogger(commandName);
+  routeProcessWarningsTo(logger);
+  const command = COMMANDS[commandName];
+  if (!command) {
+    logger.error('unknown command', { command: commandName, remedy: `Run one of: ${Object.keys(COMMANDS).join(', ')}.` });
+    return EXIT_MISCONFIGURED;
+  }
+
+  const stop = new AbortController();
+  let signalled = false;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (signalled) {
+      // A second signal means "now": the first one is already cleaning up.
+      process.exit(EXIT_INTERRUPTED);
+    }
+    signalled = true;
+    logger.warn(`stop requested; aborting the ${commandName} and cleaning up`, { signal });
+    stop.abort(new Error(`received ${signal}`));
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  return command({ logger, signal: stop.signal });
 }
 
 /** Node prints warnings as plain text on stderr; here they become structured log lines. */

@@ -1,0 +1,120 @@
+import { isBackupId, parseBackupKey } from '../catalog/keys.ts';
+import { readConnection, readS3Settings, settingsReader, type BackupConfig, type ConnectionSettings, type Environment } from './config.ts';
+import { BackupFailure } from './errors.ts';
+
+/**
+ * Settings of the `restore` command, all from the environment, so that the ECS console's "Run
+ * task" with container overrides is all a user needs. The target connection comes from a secret,
+ * as for the backup.
+ */
+export type BackupSelector = { kind: 'latest' } | { kind: 'at-or-before'; at: Date } | { kind: 'backup-id'; backupId: string };
+export type ArchiveTier = 'Expedited' | 'Standard' | 'Bulk';
+
+export interface RestoreConfig {
+  s3: BackupConfig['s3'];
+  environment: string;
+  /** Catalog name of the database whose backup is restored. */
+  sourceDatabase: string;
+  selector: BackupSelector;
+  /** The server to restore into; `database` is the one to connect to for CREATE DATABASE. */
+  target: ConnectionSettings;
+  /** Explicit target database name; default: a new one named after the source and the backup time. */
+  targetDatabase: string | undefined;
+  mode: 'new' | 'replace';
+  /** Must repeat the target database's name for replace mode. */
+  confirm: string | undefined;
+  /** Restore a backup whose verification failed. */
+  forceUnverified: boolean;
+  /** Skip ownership and privileges (restoring where the source's roles do not exist). */
+  noOwner: boolean;
+  /** More than 1: download to ephemeral storage, then `pg_restore -j`. */
+  jobs: number;
+  archive: { tier: ArchiveTier; wait: boolean; retrievalDays: number; pollSeconds: number; maxWaitHours: number };
+  metrics: 'cloudwatch' | 'off';
+}
+
+export const RESTORE_SETTINGS = {
+  PGKEEP_RESTORE_SOURCE: 'catalog name of the database whose backup to restore (required unless PGKEEP_RESTORE_BACKUP is a key)',
+  PGKEEP_RESTORE_BACKUP: 'latest (default); a timestamp (the newest backup at or before it, e.g. 2026-11-20T06:00:00Z); a backup id; or a backup key',
+  PGKEEP_RESTORE_TARGET_DATABASE: 'database to restore into; default: a new database <source>_<backup time>',
+  PGKEEP_RESTORE_MODE: 'new (default: the target must not exist or be empty) or replace (drop and recreate its objects: --clean --if-exists, one transaction)',
+  PGKEEP_RESTORE_CONFIRM: 'replace mode only: must repeat the target database name',
+  PGKEEP_RESTORE_FORCE_UNVERIFIED: 'true to restore a backup whose verification failed; default false',
+  PGKEEP_RESTORE_NO_OWNER: 'true to skip ownership and privileges (when the source roles do not exist on the target); default false',
+  PGKEEP_RESTORE_JOBS: 'parallel pg_restore jobs; above 1 the archive is first downloaded to ephemeral storage; default 1 (streaming)',
+  PGKEEP_RESTORE_ARCHIVE_TIER: 'retrieval tier for archived backups: Expedited, Standard (default) or Bulk',
+  PGKEEP_RESTORE_WAIT_FOR_ARCHIVE: 'true to wait for an archived backup to be retrieved, then restore; default false (request and exit 3)',
+  PGKEEP_RESTORE_ARCHIVE_MAX_WAIT_HOURS: 'how long to wait for a retrieval; default 48',
+  PGKEEP_RESTORE_ARCHIVE_POLL_SECONDS: 'seconds between checks while waiting for a retrieval; default 300',
+} as const;
+
+export function loadRestoreConfig(env: Environment): RestoreConfig {
+  const reader = settingsReader(env);
+  const { problems, read, integer, boolean, oneOf } = reader;
+  const s3 = readS3Settings(reader);
+  const environment = read('PGKEEP_ENVIRONMENT') ?? 'default';
+
+  const backupRaw = read('PGKEEP_RESTORE_BACKUP') ?? 'latest';
+  let selector: BackupSelector = { kind: 'latest' };
+  let sourceFromKey: string | undefined;
+  const parsedKey = parseBackupKey(backupRaw);
+  if (backupRaw === 'latest') selector = { kind: 'latest' };
+  else if (parsedKey) {
+    selector = { kind: 'backup-id', backupId: parsedKey.backupId };
+    sourceFromKey = parsedKey.database;
+  } else if (isBackupId(backupRaw)) selector = { kind: 'backup-id', backupId: backupRaw };
+  else if (/^\d{4}-\d{2}-\d{2}/.test(backupRaw) && !Number.isNaN(Date.parse(backupRaw))) selector = { kind: 'at-or-before', at: new Date(backupRaw) };
+  else problems.push(`PGKEEP_RESTORE_BACKUP="${backupRaw}" is invalid: expected latest, a timestamp such as 2026-11-20T06:00:00Z, a backup id or a backup key.`);
+
+  const sourceDatabase = read('PGKEEP_RESTORE_SOURCE') ?? sourceFromKey ?? '';
+  if (!sourceDatabase) problems.push('PGKEEP_RESTORE_SOURCE is not set: expected the name of the database whose backup to restore.');
+  if (sourceFromKey && sourceDatabase !== sourceFromKey) problems.push(`PGKEEP_RESTORE_BACKUP is a backup of "${sourceFromKey}", but PGKEEP_RESTORE_SOURCE says "${sourceDatabase}".`);
+
+  // The target server: PGHOST etc. (from the target secret) or PGKEEP_DATABASE_URL. Its database
+  // is only where the task connects to create the target; it defaults to "postgres".
+  const target = readConnection((name) => (name === 'PGDATABASE' ? (read(name) ?? 'postgres') : read(name)), problems) ?? undefined;
+  const targetDatabase = read('PGKEEP_RESTORE_TARGET_DATABASE');
+  if (targetDatabase !== undefined && Buffer.byteLength(targetDatabase) > 63) problems.push('PGKEEP_RESTORE_TARGET_DATABASE is longer than PostgreSQL\'s 63-byte limit for names.');
+  const mode = oneOf('PGKEEP_RESTORE_MODE', ['new', 'replace'] as const, 'new');
+  const confirm = read('PGKEEP_RESTORE_CONFIRM');
+  if (mode === 'replace' && targetDatabase === undefined) problems.push('PGKEEP_RESTORE_MODE=replace needs PGKEEP_RESTORE_TARGET_DATABASE: name the database to replace.');
+  if (mode === 'replace' && confirm === undefined) problems.push('PGKEEP_RESTORE_MODE=replace needs PGKEEP_RESTORE_CONFIRM set to the target database name, to confirm that its contents will be replaced.');
+  const tierRaw = read('PGKEEP_RESTORE_ARCHIVE_TIER') ?? 'Standard';
+  const tier = (['Expedited', 'Standard', 'Bulk'] as const).find((candidate) => candidate.toLowerCase() === tierRaw.toLowerCase());
+  if (!tier) problems.push(`PGKEEP_RESTORE_ARCHIVE_TIER="${tierRaw}" is invalid: expected Expedited, Standard or Bulk.`);
+
+  const config: RestoreConfig = {
+    s3,
+    environment,
+    sourceDatabase,
+    selector,
+    target: target ?? { host: '', port: 5432, user: '', password: undefined, database: 'postgres', sslMode: undefined, sslRootCert: undefined },
+    targetDatabase,
+    mode,
+    confirm,
+    forceUnverified: boolean('PGKEEP_RESTORE_FORCE_UNVERIFIED', false),
+    noOwner: boolean('PGKEEP_RESTORE_NO_OWNER', false),
+    jobs: integer('PGKEEP_RESTORE_JOBS', 1, 1, 64),
+    archive: {
+      tier: tier ?? 'Standard',
+      wait: boolean('PGKEEP_RESTORE_WAIT_FOR_ARCHIVE', false),
+      retrievalDays: 3,
+      pollSeconds: integer('PGKEEP_RESTORE_ARCHIVE_POLL_SECONDS', 300, 1, 3600),
+      maxWaitHours: integer('PGKEEP_RESTORE_ARCHIVE_MAX_WAIT_HOURS', 48, 0, 240),
+    },
+    metrics: oneOf('PGKEEP_METRICS', ['cloudwatch', 'off'] as const, 'cloudwatch'),
+  };
+  if (problems.length > 0) {
+    throw new BackupFailure('configuration', `The restore task is misconfigured:\n  - ${problems.join('\n  - ')}`, 'Fix the settings above (see "Restore" in README.md) and run the task again. Nothing was read or written.');
+  }
+  return config;
+}
+
+/** `<source>_<yyyymmdd_hhmmss>` of the backup's start, within PostgreSQL's 63-byte name limit. */
+export function defaultTargetDatabase(sourceDatabase: string, backupStartedAt: Date): string {
+  const stamp = backupStartedAt.toISOString().replace(/[-:]/g, '').replace('T', '_').slice(0, 15);
+  const suffix = `_${stamp}`;
+  let base = sourceDatabase;
+  while (Buffer.byteLength(base + suffix) > 63) base = [...base].slice(0, -1).join('');
+  return base + suffix;
+}
