@@ -2,14 +2,16 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parseManifest } from '../catalog/manifest.ts';
 import { BACKUP_SETTINGS } from '../task/config.ts';
+import { DRILL_SETTINGS } from '../task/drill.ts';
+import { RESTORE_SETTINGS } from '../task/restore-config.ts';
 
 const read = (path: string): string => readFileSync(new URL(`../${path}`, import.meta.url), 'utf8');
 
 describe('the documentation stays true to the code', () => {
-  it('lists every setting the backup task reads in the README configuration table', () => {
+  it('lists every setting the backup, restore and drill commands read in the README tables', () => {
     const readme = read('README.md');
 
-    const undocumented = Object.keys(BACKUP_SETTINGS).filter((name) => !readme.includes(`| \`${name}\` |`));
+    const undocumented = [...Object.keys(BACKUP_SETTINGS), ...Object.keys(RESTORE_SETTINGS), ...Object.keys(DRILL_SETTINGS)].filter((name) => !readme.includes(`| \`${name}\` |`));
 
     expect(undocumented).toEqual([]);
   });
