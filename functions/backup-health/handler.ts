@@ -1,7 +1,7 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { S3Client } from '@aws-sdk/client-s3';
 import { cloudWatchSink, metricData, type MetricsSink } from '../../catalog/metrics.ts';
-import { numberSetting, requiredSetting } from '../shared/settings.ts';
+import { catalogScope, numberSetting } from '../shared/settings.ts';
 import { assessDatabaseHealth, healthMetrics, type DatabaseHealth } from './health.ts';
 
 /**
@@ -33,18 +33,7 @@ export async function checkHealth(dependencies: HealthDependencies): Promise<Dat
   return results;
 }
 
-export function parseDatabases(raw: string): string[] {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(raw);
-  } catch {
-    throw new Error('PGKEEP_DATABASES is not JSON: expected an array of database names, e.g. ["orders","billing"].');
-  }
-  if (!Array.isArray(parsed) || parsed.length === 0 || parsed.some((name) => typeof name !== 'string' || name === '')) {
-    throw new Error('PGKEEP_DATABASES must be a non-empty JSON array of database names: a health check of nothing would alarm on nothing.');
-  }
-  return parsed as string[];
-}
+export { parseDatabases } from '../shared/settings.ts';
 
 const logger = new Logger({ serviceName: 'pgkeep-backup-health' });
 
@@ -53,9 +42,7 @@ export const handler = async (): Promise<{ databases: number; withoutVerifiedBac
     s3: new S3Client({}),
     metrics: cloudWatchSink(),
     logger,
-    bucket: requiredSetting(process.env, 'PGKEEP_BUCKET', 'the backup bucket name'),
-    environment: requiredSetting(process.env, 'PGKEEP_ENVIRONMENT', 'the environment name'),
-    databases: parseDatabases(requiredSetting(process.env, 'PGKEEP_DATABASES', 'a JSON array of database names')),
+    ...catalogScope(process.env),
     baselineCount: numberSetting(process.env, 'PGKEEP_HEALTH_BASELINE_COUNT', 7),
   });
   return { databases: results.length, withoutVerifiedBackup: results.filter((result) => !result.newestVerified).map((result) => result.database) };

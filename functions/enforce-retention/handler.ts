@@ -1,8 +1,7 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { S3Client } from '@aws-sdk/client-s3';
 import { METRIC, cloudWatchSink, metricData, type MetricsSink } from '../../catalog/metrics.ts';
-import { parseDatabases } from '../backup-health/handler.ts';
-import { numberSetting, requiredSetting } from '../shared/settings.ts';
+import { catalogScope, numberSetting, requiredSetting } from '../shared/settings.ts';
 import { enforceRetention, type RetentionRunResult } from './enforce.ts';
 import { validatePolicy, type RetentionPolicy } from './policy.ts';
 
@@ -89,9 +88,7 @@ export const handler = async (): Promise<{ databases: number; deleted: number; e
     s3: new S3Client({}),
     metrics: cloudWatchSink(),
     logger,
-    bucket: requiredSetting(process.env, 'PGKEEP_BUCKET', 'the backup bucket name'),
-    environment: requiredSetting(process.env, 'PGKEEP_ENVIRONMENT', 'the environment name'),
-    databases: parseDatabases(requiredSetting(process.env, 'PGKEEP_DATABASES', 'a JSON array of database names')),
+    ...catalogScope(process.env),
     policy: parsePolicy(requiredSetting(process.env, 'PGKEEP_RETENTION_POLICY', 'the retention policy as JSON')),
     dryRun,
     objectLock: booleanSetting('PGKEEP_OBJECT_LOCK'),
