@@ -63,7 +63,8 @@ export function loadRestoreConfig(env: Environment): RestoreConfig {
     selector = { kind: 'backup-id', backupId: parsedKey.backupId };
     sourceFromKey = parsedKey.database;
   } else if (isBackupId(backupRaw)) selector = { kind: 'backup-id', backupId: backupRaw };
-  else if (/^\d{4}-\d{2}-\d{2}/.test(backupRaw) && !Number.isNaN(Date.parse(backupRaw))) selector = { kind: 'at-or-before', at: new Date(backupRaw) };
+  else if (/^\d{4}-\d{2}-\d{2}T[\d:.]+(Z|[+-]\d{2}:\d{2})$/i.test(backupRaw) && !Number.isNaN(Date.parse(backupRaw))) selector = { kind: 'at-or-before', at: new Date(backupRaw) };
+  else if (/^\d{4}-\d{2}-\d{2}/.test(backupRaw)) problems.push(`PGKEEP_RESTORE_BACKUP="${backupRaw}" has no time zone: write it in UTC with Z (2026-11-20T06:00:00Z) or with an offset (2026-11-20T07:00:00+01:00), so it means the same instant everywhere.`);
   else problems.push(`PGKEEP_RESTORE_BACKUP="${backupRaw}" is invalid: expected latest, a timestamp such as 2026-11-20T06:00:00Z, a backup id or a backup key.`);
 
   const sourceDatabase = read('PGKEEP_RESTORE_SOURCE') ?? sourceFromKey ?? '';

@@ -4,7 +4,7 @@ import { createWriteStream } from 'node:fs';
 import { mkdtemp, rm, statfs } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
+import { addAbortSignal, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { GetObjectCommand, HeadObjectCommand, RestoreObjectCommand, type S3Client } from '@aws-sdk/client-s3';
@@ -108,7 +108,10 @@ export async function ensureReadable(s3: S3Client, bucket: string, key: string, 
     const tier: ArchiveTier = storageClass === 'DEEP_ARCHIVE' && archive.tier === 'Expedited' ? 'Standard' : archive.tier;
     const eta = RETRIEVAL_TIME[storageClass]?.[tier] ?? 'hours';
     if (!/ongoing-request="true"/.test(restore)) {
-      await s3.send(new RestoreObjectCommand({ Bucket: bucket, Key: key, RestoreRequest: { Days: archive.retrievalDays, GlacierJobParameters: { Tier: tier } } }));
+      // Intelligent-Tiering's archive tiers move the object back to its frequent-access tier for
+      // good, so a retrieval there takes no number of days (S3 rejects one).
+      const restoreRequest = storageClass === 'INTELLIGENT_TIERING' ? { GlacierJobParameters: { Tier: tier } } : { Days: archive.retrievalDays, GlacierJobParameters: { Tier: tier } };
+      await s3.send(new RestoreObjectCommand({ Bucket: bucket, Key: key, RestoreRequest: restoreRequest }));
       logger.info('retrieval requested for an archived backup', { key, storageClass, tier, expectedTime: eta });
     }
     if (!archive.wait || waitedMs >= archive.maxWaitHours * 3_600_000) {
@@ -216,9 +219,10 @@ function pgRestoreArguments(config: Pick<RestoreConfig, 'mode' | 'noOwner' | 'jo
   return args;
 }
 
-async function getObjectStream(s3: S3Client, bucket: string, manifest: Manifest, ifMatch?: string): Promise<{ body: Readable; etag: string | undefined }> {
-  const object = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: manifest.object.key, ...(manifest.object.versionId ? { VersionId: manifest.object.versionId } : {}), ...(ifMatch ? { IfMatch: ifMatch } : {}) }));
-  return { body: object.Body as Readable, etag: object.ETag };
+/** The body stops with the signal: every reader of it (proof, download, stream) is stopped by SIGTERM. */
+async function getObjectStream(s3: S3Client, bucket: string, manifest: Manifest, signal: AbortSignal, ifMatch?: string): Promise<{ body: Readable; etag: string | undefined }> {
+  const object = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: manifest.object.key, ...(manifest.object.versionId ? { VersionId: manifest.object.versionId } : {}), ...(ifMatch ? { IfMatch: ifMatch } : {}) }), { abortSignal: signal });
+  return { body: addAbortSignal(signal, object.Body as Readable), etag: object.ETag };
 }
 
 async function sha256OfStream(body: Readable): Promise<{ sha256: string; bytes: number }> {
@@ -248,7 +252,7 @@ async function restoreObject(s3: S3Client, config: RestoreConfig, manifest: Mani
   if (config.mode === 'replace') {
     // The checksum is known only after the last byte; an existing database must not be touched by
     // a corrupt object, so replace mode proves the whole object first, then restores exactly it.
-    const first = await getObjectStream(s3, config.s3.bucket, manifest);
+    const first = await getObjectStream(s3, config.s3.bucket, manifest, signal);
     const proven = await sha256OfStream(first.body);
     if (proven.sha256 !== manifest.object.sha256 || proven.bytes !== manifest.object.bytes) throw checksumFailure(config.s3.bucket, manifest, proven);
     ifMatch = first.etag;
@@ -264,7 +268,7 @@ async function restoreObject(s3: S3Client, config: RestoreConfig, manifest: Mani
         throw new BackupFailure('restore', `Parallel restore needs about ${Math.ceil(needed / 2 ** 30)} GiB in ${tmpdir()}, which has ${Math.floor((free.bavail * free.bsize) / 2 ** 30)} GiB free.`, 'Raise the task\'s ephemeral storage (up to 200 GiB on Fargate), or restore with PGKEEP_RESTORE_JOBS=1 (streaming, no disk).');
       }
       const archivePath = join(directory, 'archive.dump');
-      const object = await getObjectStream(s3, config.s3.bucket, manifest, ifMatch);
+      const object = await getObjectStream(s3, config.s3.bucket, manifest, signal, ifMatch);
       const hash = createHash('sha256');
       let bytes = 0;
       object.body.on('data', (chunk: Buffer) => {
@@ -272,10 +276,13 @@ async function restoreObject(s3: S3Client, config: RestoreConfig, manifest: Mani
         bytes += chunk.length;
       });
       const zstd = spawn('zstd', ['-d', '-q', '-c'], { stdio: ['pipe', 'pipe', 'inherit'] });
+      const zstdExit = new Promise<number | null>((resolve) => zstd.once('close', resolve));
       await Promise.all([pipeline(object.body, zstd.stdin), pipeline(zstd.stdout, createWriteStream(archivePath))]);
       const actual = { sha256: hash.digest('hex'), bytes };
       if (actual.sha256 !== manifest.object.sha256 || actual.bytes !== manifest.object.bytes) throw checksumFailure(config.s3.bucket, manifest, actual);
-      const status = await runProcess(pgRestore.path, [...args, archivePath], env);
+      const zstdCode = await zstdExit;
+      if (zstdCode !== 0) throw new BackupFailure('restore', `zstd could not decompress the backup (exit ${zstdCode}).`, 'The object is damaged although its checksum matched the manifest: report this; restore an earlier backup.');
+      const status = await runProcess(pgRestore.path, [...args, archivePath], env, signal);
       if (status.code !== 0) throw pgRestoreFailure(status.stderr, pgRestore);
       return actual.sha256;
     } finally {
@@ -283,7 +290,7 @@ async function restoreObject(s3: S3Client, config: RestoreConfig, manifest: Mani
     }
   }
 
-  const object = await getObjectStream(s3, config.s3.bucket, manifest, ifMatch);
+  const object = await getObjectStream(s3, config.s3.bucket, manifest, signal, ifMatch);
   const read = await feedArchive(object.body, { binary: pgRestore.path, args, env, signal });
   const actual = { sha256: read.sha256, bytes: read.bytes };
   if (actual.sha256 !== manifest.object.sha256 || actual.bytes !== manifest.object.bytes) throw checksumFailure(config.s3.bucket, manifest, actual);
@@ -302,9 +309,10 @@ function pgRestoreFailure(stderr: string, pgRestore: PgBinary): BackupFailure {
   return new BackupFailure('restore', `pg_restore ${pgRestore.version} failed: ${message}`, remedy);
 }
 
-function runProcess(binary: string, args: string[], env: Record<string, string>): Promise<{ code: number | null; stderr: string }> {
+function runProcess(binary: string, args: string[], env: Record<string, string>, signal: AbortSignal): Promise<{ code: number | null; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(binary, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+    // Aborting kills the child (SIGTERM); its 'error' then resolves this as a failure.
+    const child = spawn(binary, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'], signal });
     let stderr = '';
     child.stderr.setEncoding('utf8');
     child.stderr.on('data', (text: string) => {

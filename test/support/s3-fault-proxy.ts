@@ -1,11 +1,13 @@
 import { createServer, request as forward, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { Transform, type TransformCallback } from 'node:stream';
 
 /**
  * An HTTP proxy in front of the local S3 server that records every request and can misbehave on
- * cue: hold part uploads (so the backup stalls mid-stream with pg_dump alive), or go down and come
- * back (S3 unreachable mid-upload). Tests read `requests` to see what the task really sent, e.g.
- * that it aborted its multipart upload.
+ * cue: hold part uploads (so the backup stalls mid-stream with pg_dump alive), hold backup
+ * downloads after their first bytes (so a restore stalls mid-stream with pg_restore alive), or go
+ * down and come back (S3 unreachable mid-upload). Tests read `requests` to see what the task
+ * really sent, e.g. that it aborted its multipart upload.
  */
 export interface RecordedRequest {
   method: string;
@@ -21,6 +23,9 @@ export interface S3FaultProxy {
   /** Answers matching requests with an S3 error document instead of forwarding them. */
   rejectRequests(predicate: (request: RecordedRequest) => boolean, error: { status: number; code: string; message: string }): void;
   releasePartUploads(): void;
+  /** Backup data objects downloaded from now on send their headers and first `afterBytes` bytes, then stall. */
+  holdObjectDownloads(options?: { afterBytes?: number }): void;
+  releaseObjectDownloads(): void;
   goDown(): Promise<void>;
   comeBack(): Promise<void>;
   waitForRequest(predicate: (request: RecordedRequest) => boolean, timeoutMs?: number): Promise<RecordedRequest>;
@@ -31,6 +36,33 @@ export const isPartUpload = (request: RecordedRequest): boolean => request.metho
 export const isAbortUpload = (request: RecordedRequest): boolean => request.method === 'DELETE' && request.query.has('uploadId');
 export const isCompleteUpload = (request: RecordedRequest): boolean => request.method === 'POST' && request.query.has('uploadId');
 export const isCreateUpload = (request: RecordedRequest): boolean => request.method === 'POST' && request.query.has('uploads');
+export const isObjectDownload = (request: RecordedRequest): boolean => request.method === 'GET' && request.path.endsWith('.dump.zst') && !request.query.has('tagging') && !request.query.has('uploadId');
+
+/**
+ * Lets `allowance` bytes through, then parks the next chunk until released. A parked chunk's
+ * callback is not called, so the stream stops pulling from upstream (backpressure, no buffering).
+ */
+class DownloadGate extends Transform {
+  constructor(
+    private allowance: number,
+    private readonly isHeld: () => boolean,
+    private readonly park: (resume: () => void) => void,
+  ) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    if (!this.isHeld() || chunk.length <= this.allowance) {
+      this.allowance -= Math.min(this.allowance, chunk.length);
+      callback(null, chunk);
+      return;
+    }
+    const head = chunk.subarray(0, this.allowance);
+    this.allowance = 0;
+    if (head.length > 0) this.push(head);
+    this.park(() => callback(null, chunk.subarray(head.length)));
+  }
+}
 
 export async function startS3FaultProxy(upstreamEndpoint: string): Promise<S3FaultProxy> {
   const upstream = new URL(upstreamEndpoint);
@@ -39,6 +71,8 @@ export async function startS3FaultProxy(upstreamEndpoint: string): Promise<S3Fau
   const waiters: { predicate: (request: RecordedRequest) => boolean; resolve: (request: RecordedRequest) => void }[] = [];
   let held: (() => void)[] = [];
   let holding = false;
+  let heldDownloads: (() => void)[] = [];
+  let holdingDownloads: { afterBytes: number } | undefined;
   const rejections: { predicate: (request: RecordedRequest) => boolean; error: { status: number; code: string; message: string } }[] = [];
 
   const pass = (incoming: IncomingMessage, outgoing: ServerResponse, record: RecordedRequest): void => {
@@ -47,10 +81,17 @@ export async function startS3FaultProxy(upstreamEndpoint: string): Promise<S3Fau
       (response) => {
         record.status = response.statusCode;
         outgoing.writeHead(response.statusCode ?? 502, response.headers);
-        response.pipe(outgoing);
+        if (holdingDownloads && isObjectDownload(record) && response.statusCode === 200) {
+          const gate = new DownloadGate(holdingDownloads.afterBytes, () => holdingDownloads !== undefined, (resume) => heldDownloads.push(resume));
+          response.pipe(gate).pipe(outgoing);
+        } else {
+          response.pipe(outgoing);
+        }
       },
     );
     proxied.on('error', () => outgoing.destroy());
+    // The client may go away mid-response (a task stopped while its download is held).
+    outgoing.on('error', () => proxied.destroy());
     incoming.pipe(proxied);
   };
 
@@ -98,10 +139,20 @@ export async function startS3FaultProxy(upstreamEndpoint: string): Promise<S3Fau
       held = [];
       for (const resume of release) resume();
     },
+    holdObjectDownloads: (options = {}) => {
+      holdingDownloads = { afterBytes: options.afterBytes ?? 256 * 1024 };
+    },
+    releaseObjectDownloads: () => {
+      holdingDownloads = undefined;
+      const release = heldDownloads;
+      heldDownloads = [];
+      for (const resume of release) resume();
+    },
     goDown: async () => {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       for (const socket of sockets) socket.destroy();
       held = [];
+      heldDownloads = [];
       await closed;
     },
     comeBack: () => new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve)),

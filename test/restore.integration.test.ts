@@ -1,0 +1,536 @@
+/**
+ * The restore command end to end: the task runs as its own process (as ECS runs it, configured
+ * only through the environment) against a real PostgreSQL (a throwaway cluster from this
+ * machine's binaries) and the local S3 server, restoring backups that the real backup command
+ * wrote. Every scenario backs up under its own catalog name, so no test sees another's backups,
+ * damage or tags. Restores go into the same cluster as the sources, so source and restored
+ * database can be compared directly.
+ */
+import { readFileSync, watch } from 'node:fs';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import type pg from 'pg';
+import { listBackups, type Backup } from '../catalog/listing.ts';
+import { parseManifest } from '../catalog/manifest.ts';
+import { mergeTags, verificationTags } from '../catalog/verification.ts';
+import { startLocalS3, type LocalS3 } from '../scripts/local-s3.ts';
+import { createSampleDatabase } from '../scripts/sample-database.ts';
+import { startTask, type TaskExit, type TaskLogLine } from '../scripts/task-process.ts';
+import { startThrowawayCluster, type ThrowawayCluster } from '../task/throwaway-cluster.ts';
+import { childPid, createIncompressibleDatabase, schemaOf, withClient } from './support/backup-harness.ts';
+import { isObjectDownload, startS3FaultProxy, type S3FaultProxy } from './support/s3-fault-proxy.ts';
+
+const SOURCE = { tiny: 'tiny', evolving: 'evolving', sample: 'sample', bulk: 'bulk' } as const;
+const TINY_ROWS = { customers: 2000, orders: 10_000, audit_log: 25 };
+
+let cluster: ThrowawayCluster;
+let localS3: LocalS3;
+let proxy: S3FaultProxy;
+let s3: S3Client;
+
+beforeAll(async () => {
+  [cluster, localS3] = await Promise.all([startThrowawayCluster(), startLocalS3({ bucket: 'pgkeep-restore-test' })]);
+  proxy = await startS3FaultProxy(localS3.endpoint);
+  s3 = localS3.client();
+  await cluster.createDatabase(SOURCE.tiny);
+  await withClient(connectionTo(SOURCE.tiny), (client) => createTinyDatabase(client, TINY_ROWS));
+  await cluster.createDatabase(SOURCE.evolving);
+  await withClient(connectionTo(SOURCE.evolving), (client) => client.query('CREATE TABLE events (id serial PRIMARY KEY, happened text NOT NULL)'));
+  await cluster.createDatabase(SOURCE.sample);
+  await withClient(connectionTo(SOURCE.sample), (client) => createSampleDatabase(client, { sizeMb: 20 }));
+  // ~8 MiB of incompressible rows: a download big enough to be stopped half-way.
+  await createIncompressibleDatabase(cluster, SOURCE.bulk, 8);
+});
+
+afterAll(async () => {
+  await proxy?.stop();
+  await localS3?.stop();
+  await cluster?.stop();
+});
+
+// ---------------------------------------------------------------------------------------------
+// Arrange and inspect
+
+function connectionTo(database: string): string {
+  return cluster.connectionString(database);
+}
+
+async function createTinyDatabase(client: pg.Client, rows: { customers: number; orders: number; audit_log: number }): Promise<void> {
+  await client.query('CREATE TABLE customers (id integer PRIMARY KEY, name text NOT NULL)');
+  await client.query('CREATE TABLE orders (id integer PRIMARY KEY, customer_id integer NOT NULL REFERENCES customers, total numeric(10, 2) NOT NULL)');
+  await client.query('CREATE TABLE audit_log (id serial PRIMARY KEY, note text)');
+  await client.query("INSERT INTO customers SELECT g, 'customer ' || md5(g::text) FROM generate_series(1, $1::int) g", [rows.customers]);
+  await client.query('INSERT INTO orders SELECT g, 1 + g % $2::int, (g % 997) / 3.0 FROM generate_series(1, $1::int) g', [rows.orders, rows.customers]);
+  await client.query("INSERT INTO audit_log (note) SELECT 'note ' || g FROM generate_series(1, $1::int) g", [rows.audit_log]);
+}
+
+/** Runs the real backup command for `source`, catalogued as `catalogName`; returns the new backup. */
+async function backUp(source: string, catalogName: string): Promise<Backup> {
+  const exit = await startTask({
+    command: 'backup',
+    env: { ...cluster.env(source), ...localS3.taskEnvironment(), PGKEEP_ENVIRONMENT: 'test', PGKEEP_DATABASE_NAME: catalogName },
+  }).exited;
+  if (exit.code !== 0) throw new Error(`the backup task failed for ${catalogName}: ${JSON.stringify(exit.logs)}`);
+  const backup = (await listBackups(s3, { bucket: localS3.bucket, database: catalogName })).at(-1);
+  if (!backup) throw new Error(`the backup task wrote no backup for ${catalogName}`);
+  return backup;
+}
+
+/** The restore task's environment, as a user would set it in the ECS console's "Run task". */
+function restoreEnvironment(catalogName: string, settings: Record<string, string> = {}): Record<string, string> {
+  return {
+    ...localS3.taskEnvironment(),
+    ...cluster.env('postgres'),
+    PGKEEP_ENVIRONMENT: 'test',
+    PGKEEP_RESTORE_SOURCE: catalogName,
+    ...settings,
+  };
+}
+
+function restore(catalogName: string, settings: Record<string, string> = {}): Promise<TaskExit> {
+  return startTask({ command: 'restore', env: restoreEnvironment(catalogName, settings) }).exited;
+}
+
+function logLine(exit: TaskExit, message: string): TaskLogLine {
+  const line = exit.logs.find((candidate) => candidate.message === message);
+  if (!line) throw new Error(`no "${message}" log line; exit ${exit.code}; logs: ${JSON.stringify(exit.logs)}`);
+  return line;
+}
+
+const failureOf = (exit: TaskExit): TaskLogLine => logLine(exit, 'restore failed');
+
+/** `<catalog name>_<yyyymmdd_hhmmss>` of the backup's start (UTC): the default target's name. */
+function defaultTargetName(catalogName: string, startedAt: Date): string {
+  const iso = startedAt.toISOString(); // 2026-11-23T18:32:54.123Z
+  return `${catalogName}_${iso.slice(0, 4)}${iso.slice(5, 7)}${iso.slice(8, 10)}_${iso.slice(11, 13)}${iso.slice(14, 16)}${iso.slice(17, 19)}`;
+}
+
+async function databaseExists(name: string): Promise<boolean> {
+  return withClient(connectionTo('postgres'), async (client) => (await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name])).rowCount === 1);
+}
+
+async function databasesNamedLike(catalogName: string): Promise<string[]> {
+  return withClient(connectionTo('postgres'), async (client) => {
+    const { rows } = await client.query<{ datname: string }>("SELECT datname FROM pg_database WHERE starts_with(datname, $1 || '_') ORDER BY 1", [catalogName]);
+    return rows.map((row) => row.datname);
+  });
+}
+
+/** Row count of every user table (partitions by themselves), keyed by schema.table. */
+async function rowCounts(database: string): Promise<Record<string, number>> {
+  return withClient(connectionTo(database), async (client) => {
+    const counts: Record<string, number> = {};
+    for (const { schema, table } of await userRelations(client, ['r'])) {
+      const { rows } = await client.query<{ count: string }>(`SELECT count(*) AS count FROM ONLY ${client.escapeIdentifier(schema)}.${client.escapeIdentifier(table)}`);
+      counts[`${schema}.${table}`] = Number(rows[0]?.count);
+    }
+    return counts;
+  });
+}
+
+/**
+ * A digest of everything stored in a database: each table's and materialized view's rows, the
+ * large objects' contents and each sequence's position. Two databases with equal fingerprints
+ * hold the same data.
+ */
+async function fingerprintOf(database: string): Promise<Record<string, string | null>> {
+  return withClient(connectionTo(database), async (client) => {
+    const fingerprint: Record<string, string | null> = {};
+    for (const { schema, table } of await userRelations(client, ['r', 'm'])) {
+      const { rows } = await client.query<{ digest: string | null; count: string }>(
+        `SELECT md5(string_agg(t::text, E'\\n' ORDER BY t::text)) AS digest, count(*) AS count FROM ONLY ${client.escapeIdentifier(schema)}.${client.escapeIdentifier(table)} t`,
+      );
+      fingerprint[`rows of ${schema}.${table}`] = `${rows[0]?.count} rows, md5 ${rows[0]?.digest}`;
+    }
+    const { rows: largeObjects } = await client.query<{ digest: string | null; count: string }>(
+      "SELECT md5(string_agg(oid::text || ':' || encode(lo_get(oid), 'hex'), ',' ORDER BY oid)) AS digest, count(*) AS count FROM pg_largeobject_metadata",
+    );
+    fingerprint['large objects'] = `${largeObjects[0]?.count} objects, md5 ${largeObjects[0]?.digest}`;
+    const { rows: sequences } = await client.query<{ name: string; last_value: string | null }>(
+      "SELECT schemaname || '.' || sequencename AS name, last_value::text AS last_value FROM pg_sequences ORDER BY 1",
+    );
+    for (const sequence of sequences) fingerprint[`sequence ${sequence.name}`] = sequence.last_value;
+    return fingerprint;
+  });
+}
+
+async function userRelations(client: pg.Client, kinds: string[]): Promise<{ schema: string; table: string }[]> {
+  const { rows } = await client.query<{ schema: string; table: string }>(
+    `SELECT n.nspname AS schema, c.relname AS table FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.relkind = ANY($1) AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_(toast|temp_)'
+     ORDER BY 1, 2`,
+    [kinds],
+  );
+  return rows;
+}
+
+async function relationCount(database: string): Promise<number> {
+  return withClient(connectionTo(database), async (client) => (await userRelations(client, ['r'])).length);
+}
+
+/** A byte in the middle of the object inverted; the size stays the same, as with silent corruption. */
+async function flipMiddleByte(key: string): Promise<void> {
+  const object = await s3.send(new GetObjectCommand({ Bucket: localS3.bucket, Key: key }));
+  const bytes = Buffer.from(await object.Body!.transformToByteArray());
+  const middle = Math.floor(bytes.length / 2);
+  bytes[middle] = (bytes[middle] ?? 0) ^ 0xff;
+  await s3.send(new PutObjectCommand({ Bucket: localS3.bucket, Key: key, Body: bytes }));
+}
+
+async function waitFor(condition: () => Promise<boolean>, what: string, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/** A zombie (exited, not yet reaped) counts as gone. */
+function isAlive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return !/^[ZX]/.test(stat.slice(stat.lastIndexOf(')') + 2));
+  } catch {
+    return false;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+describe('restoring into a new database', () => {
+  it('restores the latest backup into <source>_<backup time>, with every table and row count of the source', async () => {
+    // Arrange
+    const catalogName = 'restore-latest';
+    const backup = await backUp(SOURCE.tiny, catalogName);
+
+    // Act
+    const exit = await restore(catalogName);
+
+    // Assert
+    expect(exit.code, JSON.stringify(exit.logs)).toBe(0);
+    expect(exit.otherOutput).toEqual([]);
+    const completed = logLine(exit, 'restore completed');
+    const expectedTarget = defaultTargetName(catalogName, backup.startedAt);
+    expect(completed).toMatchObject({ backupId: backup.backupId, targetDatabase: expectedTarget, createdTarget: true, mismatches: [] });
+    expect(completed.tablesCompared).toBe(3);
+    expect(await databaseExists(expectedTarget)).toBe(true);
+    expect(await rowCounts(expectedTarget)).toEqual({ 'public.audit_log': TINY_ROWS.audit_log, 'public.customers': TINY_ROWS.customers, 'public.orders': TINY_ROWS.orders });
+    expect(await rowCounts(expectedTarget)).toEqual(await rowCounts(SOURCE.tiny));
+  });
+
+  it('restores, for a timestamp, the newest backup that started at or before it', async () => {
+    // Arrange: three backups, each with 100 more events than the one before.
+    const catalogName = 'restore-at-time';
+    const backups: Backup[] = [];
+    for (let round = 1; round <= 3; round += 1) {
+      await withClient(connectionTo(SOURCE.evolving), (client) => client.query("INSERT INTO events (happened) SELECT 'round ' || $1 FROM generate_series(1, 100)", [round]));
+      backups.push(await backUp(SOURCE.evolving, catalogName));
+    }
+    const [, second, third] = backups as [Backup, Backup, Backup];
+    const between = new Date((second.startedAt.getTime() + third.startedAt.getTime()) / 2);
+    expect(between.getTime()).toBeGreaterThan(second.startedAt.getTime());
+    expect(between.getTime()).toBeLessThan(third.startedAt.getTime());
+
+    // Act
+    const exit = await restore(catalogName, { PGKEEP_RESTORE_BACKUP: between.toISOString() });
+
+    // Assert
+    expect(exit.code, JSON.stringify(exit.logs)).toBe(0);
+    expect(logLine(exit, 'backup chosen').backupId).toBe(second.backupId);
+    const target = defaultTargetName(catalogName, second.startedAt);
+    expect(logLine(exit, 'restore completed').targetDatabase).toBe(target);
+    expect(await rowCounts(target)).toEqual({ 'public.events': 200 });
+  });
+
+  it('restores into a database identical to the source: schema, rows, large objects and sequences', async () => {
+    // Arrange: partitions, enums, domains, views, materialized views, functions, triggers,
+    // sequences, generated columns, large objects, jsonb, arrays and non-ASCII identifiers.
+    const catalogName = 'restore-fidelity';
+    const backup = await backUp(SOURCE.sample, catalogName);
+
+    // Act
+    const exit = await restore(catalogName);
+
+    // Assert
+    expect(exit.code, JSON.stringify(exit.logs)).toBe(0);
+    const target = defaultTargetName(catalogName, backup.startedAt);
+    expect(logLine(exit, 'restore completed').targetDatabase).toBe(target);
+    expect(await schemaOf(connectionTo(target))).toBe(await schemaOf(connectionTo(SOURCE.sample)));
+    const restored = await fingerprintOf(target);
+    const source = await fingerprintOf(SOURCE.sample);
+    expect(restored).toEqual(source);
+    // The comparison must have covered what the sample database is made of.
+    expect(Object.keys(source)).toEqual(expect.arrayContaining(['rows of données.clients_été', 'rows of analytics.events_2024_01', 'rows of analytics.monthly_revenue', 'sequence inventory.product_id_seq']));
+    expect(source['large objects']).toMatch(/^2 objects/);
+  });
+
+  it('restores in parallel (PGKEEP_RESTORE_JOBS=2) through a temporary file that it removes', async () => {
+    // Arrange: a private, empty TMPDIR whose entries are watched while the task runs.
+    const catalogName = 'restore-parallel';
+    const backup = await backUp(SOURCE.tiny, catalogName);
+    const temporaryDirectory = await mkdtemp(join(tmpdir(), 'pgkeep-restore-tmpdir-'));
+    const created: string[] = [];
+    const watcher = watch(temporaryDirectory, (_event, name) => {
+      if (name && !created.includes(name)) created.push(name);
+    });
+
+    try {
+      // Act (tsx's own compile cache would otherwise land in TMPDIR too)
+      const exit = await restore(catalogName, { PGKEEP_RESTORE_JOBS: '2', TMPDIR: temporaryDirectory, TSX_DISABLE_CACHE: '1' });
+
+      // Assert
+      expect(exit.code, JSON.stringify(exit.logs)).toBe(0);
+      expect(logLine(exit, 'restoring').jobs).toBe(2);
+      const target = defaultTargetName(catalogName, backup.startedAt);
+      expect(await rowCounts(target)).toEqual(await rowCounts(SOURCE.tiny));
+      expect(created.some((name) => name.startsWith('pgkeep-restore-'))).toBe(true);
+      expect(await readdir(temporaryDirectory)).toEqual([]);
+    } finally {
+      watcher.close();
+      await rm(temporaryDirectory, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('restoring over an existing database', () => {
+  async function createOccupiedTarget(name: string): Promise<void> {
+    await cluster.createDatabase(name);
+    await withClient(connectionTo(name), (client) => createTinyDatabase(client, { customers: 10, orders: 20, audit_log: 1 }));
+  }
+
+  it('refuses a non-empty target by default, says how to replace it, and leaves it unchanged', async () => {
+    // Arrange
+    const catalogName = 'restore-refuse';
+    await backUp(SOURCE.tiny, catalogName);
+    await createOccupiedTarget('occupied');
+    const before = await fingerprintOf('occupied');
+
+    // Act
+    const exit = await restore(catalogName, { PGKEEP_RESTORE_TARGET_DATABASE: 'occupied' });
+
+    // Assert
+    expect(exit.code).toBe(2);
+    const failure = failureOf(exit);
+    expect(failure.stage).toBe('refused');
+    expect(failure.error).toContain('"occupied" already exists and is not empty');
+    expect(failure.remedy).toContain('PGKEEP_RESTORE_MODE=replace');
+    expect(failure.remedy).toContain('PGKEEP_RESTORE_CONFIRM=occupied');
+    expect(await fingerprintOf('occupied')).toEqual(before);
+  });
+
+  it('refuses to replace when PGKEEP_RESTORE_CONFIRM does not repeat the target name, and leaves it unchanged', async () => {
+    // Arrange
+    const catalogName = 'restore-replace-unconfirmed';
+    await backUp(SOURCE.tiny, catalogName);
+    await createOccupiedTarget('replace_unconfirmed');
+    const before = await fingerprintOf('replace_unconfirmed');
+
+    // Act
+    const exit = await restore(catalogName, { PGKEEP_RESTORE_TARGET_DATABASE: 'replace_unconfirmed', PGKEEP_RESTORE_MODE: 'replace', PGKEEP_RESTORE_CONFIRM: 'replace_unconfirme' });
+
+    // Assert
+    expect(exit.code).toBe(2);
+    const failure = failureOf(exit);
+    expect(failure.stage).toBe('refused');
+    expect(failure.error).toContain('does not match the target database "replace_unconfirmed"');
+    expect(failure.remedy).toContain('PGKEEP_RESTORE_CONFIRM=replace_unconfirmed');
+    expect(await fingerprintOf('replace_unconfirmed')).toEqual(before);
+  });
+
+  it('replaces the target\'s contents with the backup\'s when replace mode is confirmed', async () => {
+    // Arrange
+    const catalogName = 'restore-replace';
+    await backUp(SOURCE.tiny, catalogName);
+    await createOccupiedTarget('replace_me');
+    expect(await fingerprintOf('replace_me')).not.toEqual(await fingerprintOf(SOURCE.tiny));
+
+    // Act
+    const exit = await restore(catalogName, { PGKEEP_RESTORE_TARGET_DATABASE: 'replace_me', PGKEEP_RESTORE_MODE: 'replace', PGKEEP_RESTORE_CONFIRM: 'replace_me' });
+
+    // Assert
+    expect(exit.code, JSON.stringify(exit.logs)).toBe(0);
+    expect(logLine(exit, 'restore completed')).toMatchObject({ targetDatabase: 'replace_me', createdTarget: false, mismatches: [] });
+    expect(await fingerprintOf('replace_me')).toEqual(await fingerprintOf(SOURCE.tiny));
+  });
+});
+
+describe('a backup that must not be trusted', () => {
+  it('stops at a corrupted object, naming it, and drops the new database it had started to fill', async () => {
+    // Arrange
+    const catalogName = 'restore-corrupt';
+    const backup = await backUp(SOURCE.tiny, catalogName);
+    await flipMiddleByte(backup.dataKey);
+    expect((await s3.send(new HeadObjectCommand({ Bucket: localS3.bucket, Key: backup.dataKey }))).ContentLength).toBe(backup.dataBytes);
+
+    // Act
+    const exit = await restore(catalogName);
+
+    // Assert
+    expect(exit.code).toBe(1);
+    const failure = failureOf(exit);
+    expect(['checksum', 'restore']).toContain(failure.stage);
+    expect(failure.error).toContain(backup.dataKey);
+    const target = defaultTargetName(catalogName, backup.startedAt);
+    expect(logLine(exit, 'restoring')).toMatchObject({ targetDatabase: target, createdTarget: true });
+    expect(await databaseExists(target)).toBe(false);
+    expect(await databasesNamedLike(catalogName)).toEqual([]);
+  });
+
+  it('leaves an existing target untouched when replacing it from a corrupted object', async () => {
+    // Arrange
+    const catalogName = 'restore-corrupt-replace';
+    const backup = await backUp(SOURCE.tiny, catalogName);
+    await flipMiddleByte(backup.dataKey);
+    await cluster.createDatabase('corrupt_replace_target');
+    await withClient(connectionTo('corrupt_replace_target'), (client) => createTinyDatabase(client, { customers: 10, orders: 20, audit_log: 1 }));
+    const before = await fingerprintOf('corrupt_replace_target');
+
+    // Act
+    const exit = await restore(catalogName, { PGKEEP_RESTORE_TARGET_DATABASE: 'corrupt_replace_target', PGKEEP_RESTORE_MODE: 'replace', PGKEEP_RESTORE_CONFIRM: 'corrupt_replace_target' });
+
+    // Assert
+    expect(exit.code).toBe(1);
+    const failure = failureOf(exit);
+    expect(failure.stage).toBe('checksum');
+    expect(failure.error).toContain(backup.dataKey);
+    expect(await fingerprintOf('corrupt_replace_target')).toEqual(before);
+  });
+
+  it('leaves an existing target untouched when the object was swapped for another valid archive that pg_restore alone would accept', async () => {
+    // Arrange: the data object now holds another database's backup; it decompresses and restores
+    // cleanly, so only its checksum tells it apart, and that is known only after the last byte.
+    const catalogName = 'restore-swapped-replace';
+    const backup = await backUp(SOURCE.tiny, catalogName);
+    const donor = await backUp(SOURCE.evolving, 'restore-swapped-donor');
+    const donorObject = await s3.send(new GetObjectCommand({ Bucket: localS3.bucket, Key: donor.dataKey }));
+    await s3.send(new PutObjectCommand({ Bucket: localS3.bucket, Key: backup.dataKey, Body: Buffer.from(await donorObject.Body!.transformToByteArray()) }));
+    await cluster.createDatabase('swapped_replace_target');
+    await withClient(connectionTo('swapped_replace_target'), (client) => createTinyDatabase(client, { customers: 10, orders: 20, audit_log: 1 }));
+    const before = await fingerprintOf('swapped_replace_target');
+
+    // Act
+    const exit = await restore(catalogName, { PGKEEP_RESTORE_TARGET_DATABASE: 'swapped_replace_target', PGKEEP_RESTORE_MODE: 'replace', PGKEEP_RESTORE_CONFIRM: 'swapped_replace_target' });
+
+    // Assert
+    expect(exit.code).toBe(1);
+    const failure = failureOf(exit);
+    expect(failure.stage).toBe('checksum');
+    expect(failure.error).toContain(backup.dataKey);
+    expect(await fingerprintOf('swapped_replace_target')).toEqual(before);
+  });
+
+  it('reports row counts that differ from the manifest, listing each difference, and exits 4', async () => {
+    // Arrange: the manifest claims one order more than the backup holds.
+    const catalogName = 'restore-mismatch';
+    const backup = await backUp(SOURCE.tiny, catalogName);
+    const manifestObject = await s3.send(new GetObjectCommand({ Bucket: localS3.bucket, Key: backup.manifestKey }));
+    const manifest = JSON.parse(await manifestObject.Body!.transformToString()) as { tables: { schema: string; table: string; rows: number }[] };
+    const orders = manifest.tables.find((table) => table.schema === 'public' && table.table === 'orders')!;
+    orders.rows = TINY_ROWS.orders + 1;
+    const rewritten = JSON.stringify(manifest, null, 2);
+    expect(() => parseManifest(rewritten)).not.toThrow();
+    await s3.send(new PutObjectCommand({ Bucket: localS3.bucket, Key: backup.manifestKey, Body: rewritten }));
+
+    // Act
+    const exit = await restore(catalogName);
+
+    // Assert
+    expect(exit.code, JSON.stringify(exit.logs)).toBe(4);
+    const report = logLine(exit, 'restore completed with differences from the manifest');
+    expect(report.mismatches).toEqual([`table public.orders has ${TINY_ROWS.orders} rows; the manifest says ${TINY_ROWS.orders + 1}`]);
+    expect(report.remedy).toContain('do not put it into service');
+    expect(exit.logs.some((line) => line.message === 'restore completed')).toBe(false);
+  });
+
+  it('refuses a backup that failed verification unless PGKEEP_RESTORE_FORCE_UNVERIFIED=true', async () => {
+    // Arrange
+    const catalogName = 'restore-failed-verification';
+    const backup = await backUp(SOURCE.tiny, catalogName);
+    await mergeTags(s3, localS3.bucket, backup.dataKey, verificationTags({ status: 'failed', method: 'sha256', at: new Date() }));
+
+    // Act
+    const refused = await restore(catalogName);
+    const nothingCreated = await databasesNamedLike(catalogName);
+    const forced = await restore(catalogName, { PGKEEP_RESTORE_FORCE_UNVERIFIED: 'true' });
+
+    // Assert
+    expect(refused.code).toBe(2);
+    const failure = failureOf(refused);
+    expect(failure.stage).toBe('refused');
+    expect(failure.error).toContain('failed verification');
+    expect(failure.remedy).toContain('PGKEEP_RESTORE_FORCE_UNVERIFIED=true');
+    expect(nothingCreated).toEqual([]);
+
+    expect(forced.code, JSON.stringify(forced.logs)).toBe(0);
+    const target = defaultTargetName(catalogName, backup.startedAt);
+    expect(logLine(forced, 'restore completed').targetDatabase).toBe(target);
+    expect(await rowCounts(target)).toEqual(await rowCounts(SOURCE.tiny));
+  });
+});
+
+describe('a restore that is stopped', () => {
+  it('exits 143 on SIGTERM mid-restore and drops the half-restored database', async () => {
+    // Arrange: the download stalls after its first bytes, when pg_restore has created the tables
+    // and is waiting for rows.
+    const catalogName = 'restore-sigterm';
+    const backup = await backUp(SOURCE.bulk, catalogName);
+    const target = defaultTargetName(catalogName, backup.startedAt);
+    proxy.holdObjectDownloads({ afterBytes: 256 * 1024 });
+    const task = startTask({ command: 'restore', env: restoreEnvironment(catalogName, { PGKEEP_S3_ENDPOINT: proxy.endpoint }) });
+    try {
+      await proxy.waitForRequest((request) => isObjectDownload(request) && request.path.includes(catalogName));
+      await task.waitForLog((line) => line.message === 'restoring');
+      await waitFor(async () => (await databaseExists(target)) && (await relationCount(target)) > 0, `${target} holds restored tables`);
+      const pgRestorePid = await childPid(task.child.pid!, 'pg_restore');
+
+      // Act
+      task.child.kill('SIGTERM');
+      const exit = await task.exited;
+
+      // Assert
+      expect(exit.code, JSON.stringify(exit.logs)).toBe(143);
+      expect(failureOf(exit).stage).toBe('interrupted');
+      expect(exit.logs.some((line) => line.message === 'dropped the half-restored database' && line.targetDatabase === target)).toBe(true);
+      expect(await databaseExists(target)).toBe(false);
+      expect(isAlive(pgRestorePid)).toBe(false);
+    } finally {
+      proxy.releaseObjectDownloads();
+    }
+  });
+
+  it('exits 143 on SIGTERM during a parallel restore\'s download, dropping the new database and the temporary file', async () => {
+    // Arrange
+    const catalogName = 'restore-sigterm-parallel';
+    const backup = await backUp(SOURCE.bulk, catalogName);
+    const target = defaultTargetName(catalogName, backup.startedAt);
+    const temporaryDirectory = await mkdtemp(join(tmpdir(), 'pgkeep-restore-tmpdir-'));
+    proxy.holdObjectDownloads({ afterBytes: 256 * 1024 });
+    const task = startTask({
+      command: 'restore',
+      env: restoreEnvironment(catalogName, { PGKEEP_S3_ENDPOINT: proxy.endpoint, PGKEEP_RESTORE_JOBS: '2', TMPDIR: temporaryDirectory, TSX_DISABLE_CACHE: '1' }),
+    });
+    try {
+      await proxy.waitForRequest((request) => isObjectDownload(request) && request.path.includes(catalogName));
+      await task.waitForLog((line) => line.message === 'restoring');
+      await waitFor(async () => (await readdir(temporaryDirectory)).length > 0, 'the download has started into TMPDIR');
+
+      // Act
+      task.child.kill('SIGTERM');
+      const exit = await Promise.race([task.exited, new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 30_000))]);
+
+      // Assert: ECS waits 30 s (stopTimeout) before it kills the task outright.
+      expect(exit, 'the task was still running 30 s after SIGTERM').toBeDefined();
+      expect(exit!.code, JSON.stringify(exit!.logs)).toBe(143);
+      expect(failureOf(exit!).stage).toBe('interrupted');
+      expect(await databaseExists(target)).toBe(false);
+      expect(await readdir(temporaryDirectory)).toEqual([]);
+    } finally {
+      if (task.child.exitCode === null) task.child.kill('SIGKILL');
+      proxy.releaseObjectDownloads();
+      await rm(temporaryDirectory, { recursive: true, force: true });
+    }
+  });
+});
