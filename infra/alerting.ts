@@ -16,6 +16,8 @@ export interface AlertingProps {
 
 export class Alerting extends Construct {
   readonly topic: sns.Topic;
+  /** The topic's key: whoever publishes to the topic needs kms:GenerateDataKey* and kms:Decrypt on it. */
+  readonly key: kms.Key;
 
   constructor(scope: Construct, id: string, props: AlertingProps) {
     super(scope, id);
@@ -29,6 +31,7 @@ export class Alerting extends Construct {
       // The key protects only messages in flight; nothing outlives the topic.
       removalPolicy: RemovalPolicy.DESTROY,
     });
+    this.key = key;
     // EventBridge gets its key permissions from the topic's grantPublish (the rule targets do that);
     // CloudWatch alarm actions get none, so the key lets CloudWatch of this account use it.
     key.addToResourcePolicy(

@@ -13,7 +13,10 @@ import { CatalogKeyError, encodeDatabaseSegment } from '../catalog/keys.ts';
 import type { BACKUP_SETTINGS } from '../task/config.ts';
 import { loadBackupConfig } from '../task/config.ts';
 import { BackupFailure } from '../task/errors.ts';
+import type { RetentionPolicy } from '../functions/enforce-retention/policy.ts';
+import { DEFAULT_RETENTION_POLICY, validatePolicy } from '../functions/enforce-retention/policy.ts';
 import { cronExpressionProblem, timeZoneProblem } from './cron.ts';
+import { GAP_WINDOW_FIRST_YEAR, longestGapBetweenFirings } from './cron-firings.ts';
 
 /** The task settings a database may override. Settings the infrastructure owns (bucket, key,
  * environment, catalog name) and ones that would bypass Secrets Manager (PGKEEP_DATABASE_URL) or
@@ -79,6 +82,15 @@ const SECRET_ARN = /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Z
 const SECRET_NAME = /^[A-Za-z0-9/_+=.@!-]{1,512}$/;
 const KMS_KEY_ARN = /^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/[0-9a-f-]{36}$/;
 
+const sizeRatio = z.number(required('a fraction such as 0.5')).gt(0, 'must be more than 0').lt(1, 'must be less than 1 (a fraction of the recent median size)');
+
+/** A field that no longer exists, with what replaced it (strictObject's own message would only say "unrecognized"). */
+const replacedField = (message: string) =>
+  z
+    .unknown()
+    .optional()
+    .refine((value) => value === undefined, { message });
+
 const databaseSchema = z.strictObject({
   /** The name the backups are catalogued under (PGKEEP_DATABASE_NAME); the key layout encodes it. */
   name: z.string(required('the name the backups are catalogued under, e.g. "orders"')).min(1, 'must not be empty'),
@@ -106,6 +118,18 @@ const databaseSchema = z.strictObject({
   ),
   /** Task settings for this database only, by their environment variable names (see BACKUP_SETTINGS). */
   overrides: overridesSchema,
+  /** This database's alarm thresholds, where the environment's defaults do not fit. */
+  alarms: z
+    .strictObject({
+      /** Alarm when the newest verified backup is older than this. Default: the longest gap between
+       * two runs of the schedule plus the environment's alarms.staleMarginHours. */
+      staleAfterHours: z.number(required('a number of hours')).positive('must be more than 0 hours').max(24 * 400, 'at most 400 days').optional(),
+      /** Alarm when the newest verified backup is smaller than this (bytes). Default: alarms.minimumBackupBytes. */
+      minimumBackupBytes: z.int(required('a whole number of bytes')).min(1).optional(),
+      /** Alarm when the newest verified backup is below this fraction of the recent median. Default: alarms.minimumSizeRatio. */
+      minimumSizeRatio: sizeRatio.optional(),
+    })
+    .prefault({}),
 });
 
 const subnetSchema = z.strictObject({
@@ -129,23 +153,27 @@ const environmentSchema = z
       required('network: { vpcId, privateSubnets, securityGroupId }'),
     ),
     databases: z.array(databaseSchema, required('the list of databases to back up')).min(1, 'list at least one database to back up'),
-    /** The backup bucket's lifecycle (storage classes and clean-up), in days. */
+    /** The backup bucket's lifecycle (storage classes by retention tier, and clean-up), in days.
+     * Tier tags are set by the retention function; see docs/retention.md for the cost effect. */
     lifecycle: z
       .strictObject({
-        glacierInstantRetrievalAfterDays: wholeDays('after which current backups move to Glacier Instant Retrieval').default(30),
-        deepArchiveAfterDays: wholeDays('after which current backups move to Glacier Deep Archive').default(180),
+        /** Backups tagged pgkeep:tier=monthly move to Glacier Instant Retrieval (millisecond reads, 90-day minimum). */
+        monthlyToGlacierInstantRetrievalAfterDays: wholeDays('after which monthly backups move to Glacier Instant Retrieval').default(30),
+        /** Backups tagged pgkeep:tier=yearly move to Glacier Deep Archive (restore takes up to 48 h, 180-day minimum). */
+        yearlyToDeepArchiveAfterDays: wholeDays('after which yearly backups move to Glacier Deep Archive').default(90),
+        /** How long a deleted or overwritten backup stays recoverable as a noncurrent version. */
         noncurrentVersionsExpireAfterDays: wholeDays('after which overwritten or deleted object versions are removed').default(30),
         /** Must exceed the longest backup run: an upload older than this is aborted mid-way. */
         abortIncompleteUploadsAfterDays: wholeDays('after which unfinished multipart uploads are aborted').default(1),
         /** Objects smaller than this stay in S3 Standard: manifests must stay readable without a restore. */
         transitionMinimumObjectBytes: z.int().min(0).default(1024 * 1024),
+        glacierInstantRetrievalAfterDays: replacedField(
+          'replaced by tier-based rules: use monthlyToGlacierInstantRetrievalAfterDays (backups retention keeps as monthlies); daily and weekly backups stay in S3 Standard (docs/retention.md)',
+        ),
+        deepArchiveAfterDays: replacedField('replaced by tier-based rules: use yearlyToDeepArchiveAfterDays (backups retention keeps as yearlies) (docs/retention.md)'),
       })
       // prefault: a missing block is parsed as {}, so the field defaults above apply.
-      .prefault({})
-      .refine((lifecycle) => lifecycle.deepArchiveAfterDays > lifecycle.glacierInstantRetrievalAfterDays, {
-        message: 'deepArchiveAfterDays must be greater than glacierInstantRetrievalAfterDays',
-        path: ['deepArchiveAfterDays'],
-      }),
+      .prefault({}),
     /** S3 Object Lock on the backup bucket. Can only be switched on when the bucket is created. */
     objectLock: z
       .strictObject({
@@ -182,8 +210,58 @@ const environmentSchema = z
       .strictObject({
         /** Alarm when this many scheduled runs could not be started (they land in the dead-letter queue). */
         undeliveredScheduledRuns: z.int().min(1).default(1),
+        /** Added to each schedule's longest gap for its stale threshold: time for a late start, the run and verification. */
+        staleMarginHours: z.number().min(0).max(168).default(2),
+        /** Alarm when a database's newest verified backup is smaller than this (bytes); databases can override it. */
+        minimumBackupBytes: z.int().min(1).default(1024 * 1024),
+        /** Alarm when a database's newest verified backup is below this fraction of the median of the ones before it. */
+        minimumSizeRatio: sizeRatio.default(0.5),
+        /** How many earlier verified backups the size median is taken over (PGKEEP_HEALTH_BASELINE_COUNT). */
+        sizeBaselineBackups: z.int().min(1).max(100).default(7),
       })
       .prefault({}),
+    /** Grandfather-father-son retention, enforced daily by the enforce-retention function. */
+    retention: z
+      .strictObject({
+        /** Keep the newest verified backup of each of the last N days, ISO weeks, months and years. */
+        daily: z.int().min(0).default(DEFAULT_RETENTION_POLICY.daily),
+        weekly: z.int().min(0).default(DEFAULT_RETENTION_POLICY.weekly),
+        monthly: z.int().min(0).default(DEFAULT_RETENTION_POLICY.monthly),
+        yearly: z.int().min(0).default(DEFAULT_RETENTION_POLICY.yearly),
+        /** The IANA time zone days, weeks, months and years are counted in; also the run schedule's. */
+        timezone: z
+          .string()
+          .superRefine((value, context) => {
+            const problem = timeZoneProblem(value);
+            if (problem) context.addIssue({ code: 'custom', message: problem });
+          })
+          .default(DEFAULT_RETENTION_POLICY.timezone),
+        /** Never fewer verified backups than this (the newest ones), whatever the slots say. */
+        minVerified: z.int().min(1, 'must be at least 1: the newest verified backup is always kept').default(DEFAULT_RETENTION_POLICY.minVerified),
+        /** A backup not yet verified is kept this long after it started. */
+        unverifiedGraceHours: z.int().min(0).default(DEFAULT_RETENTION_POLICY.unverifiedGraceHours),
+        /** Objects of an incomplete backup (data without manifest, or the reverse) are removed after this long. */
+        incompleteGraceHours: z.number().positive().default(48),
+        /** Only log and publish what would be deleted. */
+        dryRun: z.boolean().default(false),
+        /** When the daily run starts (EventBridge cron, in `timezone`). */
+        scheduleCron: z
+          .string()
+          .superRefine((value, context) => {
+            const problem = cronExpressionProblem(value);
+            if (problem) context.addIssue({ code: 'custom', message: `invalid cron expression: ${problem}` });
+          })
+          .default('0 6 * * ? *'),
+      })
+      .prefault({})
+      .superRefine((retention, context) => {
+        try {
+          validatePolicy(retentionPolicy(retention));
+        } catch (error) {
+          if (error instanceof RangeError) context.addIssue({ code: 'custom', message: error.message.replace(/^retention\./, '') });
+          else throw error;
+        }
+      }),
     /** Who is emailed about failed backups and alarms (each must confirm the subscription). */
     notificationEmails: z.array(z.email('expected an email address')).default([]),
     /** Protects both stacks from `cdk destroy` / DeleteStack. */
@@ -215,6 +293,14 @@ const environmentSchema = z
         });
       }
       seen.set(key, database.name);
+      const scheduleValid = !cronExpressionProblem(database.schedule.cron) && !timeZoneProblem(database.schedule.timezone);
+      if (scheduleValid && database.alarms.staleAfterHours === undefined && longestGapBetweenFirings(database.schedule) === undefined) {
+        context.addIssue({
+          code: 'custom',
+          path: ['databases', index, 'alarms', 'staleAfterHours'],
+          message: `required: the schedule "${database.schedule.cron}" runs fewer than twice in ${GAP_WINDOW_FIRST_YEAR}-${GAP_WINDOW_FIRST_YEAR + 1} (or its first two allowed years), so no stale-backup threshold can be derived from it; give the hours after which a missing backup should alarm`,
+        });
+      }
       if (database.secret.startsWith('arn:') && !database.secret.includes(`:${environment.region}:${environment.account}:`)) {
         context.addIssue({
           code: 'custom',
@@ -245,6 +331,8 @@ export type PgkeepConfig = z.output<typeof pgkeepConfigSchema>;
 export type EnvironmentConfig = z.output<typeof environmentSchema> & { name: string };
 export type DatabaseConfig = z.output<typeof databaseSchema>;
 export type LifecycleConfig = EnvironmentConfig['lifecycle'];
+export type RetentionConfig = EnvironmentConfig['retention'];
+export type AlarmsConfig = EnvironmentConfig['alarms'];
 export type DatabaseOverrides = DatabaseConfig['overrides'];
 
 export class PgkeepConfigError extends Error {
@@ -328,6 +416,12 @@ function overridesProblem(name: string, overrides: DatabaseOverrides): { field: 
     throw error;
   }
   return undefined;
+}
+
+/** The retention function's policy (PGKEEP_RETENTION_POLICY) from the environment's retention settings. */
+export function retentionPolicy(retention: Pick<RetentionConfig, keyof RetentionPolicy>): RetentionPolicy {
+  const { daily, weekly, monthly, yearly, timezone, minVerified, unverifiedGraceHours } = retention;
+  return { daily, weekly, monthly, yearly, timezone, minVerified, unverifiedGraceHours };
 }
 
 /** The overrides as container environment variables (all values are strings there). */

@@ -26,11 +26,13 @@ export const PGKEEP_ENVIRONMENTS = {
         },
       ],
       lifecycle: {
-        glacierInstantRetrievalAfterDays: 30,
-        deepArchiveAfterDays: 180,
+        monthlyToGlacierInstantRetrievalAfterDays: 30,
+        yearlyToDeepArchiveAfterDays: 90,
         noncurrentVersionsExpireAfterDays: 7,
         abortIncompleteUploadsAfterDays: 1,
       },
+      // A short history is enough for dev; mistakes here are cheap, so it deletes for real.
+      retention: { daily: 7, weekly: 4, monthly: 3, yearly: 0, timezone: 'Europe/Dublin', dryRun: false },
       task: { cpu: 512, memoryMiB: 1024, ephemeralStorageGiB: 21 },
       logRetentionDays: 30,
       notificationEmails: ['dev-alerts@example.com'],
@@ -56,6 +58,8 @@ export const PGKEEP_ENVIRONMENTS = {
           secretKmsKeyArn: 'arn:aws:kms:eu-central-1:222222222222:key/0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d',
           schedule: { cron: '30 1 * * ? *', timezone: 'Europe/Berlin' },
           overrides: { PGKEEP_COMPRESSION_LEVEL: 6, PGKEEP_PARTS_IN_FLIGHT: 4 },
+          // Its dumps are gigabytes: anything under 100 MiB means the backup missed most of it.
+          alarms: { minimumBackupBytes: 100 * 1024 * 1024 },
         },
         {
           name: 'billing',
@@ -65,16 +69,19 @@ export const PGKEEP_ENVIRONMENTS = {
         },
       ],
       lifecycle: {
-        glacierInstantRetrievalAfterDays: 30,
-        deepArchiveAfterDays: 180,
+        monthlyToGlacierInstantRetrievalAfterDays: 30,
+        yearlyToDeepArchiveAfterDays: 90,
         noncurrentVersionsExpireAfterDays: 30,
         abortIncompleteUploadsAfterDays: 2,
       },
+      // The example policy (docs/retention.md). Starts as a dry run: read a week of its plans in
+      // /pgkeep/prod/enforce-retention, then set dryRun: false (docs/operations.md).
+      retention: { daily: 7, weekly: 4, monthly: 12, yearly: 3, timezone: 'Europe/Berlin', minVerified: 3, dryRun: true },
       objectLock: { mode: 'GOVERNANCE', defaultRetentionDays: 35 },
       accessLogsExpireAfterDays: 730,
       task: { cpu: 2048, memoryMiB: 4096, ephemeralStorageGiB: 50 },
       logRetentionDays: 400,
-      alarms: { undeliveredScheduledRuns: 1 },
+      alarms: { undeliveredScheduledRuns: 1, staleMarginHours: 2, minimumSizeRatio: 0.5 },
       notificationEmails: ['dba-oncall@example.com', 'platform-team@example.com'],
       terminationProtection: true,
       removalPolicy: 'retain',

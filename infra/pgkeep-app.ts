@@ -36,6 +36,7 @@ export function addPgkeepStacks(app: App, options: PgkeepAppOptions): Environmen
       bucket: storage.bucket,
       key: storage.key,
       backupWriterPolicy: storage.backupWriterPolicy,
+      accessPolicies: storage.accessPolicies,
       repositoryRoot: options.repositoryRoot ?? REPOSITORY_ROOT,
     });
     return { environment, storage, pipeline };

@@ -1,27 +1,32 @@
 /**
  * The stateless half of an environment: the ECS cluster and backup task image, one task
- * definition and schedule per database, and alerting. Safe to destroy and redeploy: backups live
- * in the storage stack.
+ * definition and schedule per database, the functions that verify every backup, check backup
+ * health hourly and enforce retention daily, and alerting (alarms, dashboard, the topic). Safe to
+ * destroy and redeploy: backups live in the storage stack.
  */
 import { CfnOutput, Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
-import * as cloudwatchActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import { Platform } from 'aws-cdk-lib/aws-ecr-assets';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
-import type * as s3 from 'aws-cdk-lib/aws-s3';
+import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
 import { METRICS_NAMESPACE } from '../catalog/metrics.ts';
 import { Alerting } from './alerting.ts';
+import type { BackupAccessPolicies } from './backup-access-policies.ts';
+import { BackupDashboard } from './backup-dashboard.ts';
+import { DatabaseAlarms, functionErrorsAlarm, notifyBothWays, runbookPointer } from './backup-alarms.ts';
 import type { EnvironmentConfig } from './config.ts';
 import { databaseResourceKey } from './config.ts';
 import { DatabaseBackup } from './database-backup.ts';
+import { BackupHealthCheck, RetentionEnforcement } from './scheduled-functions.ts';
+import { VerifyBackupFunction } from './verify-backup-function.ts';
 
 export interface PipelineStackProps {
   environment: EnvironmentConfig;
@@ -29,6 +34,8 @@ export interface PipelineStackProps {
   key: kms.IKey;
   /** The storage stack's policy for writing backups; the task role gets exactly this. */
   backupWriterPolicy: iam.IManagedPolicy;
+  /** The storage stack's policies for the verify, health and retention functions' roles. */
+  accessPolicies: Record<keyof BackupAccessPolicies, iam.IManagedPolicy>;
   /** Docker build context of the task image: the repository root (task/ imports catalog/). */
   repositoryRoot: string;
 }
@@ -36,15 +43,21 @@ export interface PipelineStackProps {
 export class PipelineStack extends Stack {
   readonly cluster: ecs.Cluster;
   readonly backups: ReadonlyMap<string, DatabaseBackup>;
-  /** Where failures and alarms go; the next features' alarms publish here too. */
+  /** Where failures and alarms go. */
   readonly alertsTopic: sns.ITopic;
+  readonly verification: VerifyBackupFunction;
+  readonly healthCheck: BackupHealthCheck;
+  readonly retention: RetentionEnforcement;
+  readonly alarms: ReadonlyMap<string, DatabaseAlarms>;
+  readonly functionAlarms: readonly cloudwatch.Alarm[];
+  readonly dashboard: BackupDashboard;
 
   constructor(scope: Construct, id: string, props: PipelineStackProps) {
     const { environment } = props;
     super(scope, id, {
       env: { account: environment.account, region: environment.region },
       terminationProtection: environment.terminationProtection,
-      description: `pgkeep ${environment.name}: scheduled backup tasks, their cluster, and alerting`,
+      description: `pgkeep ${environment.name}: scheduled backup tasks and their cluster, backup verification, health checks, retention, alarms and dashboard`,
     });
     const removalPolicy = environment.removalPolicy === 'retain' ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY;
 
@@ -89,14 +102,15 @@ export class PipelineStack extends Stack {
     this.alertsTopic = alerting.topic;
 
     const undelivered = new cloudwatch.Alarm(this, 'UndeliveredScheduledRunsAlarm', {
-      alarmDescription: `pgkeep ${environment.name}: a scheduled backup could not be started (RunTask failed after retries); its event is in the dead-letter queue with the error.`,
+      alarmName: `pgkeep-${environment.name}-scheduled-run-not-started`,
+      alarmDescription: `pgkeep ${environment.name}: a scheduled run (a backup task, the health check or the retention run) could not be started after retries; its event is in the dead-letter queue with the error. ${runbookPointer('undeliveredScheduledRuns')}`,
       metric: deadLetterQueue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(5), statistic: cloudwatch.Stats.MAXIMUM }),
       threshold: environment.alarms.undeliveredScheduledRuns,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
       evaluationPeriods: 1,
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
     });
-    undelivered.addAlarmAction(new cloudwatchActions.SnsAction(alerting.topic));
+    notifyBothWays(undelivered, alerting.topic);
 
     const taskRole = new iam.Role(this, 'BackupTaskRole', {
       description: `pgkeep ${environment.name}: the backup container's role; may only write backups (the storage stack's BackupWriterPolicy) and publish pgkeep metrics`,
@@ -152,10 +166,53 @@ export class PipelineStack extends Stack {
     }
     this.backups = backups;
 
+    const logRetention = environment.logRetentionDays as logs.RetentionDays;
+    // Imported here rather than used as the storage stack's construct: the S3 notification's
+    // custom resource and the permission for S3 to invoke the function then live in this stack,
+    // and the storage stack does not come to depend on it (which would be a cycle).
+    const bucket = s3.Bucket.fromBucketAttributes(this, 'BackupBucket', { bucketArn: props.bucket.bucketArn, bucketName: props.bucket.bucketName });
+    this.verification = new VerifyBackupFunction(this, 'VerifyBackup', {
+      environment,
+      bucket,
+      alertsTopic: alerting.topic,
+      alertsKey: alerting.key,
+      accessPolicy: props.accessPolicies.verifier,
+      repositoryRoot: props.repositoryRoot,
+      logRetention,
+      logRemovalPolicy: removalPolicy,
+    });
+    const functionScheduleRole = new iam.Role(this, 'FunctionScheduleRole', {
+      description: `pgkeep ${environment.name}: EventBridge Scheduler invokes the health-check and retention functions with this role`,
+      assumedBy: new iam.ServicePrincipal('scheduler.amazonaws.com', { conditions: { StringEquals: { 'aws:SourceAccount': this.account } } }),
+    });
+    const scheduled = { environment, bucketName: props.bucket.bucketName, repositoryRoot: props.repositoryRoot, logRetention, logRemovalPolicy: removalPolicy, scheduleGroup, scheduleRole: functionScheduleRole, deadLetterQueue };
+    this.healthCheck = new BackupHealthCheck(this, 'HealthCheck', { ...scheduled, accessPolicy: props.accessPolicies.healthReader });
+    this.retention = new RetentionEnforcement(this, 'Retention', { ...scheduled, accessPolicy: props.accessPolicies.retentionEnforcer });
+
+    const alarms = new Map<string, DatabaseAlarms>();
+    for (const database of environment.databases) {
+      alarms.set(database.name, new DatabaseAlarms(this, `Alarms${databaseResourceKey(database.name)}`, { environment, database, topic: alerting.topic }));
+    }
+    this.alarms = alarms;
+    const functions = [
+      { id: 'VerifyBackupFunctionErrorsAlarm', name: 'verify-backup', function: this.verification.function },
+      { id: 'HealthCheckFunctionErrorsAlarm', name: 'backup-health', function: this.healthCheck.function },
+      { id: 'RetentionFunctionErrorsAlarm', name: 'enforce-retention', function: this.retention.function },
+    ];
+    this.functionAlarms = functions.map(({ id: alarmId, name, function: fn }) => functionErrorsAlarm(this, alarmId, environment, fn, name, alerting.topic));
+    this.dashboard = new BackupDashboard(this, 'Dashboard', {
+      environment,
+      alarms: [...[...alarms.values()].flatMap((databaseAlarms) => databaseAlarms.all), ...this.functionAlarms, undelivered],
+      functions,
+    });
+
     new CfnOutput(this, 'ClusterName', { description: 'ECS cluster the backup tasks run in.', value: this.cluster.clusterName });
     new CfnOutput(this, 'PrivateSubnetIds', { description: 'Private subnets the backup tasks run in (no public IP).', value: subnets.map((subnet) => subnet.subnetId).join(',') });
     new CfnOutput(this, 'TaskSecurityGroupId', { description: 'Security group of the backup tasks; the databases must accept connections from it.', value: securityGroup.securityGroupId });
     new CfnOutput(this, 'TaskLogGroupName', { description: 'CloudWatch Logs group of the backup tasks (one stream prefix per database).', value: logGroup.logGroupName });
     new CfnOutput(this, 'AlertsTopicArn', { description: 'SNS topic that receives failed-backup notifications and alarms; subscribe more endpoints here.', value: alerting.topic.topicArn });
+    new CfnOutput(this, 'DashboardUrl', { description: 'CloudWatch dashboard of this environment: alarm states, backup age, size, duration, verification and retention per database.', value: this.dashboard.url(this.region) });
+    new CfnOutput(this, 'VerifyBackupFunctionName', { description: 'Lambda function that verifies each new backup; invoke it with an S3-shaped event to re-verify one (docs/operations.md).', value: this.verification.function.functionName });
+    new CfnOutput(this, 'RetentionFunctionName', { description: `Lambda function that enforces retention daily${environment.retention.dryRun ? ' (DRY RUN: it deletes nothing)' : ''}; its log lists every decision with its reason.`, value: this.retention.function.functionName });
   }
 }

@@ -8,6 +8,8 @@ import type * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import type { Construct } from 'constructs';
+import type { BackupAccessPolicies } from './backup-access-policies.ts';
+import { createBackupAccessPolicies } from './backup-access-policies.ts';
 import { createBackupWriterPolicy } from './backup-writer-policy.ts';
 import type { EnvironmentConfig } from './config.ts';
 import { backupBucketLifecycleRules } from './lifecycle.ts';
@@ -21,6 +23,8 @@ export class StorageStack extends Stack {
   readonly key: kms.Key;
   /** Attach to the role of whatever writes backups (the backup task). */
   readonly backupWriterPolicy: iam.ManagedPolicy;
+  /** What the verify, health and retention functions may do to the bucket (pipeline stack roles). */
+  readonly accessPolicies: BackupAccessPolicies;
 
   constructor(scope: Construct, id: string, { environment }: StorageStackProps) {
     super(scope, id, {
@@ -81,6 +85,7 @@ export class StorageStack extends Stack {
     });
 
     this.backupWriterPolicy = createBackupWriterPolicy(this, 'BackupWriterPolicy', this.bucket, this.key);
+    this.accessPolicies = createBackupAccessPolicies(this, this.bucket, this.key, { objectLock: environment.objectLock !== undefined });
 
     new CfnOutput(this, 'BackupBucketName', {
       description: 'S3 bucket that receives the backups (under backups/<database>/); versioned, SSE-KMS, retained when the stack is deleted.',

@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { App } from 'aws-cdk-lib';
 import { describe, expect, it } from 'vitest';
 import { cronExpressionProblem, timeZoneProblem } from '../infra/cron.ts';
-import { databaseResourceKey, parsePgkeepConfig, PgkeepConfigError, selectEnvironments } from '../infra/config.ts';
+import { DEFAULT_RETENTION_POLICY } from '../functions/enforce-retention/policy.ts';
+import { databaseResourceKey, parsePgkeepConfig, PgkeepConfigError, retentionPolicy, selectEnvironments } from '../infra/config.ts';
 import { PGKEEP_ENVIRONMENTS } from '../infra/environments.ts';
 import { boundedName } from '../infra/database-backup.ts';
 import { REPOSITORY_ROOT } from '../infra/paths.ts';
@@ -36,6 +37,17 @@ describe('the shipped example configuration', () => {
     expect(config.environments.dev?.accessLogsExpireAfterDays).toBe(365);
     expect(config.environments.dev?.lifecycle.transitionMinimumObjectBytes).toBe(1024 * 1024);
     expect(config.environments.dev?.databases[0]?.overrides).toEqual({});
+    expect(config.environments.dev?.alarms).toEqual({ undeliveredScheduledRuns: 1, staleMarginHours: 2, minimumBackupBytes: 1024 * 1024, minimumSizeRatio: 0.5, sizeBaselineBackups: 7 });
+    expect(config.environments.dev?.databases[0]?.alarms).toEqual({});
+    // Fields the example leaves out take the retention function's defaults.
+    expect(config.environments.dev?.retention).toMatchObject({ minVerified: 3, unverifiedGraceHours: 24, incompleteGraceHours: 48, scheduleCron: '0 6 * * ? *' });
+  });
+
+  it('maps the retention settings onto the retention function\'s policy, and defaults them to its example policy', () => {
+    const defaults = parsePgkeepConfig({ environments: { solo: { ...examples().environments.dev, retention: undefined } } }).environments.solo!;
+
+    expect(retentionPolicy(defaults.retention)).toEqual(DEFAULT_RETENTION_POLICY);
+    expect(defaults.retention.dryRun).toBe(false);
   });
 
   it('selects every environment by default and one with -c env=<name>', () => {
@@ -138,15 +150,57 @@ describe('invalid configuration fails synth with a message naming the field', ()
     expect(error.message).toContain('environments.dev.task.memoryMiB: 4096 MiB cannot be paired with 256 CPU units on Fargate');
   });
 
-  it('rejects a subnet outside the environment\'s region and a Deep Archive transition before Glacier IR', () => {
+  it('rejects a subnet outside the environment\'s region', () => {
     const config = examples();
     (config.environments.dev!.network as { privateSubnets: { availabilityZone: string }[] }).privateSubnets[1]!.availabilityZone = 'us-east-1b';
-    config.environments.dev!.lifecycle = { glacierInstantRetrievalAfterDays: 90, deepArchiveAfterDays: 60 };
 
     const error = synthFailure(config);
 
     expect(error.message).toContain('environments.dev.network.privateSubnets[1].availabilityZone: "us-east-1b" is not in region eu-west-1');
-    expect(error.message).toContain('environments.dev.lifecycle.deepArchiveAfterDays: deepArchiveAfterDays must be greater than glacierInstantRetrievalAfterDays');
+  });
+
+  it('rejects the age-based lifecycle fields that tier-based rules replaced, saying what replaced them', () => {
+    const config = examples();
+    config.environments.dev!.lifecycle = { glacierInstantRetrievalAfterDays: 30, deepArchiveAfterDays: 180 };
+
+    const error = synthFailure(config);
+
+    expect(error.message).toContain('environments.dev.lifecycle.glacierInstantRetrievalAfterDays: replaced by tier-based rules: use monthlyToGlacierInstantRetrievalAfterDays');
+    expect(error.message).toContain('environments.dev.lifecycle.deepArchiveAfterDays: replaced by tier-based rules: use yearlyToDeepArchiveAfterDays');
+  });
+
+  it('rejects a retention policy the retention function would reject, with its message', () => {
+    const config = examples();
+    config.environments.dev!.retention = { minVerified: 0, daily: -1, timezone: 'Mars/Base' };
+
+    const error = synthFailure(config);
+
+    expect(error.message).toContain('environments.dev.retention.minVerified: must be at least 1: the newest verified backup is always kept');
+    expect(error.message).toContain('environments.dev.retention.daily: Too small');
+    expect(error.message).toContain('environments.dev.retention.timezone: unknown IANA timezone "Mars/Base"');
+  });
+
+  it('requires an explicit stale threshold for a schedule whose gap between runs cannot be derived', () => {
+    const config = examples();
+    // 29 February only: at most one run in two years.
+    config.environments.dev!.databases[0]!.schedule = { cron: '0 3 29 2 ? *', timezone: 'UTC' };
+
+    const error = synthFailure(config);
+
+    expect(error.message).toContain('environments.dev.databases[0].alarms.staleAfterHours: required: the schedule "0 3 29 2 ? *" runs fewer than twice');
+  });
+
+  it('accepts such a schedule with an explicit stale threshold, and rejects size-ratio thresholds outside (0, 1)', () => {
+    const config = examples();
+    config.environments.dev!.databases[0]!.schedule = { cron: '0 3 29 2 ? *', timezone: 'UTC' };
+    config.environments.dev!.databases[0]!.alarms = { staleAfterHours: 24 * 366 * 4 };
+    expect(() => parsePgkeepConfig(config)).toThrow('environments.dev.databases[0].alarms.staleAfterHours: at most 400 days');
+
+    config.environments.dev!.databases[0]!.alarms = { staleAfterHours: 24 * 30, minimumSizeRatio: 1.5 };
+    const error = synthFailure(config);
+
+    expect(error.message).not.toContain('staleAfterHours');
+    expect(error.message).toContain('environments.dev.databases[0].alarms.minimumSizeRatio: must be less than 1');
   });
 
   it('rejects misspelled field names instead of ignoring them', () => {

@@ -37,6 +37,24 @@ describe('the house NodejsFunction construct', () => {
     template.hasResourceProperties('AWS::Lambda::Function', { LoggingConfig: { LogGroup: { Ref: logGroupId } } });
   });
 
+  it('runs with its own role, which may write its own log group and nothing else (no AWS-managed policy)', () => {
+    const roleId = stack.getLogicalId(fn.role.node.defaultChild as never);
+    const role = template.findResources('AWS::IAM::Role')[roleId] as { Properties: { AssumeRolePolicyDocument: unknown; ManagedPolicyArns?: unknown } };
+    const policies = Object.values(template.findResources('AWS::IAM::Policy')) as { Properties: { Roles: unknown; PolicyDocument: { Statement: unknown[] } } }[];
+
+    template.hasResourceProperties('AWS::Lambda::Function', { Role: { 'Fn::GetAtt': [roleId, 'Arn'] } });
+    expect(role.Properties.AssumeRolePolicyDocument).toEqual({ Statement: [{ Action: 'sts:AssumeRole', Effect: 'Allow', Principal: { Service: 'lambda.amazonaws.com' } }], Version: '2012-10-17' });
+    expect(role.Properties.ManagedPolicyArns).toBeUndefined();
+    expect(policies.flatMap((policy) => policy.Properties.PolicyDocument.Statement)).toEqual([
+      {
+        Sid: 'WriteOwnLogGroup',
+        Effect: 'Allow',
+        Action: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+        Resource: { 'Fn::GetAtt': [stack.getLogicalId(fn.logGroup.node.defaultChild as logs.CfnLogGroup), 'Arn'] },
+      },
+    ]);
+  });
+
   it('sets the Powertools environment and source-mapped stack traces, keeping the caller\'s variables', () => {
     template.hasResourceProperties('AWS::Lambda::Function', {
       Environment: {

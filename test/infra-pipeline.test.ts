@@ -174,7 +174,8 @@ describe.each(['dev', 'prod'])('the %s pipeline stack', (name) => {
   });
 
   it('has one EventBridge Scheduler schedule per database with its cron and timezone, launching its task on Fargate with no public IP', () => {
-    expect(Object.keys(pipeline.findResources('AWS::Scheduler::Schedule'))).toHaveLength(environment.databases.length);
+    const taskSchedules = Object.values(pipeline.findResources('AWS::Scheduler::Schedule')).filter((schedule) => JSON.stringify(schedule).includes('"EcsParameters"'));
+    expect(taskSchedules).toHaveLength(environment.databases.length);
     for (const database of environment.databases) {
       pipeline.hasResourceProperties('AWS::Scheduler::Schedule', {
         GroupName: `pgkeep-${name}`,
@@ -214,8 +215,9 @@ describe.each(['dev', 'prod'])('the %s pipeline stack', (name) => {
   });
 
   it('lets the scheduler run only the backup task definitions and pass only their roles to ECS', () => {
-    const [schedulerRoleId] = Object.keys(pipeline.findResources('AWS::IAM::Role', { Properties: { AssumeRolePolicyDocument: { Statement: [Match.objectLike({ Principal: { Service: 'scheduler.amazonaws.com' } })] } } }));
-    const statements = policyStatementsOf(schedulerRoleId!);
+    const backupSchedule = pipeline.findResources('AWS::Scheduler::Schedule')[logicalId(backupOf(environment.databases[0]!).schedule)] as { Properties: { Target: { RoleArn: { 'Fn::GetAtt': [string, string] } } } };
+    const schedulerRoleId = backupSchedule.Properties.Target.RoleArn['Fn::GetAtt'][0];
+    const statements = policyStatementsOf(schedulerRoleId);
 
     expect(statements.map((statement) => statement.Action).sort()).toEqual(['ecs:RunTask', 'iam:PassRole', 'sqs:SendMessage']);
     expect([statements.find((statement) => statement.Action === 'ecs:RunTask')?.Resource].flat().sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)))).toEqual(
@@ -304,7 +306,7 @@ describe.each(['dev', 'prod'])('the %s pipeline stack', (name) => {
     expect(stacks.pipeline.terminationProtection).toBe(environment.terminationProtection);
   });
 
-  it('outputs the cluster, task definitions, subnets, security group, logs, topic and run-task commands, each with a description', () => {
+  it('outputs the cluster, task definitions, subnets, security group, logs, topic, dashboard, functions and run-task commands, each with a description', () => {
     const outputs = pipeline.toJSON().Outputs as Record<string, { Description?: string }>;
     const expected = [
       'ClusterName',
@@ -312,6 +314,9 @@ describe.each(['dev', 'prod'])('the %s pipeline stack', (name) => {
       'TaskSecurityGroupId',
       'TaskLogGroupName',
       'AlertsTopicArn',
+      'DashboardUrl',
+      'VerifyBackupFunctionName',
+      'RetentionFunctionName',
       ...environment.databases.flatMap((database) => [`TaskDefinition${databaseResourceKey(database.name)}`, `RunTaskCommand${databaseResourceKey(database.name)}`]),
     ];
 

@@ -65,19 +65,25 @@ describe.each(['dev', 'prod'])('the %s storage stack', (name) => {
     });
   });
 
-  it('tiers current backups to Glacier IR and Deep Archive, expires old versions and aborts stale uploads, as configured', () => {
+  it('sends monthly backups to Glacier IR and yearly ones to Deep Archive by their retention tier tag, expires old versions and aborts stale uploads, as configured', () => {
     const bucket = storage.findResources('AWS::S3::Bucket')[BACKUP_BUCKET] as { Properties: { LifecycleConfiguration: { Rules: unknown[] } } };
 
     expect(bucket.Properties.LifecycleConfiguration.Rules).toEqual([
       {
-        Id: 'tier-current-backups',
+        Id: 'tier-monthly-backups',
         Status: 'Enabled',
         Prefix: 'backups/',
+        TagFilters: [{ Key: 'pgkeep:tier', Value: 'monthly' }],
         ObjectSizeGreaterThan: environment.lifecycle.transitionMinimumObjectBytes,
-        Transitions: [
-          { StorageClass: 'GLACIER_IR', TransitionInDays: environment.lifecycle.glacierInstantRetrievalAfterDays },
-          { StorageClass: 'DEEP_ARCHIVE', TransitionInDays: environment.lifecycle.deepArchiveAfterDays },
-        ],
+        Transitions: [{ StorageClass: 'GLACIER_IR', TransitionInDays: environment.lifecycle.monthlyToGlacierInstantRetrievalAfterDays }],
+      },
+      {
+        Id: 'tier-yearly-backups',
+        Status: 'Enabled',
+        Prefix: 'backups/',
+        TagFilters: [{ Key: 'pgkeep:tier', Value: 'yearly' }],
+        ObjectSizeGreaterThan: environment.lifecycle.transitionMinimumObjectBytes,
+        Transitions: [{ StorageClass: 'DEEP_ARCHIVE', TransitionInDays: environment.lifecycle.yearlyToDeepArchiveAfterDays }],
       },
       {
         Id: 'expire-noncurrent-versions',
@@ -91,6 +97,18 @@ describe.each(['dev', 'prod'])('the %s storage stack', (name) => {
         AbortIncompleteMultipartUpload: { DaysAfterInitiation: environment.lifecycle.abortIncompleteUploadsAfterDays },
       },
     ]);
+  });
+
+  it('never expires a current backup and never moves daily, weekly or untagged (newest) backups out of S3 Standard', () => {
+    const bucket = storage.findResources('AWS::S3::Bucket')[BACKUP_BUCKET] as { Properties: { LifecycleConfiguration: { Rules: Record<string, unknown>[] } } };
+    const rules = bucket.Properties.LifecycleConfiguration.Rules;
+    const transitioning = rules.filter((rule) => rule.Transitions !== undefined);
+
+    // Only retention deletes current backups, and it never deletes the last good one.
+    expect(rules.filter((rule) => rule.ExpirationInDays !== undefined || rule.ExpirationDate !== undefined)).toEqual([]);
+    expect(transitioning.map((rule) => rule.TagFilters)).toEqual([[{ Key: 'pgkeep:tier', Value: 'monthly' }], [{ Key: 'pgkeep:tier', Value: 'yearly' }]]);
+    // The size floor keeps manifests (kilobytes) readable without a restore, whatever their tags.
+    for (const rule of transitioning) expect(rule.ObjectSizeGreaterThan).toBeGreaterThanOrEqual(64 * 1024);
   });
 
   it('keeps server access logs in a private, TLS-only bucket that expires them and survives stack deletion', () => {
@@ -150,8 +168,9 @@ describe.each(['dev', 'prod'])('the %s storage stack', (name) => {
   });
 
   it('never lets the backup writer delete, list, or touch anything outside backups/', () => {
-    const [policy] = Object.values(storage.findResources('AWS::IAM::ManagedPolicy')) as { Properties: { PolicyDocument: { Statement: { Action: string | string[]; Resource: unknown }[] } } }[];
-    const statements = policy!.Properties.PolicyDocument.Statement;
+    const writerId = stacks.storage.getLogicalId(stacks.storage.backupWriterPolicy.node.defaultChild as never);
+    const policy = storage.findResources('AWS::IAM::ManagedPolicy')[writerId] as { Properties: { PolicyDocument: { Statement: { Action: string | string[]; Resource: unknown }[] } } };
+    const statements = policy.Properties.PolicyDocument.Statement;
     const actions = statements.flatMap((statement) => [statement.Action].flat());
 
     expect(actions.filter((action) => /^s3:(Delete|List)|^s3:\*$|^s3:Put(Bucket|Object(Acl|Tagging|Retention|LegalHold))|^kms:\*$|^kms:(Encrypt|ReEncrypt)/.test(action))).toEqual([]);

@@ -1,0 +1,80 @@
+/**
+ * What each pgkeep function may do to the backup bucket and its key, as customer-managed policies
+ * in the storage stack (beside the bucket and key they name, like BackupWriterPolicy); the
+ * pipeline stack attaches each to its function's role.
+ *
+ * Written out action by action, not with bucket.grantRead() and friends, which would grant every
+ * object, object versions, ACLs and more KMS actions: each policy has exactly the calls its
+ * handler makes, and the tests check them positively and negatively. No policy here allows
+ * s3:DeleteObjectVersion, s3:BypassGovernanceRetention or any bucket configuration change.
+ */
+import { Stack, Validations } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import type * as kms from 'aws-cdk-lib/aws-kms';
+import type * as s3 from 'aws-cdk-lib/aws-s3';
+import type { Construct } from 'constructs';
+import { BACKUP_ROOT_PREFIX } from '../catalog/keys.ts';
+
+export interface BackupAccessPolicies {
+  /** verify-backup: read a manifest and its data object, tag both with the verdict. */
+  verifier: iam.ManagedPolicy;
+  /** backup-health: list backups and read their verification tags; never an object. */
+  healthReader: iam.ManagedPolicy;
+  /** enforce-retention: list, read and write tags, delete under backups/ (and read Object Lock dates). */
+  retentionEnforcer: iam.ManagedPolicy;
+}
+
+export function createBackupAccessPolicies(scope: Construct, bucket: s3.Bucket, key: kms.Key, options: { objectLock: boolean }): BackupAccessPolicies {
+  const stack = Stack.of(scope);
+  const objects = (sid: string, actions: string[]) => new iam.PolicyStatement({ sid, actions, resources: [bucket.arnForObjects(`${BACKUP_ROOT_PREFIX}*`)] });
+  // ListObjectsV2 under backups/ only. It is also what makes S3 answer a HeadObject or GetObject
+  // of a missing key with 404 instead of 403: S3 checks s3:ListBucket for that, with the key as
+  // s3:prefix, which this condition allows for keys under backups/.
+  const list = new iam.PolicyStatement({
+    sid: 'ListBackups',
+    actions: ['s3:ListBucket'],
+    resources: [bucket.bucketArn],
+    conditions: { StringLike: { 's3:prefix': `${BACKUP_ROOT_PREFIX}*` } },
+  });
+
+  const policy = (id: string, description: string, statements: iam.PolicyStatement[]) => {
+    const managed = new iam.ManagedPolicy(scope, id, { description, statements });
+    Validations.of(managed).acknowledge({
+      id: `AwsSolutions-IAM5[Resource::<${stack.getLogicalId(bucket.node.defaultChild as s3.CfnBucket)}.Arn>/${BACKUP_ROOT_PREFIX}*]`,
+      reason: 'Backup keys are backups/<database>/<backup id>.*, new on every run and of every database, so only the prefix can name them; the wildcard is confined to that prefix of this one bucket.',
+    });
+    return managed;
+  };
+
+  return {
+    verifier: policy('BackupVerifierPolicy', 'pgkeep verify-backup: read manifests and data objects under backups/, tag them with the verdict; no delete, no write', [
+      // GetObject: the manifest, HeadObject of the data object (size, CRC64NVME), the SHA-256 stream.
+      objects('ReadBackupObjects', ['s3:GetObject']),
+      // The verdict is recorded as tags, merged with the tags already there.
+      objects('TagBackupObjects', ['s3:GetObjectTagging', 's3:PutObjectTagging']),
+      list,
+      new iam.PolicyStatement({
+        sid: 'DecryptBackups',
+        actions: ['kms:Decrypt'],
+        resources: [key.keyArn],
+        conditions: { StringEquals: { 'kms:ViaService': `s3.${stack.region}.amazonaws.com` } },
+      }),
+    ]),
+    healthReader: policy('BackupHealthReaderPolicy', 'pgkeep backup-health: list backups under backups/ and read their verification tags; no object reads, no writes', [
+      list,
+      objects('ReadVerificationTags', ['s3:GetObjectTagging']),
+    ]),
+    retentionEnforcer: policy('RetentionEnforcerPolicy', 'pgkeep enforce-retention: list backups, read and write their tags, delete them under backups/ (delete markers only: never a version)', [
+      list,
+      // Reads verdicts and current tiers; writes the tier tag the lifecycle rules filter on.
+      objects('TagBackupObjects', ['s3:GetObjectTagging', 's3:PutObjectTagging']),
+      // DeleteObjects is authorized as s3:DeleteObject per key. Without a version id, on this
+      // versioned bucket, it adds a delete marker: the backup stays recoverable as a noncurrent
+      // version until the lifecycle expires it.
+      objects('DeleteBackupObjects', ['s3:DeleteObject']),
+      // HeadObject (which needs s3:GetObject) returns the Object Lock retain-until date only to a
+      // caller with s3:GetObjectRetention; locked backups are kept, never attempted.
+      ...(options.objectLock ? [objects('ReadObjectLockRetention', ['s3:GetObject', 's3:GetObjectRetention'])] : []),
+    ]),
+  };
+}

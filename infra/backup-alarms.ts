@@ -1,0 +1,191 @@
+/**
+ * The alarms that say a database's backups are not fine, each sending ALARM and OK to the alerts
+ * topic, each named and described with what it means, what to do first, and where the runbook
+ * (docs/operations.md) has the rest. Metric names come from catalog/metrics.ts only, the module the
+ * publishers take them from, so no alarm can watch a metric nobody publishes.
+ */
+import { Duration } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as cloudwatchActions from 'aws-cdk-lib/aws-cloudwatch-actions';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
+import type * as sns from 'aws-cdk-lib/aws-sns';
+import { Construct } from 'constructs';
+import type { MetricName } from '../catalog/metrics.ts';
+import { METRIC, METRICS_NAMESPACE } from '../catalog/metrics.ts';
+import type { DatabaseConfig, EnvironmentConfig } from './config.ts';
+import { databaseResourceKey } from './config.ts';
+import { boundedName } from './database-backup.ts';
+import { formatHours, staleThreshold } from './staleness.ts';
+
+/** Where each alarm's runbook entry is (docs/operations.md heading anchors). */
+export const RUNBOOK = 'docs/operations.md';
+export const RUNBOOK_SECTIONS = {
+  stale: 'backup-stale',
+  undersized: 'backup-undersized',
+  sizeDrop: 'backup-size-dropped',
+  verificationFailed: 'backup-verification-failed',
+  unverifiable: 'backup-unverifiable',
+  backupFailed: 'backup-task-failed',
+  retentionErrors: 'retention-errors',
+  functionErrors: 'function-errors',
+  undeliveredScheduledRuns: 'scheduled-run-not-started',
+} as const;
+export type AlarmKind = keyof typeof RUNBOOK_SECTIONS;
+
+const ALARM_NAME_MAX_LENGTH = 255;
+const HOUR = Duration.hours(1);
+
+/** One pgkeep metric of one database, as the task and the functions publish it. */
+export function backupMetric(environmentName: string, databaseName: string, metricName: MetricName, statistic: string, period: Duration): cloudwatch.Metric {
+  return new cloudwatch.Metric({
+    namespace: METRICS_NAMESPACE,
+    metricName,
+    dimensionsMap: { Environment: environmentName, Database: databaseName },
+    statistic,
+    period,
+  });
+}
+
+/** Sends both ALARM and OK to the topic: a recovery is news too. */
+export function notifyBothWays(alarm: cloudwatch.Alarm, topic: sns.ITopic): cloudwatch.Alarm {
+  const action = new cloudwatchActions.SnsAction(topic);
+  alarm.addAlarmAction(action);
+  alarm.addOkAction(action);
+  return alarm;
+}
+
+export function runbookPointer(kind: AlarmKind): string {
+  return `Runbook: ${RUNBOOK}#${RUNBOOK_SECTIONS[kind]}`;
+}
+
+export interface DatabaseAlarmsProps {
+  environment: EnvironmentConfig;
+  database: DatabaseConfig;
+  topic: sns.ITopic;
+}
+
+export class DatabaseAlarms extends Construct {
+  readonly stale: cloudwatch.Alarm;
+  readonly undersized: cloudwatch.Alarm;
+  readonly sizeDrop: cloudwatch.Alarm;
+  readonly verificationFailed: cloudwatch.Alarm;
+  readonly unverifiable: cloudwatch.Alarm;
+  readonly backupFailed: cloudwatch.Alarm;
+  readonly retentionErrors: cloudwatch.Alarm;
+
+  constructor(scope: Construct, id: string, { environment, database, topic }: DatabaseAlarmsProps) {
+    super(scope, id);
+    const key = databaseResourceKey(database.name);
+    const who = `pgkeep ${environment.name}: database ${JSON.stringify(database.name)}`;
+    const metric = (metricName: MetricName, statistic: string, period: Duration) => backupMetric(environment.name, database.name, metricName, statistic, period);
+    const alarm = (constructId: string, kind: AlarmKind, suffix: string, props: Omit<cloudwatch.AlarmProps, 'alarmName'>) =>
+      notifyBothWays(
+        new cloudwatch.Alarm(this, constructId, {
+          ...props,
+          alarmName: boundedName(`pgkeep-${environment.name}-${key}-${suffix}`, ALARM_NAME_MAX_LENGTH),
+          alarmDescription: `${props.alarmDescription ?? ''} ${runbookPointer(kind)}`,
+        }),
+        topic,
+      );
+
+    const stale = staleThreshold(database, environment.alarms);
+    this.stale = alarm('Stale', 'stale', 'backup-stale', {
+      alarmDescription:
+        `${who} has no verified backup younger than ${formatHours(stale.seconds / 3600)} (${stale.basis}), or the health check stopped reporting. ` +
+        `Look at its BackupFailed and verification alarms and the task logs, then start a backup now (pipeline stack output RunTaskCommand${key}).`,
+      metric: metric(METRIC.newestVerifiedBackupAgeSeconds, cloudwatch.Stats.MAXIMUM, HOUR),
+      threshold: stale.seconds,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+      // Two hours in a row: the health check reports once an hour, and one late report (an empty
+      // hour, which counts as breaching) must not page anyone.
+      evaluationPeriods: 2,
+      datapointsToAlarm: 2,
+      // Never backed up, or the health function is dead: no data, and that is an alarm too.
+      treatMissingData: cloudwatch.TreatMissingData.BREACHING,
+    });
+
+    const minimumBytes = database.alarms.minimumBackupBytes ?? environment.alarms.minimumBackupBytes;
+    this.undersized = alarm('Undersized', 'undersized', 'backup-undersized', {
+      alarmDescription: `${who}: the newest verified backup is smaller than ${minimumBytes} bytes, too small to hold the database. Check that the task backs up the right database with a user that can read all of it.`,
+      metric: metric(METRIC.newestVerifiedBackupBytes, cloudwatch.Stats.MINIMUM, HOUR),
+      threshold: minimumBytes,
+      comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+      evaluationPeriods: 1,
+      // No backup at all is the stale alarm's business.
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+
+    const minimumRatio = database.alarms.minimumSizeRatio ?? environment.alarms.minimumSizeRatio;
+    this.sizeDrop = alarm('SizeDrop', 'sizeDrop', 'backup-size-dropped', {
+      alarmDescription: `${who}: the newest verified backup is below ${minimumRatio} of the median size of the ${environment.alarms.sizeBaselineBackups} before it. Find out whether data was really removed; if not, do not rely on that backup.`,
+      metric: metric(METRIC.newestVerifiedBackupSizeRatio, cloudwatch.Stats.MINIMUM, HOUR),
+      threshold: minimumRatio,
+      comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+
+    // Event counts: ALARM within minutes of the event; OK once an hour passes without another.
+    const countAlarm = (constructId: string, kind: AlarmKind, suffix: string, metricName: MetricName, description: string) =>
+      alarm(constructId, kind, suffix, {
+        alarmDescription: `${who}: ${description}`,
+        metric: metric(metricName, cloudwatch.Stats.SUM, HOUR),
+        threshold: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        evaluationPeriods: 1,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      });
+    this.verificationFailed = countAlarm(
+      'VerificationFailed',
+      'verificationFailed',
+      'verification-failed',
+      METRIC.backupVerificationFailed,
+      'a backup FAILED verification (missing data object, size or checksum mismatch, malformed manifest). Do not restore from it; the SNS message names it. Run a new backup.',
+    );
+    this.unverifiable = countAlarm(
+      'Unverifiable',
+      'unverifiable',
+      'backup-unverifiable',
+      METRIC.backupUnverifiable,
+      'a backup could not be verified (no store checksum and too large to hash in time). Run the restore drill on it; retention does not count it as good.',
+    );
+    this.backupFailed = countAlarm(
+      'BackupFailed',
+      'backupFailed',
+      'backup-task-failed',
+      METRIC.backupFailed,
+      'the backup task reported a failed backup. Its log says why and what to do; the task-failure notification has the link. Fix it and run a backup now.',
+    );
+
+    this.retentionErrors = alarm('RetentionErrors', 'retentionErrors', 'retention-errors', {
+      alarmDescription: `${who}: the retention run could not read, tag or delete some backups, or skipped the database. Nothing unsafe was deleted; read the enforce-retention log.`,
+      metric: metric(METRIC.retentionErrors, cloudwatch.Stats.SUM, HOUR),
+      threshold: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      evaluationPeriods: 1,
+      // Every run publishes RetentionErrors, 0 when clean, so the alarm keeps its state between the
+      // daily runs and turns OK only when a run is clean: "OK" means fixed, not "an hour passed".
+      treatMissingData: cloudwatch.TreatMissingData.IGNORE,
+    });
+  }
+
+  get all(): cloudwatch.Alarm[] {
+    return [this.stale, this.undersized, this.sizeDrop, this.verificationFailed, this.unverifiable, this.backupFailed, this.retentionErrors];
+  }
+}
+
+/** A function that throws (not a reported backup problem: a crash, a timeout, missing permissions). */
+export function functionErrorsAlarm(scope: Construct, id: string, environment: EnvironmentConfig, fn: lambda.IFunction, what: string, topic: sns.ITopic): cloudwatch.Alarm {
+  return notifyBothWays(
+    new cloudwatch.Alarm(scope, id, {
+      alarmName: `pgkeep-${environment.name}-${what}-errors`,
+      alarmDescription: `pgkeep ${environment.name}: the ${what} function failed (crashed, timed out or was denied) instead of reporting; its work did not happen. Read its log group /pgkeep/${environment.name}/${what}. ${runbookPointer('functionErrors')}`,
+      metric: fn.metricErrors({ period: HOUR, statistic: cloudwatch.Stats.SUM }),
+      threshold: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    }),
+    topic,
+  );
+}

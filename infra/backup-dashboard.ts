@@ -1,0 +1,132 @@
+/**
+ * One CloudWatch dashboard per environment: the state of every alarm first, then, per database,
+ * the age and size of its newest verified backup, each run's size, duration and throughput, the
+ * verification and task outcomes, and what retention kept and deleted.
+ */
+import { Duration } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
+import { Construct } from 'constructs';
+import type { MetricName } from '../catalog/metrics.ts';
+import { METRIC } from '../catalog/metrics.ts';
+import { backupMetric, RUNBOOK } from './backup-alarms.ts';
+import type { EnvironmentConfig } from './config.ts';
+import { staleThreshold } from './staleness.ts';
+
+export interface BackupDashboardProps {
+  environment: EnvironmentConfig;
+  alarms: cloudwatch.IAlarm[];
+  functions: { name: string; function: lambda.IFunction }[];
+}
+
+const HOUR = Duration.hours(1);
+const DAY = Duration.days(1);
+const FULL_WIDTH = 24;
+const HALF_WIDTH = 12;
+const GRAPH_HEIGHT = 6;
+
+export class BackupDashboard extends Construct {
+  readonly dashboard: cloudwatch.Dashboard;
+  readonly dashboardName: string;
+
+  constructor(scope: Construct, id: string, { environment, alarms, functions }: BackupDashboardProps) {
+    super(scope, id);
+    this.dashboardName = `pgkeep-${environment.name}`;
+    const databases = environment.databases;
+    const perDatabase = (metricName: MetricName, statistic: string, period: Duration, label?: (name: string) => string) =>
+      databases.map((database) => backupMetric(environment.name, database.name, metricName, statistic, period).with({ label: label ? label(database.name) : database.name }));
+    const graph = (title: string, left: cloudwatch.IMetric[], extra: Partial<cloudwatch.GraphWidgetProps> = {}) =>
+      new cloudwatch.GraphWidget({ title, left, width: HALF_WIDTH, height: GRAPH_HEIGHT, ...extra });
+
+    this.dashboard = new cloudwatch.Dashboard(this, 'Dashboard', {
+      dashboardName: this.dashboardName,
+      defaultInterval: Duration.days(14),
+      widgets: [
+        [
+          new cloudwatch.TextWidget({
+            markdown: `# pgkeep ${environment.name}: backups of ${databases.map((database) => database.name).join(', ')}\nEvery alarm's description says what to do first; the runbook (${RUNBOOK} in the pgkeep repository) has the rest.`,
+            width: FULL_WIDTH,
+            height: 2,
+          }),
+        ],
+        [new cloudwatch.AlarmStatusWidget({ title: 'Alarms', alarms, width: FULL_WIDTH, height: Math.min(12, 2 + Math.ceil(alarms.length / 4)) })],
+        [
+          graph(
+            'Age of the newest verified backup (hours)',
+            databases.map(
+              // Math expression ids must be unique within the graph: one per database.
+              (database, index) =>
+                new cloudwatch.MathExpression({
+                  expression: `age${index} / 3600`,
+                  usingMetrics: { [`age${index}`]: backupMetric(environment.name, database.name, METRIC.newestVerifiedBackupAgeSeconds, cloudwatch.Stats.MAXIMUM, HOUR) },
+                  label: database.name,
+                  period: HOUR,
+                }),
+            ),
+            {
+              leftAnnotations: databases.map((database) => {
+                const hours = staleThreshold(database, environment.alarms).seconds / 3600;
+                return { value: hours, label: `${database.name}: stale after ${Number(hours.toFixed(2))} h` };
+              }),
+            },
+          ),
+          graph('Newest verified backup vs the recent median (ratio)', perDatabase(METRIC.newestVerifiedBackupSizeRatio, cloudwatch.Stats.MINIMUM, HOUR), {
+            leftAnnotations: [...new Set(databases.map((database) => database.alarms.minimumSizeRatio ?? environment.alarms.minimumSizeRatio))].map((ratio) => ({
+              value: ratio,
+              label: `size-drop alarm below ${ratio}`,
+            })),
+          }),
+        ],
+        [
+          graph('Newest verified backup size (bytes)', perDatabase(METRIC.newestVerifiedBackupBytes, cloudwatch.Stats.MAXIMUM, HOUR)),
+          graph('Size of each backup (bytes)', perDatabase(METRIC.backupBytes, cloudwatch.Stats.MAXIMUM, HOUR)),
+        ],
+        [
+          graph('Backup duration (seconds)', perDatabase(METRIC.backupDurationSeconds, cloudwatch.Stats.MAXIMUM, HOUR)),
+          graph('Throughput (MB/s, uncompressed) and compression ratio', perDatabase(METRIC.backupThroughputMBps, cloudwatch.Stats.MAXIMUM, HOUR, (name) => `${name} MB/s`), {
+            right: perDatabase(METRIC.backupCompressionRatio, cloudwatch.Stats.MAXIMUM, HOUR, (name) => `${name} compression ratio`),
+          }),
+        ],
+        [
+          graph(
+            'Verification outcomes (per day)',
+            [
+              ...perDatabase(METRIC.backupVerified, cloudwatch.Stats.SUM, DAY, (name) => `${name} verified`),
+              ...perDatabase(METRIC.backupVerificationFailed, cloudwatch.Stats.SUM, DAY, (name) => `${name} FAILED`),
+              ...perDatabase(METRIC.backupUnverifiable, cloudwatch.Stats.SUM, DAY, (name) => `${name} unverifiable`),
+            ],
+            { view: cloudwatch.GraphWidgetView.BAR },
+          ),
+          graph(
+            'Backup task outcomes (per day)',
+            [
+              ...perDatabase(METRIC.backupSucceeded, cloudwatch.Stats.SUM, DAY, (name) => `${name} succeeded`),
+              ...perDatabase(METRIC.backupFailed, cloudwatch.Stats.SUM, DAY, (name) => `${name} FAILED`),
+            ],
+            { view: cloudwatch.GraphWidgetView.BAR },
+          ),
+        ],
+        [
+          graph(
+            'Retention (per daily run)',
+            [
+              ...perDatabase(METRIC.retentionKept, cloudwatch.Stats.MAXIMUM, DAY, (name) => `${name} kept`),
+              ...perDatabase(METRIC.retentionDeleted, cloudwatch.Stats.SUM, DAY, (name) => `${name} deleted`),
+              ...perDatabase(METRIC.retentionErrors, cloudwatch.Stats.SUM, DAY, (name) => `${name} errors`),
+            ],
+            { right: perDatabase(METRIC.retentionDeletedBytes, cloudwatch.Stats.SUM, DAY, (name) => `${name} bytes deleted`) },
+          ),
+          graph(
+            'Function errors (per hour)',
+            functions.map(({ name, function: fn }) => fn.metricErrors({ period: HOUR, statistic: cloudwatch.Stats.SUM, label: name })),
+          ),
+        ],
+      ],
+    });
+  }
+
+  /** The dashboard in the CloudWatch console. */
+  url(region: string): string {
+    return `https://${region}.console.aws.amazon.com/cloudwatch/home?region=${region}#dashboards/dashboard/${this.dashboardName}`;
+  }
+}
