@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { mulberry32 } from './support/seeded-random.ts';
 import {
   BACKUP_ROOT_PREFIX,
   CatalogKeyError,
@@ -47,18 +48,6 @@ const HOSTILE_DATABASE_NAMES: readonly string[] = [
   'plus+and=equals?query#hash&amp',
   '~tilde',
 ];
-
-/** mulberry32: a tiny seeded PRNG, so the "random" names are the same on every run. */
-function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
 
 /** Random names mixing ASCII, BMP and astral code points; never NUL and never a lone surrogate. */
 function randomDatabaseNames(count: number, seed: number): string[] {

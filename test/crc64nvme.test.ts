@@ -1,17 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { combineCrc64Nvme, crc64Nvme, crc64NvmeFromBase64, crc64NvmeToBase64 } from '../task/crc64nvme.ts';
-
-/** mulberry32: seeded, so every run checks the same splits. */
-function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
+import { mulberry32 } from './support/seeded-random.ts';
 
 function randomBytes(random: () => number, length: number): Buffer {
   const bytes = Buffer.alloc(length);

@@ -25,6 +25,7 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { crc64Nvme, crc64NvmeToBase64 } from '../task/crc64nvme.ts';
 import { StreamingMultipartUpload, UploadIntegrityError, type MultipartTarget } from '../task/multipart-upload.ts';
+import { mulberry32 } from './support/seeded-random.ts';
 
 const { recordedSleeps } = vi.hoisted(() => ({ recordedSleeps: [] as number[] }));
 
@@ -49,18 +50,6 @@ const s3Mock = mockClient(s3);
 
 function target(overrides: Partial<MultipartTarget> = {}): MultipartTarget {
   return { bucket: BUCKET, key: KEY, checksum: 'crc64nvme', kmsKeyId: undefined, contentType: 'application/zstd', ...overrides };
-}
-
-/** mulberry32: seeded, so the stream and its chunking are the same on every run. */
-function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
 }
 
 function pseudoRandomBytes(length: number, seed: number): Buffer {
