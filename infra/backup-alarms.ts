@@ -29,10 +29,13 @@ export const RUNBOOK_SECTIONS = {
   retentionErrors: 'retention-errors',
   functionErrors: 'function-errors',
   undeliveredScheduledRuns: 'scheduled-run-not-started',
+  drillFailed: 'restore-drill-failed',
+  drillOverdue: 'no-successful-restore-drill',
+  restoreDifferences: 'restore-differs-from-the-manifest',
 } as const;
 export type AlarmKind = keyof typeof RUNBOOK_SECTIONS;
 
-const ALARM_NAME_MAX_LENGTH = 255;
+export const ALARM_NAME_MAX_LENGTH = 255;
 const HOUR = Duration.hours(1);
 
 /** One pgkeep metric of one database, as the task and the functions publish it. */
@@ -47,7 +50,7 @@ export function backupMetric(environmentName: string, databaseName: string, metr
 }
 
 /** Sends both ALARM and OK to the topic: a recovery is news too. */
-export function notifyBothWays(alarm: cloudwatch.Alarm, topic: sns.ITopic): cloudwatch.Alarm {
+export function notifyBothWays<T extends cloudwatch.AlarmBase>(alarm: T, topic: sns.ITopic): T {
   const action = new cloudwatchActions.SnsAction(topic);
   alarm.addAlarmAction(action);
   alarm.addOkAction(action);

@@ -1,7 +1,8 @@
 /**
  * One CloudWatch dashboard per environment: the state of every alarm first, then, per database,
  * the age and size of its newest verified backup, each run's size, duration and throughput, the
- * verification and task outcomes, and what retention kept and deleted.
+ * verification and task outcomes, what retention kept and deleted, and how the restore drill and
+ * restores went (the drill's restore time is the measured RTO).
  */
 import { Duration } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
@@ -119,6 +120,30 @@ export class BackupDashboard extends Construct {
           graph(
             'Function errors (per hour)',
             functions.map(({ name, function: fn }) => fn.metricErrors({ period: HOUR, statistic: cloudwatch.Stats.SUM, label: name })),
+          ),
+        ],
+        [
+          graph('Restore drill: time to restore the newest verified backup, the measured RTO (seconds)', perDatabase(METRIC.drillRestoreSeconds, cloudwatch.Stats.MAXIMUM, DAY)),
+          graph(
+            'Restore drill outcomes (per day)',
+            [
+              ...perDatabase(METRIC.drillSucceeded, cloudwatch.Stats.SUM, DAY, (name) => `${name} passed`),
+              ...perDatabase(METRIC.drillFailed, cloudwatch.Stats.SUM, DAY, (name) => `${name} FAILED`),
+              ...perDatabase(METRIC.drillMismatches, cloudwatch.Stats.MAXIMUM, DAY, (name) => `${name} differences`),
+            ],
+            { view: cloudwatch.GraphWidgetView.BAR },
+          ),
+        ],
+        [
+          graph('Restore duration (seconds)', perDatabase(METRIC.restoreDurationSeconds, cloudwatch.Stats.MAXIMUM, HOUR)),
+          graph(
+            'Restore outcomes (per day)',
+            [
+              ...perDatabase(METRIC.restoreSucceeded, cloudwatch.Stats.SUM, DAY, (name) => `${name} matched`),
+              ...perDatabase(METRIC.restoreFailed, cloudwatch.Stats.SUM, DAY, (name) => `${name} FAILED`),
+              ...perDatabase(METRIC.restoreMismatches, cloudwatch.Stats.MAXIMUM, DAY, (name) => `${name} differences`),
+            ],
+            { view: cloudwatch.GraphWidgetView.BAR },
           ),
         ],
       ],

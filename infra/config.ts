@@ -56,6 +56,9 @@ function range(from: number, to: number, step: number): number[] {
   return values;
 }
 
+/** How long "no successful drill" may last before it alarms, at most (two 7-day alarm windows). */
+export const MAX_DRILL_ALARM_DAYS = 14;
+
 /** Messages for a missing or mistyped value; other problems (unknown keys, ranges) keep zod's own. */
 const required = (what: string) => ({
   error: (issue: { code?: string; input?: unknown }) => {
@@ -65,6 +68,33 @@ const required = (what: string) => ({
 });
 
 const wholeDays = (what: string) => z.int(required(`the number of days ${what}`)).min(1, `must be at least 1 day (${what})`).max(36_500);
+
+const fargateCpu = (fallback: number) =>
+  z.int().refine((cpu) => cpu in FARGATE_MEMORY_BY_CPU, { message: `expected Fargate CPU units: one of ${Object.keys(FARGATE_MEMORY_BY_CPU).join(', ')}` }).default(fallback);
+const ephemeralStorage = (fallback: number) => z.int().min(21, 'Fargate ephemeral storage is 21 to 200 GiB').max(200, 'Fargate ephemeral storage is 21 to 200 GiB').default(fallback);
+
+function fargateCombination(size: { cpu: number; memoryMiB: number }, context: z.RefinementCtx): void {
+  const allowed = FARGATE_MEMORY_BY_CPU[size.cpu];
+  if (allowed && !allowed.includes(size.memoryMiB)) {
+    context.addIssue({
+      code: 'custom',
+      path: ['memoryMiB'],
+      message: `${size.memoryMiB} MiB cannot be paired with ${size.cpu} CPU units on Fargate: expected ${allowed[0]} to ${allowed.at(-1)} in steps of ${(allowed[1] ?? 0) - (allowed[0] ?? 0)}`,
+    });
+  }
+}
+
+/** A Fargate task size: CPU units, memory and ephemeral storage, in a combination Fargate offers. */
+function fargateSize(defaults: { cpu: number; memoryMiB: number; ephemeralStorageGiB: number }) {
+  return z
+    .strictObject({
+      cpu: fargateCpu(defaults.cpu),
+      memoryMiB: z.int().default(defaults.memoryMiB),
+      ephemeralStorageGiB: ephemeralStorage(defaults.ephemeralStorageGiB),
+    })
+    .prefault({})
+    .superRefine(fargateCombination);
+}
 
 const overrideValue = z.union([z.string(), z.number()], required('a string or a number'));
 
@@ -91,31 +121,44 @@ const replacedField = (message: string) =>
     .optional()
     .refine((value) => value === undefined, { message });
 
+/** An EventBridge Scheduler cron expression and the IANA time zone it is evaluated in. */
+const scheduleSchema = z.strictObject(
+  {
+    cron: z.string(required('a 6-field EventBridge cron expression such as "0 3 * * ? *"')).superRefine((value, context) => {
+      const problem = cronExpressionProblem(value);
+      if (problem) context.addIssue({ code: 'custom', message: `invalid cron expression: ${problem}` });
+    }),
+    timezone: z.string(required('an IANA timezone such as "UTC" or "Europe/Berlin"')).superRefine((value, context) => {
+      const problem = timeZoneProblem(value);
+      if (problem) context.addIssue({ code: 'custom', message: problem });
+    }),
+  },
+  required('a schedule: { cron, timezone }'),
+);
+
+const secretReference = z
+  .string(required('the ARN or name of the Secrets Manager secret holding this database\'s connection (host, port, username, password, dbname)'))
+  .refine((value) => SECRET_ARN.test(value) || (!value.startsWith('arn:') && SECRET_NAME.test(value)), {
+    message: 'expected a Secrets Manager secret ARN (arn:aws:secretsmanager:<region>:<account>:secret:<name>-AbCdEf) or a secret name',
+  });
+
+const kmsKeyArn = z.string().regex(KMS_KEY_ARN, 'expected a KMS key ARN (arn:aws:kms:<region>:<account>:key/<uuid>)');
+
 const databaseSchema = z.strictObject({
   /** The name the backups are catalogued under (PGKEEP_DATABASE_NAME); the key layout encodes it. */
   name: z.string(required('the name the backups are catalogued under, e.g. "orders"')).min(1, 'must not be empty'),
   /** The Secrets Manager secret with the connection (RDS-managed layout: host, port, username,
    * password, dbname): its complete ARN (preferred), or its name in this environment's account and region. */
-  secret: z
-    .string(required('the ARN or name of the Secrets Manager secret holding this database\'s connection (host, port, username, password, dbname)'))
-    .refine((value) => SECRET_ARN.test(value) || (!value.startsWith('arn:') && SECRET_NAME.test(value)), {
-      message: 'expected a Secrets Manager secret ARN (arn:aws:secretsmanager:<region>:<account>:secret:<name>-AbCdEf) or a secret name',
-    }),
+  secret: secretReference,
   /** The customer-managed KMS key the secret is encrypted with, if it is not aws/secretsmanager. */
-  secretKmsKeyArn: z.string().regex(KMS_KEY_ARN, 'expected a KMS key ARN (arn:aws:kms:<region>:<account>:key/<uuid>)').optional(),
-  schedule: z.strictObject(
-    {
-      cron: z.string(required('a 6-field EventBridge cron expression such as "0 3 * * ? *"')).superRefine((value, context) => {
-        const problem = cronExpressionProblem(value);
-        if (problem) context.addIssue({ code: 'custom', message: `invalid cron expression: ${problem}` });
-      }),
-      timezone: z.string(required('an IANA timezone such as "UTC" or "Europe/Berlin"')).superRefine((value, context) => {
-        const problem = timeZoneProblem(value);
-        if (problem) context.addIssue({ code: 'custom', message: problem });
-      }),
-    },
-    required('a schedule: { cron, timezone }'),
-  ),
+  secretKmsKeyArn: kmsKeyArn.optional(),
+  /** The secret (same layout) of the server the restore task restores into. Default: \`secret\`,
+   * the database's own server, where a restore creates a new database (which needs CREATEDB). */
+  restoreTargetSecret: secretReference.optional(),
+  /** The customer-managed KMS key restoreTargetSecret is encrypted with. Default: secretKmsKeyArn
+   * when restoreTargetSecret is not set. */
+  restoreTargetSecretKmsKeyArn: kmsKeyArn.optional(),
+  schedule: scheduleSchema,
   /** Task settings for this database only, by their environment variable names (see BACKUP_SETTINGS). */
   overrides: overridesSchema,
   /** This database's alarm thresholds, where the environment's defaults do not fit. */
@@ -183,24 +226,30 @@ const environmentSchema = z
       .optional(),
     /** Server access logs of the backup bucket are kept this long. */
     accessLogsExpireAfterDays: wholeDays('after which server access logs are removed').default(365),
-    /** Fargate task size. CPU units and memory must be a combination Fargate offers. */
-    task: z
+    /** Fargate task size of the backup tasks. CPU units and memory must be a combination Fargate offers. */
+    task: fargateSize({ cpu: 1024, memoryMiB: 2048, ephemeralStorageGiB: 21 }),
+    /** Fargate size of the restore tasks. `PGKEEP_RESTORE_JOBS` above 1 downloads the whole
+     * backup to ephemeral storage first (parallel pg_restore needs a seekable file): give it at
+     * least the size of the largest backup plus a margin. */
+    restore: fargateSize({ cpu: 1024, memoryMiB: 2048, ephemeralStorageGiB: 21 }),
+    /** The weekly restore drill: one task restores every database's newest verified backup into a
+     * throwaway PostgreSQL inside the container, so it needs the CPU, memory and disk (its data
+     * directory is on ephemeral storage) of the largest database restored. */
+    drill: z
       .strictObject({
-        cpu: z.int().refine((cpu) => cpu in FARGATE_MEMORY_BY_CPU, { message: `expected Fargate CPU units: one of ${Object.keys(FARGATE_MEMORY_BY_CPU).join(', ')}` }).default(1024),
-        memoryMiB: z.int().default(2048),
-        ephemeralStorageGiB: z.int().min(21, 'Fargate ephemeral storage is 21 to 200 GiB').max(200, 'Fargate ephemeral storage is 21 to 200 GiB').default(21),
+        schedule: scheduleSchema.default({ cron: '0 4 ? * SUN *', timezone: 'UTC' }),
+        cpu: fargateCpu(2048),
+        memoryMiB: z.int().default(8192),
+        ephemeralStorageGiB: ephemeralStorage(50),
+        /** Alarm when a database had no successful drill for this many days (1 to 14; default 8: weekly plus a day). */
+        alarmAfterDays: z
+          .int(required('a whole number of days'))
+          .min(1, 'must be at least 1 day')
+          .max(MAX_DRILL_ALARM_DAYS, `at most ${MAX_DRILL_ALARM_DAYS} days (CloudWatch evaluates an alarm over at most 7 days; pgkeep combines two such alarms)`)
+          .default(8),
       })
       .prefault({})
-      .superRefine((task, context) => {
-        const allowed = FARGATE_MEMORY_BY_CPU[task.cpu];
-        if (allowed && !allowed.includes(task.memoryMiB)) {
-          context.addIssue({
-            code: 'custom',
-            path: ['memoryMiB'],
-            message: `${task.memoryMiB} MiB cannot be paired with ${task.cpu} CPU units on Fargate: expected ${allowed[0]} to ${allowed.at(-1)} in steps of ${(allowed[1] ?? 0) - (allowed[0] ?? 0)}`,
-          });
-        }
-      }),
+      .superRefine(fargateCombination),
     /** How long the task's logs are kept in CloudWatch Logs. */
     logRetentionDays: z
       .int()
@@ -301,11 +350,40 @@ const environmentSchema = z
           message: `required: the schedule "${database.schedule.cron}" runs fewer than twice in ${GAP_WINDOW_FIRST_YEAR}-${GAP_WINDOW_FIRST_YEAR + 1} (or its first two allowed years), so no stale-backup threshold can be derived from it; give the hours after which a missing backup should alarm`,
         });
       }
-      if (database.secret.startsWith('arn:') && !database.secret.includes(`:${environment.region}:${environment.account}:`)) {
+      for (const field of ['secret', 'restoreTargetSecret'] as const) {
+        const secret = database[field];
+        if (secret?.startsWith('arn:') && !secret.includes(`:${environment.region}:${environment.account}:`)) {
+          context.addIssue({
+            code: 'custom',
+            path: ['databases', index, field],
+            message: `the secret must be in this environment's account and region (${environment.account}, ${environment.region}); ECS reads it with the task's execution role`,
+          });
+        }
+      }
+      if (database.restoreTargetSecretKmsKeyArn !== undefined && database.restoreTargetSecret === undefined) {
         context.addIssue({
           code: 'custom',
-          path: ['databases', index, 'secret'],
-          message: `the secret must be in this environment's account and region (${environment.account}, ${environment.region}); ECS reads it with the task's execution role`,
+          path: ['databases', index, 'restoreTargetSecretKmsKeyArn'],
+          message: 'only applies with restoreTargetSecret; without it restores use the database\'s own secret and its secretKmsKeyArn',
+        });
+      }
+    }
+    const drill = environment.drill;
+    if (!cronExpressionProblem(drill.schedule.cron) && !timeZoneProblem(drill.schedule.timezone)) {
+      const gap = longestGapBetweenFirings(drill.schedule);
+      if (gap === undefined) {
+        context.addIssue({ code: 'custom', path: ['drill', 'schedule', 'cron'], message: `the drill schedule "${drill.schedule.cron}" runs fewer than twice in ${GAP_WINDOW_FIRST_YEAR}-${GAP_WINDOW_FIRST_YEAR + 1}; the drill must run regularly (e.g. weekly: "0 4 ? * SUN *")` });
+      } else if (gap >= drill.alarmAfterDays * 86_400_000) {
+        context.addIssue({
+          code: 'custom',
+          path: ['drill', 'alarmAfterDays'],
+          message: `${drill.alarmAfterDays} days is not longer than the drill schedule's longest gap between runs (${Number((gap / 86_400_000).toFixed(2))} days), so the alarm would fire before every drill; allow at least a day more, or drill more often`,
+        });
+      } else if (drill.alarmAfterDays > 7 && gap > 7 * 86_400_000) {
+        context.addIssue({
+          code: 'custom',
+          path: ['drill', 'schedule', 'cron'],
+          message: `the drill schedule leaves up to ${Number((gap / 86_400_000).toFixed(2))} days between runs; with alarmAfterDays above 7 the drill must run at least every 7 days (CloudWatch alarms look back at most 7 days, see docs/infrastructure.md)`,
         });
       }
     }
@@ -334,6 +412,8 @@ export type LifecycleConfig = EnvironmentConfig['lifecycle'];
 export type RetentionConfig = EnvironmentConfig['retention'];
 export type AlarmsConfig = EnvironmentConfig['alarms'];
 export type DatabaseOverrides = DatabaseConfig['overrides'];
+export type FargateSize = EnvironmentConfig['task'];
+export type DrillConfig = EnvironmentConfig['drill'];
 
 export class PgkeepConfigError extends Error {
   override name = 'PgkeepConfigError';

@@ -48,7 +48,7 @@ export interface DatabaseBackupProps {
 }
 
 /** Secret fields in the RDS secret layout, by the libpq variable each one fills. */
-const CONNECTION_SECRET_FIELDS = {
+export const CONNECTION_SECRET_FIELDS = {
   PGHOST: 'host',
   PGPORT: 'port',
   PGUSER: 'username',
@@ -57,11 +57,11 @@ const CONNECTION_SECRET_FIELDS = {
 } as const;
 
 /** EventBridge Scheduler's limit on schedule names, and ECS's on task definition families. */
-const SCHEDULE_NAME_MAX_LENGTH = 64;
-const TASK_FAMILY_MAX_LENGTH = 255;
+export const SCHEDULE_NAME_MAX_LENGTH = 64;
+export const TASK_FAMILY_MAX_LENGTH = 255;
 
 /** Time the task gets between SIGTERM and SIGKILL to abort its multipart upload (the Fargate maximum). */
-const STOP_TIMEOUT = Duration.seconds(120);
+export const STOP_TIMEOUT = Duration.seconds(120);
 /** RunTask fails transiently (capacity, throttling); EventBridge Scheduler retries with back-off. */
 const SCHEDULE_RETRY_ATTEMPTS = 3;
 /** A backup that could not start within an hour is dropped to the dead-letter queue, so a late
@@ -80,7 +80,7 @@ export class DatabaseBackup extends Construct {
     const key = databaseResourceKey(database.name);
     const family = boundedName(`pgkeep-${environment.name}-backup-${key}`, TASK_FAMILY_MAX_LENGTH);
 
-    const secret = importSecret(this, database, stack);
+    const secret = importSecret(this, 'Secret', database.secret);
 
     this.executionRole = new iam.Role(this, 'ExecutionRole', {
       description: `pgkeep ${environment.name}: starts the backup task of ${key} (pulls the image, writes logs, reads only this database's secret)`,
@@ -257,15 +257,16 @@ export function boundedName(name: string, maxLength: number): string {
   return `${name.slice(0, maxLength - hash.length - 1)}-${hash}`;
 }
 
-/** The database's secret, with the exact ARN its name or ARN denotes, so IAM can name it. */
-function importSecret(scope: Construct, database: DatabaseConfig, stack: Stack): secretsmanager.ISecret {
-  const arn = database.secret.startsWith('arn:')
-    ? database.secret
-    : stack.formatArn({ service: 'secretsmanager', resource: 'secret', resourceName: database.secret, arnFormat: ArnFormat.COLON_RESOURCE_NAME });
+/** A secret by its ARN or name, with the exact ARN it denotes, so IAM can name it. */
+export function importSecret(scope: Construct, id: string, secretReference: string): secretsmanager.ISecret {
+  const stack = Stack.of(scope);
+  const arn = secretReference.startsWith('arn:')
+    ? secretReference
+    : stack.formatArn({ service: 'secretsmanager', resource: 'secret', resourceName: secretReference, arnFormat: ArnFormat.COLON_RESOURCE_NAME });
   // Secrets Manager appends "-" and 6 random characters to a secret's name in its ARN. Without
   // them the ARN is partial, and IAM grants have to match the suffix with a wildcard.
-  const complete = database.secret.startsWith('arn:') && /-[A-Za-z0-9]{6}$/.test(database.secret);
-  return secretsmanager.Secret.fromSecretAttributes(scope, 'Secret', complete ? { secretCompleteArn: arn } : { secretPartialArn: arn });
+  const complete = secretReference.startsWith('arn:') && /-[A-Za-z0-9]{6}$/.test(secretReference);
+  return secretsmanager.Secret.fromSecretAttributes(scope, id, complete ? { secretCompleteArn: arn } : { secretPartialArn: arn });
 }
 
 /** The CloudWatch console's log-stream list of a log group, filtered to a stream-name prefix.

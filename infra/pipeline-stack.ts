@@ -1,8 +1,8 @@
 /**
- * The stateless half of an environment: the ECS cluster and backup task image, one task
- * definition and schedule per database, the functions that verify every backup, check backup
- * health hourly and enforce retention daily, and alerting (alarms, dashboard, the topic). Safe to
- * destroy and redeploy: backups live in the storage stack.
+ * The stateless half of an environment: the ECS cluster and task image, per database a backup task
+ * definition and schedule and a restore task definition, the weekly restore drill, the functions
+ * that verify every backup, check backup health hourly and enforce retention daily, and alerting
+ * (alarms, dashboard, the topic). Safe to destroy and redeploy: backups live in the storage stack.
  */
 import { CfnOutput, Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
@@ -25,6 +25,10 @@ import { DatabaseAlarms, functionErrorsAlarm, notifyBothWays, runbookPointer } f
 import type { EnvironmentConfig } from './config.ts';
 import { databaseResourceKey } from './config.ts';
 import { DatabaseBackup } from './database-backup.ts';
+import { DatabaseRestore } from './database-restore.ts';
+import { allowPublishingMetrics } from './function-policies.ts';
+import { drillNotAttemptedAlarm, RestoreAlarms } from './restore-alarms.ts';
+import { RestoreDrill } from './restore-drill.ts';
 import { BackupHealthCheck, RetentionEnforcement } from './scheduled-functions.ts';
 import { VerifyBackupFunction } from './verify-backup-function.ts';
 
@@ -34,7 +38,7 @@ export interface PipelineStackProps {
   key: kms.IKey;
   /** The storage stack's policy for writing backups; the task role gets exactly this. */
   backupWriterPolicy: iam.IManagedPolicy;
-  /** The storage stack's policies for the verify, health and retention functions' roles. */
+  /** The storage stack's policies for the functions' roles and the restore and drill task roles. */
   accessPolicies: Record<keyof BackupAccessPolicies, iam.IManagedPolicy>;
   /** Docker build context of the task image: the repository root (task/ imports catalog/). */
   repositoryRoot: string;
@@ -43,6 +47,13 @@ export interface PipelineStackProps {
 export class PipelineStack extends Stack {
   readonly cluster: ecs.Cluster;
   readonly backups: ReadonlyMap<string, DatabaseBackup>;
+  readonly restores: ReadonlyMap<string, DatabaseRestore>;
+  /** Shared by the restore task definitions: reads backups, never writes the bucket. */
+  readonly restoreTaskRole: iam.Role;
+  /** The drill's role: reads backups and writes drill records under drills/ only. */
+  readonly drillTaskRole: iam.Role;
+  readonly drill: RestoreDrill;
+  readonly restoreAlarms: ReadonlyMap<string, RestoreAlarms>;
   /** Where failures and alarms go. */
   readonly alertsTopic: sns.ITopic;
   readonly verification: VerifyBackupFunction;
@@ -57,7 +68,7 @@ export class PipelineStack extends Stack {
     super(scope, id, {
       env: { account: environment.account, region: environment.region },
       terminationProtection: environment.terminationProtection,
-      description: `pgkeep ${environment.name}: scheduled backup tasks and their cluster, backup verification, health checks, retention, alarms and dashboard`,
+      description: `pgkeep ${environment.name}: scheduled backup tasks and their cluster, restore tasks, the restore drill, backup verification, health checks, retention, alarms and dashboard`,
     });
     const removalPolicy = environment.removalPolicy === 'retain' ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY;
 
@@ -103,7 +114,7 @@ export class PipelineStack extends Stack {
 
     const undelivered = new cloudwatch.Alarm(this, 'UndeliveredScheduledRunsAlarm', {
       alarmName: `pgkeep-${environment.name}-scheduled-run-not-started`,
-      alarmDescription: `pgkeep ${environment.name}: a scheduled run (a backup task, the health check or the retention run) could not be started after retries; its event is in the dead-letter queue with the error. ${runbookPointer('undeliveredScheduledRuns')}`,
+      alarmDescription: `pgkeep ${environment.name}: a scheduled run (a backup task, the restore drill, the health check or the retention run) could not be started after retries; its event is in the dead-letter queue with the error. ${runbookPointer('undeliveredScheduledRuns')}`,
       metric: deadLetterQueue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(5), statistic: cloudwatch.Stats.MAXIMUM }),
       threshold: environment.alarms.undeliveredScheduledRuns,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
@@ -166,6 +177,68 @@ export class PipelineStack extends Stack {
     }
     this.backups = backups;
 
+    const ecsTasks = () =>
+      new iam.ServicePrincipal('ecs-tasks.amazonaws.com', {
+        conditions: {
+          StringEquals: { 'aws:SourceAccount': this.account },
+          ArnLike: { 'aws:SourceArn': this.formatArn({ service: 'ecs', resource: '*' }) },
+        },
+      });
+    this.restoreTaskRole = new iam.Role(this, 'RestoreTaskRole', {
+      description: `pgkeep ${environment.name}: the restore container's role; may only read backups (the storage stack's BackupReaderPolicy) and publish pgkeep metrics`,
+      assumedBy: ecsTasks(),
+      managedPolicies: [props.accessPolicies.backupReader],
+    });
+    allowPublishingMetrics(this.restoreTaskRole);
+    this.drillTaskRole = new iam.Role(this, 'DrillTaskRole', {
+      description: `pgkeep ${environment.name}: the restore drill container's role; may only read backups (BackupReaderPolicy), write drill records under drills/ (DrillRecordWriterPolicy) and publish pgkeep metrics`,
+      assumedBy: ecsTasks(),
+      managedPolicies: [props.accessPolicies.backupReader, props.accessPolicies.drillRecordWriter],
+    });
+    allowPublishingMetrics(this.drillTaskRole);
+
+    const restoreLogGroupName = `/pgkeep/${environment.name}/restore`;
+    const restoreLogGroup = new logs.LogGroup(this, 'RestoreLogGroup', { logGroupName: restoreLogGroupName, retention: environment.logRetentionDays as logs.RetentionDays, removalPolicy });
+    const restores = new Map<string, DatabaseRestore>();
+    for (const database of environment.databases) {
+      restores.set(
+        database.name,
+        new DatabaseRestore(this, `Restore${databaseResourceKey(database.name)}`, {
+          database,
+          shared: {
+            environment,
+            cluster: this.cluster,
+            image,
+            logGroup: restoreLogGroup,
+            logGroupName: restoreLogGroupName,
+            taskRole: this.restoreTaskRole,
+            bucketName: props.bucket.bucketName,
+            subnets,
+            securityGroup,
+            alertsTopic: alerting.topic,
+          },
+        }),
+      );
+    }
+    this.restores = restores;
+
+    const drillLogGroupName = `/pgkeep/${environment.name}/drill`;
+    const drillLogGroup = new logs.LogGroup(this, 'DrillLogGroup', { logGroupName: drillLogGroupName, retention: environment.logRetentionDays as logs.RetentionDays, removalPolicy });
+    this.drill = new RestoreDrill(this, 'Drill', {
+      environment,
+      cluster: this.cluster,
+      image,
+      logGroup: drillLogGroup,
+      logGroupName: drillLogGroupName,
+      taskRole: this.drillTaskRole,
+      bucketName: props.bucket.bucketName,
+      keyArn: props.key.keyArn,
+      subnets,
+      securityGroup,
+      deadLetterQueue,
+      alertsTopic: alerting.topic,
+    });
+
     const logRetention = environment.logRetentionDays as logs.RetentionDays;
     // Imported here rather than used as the storage stack's construct: the S3 notification's
     // custom resource and the permission for S3 to invoke the function then live in this stack,
@@ -194,6 +267,12 @@ export class PipelineStack extends Stack {
       alarms.set(database.name, new DatabaseAlarms(this, `Alarms${databaseResourceKey(database.name)}`, { environment, database, topic: alerting.topic }));
     }
     this.alarms = alarms;
+    const drillNotAttempted = drillNotAttemptedAlarm(this, environment, this.drill.scheduleGroup);
+    const restoreAlarms = new Map<string, RestoreAlarms>();
+    for (const database of environment.databases) {
+      restoreAlarms.set(database.name, new RestoreAlarms(this, `RestoreAlarms${databaseResourceKey(database.name)}`, { environment, database, topic: alerting.topic, drillNotAttempted }));
+    }
+    this.restoreAlarms = restoreAlarms;
     const functions = [
       { id: 'VerifyBackupFunctionErrorsAlarm', name: 'verify-backup', function: this.verification.function },
       { id: 'HealthCheckFunctionErrorsAlarm', name: 'backup-health', function: this.healthCheck.function },
@@ -202,7 +281,13 @@ export class PipelineStack extends Stack {
     this.functionAlarms = functions.map(({ id: alarmId, name, function: fn }) => functionErrorsAlarm(this, alarmId, environment, fn, name, alerting.topic));
     this.dashboard = new BackupDashboard(this, 'Dashboard', {
       environment,
-      alarms: [...[...alarms.values()].flatMap((databaseAlarms) => databaseAlarms.all), ...this.functionAlarms, undelivered],
+      alarms: [
+        ...[...alarms.values()].flatMap((databaseAlarms) => databaseAlarms.all),
+        ...[...restoreAlarms.values()].flatMap((databaseAlarms) => databaseAlarms.all),
+        ...(drillNotAttempted ? [drillNotAttempted] : []),
+        ...this.functionAlarms,
+        undelivered,
+      ],
       functions,
     });
 
@@ -210,6 +295,8 @@ export class PipelineStack extends Stack {
     new CfnOutput(this, 'PrivateSubnetIds', { description: 'Private subnets the backup tasks run in (no public IP).', value: subnets.map((subnet) => subnet.subnetId).join(',') });
     new CfnOutput(this, 'TaskSecurityGroupId', { description: 'Security group of the backup tasks; the databases must accept connections from it.', value: securityGroup.securityGroupId });
     new CfnOutput(this, 'TaskLogGroupName', { description: 'CloudWatch Logs group of the backup tasks (one stream prefix per database).', value: logGroup.logGroupName });
+    new CfnOutput(this, 'RestoreLogGroupName', { description: 'CloudWatch Logs group of the restore tasks (one stream prefix per database).', value: restoreLogGroup.logGroupName });
+    new CfnOutput(this, 'DrillLogGroupName', { description: 'CloudWatch Logs group of the restore drill (stream prefix drill/): one drill passed or drill failed line per database.', value: drillLogGroup.logGroupName });
     new CfnOutput(this, 'AlertsTopicArn', { description: 'SNS topic that receives failed-backup notifications and alarms; subscribe more endpoints here.', value: alerting.topic.topicArn });
     new CfnOutput(this, 'DashboardUrl', { description: 'CloudWatch dashboard of this environment: alarm states, backup age, size, duration, verification and retention per database.', value: this.dashboard.url(this.region) });
     new CfnOutput(this, 'VerifyBackupFunctionName', { description: 'Lambda function that verifies each new backup; invoke it with an S3-shaped event to re-verify one (docs/operations.md).', value: this.verification.function.functionName });

@@ -1,6 +1,6 @@
 /**
- * The `aws ecs run-task` command line that starts one database's backup now, printed as a stack
- * output. It must survive a copy and paste into a POSIX shell, so every argument that can contain
+ * The `aws ecs run-task` command lines printed as stack outputs: one database's backup now, a
+ * restore of its latest backup, the restore drill now. It must survive a copy and paste into a POSIX shell, so every argument that can contain
  * spaces, quotes or JSON is single-quoted; the rest are ARNs and names, which cannot.
  */
 
@@ -31,7 +31,10 @@ export interface RunTaskCommandParts {
   taskDefinitionArn: string;
   subnetIds: readonly string[];
   securityGroupIds: readonly string[];
-  overrides: TaskOverrides;
+  /** Omitted when the task definition already says everything (the drill). */
+  overrides?: TaskOverrides;
+  /** Tells a manual run apart from the scheduled ones in the console and in ListTasks. */
+  startedBy?: string;
 }
 
 export function runTaskCommand(parts: RunTaskCommandParts): string {
@@ -45,9 +48,8 @@ export function runTaskCommand(parts: RunTaskCommandParts): string {
     `--task-definition ${parts.taskDefinitionArn}`,
     '--launch-type FARGATE',
     `--network-configuration ${shellQuote(JSON.stringify(networkConfiguration))}`,
-    `--overrides ${shellQuote(JSON.stringify(parts.overrides))}`,
-    // Tells a manual run apart from the scheduled ones in the console and in ListTasks.
-    '--started-by pgkeep-manual-run',
+    ...(parts.overrides ? [`--overrides ${shellQuote(JSON.stringify(parts.overrides))}`] : []),
+    `--started-by ${parts.startedBy ?? 'pgkeep-manual-run'}`,
   ].join(' ');
 }
 

@@ -27,7 +27,7 @@ const BACKUP_OBJECTS = { 'Fn::Join': ['', [BUCKET_ARN, '/backups/*']] };
 const LIST_BACKUPS = { Sid: 'ListBackups', Effect: 'Allow', Action: 's3:ListBucket', Resource: BUCKET_ARN, Condition: { StringLike: { 's3:prefix': 'backups/*' } } };
 const PUBLISH_METRICS = { Sid: 'PublishBackupMetrics', Effect: 'Allow', Action: 'cloudwatch:PutMetricData', Resource: '*', Condition: { StringEquals: { 'cloudwatch:namespace': METRICS_NAMESPACE } } };
 
-/** What the backup task and the three functions publish (catalog/metrics.ts), all on the dashboard. */
+/** What the backup, restore and drill tasks and the three functions publish (catalog/metrics.ts), all on the dashboard. */
 const DASHBOARD_METRICS = [
   METRIC.backupSucceeded,
   METRIC.backupFailed,
@@ -45,6 +45,14 @@ const DASHBOARD_METRICS = [
   METRIC.retentionDeleted,
   METRIC.retentionDeletedBytes,
   METRIC.retentionErrors,
+  METRIC.restoreSucceeded,
+  METRIC.restoreFailed,
+  METRIC.restoreDurationSeconds,
+  METRIC.restoreMismatches,
+  METRIC.drillSucceeded,
+  METRIC.drillFailed,
+  METRIC.drillRestoreSeconds,
+  METRIC.drillMismatches,
 ];
 
 /** What the spec says each example database's thresholds come out as. */
@@ -483,11 +491,16 @@ describe.each(['dev', 'prod'])('the %s environment\'s verification, health and r
     });
 
     it('sends ALARM and OK of every alarm in the stack to the alerts topic, and points each to the runbook', () => {
-      const alarms = Object.values(pipeline.findResources('AWS::CloudWatch::Alarm')) as Resource[];
+      const alarms = [...Object.values(pipeline.findResources('AWS::CloudWatch::Alarm')), ...Object.values(pipeline.findResources('AWS::CloudWatch::CompositeAlarm'))] as Resource[];
+      // The inputs of the composite drill-overdue alarms notify nobody themselves (test/infra-restore.test.ts).
+      const compositeInputs = alarms.filter((alarm) => /-drill-(no-success-7d|not-attempted)$/.test(String(alarm.Properties.AlarmName)));
 
-      expect(alarms).toHaveLength(environment.databases.length * 7 + 3 + 1);
+      // Per database 7 backup alarms and 3 restore alarms (drill failed, drill overdue, restore differences); 3 function alarms, the dead-letter alarm.
+      expect(alarms.length - compositeInputs.length).toBe(environment.databases.length * 10 + 3 + 1);
+      expect(compositeInputs).toHaveLength(environment.databases.length + 1);
       for (const alarm of alarms) {
-        expect(alarm.Properties, String(alarm.Properties.AlarmName)).toMatchObject({ AlarmActions: topic, OKActions: topic, AlarmDescription: expect.stringMatching(/Runbook: docs\/operations\.md#[a-z-]+$/) as unknown });
+        const notifies = compositeInputs.includes(alarm) ? {} : { AlarmActions: topic, OKActions: topic };
+        expect(alarm.Properties, String(alarm.Properties.AlarmName)).toMatchObject({ ...notifies, AlarmDescription: expect.stringMatching(/Runbook: docs\/operations\.md#[a-z-]+$/) as unknown });
       }
     });
 
@@ -497,7 +510,8 @@ describe.each(['dev', 'prod'])('the %s environment\'s verification, health and r
         .filter((alarm) => alarm.Properties.Namespace === METRICS_NAMESPACE)
         .map((alarm) => alarm.Properties.MetricName as string);
 
-      expect(watched.length).toBe(environment.databases.length * 7);
+      // 7 backup alarms, drill failed, no drill success in 7 days, restore differences.
+      expect(watched.length).toBe(environment.databases.length * 10);
       expect(watched.filter((metricName) => !published.has(metricName))).toEqual([]);
     });
   });
@@ -524,7 +538,7 @@ describe.each(['dev', 'prod'])('the %s environment\'s verification, health and r
 
     it('shows the state of every alarm of the stack', () => {
       const statusWidgets = body.widgets.filter((widget) => widget.type === 'alarm');
-      const alarmIds = Object.keys(pipeline.findResources('AWS::CloudWatch::Alarm'));
+      const alarmIds = [...Object.keys(pipeline.findResources('AWS::CloudWatch::Alarm')), ...Object.keys(pipeline.findResources('AWS::CloudWatch::CompositeAlarm'))];
 
       expect(statusWidgets).toHaveLength(1);
       expect([...statusWidgets[0]!.properties.alarms!].sort()).toEqual(alarmIds.map((id) => `GetAtt-${id}-Arn`).sort());

@@ -66,7 +66,8 @@ describe.each(['dev', 'prod'])('the %s pipeline stack', (name) => {
   });
 
   it('has one ARM64 Fargate task definition per database, sized as configured, with a read-only root and a writable /tmp', () => {
-    expect(Object.keys(pipeline.findResources('AWS::ECS::TaskDefinition'))).toHaveLength(environment.databases.length);
+    // The restore and drill task definitions are test/infra-restore.test.ts's.
+    expect(Object.keys(pipeline.findResources('AWS::ECS::TaskDefinition', { Properties: { Family: Match.stringLikeRegexp(`^pgkeep-${name}-backup-`) } }))).toHaveLength(environment.databases.length);
     for (const database of environment.databases) {
       pipeline.hasResourceProperties('AWS::ECS::TaskDefinition', {
         Family: `pgkeep-${name}-backup-${databaseResourceKey(database.name)}`,
@@ -174,7 +175,8 @@ describe.each(['dev', 'prod'])('the %s pipeline stack', (name) => {
   });
 
   it('has one EventBridge Scheduler schedule per database with its cron and timezone, launching its task on Fargate with no public IP', () => {
-    const taskSchedules = Object.values(pipeline.findResources('AWS::Scheduler::Schedule')).filter((schedule) => JSON.stringify(schedule).includes('"EcsParameters"'));
+    // The drill's schedule is in its own group (test/infra-restore.test.ts).
+    const taskSchedules = Object.values(pipeline.findResources('AWS::Scheduler::Schedule', { Properties: { GroupName: `pgkeep-${name}` } })).filter((schedule) => JSON.stringify(schedule).includes('"EcsParameters"'));
     expect(taskSchedules).toHaveLength(environment.databases.length);
     for (const database of environment.databases) {
       pipeline.hasResourceProperties('AWS::Scheduler::Schedule', {
@@ -306,18 +308,21 @@ describe.each(['dev', 'prod'])('the %s pipeline stack', (name) => {
     expect(stacks.pipeline.terminationProtection).toBe(environment.terminationProtection);
   });
 
-  it('outputs the cluster, task definitions, subnets, security group, logs, topic, dashboard, functions and run-task commands, each with a description', () => {
+  it('outputs the cluster, task definitions, subnets, security group, logs, topic, dashboard, functions and run-task, restore and drill commands, each with a description', () => {
     const outputs = pipeline.toJSON().Outputs as Record<string, { Description?: string }>;
     const expected = [
       'ClusterName',
       'PrivateSubnetIds',
       'TaskSecurityGroupId',
       'TaskLogGroupName',
+      'RestoreLogGroupName',
+      'DrillLogGroupName',
+      'RunDrillCommand',
       'AlertsTopicArn',
       'DashboardUrl',
       'VerifyBackupFunctionName',
       'RetentionFunctionName',
-      ...environment.databases.flatMap((database) => [`TaskDefinition${databaseResourceKey(database.name)}`, `RunTaskCommand${databaseResourceKey(database.name)}`]),
+      ...environment.databases.flatMap((database) => [`TaskDefinition${databaseResourceKey(database.name)}`, `RunTaskCommand${databaseResourceKey(database.name)}`, `RestoreLatestCommand${databaseResourceKey(database.name)}`]),
     ];
 
     expect(Object.keys(outputs).sort()).toEqual(expected.sort());
