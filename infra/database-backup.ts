@@ -23,6 +23,7 @@ import { Construct } from 'constructs';
 import type { DatabaseConfig, EnvironmentConfig } from './config.ts';
 import { databaseResourceKey, overrideEnvironment } from './config.ts';
 import { runTaskCommand, TASK_CONTAINER_NAME, taskOverrides } from './run-task-command.ts';
+import { addPgkeepContainer, pgkeepTaskDefinition } from './task-definition.ts';
 
 /** What the databases of one environment share. */
 export interface SharedBackupResources {
@@ -60,8 +61,6 @@ export const CONNECTION_SECRET_FIELDS = {
 export const SCHEDULE_NAME_MAX_LENGTH = 64;
 export const TASK_FAMILY_MAX_LENGTH = 255;
 
-/** Time the task gets between SIGTERM and SIGKILL to abort its multipart upload (the Fargate maximum). */
-export const STOP_TIMEOUT = Duration.seconds(120);
 /** RunTask fails transiently (capacity, throttling); EventBridge Scheduler retries with back-off. */
 const SCHEDULE_RETRY_ATTEMPTS = 3;
 /** A backup that could not start within an hour is dropped to the dead-letter queue, so a late
@@ -89,30 +88,17 @@ export class DatabaseBackup extends Construct {
       }),
     });
 
-    this.taskDefinition = new ecs.FargateTaskDefinition(this, 'TaskDefinition', {
-      family,
-      cpu: environment.task.cpu,
-      memoryLimitMiB: environment.task.memoryMiB,
-      ephemeralStorageGiB: environment.task.ephemeralStorageGiB,
-      runtimePlatform: { cpuArchitecture: ecs.CpuArchitecture.ARM64, operatingSystemFamily: ecs.OperatingSystemFamily.LINUX },
-      taskRole: shared.taskRole,
-      executionRole: this.executionRole,
-      // The root filesystem is read-only; /tmp (pg_dump's and Node's scratch space) is the task's ephemeral storage.
-      volumes: [{ name: 'tmp' }],
-    });
+    this.taskDefinition = pgkeepTaskDefinition(this, { family, size: environment.task, taskRole: shared.taskRole, executionRole: this.executionRole });
 
     const databaseEnvironment = {
       PGKEEP_DATABASE_NAME: database.name,
       ...overrideEnvironment(database.overrides),
     };
-    const container = this.taskDefinition.addContainer('Container', {
-      containerName: TASK_CONTAINER_NAME,
+    addPgkeepContainer(this.taskDefinition, {
       image: shared.image,
-      command: ['backup'],
-      essential: true,
-      readonlyRootFilesystem: true,
-      stopTimeout: STOP_TIMEOUT,
-      logging: ecs.LogDrivers.awsLogs({ logGroup: shared.logGroup, streamPrefix: key }),
+      command: 'backup',
+      logGroup: shared.logGroup,
+      streamPrefix: key,
       environment: {
         PGKEEP_BUCKET: shared.bucketName,
         PGKEEP_ENVIRONMENT: environment.name,
@@ -127,7 +113,6 @@ export class DatabaseBackup extends Construct {
         Object.entries(CONNECTION_SECRET_FIELDS).map(([variable, field]) => [variable, ecs.Secret.fromSecretsManager(secret, field)]),
       ),
     });
-    container.addMountPoints({ containerPath: '/tmp', sourceVolume: 'tmp', readOnly: false });
 
     if (database.secretKmsKeyArn) {
       // Not through the imported secret's encryptionKey: CDK can grant an imported key to the

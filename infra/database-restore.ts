@@ -18,9 +18,10 @@ import type * as sns from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
 import type { DatabaseConfig, EnvironmentConfig } from './config.ts';
 import { databaseResourceKey } from './config.ts';
-import { boundedName, CONNECTION_SECRET_FIELDS, importSecret, logStreamsConsoleUrl, STOP_TIMEOUT, TASK_FAMILY_MAX_LENGTH } from './database-backup.ts';
+import { boundedName, CONNECTION_SECRET_FIELDS, importSecret, logStreamsConsoleUrl, TASK_FAMILY_MAX_LENGTH } from './database-backup.ts';
 import { runTaskCommand, TASK_CONTAINER_NAME, taskOverrides } from './run-task-command.ts';
 import { addStoppedTaskRules, exitCodeDetail } from './task-notifications.ts';
+import { addPgkeepContainer, pgkeepTaskDefinition } from './task-definition.ts';
 
 /** What the restore task definitions of one environment share. */
 export interface SharedRestoreResources {
@@ -73,27 +74,14 @@ export class DatabaseRestore extends Construct {
       }),
     });
 
-    this.taskDefinition = new ecs.FargateTaskDefinition(this, 'TaskDefinition', {
-      family,
-      cpu: environment.restore.cpu,
-      memoryLimitMiB: environment.restore.memoryMiB,
-      // PGKEEP_RESTORE_JOBS above 1 downloads the whole backup here before pg_restore -j.
-      ephemeralStorageGiB: environment.restore.ephemeralStorageGiB,
-      runtimePlatform: { cpuArchitecture: ecs.CpuArchitecture.ARM64, operatingSystemFamily: ecs.OperatingSystemFamily.LINUX },
-      taskRole: shared.taskRole,
-      executionRole: this.executionRole,
-      volumes: [{ name: 'tmp' }],
-    });
+    // PGKEEP_RESTORE_JOBS above 1 downloads the whole backup to the ephemeral storage before pg_restore -j.
+    this.taskDefinition = pgkeepTaskDefinition(this, { family, size: environment.restore, taskRole: shared.taskRole, executionRole: this.executionRole });
 
-    const container = this.taskDefinition.addContainer('Container', {
-      containerName: TASK_CONTAINER_NAME,
+    addPgkeepContainer(this.taskDefinition, {
       image: shared.image,
-      command: ['restore'],
-      essential: true,
-      readonlyRootFilesystem: true,
-      // Time to stop pg_restore and drop the half-restored new database after SIGTERM.
-      stopTimeout: STOP_TIMEOUT,
-      logging: ecs.LogDrivers.awsLogs({ logGroup: shared.logGroup, streamPrefix: key }),
+      command: 'restore',
+      logGroup: shared.logGroup,
+      streamPrefix: key,
       environment: {
         PGKEEP_BUCKET: shared.bucketName,
         PGKEEP_ENVIRONMENT: environment.name,
@@ -107,7 +95,6 @@ export class DatabaseRestore extends Construct {
         Object.entries(CONNECTION_SECRET_FIELDS).map(([variable, field]) => [variable, ecs.Secret.fromSecretsManager(targetSecret, field)]),
       ),
     });
-    container.addMountPoints({ containerPath: '/tmp', sourceVolume: 'tmp', readOnly: false });
 
     if (targetSecretKmsKeyArn) {
       this.executionRole.addToPolicy(

@@ -8,7 +8,7 @@
  */
 import { CfnOutput, Duration, RemovalPolicy, Stack, TimeZone, Validations } from 'aws-cdk-lib';
 import type * as ec2 from 'aws-cdk-lib/aws-ec2';
-import * as ecs from 'aws-cdk-lib/aws-ecs';
+import type * as ecs from 'aws-cdk-lib/aws-ecs';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
@@ -17,9 +17,10 @@ import type * as sns from 'aws-cdk-lib/aws-sns';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import type { EnvironmentConfig } from './config.ts';
-import { logStreamsConsoleUrl, STOP_TIMEOUT } from './database-backup.ts';
+import { logStreamsConsoleUrl } from './database-backup.ts';
 import { runTaskCommand, TASK_CONTAINER_NAME } from './run-task-command.ts';
 import { addStoppedTaskRules, exitCodeDetail } from './task-notifications.ts';
+import { addPgkeepContainer, pgkeepTaskDefinition } from './task-definition.ts';
 
 export interface RestoreDrillProps {
   environment: EnvironmentConfig;
@@ -66,26 +67,13 @@ export class RestoreDrill extends Construct {
       }),
     });
 
-    this.taskDefinition = new ecs.FargateTaskDefinition(this, 'TaskDefinition', {
-      family: this.family,
-      cpu: environment.drill.cpu,
-      memoryLimitMiB: environment.drill.memoryMiB,
-      // The throwaway cluster's data directory and the restored databases live here.
-      ephemeralStorageGiB: environment.drill.ephemeralStorageGiB,
-      runtimePlatform: { cpuArchitecture: ecs.CpuArchitecture.ARM64, operatingSystemFamily: ecs.OperatingSystemFamily.LINUX },
-      taskRole: props.taskRole,
-      executionRole: this.executionRole,
-      volumes: [{ name: 'tmp' }],
-    });
-    const container = this.taskDefinition.addContainer('Container', {
-      containerName: TASK_CONTAINER_NAME,
+    // The throwaway cluster's data directory and the restored databases live in the ephemeral storage.
+    this.taskDefinition = pgkeepTaskDefinition(this, { family: this.family, size: environment.drill, taskRole: props.taskRole, executionRole: this.executionRole });
+    addPgkeepContainer(this.taskDefinition, {
       image: props.image,
-      command: ['drill'],
-      essential: true,
-      readonlyRootFilesystem: true,
-      // Time to stop pg_restore and the throwaway PostgreSQL after SIGTERM.
-      stopTimeout: STOP_TIMEOUT,
-      logging: ecs.LogDrivers.awsLogs({ logGroup: props.logGroup, streamPrefix: DRILL_STREAM_PREFIX }),
+      command: 'drill',
+      logGroup: props.logGroup,
+      streamPrefix: DRILL_STREAM_PREFIX,
       environment: {
         PGKEEP_BUCKET: props.bucketName,
         PGKEEP_ENVIRONMENT: environment.name,
@@ -94,7 +82,6 @@ export class RestoreDrill extends Construct {
         PGKEEP_DRILL_DATABASES: JSON.stringify(environment.databases.map((database) => database.name)),
       },
     });
-    container.addMountPoints({ containerPath: '/tmp', sourceVolume: 'tmp', readOnly: false });
     Validations.of(this.taskDefinition).acknowledge({
       id: 'AwsSolutions-ECS2',
       reason: 'The environment holds only non-secret settings (bucket, environment and database names, KMS key ARN); the drill has no secrets at all, it restores into a PostgreSQL it starts itself.',
