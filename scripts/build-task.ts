@@ -16,6 +16,10 @@ export async function buildTaskBundle(): Promise<string> {
     target: 'node20',
     format: 'esm',
     sourcemap: true,
+    // The ES module builds where packages ship both (the AWS SDK does): esbuild can drop what the
+    // task never calls from them, where the CommonJS builds come whole. Measured: a 2.25 MB bundle
+    // instead of 2.76 MB, and 20-30 ms less to start the task.
+    mainFields: ['module', 'main'],
     // pg's optional native binding is never used; some CommonJS dependencies call require().
     external: ['pg-native'],
     banner: { js: "import { createRequire as __pgkeepCreateRequire } from 'node:module'; const require = __pgkeepCreateRequire(import.meta.url);" },

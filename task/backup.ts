@@ -7,7 +7,7 @@ import { startDumpPipeline, type DumpPipelineExit, type ProcessExit } from './du
 import { BackupFailure, redactSecrets } from './errors.ts';
 import { StreamingMultipartUpload, UploadIntegrityError } from './multipart-upload.ts';
 import { findPgBinaries, pickPgDumpForServer, type PgBinary } from './postgres-binaries.ts';
-import { explainS3Error } from './s3.ts';
+import { explainS3Error, reachesS3OverTls } from './s3.ts';
 import { collectTableStats, connectToSource, describeServer, exportSnapshot, type ServerDescription } from './source-database.ts';
 import { PGKEEP_VERSION } from './version.ts';
 
@@ -58,7 +58,12 @@ export async function runBackup(config: BackupConfig, dependencies: BackupDepend
     upload = await StreamingMultipartUpload.create(
       s3,
       { bucket: config.s3.bucket, key: dataKey, checksum: config.s3.checksum, kmsKeyId: config.s3.kmsKeyId, contentType: 'application/zstd' },
-      { initialPartSizeBytes: config.upload.initialPartSizeBytes, maxPartsInFlight: config.upload.maxPartsInFlight, signal },
+      {
+        initialPartSizeBytes: config.upload.initialPartSizeBytes,
+        maxPartsInFlight: config.upload.maxPartsInFlight,
+        skipPayloadSigningOverTls: reachesS3OverTls(config.s3.endpoint),
+        signal,
+      },
     ).catch((error: unknown) => {
       throw explainS3Error(error, 'upload', config.s3.bucket, dataKey);
     });

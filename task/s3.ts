@@ -17,6 +17,14 @@ export function createS3Client(s3: BackupConfig['s3']): S3Client {
   });
 }
 
+/**
+ * Whether requests to S3 travel over TLS: AWS's own endpoints always do (the SDK's default), a
+ * custom S3-compatible endpoint only when its URL says https.
+ */
+export function reachesS3OverTls(endpoint: string | undefined): boolean {
+  return endpoint === undefined || /^https:\/\//i.test(endpoint);
+}
+
 /** Turns an S3 error into what an operator can act on. */
 export function explainS3Error(error: unknown, stage: FailureStage, bucket: string, key: string): BackupFailure {
   const name = (error as { name?: string }).name ?? '';

@@ -42,6 +42,12 @@ export interface ThrowawayClusterOptions {
   settings?: Record<string, string>;
   /** Progress messages; never given secrets. */
   log?: (message: string) => void;
+  /**
+   * Keep the cluster in this directory between runs instead of a fresh temporary one: initialized on
+   * first use, started again as it is afterwards (with the password given now), and stop() leaves its
+   * files. For caches of generated data, such as the benchmark's sample database; tests need fresh ones.
+   */
+  persistentDir?: string;
 }
 
 export interface ThrowawayCluster {
@@ -58,7 +64,7 @@ export interface ThrowawayCluster {
   /** libpq environment (PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE) for psql, pg_dump, pg_restore. */
   env(database?: string): Record<string, string>;
   createDatabase(name: string): Promise<void>;
-  /** Stops the server (immediate shutdown) and deletes every file of the cluster; safe to call twice. */
+  /** Stops the server (immediate shutdown) and deletes every file of the cluster (a persistentDir is kept); safe to call twice. */
   stop(): Promise<void>;
 }
 
@@ -79,9 +85,9 @@ const THROWAWAY_SETTINGS: Readonly<Record<string, string>> = {
  * runs synchronous code, because 'exit' listeners cannot wait: a test process that crashes or
  * calls process.exit() must not leave servers running and data directories behind.
  */
-const liveClusters = new Map<string, { rootDir: string; dataDir: string }>();
+const liveClusters = new Map<string, { rootDir: string; dataDir: string; keepFiles: boolean }>();
 
-function killAndRemoveSync(rootDir: string, dataDir: string): void {
+function killAndRemoveSync(rootDir: string, dataDir: string, keepFiles: boolean): void {
   const pid = readPostmasterPidSync(dataDir);
   if (pid !== undefined) {
     try {
@@ -90,13 +96,13 @@ function killAndRemoveSync(rootDir: string, dataDir: string): void {
       // Already gone.
     }
   }
-  rmSync(rootDir, { recursive: true, force: true });
+  if (!keepFiles) rmSync(rootDir, { recursive: true, force: true });
 }
 
 function cleanUpLiveClustersOnExit(): void {
-  for (const { rootDir, dataDir } of liveClusters.values()) {
+  for (const { rootDir, dataDir, keepFiles } of liveClusters.values()) {
     try {
-      killAndRemoveSync(rootDir, dataDir);
+      killAndRemoveSync(rootDir, dataDir, keepFiles);
     } catch {
       // Keep going: the other clusters still need cleaning up.
     }
@@ -104,9 +110,9 @@ function cleanUpLiveClustersOnExit(): void {
   liveClusters.clear();
 }
 
-function trackLiveCluster(rootDir: string, dataDir: string): void {
+function trackLiveCluster(rootDir: string, dataDir: string, keepFiles: boolean): void {
   if (liveClusters.size === 0) process.on('exit', cleanUpLiveClustersOnExit);
-  liveClusters.set(rootDir, { rootDir, dataDir });
+  liveClusters.set(rootDir, { rootDir, dataDir, keepFiles });
 }
 
 function untrackLiveCluster(rootDir: string): void {
@@ -378,11 +384,14 @@ export async function startThrowawayCluster(options: ThrowawayClusterOptions = {
   }
 
   const parentDir = path.resolve(options.parentDir ?? os.tmpdir());
-  const rootDir = await mkdtemp(path.join(parentDir, 'pgkeep-cluster-'));
+  const persistent = options.persistentDir !== undefined;
+  const rootDir = options.persistentDir !== undefined ? path.resolve(options.persistentDir) : await mkdtemp(path.join(parentDir, 'pgkeep-cluster-'));
   const dataDir = path.join(rootDir, 'data');
   const socketDir = path.join(rootDir, 'socket');
   const logFile = path.join(rootDir, 'server.log');
-  trackLiveCluster(rootDir, dataDir);
+  const reusing = persistent && existsSync(path.join(dataDir, 'PG_VERSION'));
+  if (persistent) await mkdir(rootDir, { recursive: true, mode: 0o700 });
+  trackLiveCluster(rootDir, dataDir, persistent);
 
   try {
     if (Buffer.byteLength(socketDir) > MAX_SOCKET_DIR_BYTES) {
@@ -391,8 +400,9 @@ export async function startThrowawayCluster(options: ThrowawayClusterOptions = {
           `for the socket directory): pass a shorter parentDir.`,
       );
     }
-    await mkdir(socketDir, { mode: 0o700 });
-    await initializeDataDir({ runner, binDir, rootDir, dataDir, superuser, password, log });
+    await mkdir(socketDir, { mode: 0o700, recursive: true });
+    if (reusing) await prepareReusedDataDir({ runner, rootDir, socketDir, dataDir, serverMajor: serverVersion.major });
+    else await initializeDataDir({ runner, binDir, rootDir, dataDir, superuser, password, log });
 
     let port = options.port ?? (await findFreeLoopbackPort());
     for (let attempt = 1; ; attempt += 1) {
@@ -404,17 +414,22 @@ export async function startThrowawayCluster(options: ThrowawayClusterOptions = {
       if (!retryable) {
         throw new Error(
           `PostgreSQL ${serverVersion.version} (${binDir}) did not start on ${HOST}:${port}: ${outcome.reason}\n` +
-            `--- server log (tail) ---\n${outcome.logTail}`,
+            `--- server log (tail) ---\n${outcome.logTail}` +
+            (reusing ? `\nThe kept cluster in ${rootDir} may be damaged: delete that directory to start from scratch.` : ''),
         );
       }
       log(`port ${port} was taken before the server could bind it; retrying on another free port`);
       port = await findFreeLoopbackPort();
     }
 
-    return buildCluster({ runner, binDir, rootDir, dataDir, port, superuser, password, serverVersion, log });
+    // initdb set the password of a fresh cluster; a kept one still has the previous run's.
+    if (reusing) await setSuperuserPassword(socketDir, port, superuser, password);
+    return buildCluster({ runner, binDir, rootDir, dataDir, port, superuser, password, serverVersion, log, keepFiles: persistent });
   } catch (error) {
     await ensureServerStopped(runner, binDir, rootDir, dataDir).catch(() => undefined);
-    await rm(rootDir, { recursive: true, force: true }).catch(() => undefined);
+    // A kept cluster that was only half initialized must not be mistaken for a usable one next time.
+    if (!persistent) await rm(rootDir, { recursive: true, force: true }).catch(() => undefined);
+    else if (!reusing) await rm(dataDir, { recursive: true, force: true }).catch(() => undefined);
     untrackLiveCluster(rootDir);
     throw error;
   }
@@ -441,6 +456,32 @@ async function assertServerUserCanReach(runner: CommandRunner, rootDir: string):
       `The '${SERVER_OS_USER}' OS user cannot reach ${rootDir}: every directory above it must be traversable by ` +
         `that user (chmod o+x), or pass a parentDir such as ${os.tmpdir()}.`,
     );
+  }
+}
+
+async function prepareReusedDataDir(context: { runner: CommandRunner; rootDir: string; socketDir: string; dataDir: string; serverMajor: number }): Promise<void> {
+  const { runner, rootDir, socketDir, dataDir, serverMajor } = context;
+  const dataMajor = Number.parseInt(await readFile(path.join(dataDir, 'PG_VERSION'), 'utf8'), 10);
+  if (dataMajor !== serverMajor) {
+    throw new Error(
+      `The kept cluster in ${rootDir} was initialized by PostgreSQL ${dataMajor}, but the server binaries are ` +
+        `PostgreSQL ${serverMajor}: delete that directory to start from scratch, or pass the matching binDir.`,
+    );
+  }
+  if (runner.ownership) {
+    for (const directory of [rootDir, socketDir]) await chown(directory, runner.ownership.uid, runner.ownership.gid);
+    await assertServerUserCanReach(runner, rootDir);
+  }
+}
+
+/** Over the cluster's Unix socket, where local connections are trusted and no password is needed. */
+async function setSuperuserPassword(socketDir: string, port: number, superuser: string, password: string): Promise<void> {
+  const client = new pg.Client({ host: socketDir, port, user: superuser, database: 'postgres' });
+  await client.connect();
+  try {
+    await client.query(`ALTER ROLE ${pg.escapeIdentifier(superuser)} PASSWORD ${pg.escapeLiteral(password)}`);
+  } finally {
+    await client.end();
   }
 }
 
@@ -525,13 +566,20 @@ async function startServer(context: {
 }
 
 /** pg_ctl stop -m immediate, then SIGKILL of the postmaster if it is still there. */
-async function ensureServerStopped(runner: CommandRunner, binDir: string, rootDir: string, dataDir: string): Promise<void> {
+/**
+ * 'immediate' for clusters about to be deleted. A kept cluster needs 'fast' (a clean shutdown with
+ * a checkpoint): with synchronous_commit off, an immediate shutdown loses the commits the WAL writer
+ * had not written yet, which a test of the kept cluster caught.
+ */
+type ShutdownMode = 'immediate' | 'fast';
+
+async function ensureServerStopped(runner: CommandRunner, binDir: string, rootDir: string, dataDir: string, mode: ShutdownMode = 'immediate'): Promise<void> {
   const pid = await readPostmasterPid(dataDir);
   if (pid === undefined || !isProcessAlive(pid)) return;
   try {
     await runner.run(
       path.join(binDir, 'pg_ctl'),
-      ['stop', '-m', 'immediate', '-w', '-t', String(STOP_WAIT_SECONDS), '-D', dataDir],
+      ['stop', '-m', mode, '-w', '-t', String(STOP_WAIT_SECONDS), '-D', dataDir],
       (STOP_WAIT_SECONDS + 15) * 1000,
       rootDir,
     );
@@ -557,8 +605,9 @@ function buildCluster(context: {
   password: string;
   serverVersion: { major: number; version: string };
   log: (message: string) => void;
+  keepFiles: boolean;
 }): ThrowawayCluster {
-  const { runner, binDir, rootDir, dataDir, port, superuser, password, serverVersion, log } = context;
+  const { runner, binDir, rootDir, dataDir, port, superuser, password, serverVersion, log, keepFiles } = context;
   let stopping: Promise<void> | undefined;
 
   return {
@@ -599,11 +648,11 @@ function buildCluster(context: {
     },
     stop() {
       stopping ??= (async () => {
-        log(`stopping PostgreSQL on ${HOST}:${port} and removing ${rootDir}`);
+        log(`stopping PostgreSQL on ${HOST}:${port}${keepFiles ? ` (keeping ${rootDir})` : ` and removing ${rootDir}`}`);
         try {
-          await ensureServerStopped(runner, binDir, rootDir, dataDir);
+          await ensureServerStopped(runner, binDir, rootDir, dataDir, keepFiles ? 'fast' : 'immediate');
         } finally {
-          await rm(rootDir, { recursive: true, force: true });
+          if (!keepFiles) await rm(rootDir, { recursive: true, force: true });
           untrackLiveCluster(rootDir);
         }
       })();

@@ -1,16 +1,8 @@
-import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { REPO_ROOT } from '../scripts/task-process.ts';
+import { runScript, type ScriptOutcome } from './support/run-script.ts';
 
-function runLocalPipeline(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/local-run.ts', ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+function runLocalPipeline(args: string[]): Promise<ScriptOutcome> {
+  return runScript('scripts/local-run.ts', args);
 }
 
 describe('npm start (the local run of the whole pipeline)', () => {
