@@ -49,7 +49,7 @@ Measures pgkeep's backup against the read limit (pg_dump | zstd > /dev/null), th
 
 Options:
   --size-mb N              size of the generated database in MiB (default 1000)
-  --repeats N              measured runs of each scenario (default 3)
+  --repeats N              measured runs of each scenario (default 5)
   --compression-level N    zstd level for the read limit and pgkeep (default: the task's, ${PIPELINE_DEFAULTS.compressionLevel})
   --compression-threads N  zstd threads for both, 0 = one per core (default: the task's, ${PIPELINE_DEFAULTS.compressionThreads})
   --part-size-mib N        pgkeep's first part size (default: the task's, ${PIPELINE_DEFAULTS.partSizeMib}; the local server takes at most 10)
@@ -222,7 +222,7 @@ function parseArguments() {
     return parseArgs({
       options: {
         'size-mb': { type: 'string', default: '1000' },
-        repeats: { type: 'string', default: '3' },
+        repeats: { type: 'string', default: '5' },
         'compression-level': { type: 'string', default: String(PIPELINE_DEFAULTS.compressionLevel) },
         'compression-threads': { type: 'string', default: String(PIPELINE_DEFAULTS.compressionThreads) },
         'part-size-mib': { type: 'string', default: String(PIPELINE_DEFAULTS.partSizeMib) },
