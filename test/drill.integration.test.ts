@@ -10,13 +10,12 @@ import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client
 import { Logger } from '@aws-lambda-powertools/logger';
 import type pg from 'pg';
 import { DRILL_ROOT_PREFIX, encodeDatabaseSegment } from '../catalog/keys.ts';
-import { listBackups, type Backup } from '../catalog/listing.ts';
+import type { Backup } from '../catalog/listing.ts';
 import { mergeTags, verificationTags } from '../catalog/verification.ts';
 import { startLocalS3, type LocalS3 } from '../scripts/local-s3.ts';
-import { startTask } from '../scripts/task-process.ts';
 import { loadDrillConfig, runDrill, type DrillOutcome } from '../task/drill.ts';
 import { startThrowawayCluster, type ThrowawayCluster } from '../task/throwaway-cluster.ts';
-import { withClient } from './support/backup-harness.ts';
+import { backUpWithTask, withClient } from './support/backup-harness.ts';
 
 const SOURCE_DATABASE = 'tiny';
 
@@ -43,15 +42,8 @@ async function createTinyDatabase(client: pg.Client): Promise<void> {
   await client.query('INSERT INTO orders SELECT g, 1 + g % 2000, (g % 997) / 3.0 FROM generate_series(1, 10000) g');
 }
 
-async function backUp(catalogName: string): Promise<Backup> {
-  const exit = await startTask({
-    command: 'backup',
-    env: { ...source.env(SOURCE_DATABASE), ...localS3.taskEnvironment(), PGKEEP_ENVIRONMENT: 'test', PGKEEP_DATABASE_NAME: catalogName },
-  }).exited;
-  if (exit.code !== 0) throw new Error(`the backup task failed for ${catalogName}: ${JSON.stringify(exit.logs)}`);
-  const backup = (await listBackups(s3, { bucket: localS3.bucket, database: catalogName })).at(-1);
-  if (!backup) throw new Error(`the backup task wrote no backup for ${catalogName}`);
-  return backup;
+function backUp(catalogName: string): Promise<Backup> {
+  return backUpWithTask(s3, localS3, source.env(SOURCE_DATABASE), catalogName);
 }
 
 /** What verify-backup records on a backup that passed its check. */

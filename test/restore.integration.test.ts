@@ -13,14 +13,14 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type pg from 'pg';
-import { listBackups, type Backup } from '../catalog/listing.ts';
+import type { Backup } from '../catalog/listing.ts';
 import { parseManifest } from '../catalog/manifest.ts';
 import { mergeTags, verificationTags } from '../catalog/verification.ts';
 import { startLocalS3, type LocalS3 } from '../scripts/local-s3.ts';
 import { createSampleDatabase } from '../scripts/sample-database.ts';
 import { startTask, type TaskExit, type TaskLogLine } from '../scripts/task-process.ts';
 import { startThrowawayCluster, type ThrowawayCluster } from '../task/throwaway-cluster.ts';
-import { childPid, createIncompressibleDatabase, schemaOf, withClient } from './support/backup-harness.ts';
+import { backUpWithTask, childPid, createIncompressibleDatabase, schemaOf, withClient } from './support/backup-harness.ts';
 import { isObjectDownload, startS3FaultProxy, type S3FaultProxy } from './support/s3-fault-proxy.ts';
 
 const SOURCE = { tiny: 'tiny', evolving: 'evolving', sample: 'sample', bulk: 'bulk' } as const;
@@ -68,15 +68,8 @@ async function createTinyDatabase(client: pg.Client, rows: { customers: number; 
 }
 
 /** Runs the real backup command for `source`, catalogued as `catalogName`; returns the new backup. */
-async function backUp(source: string, catalogName: string): Promise<Backup> {
-  const exit = await startTask({
-    command: 'backup',
-    env: { ...cluster.env(source), ...localS3.taskEnvironment(), PGKEEP_ENVIRONMENT: 'test', PGKEEP_DATABASE_NAME: catalogName },
-  }).exited;
-  if (exit.code !== 0) throw new Error(`the backup task failed for ${catalogName}: ${JSON.stringify(exit.logs)}`);
-  const backup = (await listBackups(s3, { bucket: localS3.bucket, database: catalogName })).at(-1);
-  if (!backup) throw new Error(`the backup task wrote no backup for ${catalogName}`);
-  return backup;
+function backUp(source: string, catalogName: string): Promise<Backup> {
+  return backUpWithTask(s3, localS3, cluster.env(source), catalogName);
 }
 
 /** The restore task's environment, as a user would set it in the ECS console's "Run task". */

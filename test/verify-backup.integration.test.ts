@@ -11,7 +11,7 @@ import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, PutObjectComm
 import { Logger } from '@aws-lambda-powertools/logger';
 import type { S3Event } from 'aws-lambda';
 import type pg from 'pg';
-import { findNewestBackup, type Backup } from '../catalog/listing.ts';
+import type { Backup } from '../catalog/listing.ts';
 import { METRIC, collectingSink } from '../catalog/metrics.ts';
 import { VERIFICATION_TAG, readTags } from '../catalog/verification.ts';
 import { collectingAlertSink } from '../functions/shared/alerts.ts';
@@ -19,9 +19,8 @@ import { handleS3Event } from '../functions/verify-backup/handler.ts';
 import { processManifest, type VerifyDependencies } from '../functions/verify-backup/process.ts';
 import { verifyBackup } from '../functions/verify-backup/verify.ts';
 import { startLocalS3, type LocalS3 } from '../scripts/local-s3.ts';
-import { startTask } from '../scripts/task-process.ts';
 import { startThrowawayCluster, type ThrowawayCluster } from '../task/throwaway-cluster.ts';
-import { manifestOf, withClient } from './support/backup-harness.ts';
+import { backUpWithTask, manifestOf, withClient } from './support/backup-harness.ts';
 
 const SOURCE_DATABASE = 'tiny';
 /** One catalog name per test, so no test sees another's damage or tags. */
@@ -69,14 +68,7 @@ async function createTinyDatabase(client: pg.Client): Promise<void> {
 }
 
 async function runBackup(catalogName: string): Promise<void> {
-  const exit = await startTask({
-    command: 'backup',
-    env: { ...cluster.env(SOURCE_DATABASE), ...localS3.taskEnvironment(), PGKEEP_ENVIRONMENT: 'test', PGKEEP_DATABASE_NAME: catalogName },
-  }).exited;
-  if (exit.code !== 0) throw new Error(`the backup task failed for ${catalogName}: ${JSON.stringify(exit.logs)}`);
-  const backup = await findNewestBackup(s3, { bucket: localS3.bucket, database: catalogName });
-  if (!backup) throw new Error(`the backup task wrote no backup for ${catalogName}`);
-  backups.set(catalogName, backup);
+  backups.set(catalogName, await backUpWithTask(s3, localS3, cluster.env(SOURCE_DATABASE), catalogName));
 }
 
 function backupOf(catalogName: string): Backup {

@@ -3,9 +3,11 @@ import { promisify } from 'node:util';
 import { CompleteMultipartUploadCommand, GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { Readable } from 'node:stream';
 import pg from 'pg';
-import { listCatalogEntries, type Backup } from '../../catalog/listing.ts';
+import { findNewestBackup, listCatalogEntries, type Backup } from '../../catalog/listing.ts';
 import { parseManifest, type Manifest } from '../../catalog/manifest.ts';
 import { encodeDatabaseSegment } from '../../catalog/keys.ts';
+import type { LocalS3 } from '../../scripts/local-s3.ts';
+import { startTask } from '../../scripts/task-process.ts';
 import { feedArchive, type ArchiveReadResult } from '../../task/archive-reader.ts';
 import { findPgBinaries } from '../../task/postgres-binaries.ts';
 import type { ThrowawayCluster } from '../../task/throwaway-cluster.ts';
@@ -96,4 +98,19 @@ export async function childPid(parentPid: number, name: string): Promise<number>
   const pid = Number(stdout.trim().split('\n')[0]);
   if (!Number.isInteger(pid) || pid <= 0) throw new Error(`no ${name} child of ${parentPid}`);
   return pid;
+}
+
+/**
+ * Runs the real backup command (its own process, as in the container) against `sourceEnvironment`,
+ * catalogued as `catalogName`, and returns the newest backup it wrote; throws if it wrote none.
+ */
+export async function backUpWithTask(s3: S3Client, localS3: LocalS3, sourceEnvironment: Record<string, string>, catalogName: string): Promise<Backup> {
+  const exit = await startTask({
+    command: 'backup',
+    env: { ...sourceEnvironment, ...localS3.taskEnvironment(), PGKEEP_ENVIRONMENT: 'test', PGKEEP_DATABASE_NAME: catalogName },
+  }).exited;
+  if (exit.code !== 0) throw new Error(`the backup task failed for ${catalogName}: ${JSON.stringify(exit.logs)}`);
+  const backup = await findNewestBackup(s3, { bucket: localS3.bucket, database: catalogName });
+  if (!backup) throw new Error(`the backup task wrote no backup for ${catalogName}`);
+  return backup;
 }
