@@ -9,6 +9,5 @@ export default defineConfig({
     testTimeout: 120_000,
     hookTimeout: 120_000,
     reporters: ['default'],
-    setupFiles: ['test/support/setup.ts'],
   },
 });

@@ -13,7 +13,7 @@ export async function buildTaskBundle(): Promise<string> {
     outfile: TASK_BUNDLE,
     bundle: true,
     platform: 'node',
-    target: 'node20',
+    target: 'node24',
     format: 'esm',
     sourcemap: true,
     // The ES module builds where packages ship both (the AWS SDK does): esbuild can drop what the

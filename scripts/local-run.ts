@@ -311,7 +311,6 @@ function summarize(context: RunContext): void {
 }
 
 async function main(): Promise<number> {
-  silenceSdkNodeVersionNotice();
   let parsed;
   try {
     parsed = parseArgs({
@@ -386,15 +385,6 @@ function reportCollected(context: RunContext): void {
 function describeFailure(line: TaskLogLine | undefined): string {
   if (!line) return 'no error was logged';
   return `[${line.stage as string}] ${line.error as string} What to do: ${line.remedy as string}`;
-}
-
-/** The AWS SDK tells Node 20 users once per process that it will need Node 22 from 2027; the
- * container runs Node 22, and the notice would bury the run's own output. Other warnings print. */
-function silenceSdkNodeVersionNotice(): void {
-  process.removeAllListeners('warning');
-  process.on('warning', (warning) => {
-    if (!warning.message.includes('NodeVersionSupportWarning')) console.error(`warning: ${warning.message}`);
-  });
 }
 
 function pickEnvironment(names: string[]): Record<string, string> {
