@@ -3,7 +3,8 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'dist/', 'cdk.out/', 'coverage/'] },
+  // .pgkeep-local/ is local state (the bench's kept database, Node 24 for npm, scratch work): not source.
+  { ignores: ['node_modules/', 'dist/', 'cdk.out/', 'coverage/', '.pgkeep-local/'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
