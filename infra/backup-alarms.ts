@@ -8,6 +8,7 @@ import { Duration } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as cloudwatchActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
+import type * as logs from 'aws-cdk-lib/aws-logs';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
 import type { MetricName } from '../catalog/metrics.ts';
@@ -75,21 +76,28 @@ export class DatabaseAlarms extends Construct {
   readonly unverifiable: cloudwatch.Alarm;
   readonly backupFailed: cloudwatch.Alarm;
   readonly retentionErrors: cloudwatch.Alarm;
+  /** The alarms' names as plain text (alarmName is a token), e.g. for a dashboard in another stack. */
+  readonly names: readonly string[];
 
   constructor(scope: Construct, id: string, { environment, database, topic }: DatabaseAlarmsProps) {
     super(scope, id);
     const key = databaseResourceKey(database.name);
     const who = `pgkeep ${environment.name}: database ${JSON.stringify(database.name)}`;
     const metric = (metricName: MetricName, statistic: string, period: Duration) => backupMetric(environment.name, database.name, metricName, statistic, period);
-    const alarm = (constructId: string, kind: AlarmKind, suffix: string, props: Omit<cloudwatch.AlarmProps, 'alarmName'>) =>
-      notifyBothWays(
+    const names: string[] = [];
+    this.names = names;
+    const alarm = (constructId: string, kind: AlarmKind, suffix: string, props: Omit<cloudwatch.AlarmProps, 'alarmName'>) => {
+      const alarmName = boundedName(`pgkeep-${environment.name}-${key}-${suffix}`, ALARM_NAME_MAX_LENGTH);
+      names.push(alarmName);
+      return notifyBothWays(
         new cloudwatch.Alarm(this, constructId, {
           ...props,
-          alarmName: boundedName(`pgkeep-${environment.name}-${key}-${suffix}`, ALARM_NAME_MAX_LENGTH),
+          alarmName,
           alarmDescription: `${props.alarmDescription ?? ''} ${runbookPointer(kind)}`,
         }),
         topic,
       );
+    };
 
     const stale = staleThreshold(database, environment.alarms);
     this.stale = alarm('Stale', 'stale', 'backup-stale', {
@@ -178,11 +186,11 @@ export class DatabaseAlarms extends Construct {
 }
 
 /** A function that throws (not a reported backup problem: a crash, a timeout, missing permissions). */
-export function functionErrorsAlarm(scope: Construct, id: string, environment: EnvironmentConfig, fn: lambda.IFunction, what: string, topic: sns.ITopic): cloudwatch.Alarm {
+export function functionErrorsAlarm(scope: Construct, id: string, environment: EnvironmentConfig, fn: lambda.IFunction & { logGroup: logs.ILogGroup }, what: string, topic: sns.ITopic): cloudwatch.Alarm {
   return notifyBothWays(
     new cloudwatch.Alarm(scope, id, {
       alarmName: `pgkeep-${environment.name}-${what}-errors`,
-      alarmDescription: `pgkeep ${environment.name}: the ${what} function failed (crashed, timed out or was denied) instead of reporting; its work did not happen. Read its log group /pgkeep/${environment.name}/${what}. ${runbookPointer('functionErrors')}`,
+      alarmDescription: `pgkeep ${environment.name}: the ${what} function failed (crashed, timed out or was denied) instead of reporting; its work did not happen. Read its log group ${fn.logGroup.logGroupName}. ${runbookPointer('functionErrors')}`,
       metric: fn.metricErrors({ period: HOUR, statistic: cloudwatch.Stats.SUM }),
       threshold: 1,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,

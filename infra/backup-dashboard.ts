@@ -16,9 +16,14 @@ import { staleThreshold } from './staleness.ts';
 
 export interface BackupDashboardProps {
   environment: EnvironmentConfig;
-  alarms: cloudwatch.IAlarm[];
+  /** Every alarm of the environment, by name (most live in the databases' nested stacks). */
+  alarmNames: readonly string[];
   functions: { name: string; function: lambda.IFunction }[];
 }
+
+/** An alarm status widget lists at most 100 alarm ARNs ("The array can have 1-100 ARNs": the
+ * alarm widget's properties in CloudWatch's Dashboard Body Structure and Syntax). */
+export const ALARMS_PER_STATUS_WIDGET = 100;
 
 const HOUR = Duration.hours(1);
 const DAY = Duration.days(1);
@@ -30,8 +35,22 @@ export class BackupDashboard extends Construct {
   readonly dashboard: cloudwatch.Dashboard;
   readonly dashboardName: string;
 
-  constructor(scope: Construct, id: string, { environment, alarms, functions }: BackupDashboardProps) {
+  constructor(scope: Construct, id: string, { environment, alarmNames, functions }: BackupDashboardProps) {
     super(scope, id);
+    const alarms = alarmNames.map((alarmName, index) => cloudwatch.Alarm.fromAlarmName(this, `Alarm${index}`, alarmName));
+    const alarmWidgets: cloudwatch.IWidget[][] = [];
+    for (let start = 0; start < alarms.length; start += ALARMS_PER_STATUS_WIDGET) {
+      const part = alarms.slice(start, start + ALARMS_PER_STATUS_WIDGET);
+      const parts = Math.ceil(alarms.length / ALARMS_PER_STATUS_WIDGET);
+      alarmWidgets.push([
+        new cloudwatch.AlarmStatusWidget({
+          title: parts === 1 ? 'Alarms' : `Alarms (${start / ALARMS_PER_STATUS_WIDGET + 1} of ${parts})`,
+          alarms: part,
+          width: FULL_WIDTH,
+          height: Math.min(12, 2 + Math.ceil(part.length / 4)),
+        }),
+      ]);
+    }
     this.dashboardName = `pgkeep-${environment.name}`;
     const databases = environment.databases;
     const perDatabase = (metricName: MetricName, statistic: string, period: Duration, label?: (name: string) => string) =>
@@ -50,7 +69,7 @@ export class BackupDashboard extends Construct {
             height: 2,
           }),
         ],
-        [new cloudwatch.AlarmStatusWidget({ title: 'Alarms', alarms, width: FULL_WIDTH, height: Math.min(12, 2 + Math.ceil(alarms.length / 4)) })],
+        ...alarmWidgets,
         [
           graph(
             'Age of the newest verified backup (hours)',

@@ -56,6 +56,14 @@ function range(from: number, to: number, step: number): number[] {
   return values;
 }
 
+/**
+ * The most databases one environment holds. Each database's resources live in a nested stack of
+ * their own, so CloudFormation's 500 resources per stack bind nowhere; what binds is the pipeline
+ * stack's 200 outputs (3 per database, for the printed commands) and the dashboard's 2,500 metrics.
+ * test/infra-scale.test.ts synthesizes an environment of this size and checks every limit.
+ */
+export const MAX_DATABASES_PER_ENVIRONMENT = 60;
+
 /** How long "no successful drill" may last before it alarms, at most (two 7-day alarm windows). */
 export const MAX_DRILL_ALARM_DAYS = 14;
 
@@ -108,8 +116,8 @@ const overridesSchema = z
   })
   .prefault({});
 
-const SECRET_ARN = /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@!-]+$/;
-const SECRET_NAME = /^[A-Za-z0-9/_+=.@!-]{1,512}$/;
+/** A secret's complete ARN: its name, then "-" and the 6 characters Secrets Manager appends. */
+const COMPLETE_SECRET_ARN = /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@!-]+-[A-Za-z0-9]{6}$/;
 const KMS_KEY_ARN = /^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/[0-9a-f-]{36}$/;
 
 const sizeRatio = z.number(required('a fraction such as 0.5')).gt(0, 'must be more than 0').lt(1, 'must be less than 1 (a fraction of the recent median size)');
@@ -136,10 +144,19 @@ const scheduleSchema = z.strictObject(
   required('a schedule: { cron, timezone }'),
 );
 
+/**
+ * ECS fetches each secret by exactly the ARN its task definition names, and IAM authorizes that
+ * ARN as written. A name or a partial ARN (without the 6-character suffix) makes ECS request a
+ * partial ARN, which the execution role's grant on the secret does not match, so the task never
+ * starts (ResourceInitializationError … AccessDeniedException; aws-cdk#18555, #20744, and CDK's ECS
+ * guidance: only a complete ARN works). Synth has no AWS access to look the suffix up, so the
+ * configuration must carry it.
+ */
 const secretReference = z
-  .string(required('the ARN or name of the Secrets Manager secret holding this database\'s connection (host, port, username, password, dbname)'))
-  .refine((value) => SECRET_ARN.test(value) || (!value.startsWith('arn:') && SECRET_NAME.test(value)), {
-    message: 'expected a Secrets Manager secret ARN (arn:aws:secretsmanager:<region>:<account>:secret:<name>-AbCdEf) or a secret name',
+  .string(required('the complete ARN of the Secrets Manager secret holding this database\'s connection (host, port, username, password, dbname)'))
+  .refine((value) => COMPLETE_SECRET_ARN.test(value), {
+    message:
+      'expected the secret\'s complete ARN, ending in the 6 characters Secrets Manager appends to its name (arn:aws:secretsmanager:<region>:<account>:secret:<name>-AbCdEf): ECS fetches exactly that ARN, and a name or partial ARN makes the task fail to start. Find it with: aws secretsmanager describe-secret --secret-id <name> --query ARN --output text',
   });
 
 const kmsKeyArn = z.string().regex(KMS_KEY_ARN, 'expected a KMS key ARN (arn:aws:kms:<region>:<account>:key/<uuid>)');
@@ -147,8 +164,8 @@ const kmsKeyArn = z.string().regex(KMS_KEY_ARN, 'expected a KMS key ARN (arn:aws
 const databaseSchema = z.strictObject({
   /** The name the backups are catalogued under (PGKEEP_DATABASE_NAME); the key layout encodes it. */
   name: z.string(required('the name the backups are catalogued under, e.g. "orders"')).min(1, 'must not be empty'),
-  /** The Secrets Manager secret with the connection (RDS-managed layout: host, port, username,
-   * password, dbname): its complete ARN (preferred), or its name in this environment's account and region. */
+  /** The Secrets Manager secret with the connection (RDS layout: host, port, username, password,
+   * dbname): its complete ARN, in this environment's account and region. */
   secret: secretReference,
   /** The customer-managed KMS key the secret is encrypted with, if it is not aws/secretsmanager. */
   secretKmsKeyArn: kmsKeyArn.optional(),
@@ -195,7 +212,13 @@ const environmentSchema = z
       },
       required('network: { vpcId, privateSubnets, securityGroupId }'),
     ),
-    databases: z.array(databaseSchema, required('the list of databases to back up')).min(1, 'list at least one database to back up'),
+    databases: z
+      .array(databaseSchema, required('the list of databases to back up'))
+      .min(1, 'list at least one database to back up')
+      .max(
+        MAX_DATABASES_PER_ENVIRONMENT,
+        `at most ${MAX_DATABASES_PER_ENVIRONMENT} databases per environment: the pipeline stack carries three outputs per database, and CloudFormation allows 200 outputs per stack (docs/infrastructure.md, "How many databases"); split them into more environments`,
+      ),
     /** The backup bucket's lifecycle (storage classes by retention tier, and clean-up), in days.
      * Tier tags are set by the retention function; see docs/retention.md for the cost effect. */
     lifecycle: z
@@ -352,7 +375,7 @@ const environmentSchema = z
       }
       for (const field of ['secret', 'restoreTargetSecret'] as const) {
         const secret = database[field];
-        if (secret?.startsWith('arn:') && !secret.includes(`:${environment.region}:${environment.account}:`)) {
+        if (secret !== undefined && !secret.includes(`:${environment.region}:${environment.account}:`)) {
           context.addIssue({
             code: 'custom',
             path: ['databases', index, field],

@@ -1,38 +1,34 @@
 /**
  * Everything one database's backup needs: its own task definition (with only its own secret), its
- * own execution role (which can read only that secret), its schedule, the rules that report a
- * failed run, and the command that runs it now.
+ * own execution role (which can read only that secret), its schedule, and the command that runs it
+ * now. The rules that report a failed run are the environment's (task-notifications.ts).
  *
  * Why a task definition per database: ECS cannot override `secrets` per run, so one shared task
  * definition would have to carry every database's secret, and every run could read them all.
  */
 import { createHash } from 'node:crypto';
-import { ArnFormat, CfnOutput, Duration, Stack, TimeZone, Validations } from 'aws-cdk-lib';
+import { Duration, Stack, TimeZone, Validations } from 'aws-cdk-lib';
 import type * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
-import * as events from 'aws-cdk-lib/aws-events';
-import * as eventsTargets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import * as schedulerTargets from 'aws-cdk-lib/aws-scheduler-targets';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
-import type * as sns from 'aws-cdk-lib/aws-sns';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import type { DatabaseConfig, EnvironmentConfig } from './config.ts';
 import { databaseResourceKey, overrideEnvironment } from './config.ts';
-import { runTaskCommand, TASK_CONTAINER_NAME, taskOverrides } from './run-task-command.ts';
+import { runTaskCommand, taskOverrides } from './run-task-command.ts';
 import { addPgkeepContainer, pgkeepTaskDefinition } from './task-definition.ts';
+import { taskFamily } from './task-notifications.ts';
 
 /** What the databases of one environment share. */
 export interface SharedBackupResources {
   environment: EnvironmentConfig;
-  cluster: ecs.Cluster;
+  cluster: ecs.ICluster;
   image: ecs.ContainerImage;
-  logGroup: logs.LogGroup;
-  /** The log group's name as plain text (logGroup.logGroupName is a token), for console links. */
-  logGroupName: string;
+  logGroup: logs.ILogGroup;
   taskRole: iam.IRole;
   bucketName: string;
   keyArn: string;
@@ -40,7 +36,6 @@ export interface SharedBackupResources {
   securityGroup: ec2.ISecurityGroup;
   scheduleGroup: scheduler.IScheduleGroup;
   deadLetterQueue: sqs.IQueue;
-  alertsTopic: sns.ITopic;
 }
 
 export interface DatabaseBackupProps {
@@ -68,16 +63,20 @@ const SCHEDULE_RETRY_ATTEMPTS = 3;
 const SCHEDULE_MAX_EVENT_AGE = Duration.hours(1);
 
 export class DatabaseBackup extends Construct {
+  readonly family: string;
   readonly taskDefinition: ecs.FargateTaskDefinition;
   readonly executionRole: iam.Role;
   readonly schedule: scheduler.Schedule;
+  /** Paste into a shell with AWS credentials to back the database up now. */
+  readonly runTaskCommand: string;
 
   constructor(scope: Construct, id: string, { shared, database }: DatabaseBackupProps) {
     super(scope, id);
     const { environment } = shared;
     const stack = Stack.of(this);
     const key = databaseResourceKey(database.name);
-    const family = boundedName(`pgkeep-${environment.name}-backup-${key}`, TASK_FAMILY_MAX_LENGTH);
+    const family = boundedName(taskFamily(environment.name, 'backup', key), TASK_FAMILY_MAX_LENGTH);
+    this.family = family;
 
     const secret = importSecret(this, 'Secret', database.secret);
 
@@ -157,80 +156,14 @@ export class DatabaseBackup extends Construct {
       }),
     });
 
-    this.notifyOnFailure(shared, database, key, family);
-
-    new CfnOutput(this, 'TaskDefinitionArn', {
-      key: `TaskDefinition${key}`,
-      description: `Task definition that backs up database ${JSON.stringify(database.name)} (its secret and settings).`,
-      value: this.taskDefinition.taskDefinitionArn,
-    });
-    new CfnOutput(this, 'RunTaskCommand', {
-      key: `RunTaskCommand${key}`,
-      description: `Paste into a shell with AWS credentials to back up database ${JSON.stringify(database.name)} now.`,
-      value: runTaskCommand({
-        region: stack.region,
-        cluster: shared.cluster.clusterName,
-        taskDefinitionArn: this.taskDefinition.taskDefinitionArn,
-        subnetIds: shared.subnets.map((subnet) => subnet.subnetId),
-        securityGroupIds: [shared.securityGroup.securityGroupId],
-        overrides,
-      }),
-    });
-  }
-
-  /** Turns a stopped backup task that failed (or never started) into a readable notification. */
-  private notifyOnFailure(shared: SharedBackupResources, database: DatabaseConfig, key: string, family: string): void {
-    const { environment } = shared;
-    const stack = Stack.of(this);
-    const taskStopped = {
-      source: ['aws.ecs'],
-      detailType: ['ECS Task State Change'],
-    };
-    const ofThisDatabase = {
-      clusterArn: [shared.cluster.clusterArn],
-      lastStatus: ['STOPPED'],
-      taskDefinitionArn: events.Match.prefix(
-        stack.formatArn({ service: 'ecs', resource: 'task-definition', resourceName: `${family}:` }),
-      ),
-    };
-    // No double quotes: the message is a JSON string in the rule, and email shows their escapes.
-    const who = `the backup of database ${database.name} (environment ${environment.name})`;
-    const logs = `Logs: ${logStreamsConsoleUrl(stack.region, shared.logGroupName, `${key}/${TASK_CONTAINER_NAME}/`)} (the stream name ends with the task id, the last part of the task ARN).`;
-    const exitCode = events.EventField.fromPath('$.detail.containers[0].exitCode');
-    const reason = events.EventField.fromPath('$.detail.stoppedReason');
-    const task = events.EventField.fromPath('$.detail.taskArn');
-
-    new events.Rule(this, 'FailedRule', {
-      description: `pgkeep ${environment.name}: ${key} backup task stopped with a non-zero exit code`,
-      eventPattern: {
-        ...taskStopped,
-        detail: { ...ofThisDatabase, containers: { name: [TASK_CONTAINER_NAME], exitCode: [{ 'anything-but': 0 }] } },
-      },
-      targets: [
-        new eventsTargets.SnsTopic(shared.alertsTopic, {
-          message: events.RuleTargetInput.fromText(
-            `pgkeep: ${who} FAILED with exit code ${exitCode} ` +
-              '(1 = the backup failed and the log says why and what to do; 2 = misconfigured, nothing was touched; 143 = stopped by SIGTERM, upload aborted; 137 = killed, usually out of memory). ' +
-              `ECS: ${reason}. Task: ${task}. ${logs}`,
-          ),
-        }),
-      ],
-    });
-    new events.Rule(this, 'DidNotStartRule', {
-      description: `pgkeep ${environment.name}: ${key} backup task failed to start`,
-      eventPattern: {
-        ...taskStopped,
-        detail: { ...ofThisDatabase, stopCode: ['TaskFailedToStart'] },
-      },
-      targets: [
-        new eventsTargets.SnsTopic(shared.alertsTopic, {
-          message: events.RuleTargetInput.fromText(
-            `pgkeep: ${who} could not start. ECS: ${reason}. ` +
-              'Check that the database secret exists and has host, port, username, password and dbname, and that the subnets reach ECR, Secrets Manager and CloudWatch Logs. ' +
-              `Task: ${task}. ${logs}`,
-          ),
-        }),
-      ],
+    this.runTaskCommand = runTaskCommand({
+      region: stack.region,
+      cluster: shared.cluster.clusterName,
+      // The family: RunTask takes its latest revision, so the command outlives redeploys.
+      taskDefinition: family,
+      subnetIds: shared.subnets.map((subnet) => subnet.subnetId),
+      securityGroupIds: [shared.securityGroup.securityGroupId],
+      overrides,
     });
   }
 }
@@ -242,21 +175,8 @@ export function boundedName(name: string, maxLength: number): string {
   return `${name.slice(0, maxLength - hash.length - 1)}-${hash}`;
 }
 
-/** A secret by its ARN or name, with the exact ARN it denotes, so IAM can name it. */
-export function importSecret(scope: Construct, id: string, secretReference: string): secretsmanager.ISecret {
-  const stack = Stack.of(scope);
-  const arn = secretReference.startsWith('arn:')
-    ? secretReference
-    : stack.formatArn({ service: 'secretsmanager', resource: 'secret', resourceName: secretReference, arnFormat: ArnFormat.COLON_RESOURCE_NAME });
-  // Secrets Manager appends "-" and 6 random characters to a secret's name in its ARN. Without
-  // them the ARN is partial, and IAM grants have to match the suffix with a wildcard.
-  const complete = secretReference.startsWith('arn:') && /-[A-Za-z0-9]{6}$/.test(secretReference);
-  return secretsmanager.Secret.fromSecretAttributes(scope, id, complete ? { secretCompleteArn: arn } : { secretPartialArn: arn });
-}
-
-/** The CloudWatch console's log-stream list of a log group, filtered to a stream-name prefix.
- * The console's fragment encodes its path twice and writes "%" as "$". */
-export function logStreamsConsoleUrl(region: string, logGroupName: string, streamPrefix: string): string {
-  const encode = (text: string) => encodeURIComponent(encodeURIComponent(text)).replaceAll('%', '$');
-  return `https://${region}.console.aws.amazon.com/cloudwatch/home?region=${region}#logsV2:log-groups/log-group/${encode(logGroupName)}$3FlogStreamNameFilter$3D${encode(streamPrefix)}`;
+/** A secret by its complete ARN (the configuration requires one, see infra/config.ts), so the
+ * task definition's valueFrom and the execution role's grant name exactly the same ARN. */
+export function importSecret(scope: Construct, id: string, secretCompleteArn: string): secretsmanager.ISecret {
+  return secretsmanager.Secret.fromSecretCompleteArn(scope, id, secretCompleteArn);
 }

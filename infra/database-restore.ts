@@ -1,27 +1,26 @@
 /**
  * What restoring one database's backups takes: its own restore task definition (the same image,
  * command `restore`), whose connection is the restore target's secret, an execution role that can
- * read only that secret, the rules that report how a restore ended, and the command that restores
- * the latest backup into a new database.
+ * read only that secret, and the command that restores the latest backup into a new database. The
+ * rules that report how a restore ended are the environment's (task-notifications.ts).
  *
  * One per database for the same reason as the backup task definitions: ECS cannot override
  * `secrets` per run. The target defaults to the database's own server (its backup secret), where
  * the restore creates a NEW database named after the source and the backup time; the secret's user
  * then needs CREATEDB. A dedicated `restoreTargetSecret` points restores at another server or user.
  */
-import { CfnOutput, Stack, Validations } from 'aws-cdk-lib';
+import { Stack, Validations } from 'aws-cdk-lib';
 import type * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as logs from 'aws-cdk-lib/aws-logs';
-import type * as sns from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
 import type { DatabaseConfig, EnvironmentConfig } from './config.ts';
 import { databaseResourceKey } from './config.ts';
-import { boundedName, CONNECTION_SECRET_FIELDS, importSecret, logStreamsConsoleUrl, TASK_FAMILY_MAX_LENGTH } from './database-backup.ts';
-import { runTaskCommand, TASK_CONTAINER_NAME, taskOverrides } from './run-task-command.ts';
-import { addStoppedTaskRules, exitCodeDetail } from './task-notifications.ts';
+import { boundedName, CONNECTION_SECRET_FIELDS, importSecret, TASK_FAMILY_MAX_LENGTH } from './database-backup.ts';
+import { runTaskCommand, taskOverrides } from './run-task-command.ts';
 import { addPgkeepContainer, pgkeepTaskDefinition } from './task-definition.ts';
+import { taskFamily } from './task-notifications.ts';
 
 /** What the restore task definitions of one environment share. */
 export interface SharedRestoreResources {
@@ -29,13 +28,11 @@ export interface SharedRestoreResources {
   cluster: ecs.ICluster;
   image: ecs.ContainerImage;
   logGroup: logs.ILogGroup;
-  logGroupName: string;
   /** May read backups (BackupReaderPolicy) and publish metrics; never write the bucket. */
   taskRole: iam.IRole;
   bucketName: string;
   subnets: ec2.ISubnet[];
   securityGroup: ec2.ISecurityGroup;
-  alertsTopic: sns.ITopic;
 }
 
 export interface DatabaseRestoreProps {
@@ -43,19 +40,18 @@ export interface DatabaseRestoreProps {
   database: DatabaseConfig;
 }
 
-/** The restore task's exit codes (task/main.ts) that are not plain failures. */
-export const RESTORE_EXIT_ARCHIVED = 3;
-export const RESTORE_EXIT_RESTORED_WITH_DIFFERENCES = 4;
-
 export function restoreFamily(environment: EnvironmentConfig, database: DatabaseConfig): string {
-  return boundedName(`pgkeep-${environment.name}-restore-${databaseResourceKey(database.name)}`, TASK_FAMILY_MAX_LENGTH);
+  return boundedName(taskFamily(environment.name, 'restore', databaseResourceKey(database.name)), TASK_FAMILY_MAX_LENGTH);
 }
 
 export class DatabaseRestore extends Construct {
+  readonly family: string;
   readonly taskDefinition: ecs.FargateTaskDefinition;
   readonly executionRole: iam.Role;
   /** The overrides the printed command passes: which database, and `latest`. */
   readonly latestOverrides: ReturnType<typeof taskOverrides>;
+  /** Paste into a shell with AWS credentials to restore the latest backup into a new database. */
+  readonly restoreLatestCommand: string;
 
   constructor(scope: Construct, id: string, { shared, database }: DatabaseRestoreProps) {
     super(scope, id);
@@ -63,6 +59,7 @@ export class DatabaseRestore extends Construct {
     const stack = Stack.of(this);
     const key = databaseResourceKey(database.name);
     const family = restoreFamily(environment, database);
+    this.family = family;
     const dedicatedTarget = database.restoreTargetSecret !== undefined;
     const targetSecret = importSecret(this, 'TargetSecret', database.restoreTargetSecret ?? database.secret);
     const targetSecretKmsKeyArn = dedicatedTarget ? database.restoreTargetSecretKmsKeyArn : database.secretKmsKeyArn;
@@ -116,72 +113,15 @@ export class DatabaseRestore extends Construct {
       reason: 'ecr:GetAuthorizationToken, which ECS needs to pull the task image, does not support resource-level permissions; every other statement names its resource.',
     });
 
-    this.notifyWhenStopped(shared, database, key, family);
-
     this.latestOverrides = taskOverrides({ PGKEEP_RESTORE_SOURCE: database.name, PGKEEP_RESTORE_BACKUP: 'latest' });
-    new CfnOutput(this, 'RestoreLatestCommand', {
-      key: `RestoreLatestCommand${key}`,
-      description: `Paste into a shell with AWS credentials to restore the latest backup of database ${JSON.stringify(database.name)} into a NEW database (named <source>_<backup time>) on its restore target; change PGKEEP_RESTORE_BACKUP to a timestamp for a point in time.`,
-      value: runTaskCommand({
-        region: stack.region,
-        cluster: shared.cluster.clusterName,
-        taskDefinitionArn: this.taskDefinition.taskDefinitionArn,
-        subnetIds: shared.subnets.map((subnet) => subnet.subnetId),
-        securityGroupIds: [shared.securityGroup.securityGroupId],
-        overrides: this.latestOverrides,
-        startedBy: 'pgkeep-manual-restore',
-      }),
-    });
-  }
-
-  private notifyWhenStopped(shared: SharedRestoreResources, database: DatabaseConfig, key: string, family: string): void {
-    const { environment } = shared;
-    const stack = Stack.of(this);
-    // No double quotes: the message is a JSON string in the rule, and email shows their escapes.
-    const who = `the restore of database ${database.name} (environment ${environment.name})`;
-    const logs = `Logs: ${logStreamsConsoleUrl(stack.region, shared.logGroupName, `${key}/${TASK_CONTAINER_NAME}/`)} (the stream name ends with the task id, the last part of the task ARN).`;
-    addStoppedTaskRules(this, {
-      cluster: shared.cluster,
-      family,
-      topic: shared.alertsTopic,
-      notices: [
-        {
-          id: 'FailedRule',
-          description: `pgkeep ${environment.name}: ${key} restore task failed (exit code other than 0, 3 and 4)`,
-          detail: exitCodeDetail({ 'anything-but': [0, RESTORE_EXIT_ARCHIVED, RESTORE_EXIT_RESTORED_WITH_DIFFERENCES] }),
-          message: ({ exitCode, reason, task }) =>
-            `pgkeep: ${who} FAILED with exit code ${exitCode} ` +
-            '(1 = the restore failed, a half-restored new database was dropped, and the log says why and what to do; 2 = misconfigured or refused, nothing was touched; 143 = stopped by SIGTERM; 137 = killed, usually out of memory). ' +
-            `ECS: ${reason}. Task: ${task}. ${logs}`,
-        },
-        {
-          id: 'ArchivedRule',
-          description: `pgkeep ${environment.name}: ${key} restore task found the backup archived and requested its retrieval (exit code 3)`,
-          detail: exitCodeDetail(RESTORE_EXIT_ARCHIVED),
-          message: ({ task }) =>
-            `pgkeep (information, not a failure): ${who} found the backup in Glacier Flexible Retrieval or Deep Archive and requested a retrieval (exit code 3). ` +
-            'The log says which tier and how long it takes (hours for Standard, up to 48 hours from Deep Archive); run the same restore again once it is retrieved, or with PGKEEP_RESTORE_WAIT_FOR_ARCHIVE=true to wait in the task. ' +
-            `Task: ${task}. ${logs}`,
-        },
-        {
-          id: 'DifferencesRule',
-          description: `pgkeep ${environment.name}: ${key} restore task restored, but the result differs from the manifest (exit code 4)`,
-          detail: exitCodeDetail(RESTORE_EXIT_RESTORED_WITH_DIFFERENCES),
-          message: ({ task }) =>
-            `pgkeep: ${who} finished, but the restored database DIFFERS from the backup's manifest (exit code 4: tables or row counts do not match). ` +
-            'Do not put it into service before checking each difference in the log (the restore completed with differences line). ' +
-            `Task: ${task}. ${logs}`,
-        },
-        {
-          id: 'DidNotStartRule',
-          description: `pgkeep ${environment.name}: ${key} restore task failed to start`,
-          detail: { stopCode: ['TaskFailedToStart'] },
-          message: ({ reason, task }) =>
-            `pgkeep: ${who} could not start. ECS: ${reason}. ` +
-            'Check that the restore target secret exists and has host, port, username, password and dbname, and that the subnets reach ECR, Secrets Manager and CloudWatch Logs. ' +
-            `Task: ${task}. ${logs}`,
-        },
-      ],
+    this.restoreLatestCommand = runTaskCommand({
+      region: stack.region,
+      cluster: shared.cluster.clusterName,
+      taskDefinition: family,
+      subnetIds: shared.subnets.map((subnet) => subnet.subnetId),
+      securityGroupIds: [shared.securityGroup.securityGroupId],
+      overrides: this.latestOverrides,
+      startedBy: 'pgkeep-manual-restore',
     });
   }
 }

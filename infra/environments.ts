@@ -63,7 +63,7 @@ export const PGKEEP_ENVIRONMENTS = {
         },
         {
           name: 'billing',
-          secret: 'pgkeep/prod/billing',
+          secret: 'arn:aws:secretsmanager:eu-central-1:222222222222:secret:pgkeep/prod/billing-MnOpQr',
           schedule: { cron: '0 */6 * * ? *', timezone: 'UTC' },
           overrides: { PGKEEP_LOCK_WAIT_TIMEOUT_SECONDS: 1800 },
         },
@@ -75,7 +75,8 @@ export const PGKEEP_ENVIRONMENTS = {
         abortIncompleteUploadsAfterDays: 2,
       },
       // The example policy (docs/retention.md). Starts as a dry run: read a week of its plans in
-      // /pgkeep/prod/enforce-retention, then set dryRun: false (docs/operations.md).
+      // the enforce-retention log group (pipeline stack output RetentionLogGroupName), then set
+      // dryRun: false (docs/operations.md).
       retention: { daily: 7, weekly: 4, monthly: 12, yearly: 3, timezone: 'Europe/Berlin', minVerified: 3, dryRun: true },
       objectLock: { mode: 'GOVERNANCE', defaultRetentionDays: 35 },
       accessLogsExpireAfterDays: 730,

@@ -1,8 +1,10 @@
 /**
- * The stateless half of an environment: the ECS cluster and task image, per database a backup task
- * definition and schedule and a restore task definition, the weekly restore drill, the functions
- * that verify every backup, check backup health hourly and enforce retention daily, and alerting
- * (alarms, dashboard, the topic). Safe to destroy and redeploy: backups live in the storage stack.
+ * The stateless half of an environment: the ECS cluster and task image, per database a nested
+ * stack with its backup task definition and schedule, its restore task definition and its alarms,
+ * the weekly restore drill, the functions that verify every backup, check backup health hourly and
+ * enforce retention daily, and alerting (the rules that report stopped tasks, alarms, dashboard,
+ * the topic). Safe to destroy and redeploy: backups live in the storage stack, and nothing here
+ * that outlives a deletion (the retained log groups) carries a fixed name a redeploy would clash with.
  */
 import { CfnOutput, Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
@@ -17,19 +19,22 @@ import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
-import { METRICS_NAMESPACE } from '../catalog/metrics.ts';
 import { Alerting } from './alerting.ts';
 import type { BackupAccessPolicies } from './backup-access-policies.ts';
+import type { DatabaseAlarms } from './backup-alarms.ts';
 import { BackupDashboard } from './backup-dashboard.ts';
-import { DatabaseAlarms, functionErrorsAlarm, notifyBothWays, runbookPointer } from './backup-alarms.ts';
+import { functionErrorsAlarm, notifyBothWays, runbookPointer } from './backup-alarms.ts';
 import type { EnvironmentConfig } from './config.ts';
 import { databaseResourceKey } from './config.ts';
-import { DatabaseBackup } from './database-backup.ts';
-import { DatabaseRestore } from './database-restore.ts';
+import type { DatabaseBackup } from './database-backup.ts';
+import type { DatabaseRestore } from './database-restore.ts';
+import { DatabaseStack } from './database-stack.ts';
 import { allowPublishingMetrics } from './function-policies.ts';
-import { drillNotAttemptedAlarm, RestoreAlarms } from './restore-alarms.ts';
+import type { RestoreAlarms } from './restore-alarms.ts';
+import { drillNotAttemptedAlarm } from './restore-alarms.ts';
 import { RestoreDrill } from './restore-drill.ts';
 import { BackupHealthCheck, RetentionEnforcement } from './scheduled-functions.ts';
+import { TaskStopNotifications } from './task-notifications.ts';
 import { VerifyBackupFunction } from './verify-backup-function.ts';
 
 export interface PipelineStackProps {
@@ -46,6 +51,8 @@ export interface PipelineStackProps {
 
 export class PipelineStack extends Stack {
   readonly cluster: ecs.Cluster;
+  /** Each database's nested stack, by database name. */
+  readonly databases: ReadonlyMap<string, DatabaseStack>;
   readonly backups: ReadonlyMap<string, DatabaseBackup>;
   readonly restores: ReadonlyMap<string, DatabaseRestore>;
   /** Shared by the restore task definitions: reads backups, never writes the bucket. */
@@ -53,13 +60,14 @@ export class PipelineStack extends Stack {
   /** The drill's role: reads backups and writes drill records under drills/ only. */
   readonly drillTaskRole: iam.Role;
   readonly drill: RestoreDrill;
+  readonly alarms: ReadonlyMap<string, DatabaseAlarms>;
   readonly restoreAlarms: ReadonlyMap<string, RestoreAlarms>;
   /** Where failures and alarms go. */
   readonly alertsTopic: sns.ITopic;
+  readonly taskStops: TaskStopNotifications;
   readonly verification: VerifyBackupFunction;
   readonly healthCheck: BackupHealthCheck;
   readonly retention: RetentionEnforcement;
-  readonly alarms: ReadonlyMap<string, DatabaseAlarms>;
   readonly functionAlarms: readonly cloudwatch.Alarm[];
   readonly dashboard: BackupDashboard;
 
@@ -71,8 +79,9 @@ export class PipelineStack extends Stack {
       description: `pgkeep ${environment.name}: scheduled backup tasks and their cluster, restore tasks, the restore drill, backup verification, health checks, retention, alarms and dashboard`,
     });
     const removalPolicy = environment.removalPolicy === 'retain' ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY;
+    const logRetention = environment.logRetentionDays as logs.RetentionDays;
 
-    // Imported by id, never looked up, so synth needs no AWS credentials.
+    // The network, imported by id, never looked up, so synth needs no AWS credentials.
     const vpc = ec2.Vpc.fromVpcAttributes(this, 'Vpc', {
       vpcId: environment.network.vpcId,
       availabilityZones: environment.network.privateSubnets.map((subnet) => subnet.availabilityZone),
@@ -91,12 +100,10 @@ export class PipelineStack extends Stack {
       containerInsightsV2: ecs.ContainerInsights.ENABLED,
     });
 
-    const logGroupName = `/pgkeep/${environment.name}/backup`;
-    const logGroup = new logs.LogGroup(this, 'TaskLogGroup', {
-      logGroupName,
-      retention: environment.logRetentionDays as logs.RetentionDays,
-      removalPolicy,
-    });
+    // The tasks' log groups. No physical names: with removalPolicy 'retain' they outlive a deleted
+    // stack, and a fixed name would make the next create fail with "already exists".
+    const taskLogGroup = (logicalId: string) => new logs.LogGroup(this, logicalId, { retention: logRetention, removalPolicy });
+    const logGroups = { backup: taskLogGroup('TaskLogGroup'), restore: taskLogGroup('RestoreLogGroup'), drill: taskLogGroup('DrillLogGroup') };
 
     const deadLetterQueue = new sqs.Queue(this, 'ScheduleDeadLetterQueue', {
       encryption: sqs.QueueEncryption.SQS_MANAGED,
@@ -111,138 +118,69 @@ export class PipelineStack extends Stack {
 
     const alerting = new Alerting(this, 'Alerts', { environmentName: environment.name, emails: environment.notificationEmails });
     this.alertsTopic = alerting.topic;
-
-    const undelivered = new cloudwatch.Alarm(this, 'UndeliveredScheduledRunsAlarm', {
-      alarmName: `pgkeep-${environment.name}-scheduled-run-not-started`,
-      alarmDescription: `pgkeep ${environment.name}: a scheduled run (a backup task, the restore drill, the health check or the retention run) could not be started after retries; its event is in the dead-letter queue with the error. ${runbookPointer('undeliveredScheduledRuns')}`,
-      metric: deadLetterQueue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(5), statistic: cloudwatch.Stats.MAXIMUM }),
-      threshold: environment.alarms.undeliveredScheduledRuns,
-      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-      evaluationPeriods: 1,
-      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-    });
-    notifyBothWays(undelivered, alerting.topic);
-
-    const taskRole = new iam.Role(this, 'BackupTaskRole', {
-      description: `pgkeep ${environment.name}: the backup container's role; may only write backups (the storage stack's BackupWriterPolicy) and publish pgkeep metrics`,
-      assumedBy: new iam.ServicePrincipal('ecs-tasks.amazonaws.com', {
-        // Only ECS tasks of this account may assume it (confused-deputy protection).
-        conditions: {
-          StringEquals: { 'aws:SourceAccount': this.account },
-          ArnLike: { 'aws:SourceArn': this.formatArn({ service: 'ecs', resource: '*' }) },
-        },
+    const undelivered = notifyBothWays(
+      new cloudwatch.Alarm(this, 'UndeliveredScheduledRunsAlarm', {
+        alarmName: `pgkeep-${environment.name}-scheduled-run-not-started`,
+        alarmDescription: `pgkeep ${environment.name}: a scheduled run (a backup task, the restore drill, the health check or the retention run) could not be started after retries; its event is in the dead-letter queue with the error. ${runbookPointer('undeliveredScheduledRuns')}`,
+        metric: deadLetterQueue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(5), statistic: cloudwatch.Stats.MAXIMUM }),
+        threshold: environment.alarms.undeliveredScheduledRuns,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        evaluationPeriods: 1,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
       }),
-      managedPolicies: [props.backupWriterPolicy],
-    });
-    taskRole.addToPolicy(
-      new iam.PolicyStatement({
-        sid: 'PublishBackupMetrics',
-        // The task reports each backup's outcome, size and duration (PGKEEP_METRICS, default on).
-        actions: ['cloudwatch:PutMetricData'],
-        resources: ['*'],
-        conditions: { StringEquals: { 'cloudwatch:namespace': METRICS_NAMESPACE } },
-      }),
+      alerting.topic,
     );
-    Validations.of(taskRole).acknowledge({
-      id: 'AwsSolutions-IAM5[Resource::*]',
-      reason: 'cloudwatch:PutMetricData has no resource-level permissions; the cloudwatch:namespace condition confines the statement to the pgkeep namespace.',
-    });
+
+    // The task roles, shared by the databases; each database's execution role is its own.
+    const taskRole = this.ecsTaskRole('BackupTaskRole', `pgkeep ${environment.name}: the backup container's role; may only write backups (the storage stack's BackupWriterPolicy) and publish pgkeep metrics`, [props.backupWriterPolicy]);
+    this.restoreTaskRole = this.ecsTaskRole('RestoreTaskRole', `pgkeep ${environment.name}: the restore container's role; may only read backups (the storage stack's BackupReaderPolicy) and publish pgkeep metrics`, [props.accessPolicies.backupReader]);
+    this.drillTaskRole = this.ecsTaskRole(
+      'DrillTaskRole',
+      `pgkeep ${environment.name}: the restore drill container's role; may only read backups (BackupReaderPolicy), write drill records under drills/ (DrillRecordWriterPolicy) and publish pgkeep metrics`,
+      [props.accessPolicies.backupReader, props.accessPolicies.drillRecordWriter],
+    );
+
     const image = ecs.ContainerImage.fromAsset(props.repositoryRoot, { file: 'task/Dockerfile', platform: Platform.LINUX_ARM64 });
     const scheduleGroup = new scheduler.ScheduleGroup(this, 'ScheduleGroup', { scheduleGroupName: `pgkeep-${environment.name}`, removalPolicy: RemovalPolicy.DESTROY });
+    const network = { cluster: this.cluster, image, subnets, securityGroup };
 
-    const backups = new Map<string, DatabaseBackup>();
-    for (const database of environment.databases) {
-      const key = databaseResourceKey(database.name);
-      backups.set(
-        database.name,
-        new DatabaseBackup(this, `Backup${key}`, {
-          database,
-          shared: {
-            environment,
-            cluster: this.cluster,
-            image,
-            logGroup,
-            logGroupName,
-            taskRole,
-            bucketName: props.bucket.bucketName,
-            keyArn: props.key.keyArn,
-            subnets,
-            securityGroup,
-            scheduleGroup,
-            deadLetterQueue,
-            alertsTopic: alerting.topic,
-          },
-        }),
-      );
-    }
-    this.backups = backups;
-
-    const ecsTasks = () =>
-      new iam.ServicePrincipal('ecs-tasks.amazonaws.com', {
-        conditions: {
-          StringEquals: { 'aws:SourceAccount': this.account },
-          ArnLike: { 'aws:SourceArn': this.formatArn({ service: 'ecs', resource: '*' }) },
-        },
-      });
-    this.restoreTaskRole = new iam.Role(this, 'RestoreTaskRole', {
-      description: `pgkeep ${environment.name}: the restore container's role; may only read backups (the storage stack's BackupReaderPolicy) and publish pgkeep metrics`,
-      assumedBy: ecsTasks(),
-      managedPolicies: [props.accessPolicies.backupReader],
-    });
-    allowPublishingMetrics(this.restoreTaskRole);
-    this.drillTaskRole = new iam.Role(this, 'DrillTaskRole', {
-      description: `pgkeep ${environment.name}: the restore drill container's role; may only read backups (BackupReaderPolicy), write drill records under drills/ (DrillRecordWriterPolicy) and publish pgkeep metrics`,
-      assumedBy: ecsTasks(),
-      managedPolicies: [props.accessPolicies.backupReader, props.accessPolicies.drillRecordWriter],
-    });
-    allowPublishingMetrics(this.drillTaskRole);
-
-    const restoreLogGroupName = `/pgkeep/${environment.name}/restore`;
-    const restoreLogGroup = new logs.LogGroup(this, 'RestoreLogGroup', { logGroupName: restoreLogGroupName, retention: environment.logRetentionDays as logs.RetentionDays, removalPolicy });
-    const restores = new Map<string, DatabaseRestore>();
-    for (const database of environment.databases) {
-      restores.set(
-        database.name,
-        new DatabaseRestore(this, `Restore${databaseResourceKey(database.name)}`, {
-          database,
-          shared: {
-            environment,
-            cluster: this.cluster,
-            image,
-            logGroup: restoreLogGroup,
-            logGroupName: restoreLogGroupName,
-            taskRole: this.restoreTaskRole,
-            bucketName: props.bucket.bucketName,
-            subnets,
-            securityGroup,
-            alertsTopic: alerting.topic,
-          },
-        }),
-      );
-    }
-    this.restores = restores;
-
-    const drillLogGroupName = `/pgkeep/${environment.name}/drill`;
-    const drillLogGroup = new logs.LogGroup(this, 'DrillLogGroup', { logGroupName: drillLogGroupName, retention: environment.logRetentionDays as logs.RetentionDays, removalPolicy });
     this.drill = new RestoreDrill(this, 'Drill', {
       environment,
-      cluster: this.cluster,
-      image,
-      logGroup: drillLogGroup,
-      logGroupName: drillLogGroupName,
+      ...network,
+      logGroup: logGroups.drill,
       taskRole: this.drillTaskRole,
       bucketName: props.bucket.bucketName,
       keyArn: props.key.keyArn,
-      subnets,
-      securityGroup,
       deadLetterQueue,
-      alertsTopic: alerting.topic,
     });
+    const drillNotAttempted = drillNotAttemptedAlarm(this, environment, this.drill.scheduleGroup);
 
-    const logRetention = environment.logRetentionDays as logs.RetentionDays;
-    // Imported here rather than used as the storage stack's construct: the S3 notification's
-    // custom resource and the permission for S3 to invoke the function then live in this stack,
-    // and the storage stack does not come to depend on it (which would be a cycle).
+    const databases = new Map<string, DatabaseStack>();
+    for (const database of environment.databases) {
+      databases.set(
+        database.name,
+        new DatabaseStack(this, `Database${databaseResourceKey(database.name)}`, {
+          environment,
+          database,
+          backup: { ...network, logGroup: logGroups.backup, taskRole, bucketName: props.bucket.bucketName, keyArn: props.key.keyArn, scheduleGroup, deadLetterQueue },
+          restore: { ...network, logGroup: logGroups.restore, taskRole: this.restoreTaskRole, bucketName: props.bucket.bucketName },
+          alertsTopic: alerting.topic,
+          drillNotAttempted,
+        }),
+      );
+    }
+    this.databases = databases;
+    const perDatabase = <T>(pick: (stack: DatabaseStack) => T) => new Map([...databases].map(([name, stack]) => [name, pick(stack)]));
+    this.backups = perDatabase((stack) => stack.backup);
+    this.restores = perDatabase((stack) => stack.restore);
+    this.alarms = perDatabase((stack) => stack.alarms);
+    this.restoreAlarms = perDatabase((stack) => stack.restoreAlarms);
+
+    this.taskStops = new TaskStopNotifications(this, 'TaskStops', { environmentName: environment.name, cluster: this.cluster, topic: alerting.topic, logGroups });
+
+    // The functions. The bucket is imported rather than used as the storage stack's construct: the
+    // S3 notification's custom resource and the permission for S3 to invoke the function then live
+    // in this stack, and the storage stack does not come to depend on it (which would be a cycle).
     const bucket = s3.Bucket.fromBucketAttributes(this, 'BackupBucket', { bucketArn: props.bucket.bucketArn, bucketName: props.bucket.bucketName });
     this.verification = new VerifyBackupFunction(this, 'VerifyBackup', {
       environment,
@@ -261,45 +199,62 @@ export class PipelineStack extends Stack {
     const scheduled = { environment, bucketName: props.bucket.bucketName, repositoryRoot: props.repositoryRoot, logRetention, logRemovalPolicy: removalPolicy, scheduleGroup, scheduleRole: functionScheduleRole, deadLetterQueue };
     this.healthCheck = new BackupHealthCheck(this, 'HealthCheck', { ...scheduled, accessPolicy: props.accessPolicies.healthReader });
     this.retention = new RetentionEnforcement(this, 'Retention', { ...scheduled, accessPolicy: props.accessPolicies.retentionEnforcer });
-
-    const alarms = new Map<string, DatabaseAlarms>();
-    for (const database of environment.databases) {
-      alarms.set(database.name, new DatabaseAlarms(this, `Alarms${databaseResourceKey(database.name)}`, { environment, database, topic: alerting.topic }));
-    }
-    this.alarms = alarms;
-    const drillNotAttempted = drillNotAttemptedAlarm(this, environment, this.drill.scheduleGroup);
-    const restoreAlarms = new Map<string, RestoreAlarms>();
-    for (const database of environment.databases) {
-      restoreAlarms.set(database.name, new RestoreAlarms(this, `RestoreAlarms${databaseResourceKey(database.name)}`, { environment, database, topic: alerting.topic, drillNotAttempted }));
-    }
-    this.restoreAlarms = restoreAlarms;
     const functions = [
-      { id: 'VerifyBackupFunctionErrorsAlarm', name: 'verify-backup', function: this.verification.function },
-      { id: 'HealthCheckFunctionErrorsAlarm', name: 'backup-health', function: this.healthCheck.function },
-      { id: 'RetentionFunctionErrorsAlarm', name: 'enforce-retention', function: this.retention.function },
+      { id: 'VerifyBackupFunctionErrorsAlarm', name: 'verify-backup', function: this.verification.function, output: 'VerifyBackupLogGroupName' },
+      { id: 'HealthCheckFunctionErrorsAlarm', name: 'backup-health', function: this.healthCheck.function, output: 'HealthCheckLogGroupName' },
+      { id: 'RetentionFunctionErrorsAlarm', name: 'enforce-retention', function: this.retention.function, output: 'RetentionLogGroupName' },
     ];
     this.functionAlarms = functions.map(({ id: alarmId, name, function: fn }) => functionErrorsAlarm(this, alarmId, environment, fn, name, alerting.topic));
+
     this.dashboard = new BackupDashboard(this, 'Dashboard', {
       environment,
-      alarms: [
-        ...[...alarms.values()].flatMap((databaseAlarms) => databaseAlarms.all),
-        ...[...restoreAlarms.values()].flatMap((databaseAlarms) => databaseAlarms.all),
-        ...(drillNotAttempted ? [drillNotAttempted] : []),
-        ...this.functionAlarms,
-        undelivered,
+      // By name: the per-database alarms live in the nested stacks, and their names are known here.
+      alarmNames: [
+        ...[...databases.values()].flatMap((stack) => [...stack.alarms.names, ...stack.restoreAlarms.names]),
+        ...[drillNotAttempted, ...this.functionAlarms, undelivered].flatMap((alarm) => (alarm ? [(alarm.node.defaultChild as cloudwatch.CfnAlarm).alarmName!] : [])),
       ],
       functions,
     });
 
-    new CfnOutput(this, 'ClusterName', { description: 'ECS cluster the backup tasks run in.', value: this.cluster.clusterName });
-    new CfnOutput(this, 'PrivateSubnetIds', { description: 'Private subnets the backup tasks run in (no public IP).', value: subnets.map((subnet) => subnet.subnetId).join(',') });
-    new CfnOutput(this, 'TaskSecurityGroupId', { description: 'Security group of the backup tasks; the databases must accept connections from it.', value: securityGroup.securityGroupId });
-    new CfnOutput(this, 'TaskLogGroupName', { description: 'CloudWatch Logs group of the backup tasks (one stream prefix per database).', value: logGroup.logGroupName });
-    new CfnOutput(this, 'RestoreLogGroupName', { description: 'CloudWatch Logs group of the restore tasks (one stream prefix per database).', value: restoreLogGroup.logGroupName });
-    new CfnOutput(this, 'DrillLogGroupName', { description: 'CloudWatch Logs group of the restore drill (stream prefix drill/): one drill passed or drill failed line per database.', value: drillLogGroup.logGroupName });
-    new CfnOutput(this, 'AlertsTopicArn', { description: 'SNS topic that receives failed-backup notifications and alarms; subscribe more endpoints here.', value: alerting.topic.topicArn });
-    new CfnOutput(this, 'DashboardUrl', { description: 'CloudWatch dashboard of this environment: alarm states, backup age, size, duration, verification and retention per database.', value: this.dashboard.url(this.region) });
-    new CfnOutput(this, 'VerifyBackupFunctionName', { description: 'Lambda function that verifies each new backup; invoke it with an S3-shaped event to re-verify one (docs/operations.md).', value: this.verification.function.functionName });
-    new CfnOutput(this, 'RetentionFunctionName', { description: `Lambda function that enforces retention daily${environment.retention.dryRun ? ' (DRY RUN: it deletes nothing)' : ''}; its log lists every decision with its reason.`, value: this.retention.function.functionName });
+    const output = (key: string, description: string, value: string) => new CfnOutput(this, key, { key, description, value });
+    output('ClusterName', 'ECS cluster the backup tasks run in.', this.cluster.clusterName);
+    output('PrivateSubnetIds', 'Private subnets the backup tasks run in (no public IP).', subnets.map((subnet) => subnet.subnetId).join(','));
+    output('TaskSecurityGroupId', 'Security group of the backup tasks; the databases must accept connections from it.', securityGroup.securityGroupId);
+    output('TaskLogGroupName', 'CloudWatch Logs group of the backup tasks (stream prefix: the database\'s resource key).', logGroups.backup.logGroupName);
+    output('RestoreLogGroupName', 'CloudWatch Logs group of the restore tasks (stream prefix: the database\'s resource key).', logGroups.restore.logGroupName);
+    output('DrillLogGroupName', 'CloudWatch Logs group of the restore drill (stream prefix drill/): one drill passed or drill failed line per database.', logGroups.drill.logGroupName);
+    for (const { name, function: fn, output: key } of functions) output(key, `CloudWatch Logs group of the ${name} function.`, fn.logGroup.logGroupName);
+    output('AlertsTopicArn', 'SNS topic that receives failed-backup notifications and alarms; subscribe more endpoints here.', alerting.topic.topicArn);
+    output('DashboardUrl', 'CloudWatch dashboard of this environment: alarm states, backup age, size, duration, verification and retention per database.', this.dashboard.url(this.region));
+    output('VerifyBackupFunctionName', 'Lambda function that verifies each new backup; invoke it with an S3-shaped event to re-verify one (docs/operations.md).', this.verification.function.functionName);
+    output('RetentionFunctionName', `Lambda function that enforces retention daily${environment.retention.dryRun ? ' (DRY RUN: it deletes nothing)' : ''}; its log lists every decision with its reason.`, this.retention.function.functionName);
+    output('RunDrillCommand', 'Paste into a shell with AWS credentials to run the restore drill of every database now (it restores into a throwaway PostgreSQL inside the task, never into a production database).', this.drill.runDrillCommand);
+    for (const [name, stack] of databases) {
+      const key = databaseResourceKey(name);
+      output(`TaskDefinition${key}`, `Task definition that backs up database ${JSON.stringify(name)} (its secret and settings).`, stack.backup.taskDefinition.taskDefinitionArn);
+      output(`RunTaskCommand${key}`, `Paste into a shell with AWS credentials to back up database ${JSON.stringify(name)} now.`, stack.backup.runTaskCommand);
+      output(
+        `RestoreLatestCommand${key}`,
+        `Paste into a shell with AWS credentials to restore the latest backup of database ${JSON.stringify(name)} into a NEW database (named <source>_<backup time>) on its restore target; change PGKEEP_RESTORE_BACKUP to a timestamp for a point in time.`,
+        stack.restore.restoreLatestCommand,
+      );
+    }
+  }
+
+  /** A task role that only ECS tasks of this account may assume (confused-deputy protection),
+   * with the storage stack's policies and the right to publish pgkeep metrics. */
+  private ecsTaskRole(id: string, description: string, managedPolicies: iam.IManagedPolicy[]): iam.Role {
+    const role = new iam.Role(this, id, {
+      description,
+      assumedBy: new iam.ServicePrincipal('ecs-tasks.amazonaws.com', {
+        conditions: {
+          StringEquals: { 'aws:SourceAccount': this.account },
+          ArnLike: { 'aws:SourceArn': this.formatArn({ service: 'ecs', resource: '*' }) },
+        },
+      }),
+      managedPolicies,
+    });
+    allowPublishingMetrics(role);
+    return role;
   }
 }

@@ -67,12 +67,20 @@ export class RestoreAlarms extends Construct {
   /** The composite's per-database input (no actions of its own), when there is a composite. */
   readonly noDrillSuccessInAWeek: cloudwatch.Alarm | undefined;
   readonly restoreDifferences: cloudwatch.Alarm;
+  /** The alarms' names as plain text (alarmName is a token), e.g. for a dashboard in another stack. */
+  readonly names: readonly string[];
 
   constructor(scope: Construct, id: string, { environment, database, topic, drillNotAttempted }: RestoreAlarmsProps) {
     super(scope, id);
     const key = databaseResourceKey(database.name);
     const who = `pgkeep ${environment.name}: database ${JSON.stringify(database.name)}`;
-    const name = (suffix: string) => boundedName(`pgkeep-${environment.name}-${key}-${suffix}`, ALARM_NAME_MAX_LENGTH);
+    const names: string[] = [];
+    this.names = names;
+    const name = (suffix: string) => {
+      const alarmName = boundedName(`pgkeep-${environment.name}-${key}-${suffix}`, ALARM_NAME_MAX_LENGTH);
+      names.push(alarmName);
+      return alarmName;
+    };
     const describe = (text: string, kind: AlarmKind) => `${who}: ${text} ${runbookPointer(kind)}`;
     const metric = (metricName: (typeof METRIC)[keyof typeof METRIC], statistic: string) => backupMetric(environment.name, database.name, metricName, statistic, HOUR);
     const { alarmAfterDays } = environment.drill;
@@ -81,8 +89,8 @@ export class RestoreAlarms extends Construct {
       new cloudwatch.Alarm(this, 'DrillFailed', {
         alarmName: name('drill-failed'),
         alarmDescription: describe(
-          'the restore drill FAILED: its newest verified backup did not restore into the throwaway PostgreSQL, or the result did not match the manifest. Read the drill failed line in /pgkeep/' +
-            `${environment.name}/drill, fix the cause, and run the drill again (pipeline stack output RunDrillCommand).`,
+          'the restore drill FAILED: its newest verified backup did not restore into the throwaway PostgreSQL, or the result did not match the manifest. ' +
+            'Read the drill failed line in the drill log group (pipeline stack output DrillLogGroupName), fix the cause, and run the drill again (pipeline stack output RunDrillCommand).',
           'drillFailed',
         ),
         metric: metric(METRIC.drillFailed, cloudwatch.Stats.SUM),
@@ -140,7 +148,7 @@ export class RestoreAlarms extends Construct {
       new cloudwatch.Alarm(this, 'RestoreDifferences', {
         alarmName: name('restore-differences'),
         alarmDescription: describe(
-          `a restore task finished, but the restored database DIFFERS from the backup's manifest (tables or row counts). Do not put that database into service; read the restore completed with differences line in /pgkeep/${environment.name}/restore.`,
+          `a restore task finished, but the restored database DIFFERS from the backup's manifest (tables or row counts). Do not put that database into service; read the restore completed with differences line in the restore log group (pipeline stack output RestoreLogGroupName).`,
           'restoreDifferences',
         ),
         metric: metric(METRIC.restoreMismatches, cloudwatch.Stats.MAXIMUM),

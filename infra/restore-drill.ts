@@ -6,28 +6,25 @@
  * EventBridge Scheduler starts it, in its own schedule group so that its start attempts are a
  * metric of their own (the "no successful drill" alarm uses them, see restore-alarms.ts).
  */
-import { CfnOutput, Duration, RemovalPolicy, Stack, TimeZone, Validations } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Stack, TimeZone, Validations } from 'aws-cdk-lib';
 import type * as ec2 from 'aws-cdk-lib/aws-ec2';
 import type * as ecs from 'aws-cdk-lib/aws-ecs';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import * as schedulerTargets from 'aws-cdk-lib/aws-scheduler-targets';
-import type * as sns from 'aws-cdk-lib/aws-sns';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import type { EnvironmentConfig } from './config.ts';
-import { logStreamsConsoleUrl } from './database-backup.ts';
-import { runTaskCommand, TASK_CONTAINER_NAME } from './run-task-command.ts';
-import { addStoppedTaskRules, exitCodeDetail } from './task-notifications.ts';
+import { runTaskCommand } from './run-task-command.ts';
 import { addPgkeepContainer, pgkeepTaskDefinition } from './task-definition.ts';
+import { taskFamily } from './task-notifications.ts';
 
 export interface RestoreDrillProps {
   environment: EnvironmentConfig;
   cluster: ecs.ICluster;
   image: ecs.ContainerImage;
   logGroup: logs.ILogGroup;
-  logGroupName: string;
   /** May read backups and write drill records (BackupReaderPolicy, DrillRecordWriterPolicy) and publish metrics. */
   taskRole: iam.IRole;
   bucketName: string;
@@ -35,7 +32,6 @@ export interface RestoreDrillProps {
   subnets: ec2.ISubnet[];
   securityGroup: ec2.ISecurityGroup;
   deadLetterQueue: sqs.IQueue;
-  alertsTopic: sns.ITopic;
 }
 
 /** The drill task's log streams: `drill/pgkeep/<task id>`. */
@@ -53,12 +49,14 @@ export class RestoreDrill extends Construct {
   readonly scheduleGroup: scheduler.ScheduleGroup;
   readonly schedule: scheduler.Schedule;
   readonly scheduleRole: iam.Role;
+  /** Paste into a shell with AWS credentials to run the drill of every database now. */
+  readonly runDrillCommand: string;
 
   constructor(scope: Construct, id: string, props: RestoreDrillProps) {
     super(scope, id);
     const { environment } = props;
     const stack = Stack.of(this);
-    this.family = `pgkeep-${environment.name}-drill`;
+    this.family = taskFamily(environment.name, 'drill');
 
     this.executionRole = new iam.Role(this, 'ExecutionRole', {
       description: `pgkeep ${environment.name}: starts the restore drill task (pulls the image, writes logs; no secrets)`,
@@ -115,43 +113,13 @@ export class RestoreDrill extends Construct {
       }),
     });
 
-    const who = `the restore drill (environment ${environment.name})`;
-    const logLink = `Logs: ${logStreamsConsoleUrl(stack.region, props.logGroupName, `${DRILL_STREAM_PREFIX}/${TASK_CONTAINER_NAME}/`)} (the stream name ends with the task id, the last part of the task ARN).`;
-    addStoppedTaskRules(this, {
-      cluster: props.cluster,
-      family: this.family,
-      topic: props.alertsTopic,
-      notices: [
-        {
-          id: 'FailedRule',
-          description: `pgkeep ${environment.name}: restore drill task stopped with a non-zero exit code`,
-          detail: exitCodeDetail({ 'anything-but': 0 }),
-          message: ({ exitCode, reason, task }) =>
-            `pgkeep: ${who} FAILED with exit code ${exitCode} ` +
-            '(1 = at least one database did not restore or did not match its manifest: the drill failed lines in the log name it and why; 2 = misconfigured, nothing was restored; 143 = stopped by SIGTERM; 137 = killed, usually out of memory: raise drill.memoryMiB). ' +
-            `ECS: ${reason}. Task: ${task}. ${logLink}`,
-        },
-        {
-          id: 'DidNotStartRule',
-          description: `pgkeep ${environment.name}: restore drill task failed to start`,
-          detail: { stopCode: ['TaskFailedToStart'] },
-          message: ({ reason, task }) =>
-            `pgkeep: ${who} could not start. ECS: ${reason}. Check that the subnets reach ECR, S3 and CloudWatch Logs. Task: ${task}. ${logLink}`,
-        },
-      ],
-    });
-
-    new CfnOutput(this, 'RunDrillCommand', {
-      key: 'RunDrillCommand',
-      description: 'Paste into a shell with AWS credentials to run the restore drill of every database now (it restores into a throwaway PostgreSQL inside the task, never into a production database).',
-      value: runTaskCommand({
-        region: stack.region,
-        cluster: props.cluster.clusterName,
-        taskDefinitionArn: this.taskDefinition.taskDefinitionArn,
-        subnetIds: props.subnets.map((subnet) => subnet.subnetId),
-        securityGroupIds: [props.securityGroup.securityGroupId],
-        startedBy: 'pgkeep-manual-drill',
-      }),
+    this.runDrillCommand = runTaskCommand({
+      region: stack.region,
+      cluster: props.cluster.clusterName,
+      taskDefinition: this.family,
+      subnetIds: props.subnets.map((subnet) => subnet.subnetId),
+      securityGroupIds: [props.securityGroup.securityGroupId],
+      startedBy: 'pgkeep-manual-drill',
     });
   }
 }

@@ -27,8 +27,8 @@ export interface RunTaskCommandParts {
   region: string;
   /** May be a CloudFormation token; resolves to a name without shell metacharacters. */
   cluster: string;
-  /** May be a CloudFormation token; resolves to an ARN without shell metacharacters. */
-  taskDefinitionArn: string;
+  /** A task definition family (RunTask takes its latest ACTIVE revision) or ARN: no shell metacharacters. */
+  taskDefinition: string;
   subnetIds: readonly string[];
   securityGroupIds: readonly string[];
   /** Omitted when the task definition already says everything (the drill). */
@@ -45,7 +45,7 @@ export function runTaskCommand(parts: RunTaskCommandParts): string {
     'aws ecs run-task',
     `--region ${parts.region}`,
     `--cluster ${parts.cluster}`,
-    `--task-definition ${parts.taskDefinitionArn}`,
+    `--task-definition ${parts.taskDefinition}`,
     '--launch-type FARGATE',
     `--network-configuration ${shellQuote(JSON.stringify(networkConfiguration))}`,
     ...(parts.overrides ? [`--overrides ${shellQuote(JSON.stringify(parts.overrides))}`] : []),

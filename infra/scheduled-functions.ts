@@ -50,7 +50,6 @@ export class BackupHealthCheck extends Construct {
       entry: join(props.repositoryRoot, 'functions/backup-health/handler.ts'),
       description: `pgkeep ${environment.name}: hourly age and size of each database's newest verified backup, for the stale and undersized alarms`,
       serviceName: 'pgkeep-backup-health',
-      logGroupName: `/pgkeep/${environment.name}/backup-health`,
       logRetention: props.logRetention,
       logRemovalPolicy: props.logRemovalPolicy,
       timeout: Duration.minutes(5),
@@ -98,7 +97,6 @@ export class RetentionEnforcement extends Construct {
       entry: join(props.repositoryRoot, 'functions/enforce-retention/handler.ts'),
       description: `pgkeep ${environment.name}: daily GFS retention (${retention.daily}/${retention.weekly}/${retention.monthly}/${retention.yearly})${retention.dryRun ? ', DRY RUN: deletes nothing' : ''}; tags kept backups with their tier`,
       serviceName: 'pgkeep-enforce-retention',
-      logGroupName: `/pgkeep/${environment.name}/enforce-retention`,
       logRetention: props.logRetention,
       logRemovalPolicy: props.logRemovalPolicy,
       // Lists and reads the tags of every backup of every database (thousands over the years).

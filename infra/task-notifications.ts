@@ -1,67 +1,188 @@
 /**
- * EventBridge rules that turn a stopped restore or drill task into a readable email: one rule per
- * outcome, because a rule's message cannot branch on the exit code, and "the backup is archived,
- * a retrieval was requested" (exit 3) must not read like "the restore failed" (exit 1).
+ * The EventBridge rules that turn a stopped pgkeep task into a readable email: one rule per task
+ * kind and outcome, for the whole environment. A rule's message cannot branch on the exit code,
+ * so "the backup is archived, a retrieval was requested" (restore exit 3) has a rule of its own
+ * and never reads like "the restore failed" (exit 1).
+ *
+ * Per environment, not per database: every rule counts against EventBridge's quota of 300 rules
+ * per event bus per Region (100 in some Regions), shared with everything else in the account
+ * (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-quota.html). Six rules per
+ * database would exhaust it at 50 databases; these eight stay eight. Each message names the task
+ * definition, whose family ends with the database's resource key, which is also the prefix of the
+ * task's log stream.
  */
 import { Stack } from 'aws-cdk-lib';
 import type * as ecs from 'aws-cdk-lib/aws-ecs';
 import * as events from 'aws-cdk-lib/aws-events';
-import * as eventsTargets from 'aws-cdk-lib/aws-events-targets';
+import type * as logs from 'aws-cdk-lib/aws-logs';
 import type * as sns from 'aws-cdk-lib/aws-sns';
-import type { Construct } from 'constructs';
+import { Construct } from 'constructs';
+import { AlertsTopicTarget, environmentNamePrefix } from './alerting.ts';
+import { logGroupConsoleUrl } from './console-links.ts';
 import { TASK_CONTAINER_NAME } from './run-task-command.ts';
 
-/** What one rule reports: the stopped tasks it matches (beyond cluster and family) and its message. */
-export interface StoppedTaskNotice {
-  id: string;
-  description: string;
-  /** Extra fields of the event's `detail` to match, e.g. an exit code or a stop code. */
-  detail: Record<string, unknown>;
-  /** The message, given the event fields it may quote (as `<placeholder>`s EventBridge fills in). */
-  message: (fields: StoppedTaskFields) => string;
+/** The restore task's exit codes (task/main.ts) that are not plain failures. */
+export const RESTORE_EXIT_ARCHIVED = 3;
+export const RESTORE_EXIT_RESTORED_WITH_DIFFERENCES = 4;
+
+export type TaskKind = 'backup' | 'restore' | 'drill';
+
+/** Task definition families: `pgkeep-<env>-backup-<Key>`, `pgkeep-<env>-restore-<Key>`, `pgkeep-<env>-drill`. */
+export function taskFamily(environmentName: string, kind: TaskKind, databaseKey?: string): string {
+  return `${environmentNamePrefix(environmentName)}${kind}${databaseKey === undefined ? '' : `-${databaseKey}`}`;
 }
 
+/** What a stopped-task message may quote (as `<placeholder>`s EventBridge fills in). */
 export interface StoppedTaskFields {
   exitCode: string;
   reason: string;
   task: string;
+  taskDefinition: string;
 }
 
-export interface StoppedTaskRulesProps {
+interface StoppedTaskNotice {
+  /** The rule's name without the environment prefix, e.g. `backup-failed`. */
+  name: string;
+  description: string;
+  /** Extra fields of the event's `detail` to match, e.g. an exit code or a stop code. */
+  detail: Record<string, unknown>;
+  message: (fields: StoppedTaskFields) => string;
+}
+
+export interface TaskStopNotificationsProps {
+  environmentName: string;
   cluster: ecs.ICluster;
-  /** Task definition family: the rules match its every revision. */
-  family: string;
   topic: sns.ITopic;
-  notices: readonly StoppedTaskNotice[];
+  /** Where each kind of task logs (one stream prefix per database, `drill` for the drill). */
+  logGroups: Record<TaskKind, logs.ILogGroup>;
 }
 
 /** Matches the pgkeep container's exit code in a task state change event. */
-export function exitCodeDetail(exitCode: unknown): Record<string, unknown> {
+function exitCodeDetail(exitCode: unknown): Record<string, unknown> {
   return { containers: { name: [TASK_CONTAINER_NAME], exitCode: [exitCode] } };
 }
 
-export function addStoppedTaskRules(scope: Construct, props: StoppedTaskRulesProps): events.Rule[] {
-  const stack = Stack.of(scope);
-  const fields: StoppedTaskFields = {
-    exitCode: events.EventField.fromPath('$.detail.containers[0].exitCode'),
-    reason: events.EventField.fromPath('$.detail.stoppedReason'),
-    task: events.EventField.fromPath('$.detail.taskArn'),
-  };
-  return props.notices.map(
-    (notice) =>
-      new events.Rule(scope, notice.id, {
-        description: notice.description,
-        eventPattern: {
-          source: ['aws.ecs'],
-          detailType: ['ECS Task State Change'],
-          detail: {
-            clusterArn: [props.cluster.clusterArn],
-            lastStatus: ['STOPPED'],
-            taskDefinitionArn: events.Match.prefix(stack.formatArn({ service: 'ecs', resource: 'task-definition', resourceName: `${props.family}:` })),
-            ...notice.detail,
-          },
+const NOT_STARTED = { stopCode: ['TaskFailedToStart'] };
+
+export class TaskStopNotifications extends Construct {
+  readonly rules: ReadonlyMap<string, events.Rule>;
+
+  constructor(scope: Construct, id: string, props: TaskStopNotificationsProps) {
+    super(scope, id);
+    const stack = Stack.of(this);
+    const env = props.environmentName;
+    const fields: StoppedTaskFields = {
+      exitCode: events.EventField.fromPath('$.detail.containers[0].exitCode'),
+      reason: events.EventField.fromPath('$.detail.stoppedReason'),
+      task: events.EventField.fromPath('$.detail.taskArn'),
+      taskDefinition: events.EventField.fromPath('$.detail.taskDefinitionArn'),
+    };
+    const logs = (kind: TaskKind, streams: string) =>
+      `Logs: ${logGroupConsoleUrl(stack.region, props.logGroups[kind].logGroupName)} (stream ${streams}/${TASK_CONTAINER_NAME}/<task id>, the task id being the last part of the task ARN).`;
+    const perDatabase = (kind: 'backup' | 'restore') => logs(kind, '<the last part of the task definition family>');
+    const byKind: Record<TaskKind, StoppedTaskNotice[]> = {
+      backup: [
+        {
+          name: 'backup-failed',
+          description: `pgkeep ${env}: a backup task stopped with a non-zero exit code`,
+          detail: exitCodeDetail({ 'anything-but': 0 }),
+          message: ({ exitCode, reason, task, taskDefinition }) =>
+            `pgkeep ${env}: a backup FAILED with exit code ${exitCode} ` +
+            '(1 = the backup failed and the log says why and what to do; 2 = misconfigured, nothing was touched; 143 = stopped by SIGTERM, upload aborted; 137 = killed, usually out of memory). ' +
+            `Task definition: ${taskDefinition} (its family ends with the database). ECS: ${reason}. Task: ${task}. ${perDatabase('backup')}`,
         },
-        targets: [new eventsTargets.SnsTopic(props.topic, { message: events.RuleTargetInput.fromText(notice.message(fields)) })],
-      }),
-  );
+        {
+          name: 'backup-not-started',
+          description: `pgkeep ${env}: a backup task failed to start`,
+          detail: NOT_STARTED,
+          message: ({ reason, task, taskDefinition }) =>
+            `pgkeep ${env}: a backup could not start. Task definition: ${taskDefinition} (its family ends with the database). ECS: ${reason}. ` +
+            'Check that the database secret exists and has host, port, username, password and dbname, and that the subnets reach ECR, Secrets Manager and CloudWatch Logs. ' +
+            `Task: ${task}. ${perDatabase('backup')}`,
+        },
+      ],
+      restore: [
+        {
+          name: 'restore-failed',
+          description: `pgkeep ${env}: a restore task failed (exit code other than 0, 3 and 4)`,
+          detail: exitCodeDetail({ 'anything-but': [0, RESTORE_EXIT_ARCHIVED, RESTORE_EXIT_RESTORED_WITH_DIFFERENCES] }),
+          message: ({ exitCode, reason, task, taskDefinition }) =>
+            `pgkeep ${env}: a restore FAILED with exit code ${exitCode} ` +
+            '(1 = the restore failed, a half-restored new database was dropped, and the log says why and what to do; 2 = misconfigured or refused, nothing was touched; 143 = stopped by SIGTERM; 137 = killed, usually out of memory). ' +
+            `Task definition: ${taskDefinition} (its family ends with the database). ECS: ${reason}. Task: ${task}. ${perDatabase('restore')}`,
+        },
+        {
+          name: 'restore-archived',
+          description: `pgkeep ${env}: a restore task found the backup archived and requested its retrieval (exit code 3)`,
+          detail: exitCodeDetail(RESTORE_EXIT_ARCHIVED),
+          message: ({ task, taskDefinition }) =>
+            `pgkeep ${env} (information, not a failure): a restore found the backup in Glacier Flexible Retrieval or Deep Archive and requested a retrieval (exit code 3). ` +
+            'The log says which tier and how long it takes (hours for Standard, up to 48 hours from Deep Archive); run the same restore again once it is retrieved, or with PGKEEP_RESTORE_WAIT_FOR_ARCHIVE=true to wait in the task. ' +
+            `Task definition: ${taskDefinition}. Task: ${task}. ${perDatabase('restore')}`,
+        },
+        {
+          name: 'restore-differences',
+          description: `pgkeep ${env}: a restore task restored, but the result differs from the manifest (exit code 4)`,
+          detail: exitCodeDetail(RESTORE_EXIT_RESTORED_WITH_DIFFERENCES),
+          message: ({ task, taskDefinition }) =>
+            `pgkeep ${env}: a restore finished, but the restored database DIFFERS from the backup's manifest (exit code 4: tables or row counts do not match). ` +
+            'Do not put it into service before checking each difference in the log (the restore completed with differences line). ' +
+            `Task definition: ${taskDefinition}. Task: ${task}. ${perDatabase('restore')}`,
+        },
+        {
+          name: 'restore-not-started',
+          description: `pgkeep ${env}: a restore task failed to start`,
+          detail: NOT_STARTED,
+          message: ({ reason, task, taskDefinition }) =>
+            `pgkeep ${env}: a restore could not start. Task definition: ${taskDefinition} (its family ends with the database). ECS: ${reason}. ` +
+            'Check that the restore target secret exists and has host, port, username, password and dbname, and that the subnets reach ECR, Secrets Manager and CloudWatch Logs. ' +
+            `Task: ${task}. ${perDatabase('restore')}`,
+        },
+      ],
+      drill: [
+        {
+          name: 'drill-task-failed',
+          description: `pgkeep ${env}: the restore drill task stopped with a non-zero exit code`,
+          detail: exitCodeDetail({ 'anything-but': 0 }),
+          message: ({ exitCode, reason, task }) =>
+            `pgkeep ${env}: the restore drill FAILED with exit code ${exitCode} ` +
+            '(1 = at least one database did not restore or did not match its manifest: the drill failed lines in the log name it and why; 2 = misconfigured, nothing was restored; 143 = stopped by SIGTERM; 137 = killed, usually out of memory: raise drill.memoryMiB). ' +
+            `ECS: ${reason}. Task: ${task}. ${logs('drill', 'drill')}`,
+        },
+        {
+          name: 'drill-not-started',
+          description: `pgkeep ${env}: the restore drill task failed to start`,
+          detail: NOT_STARTED,
+          message: ({ reason, task }) => `pgkeep ${env}: the restore drill could not start. ECS: ${reason}. Check that the subnets reach ECR, S3 and CloudWatch Logs. Task: ${task}. ${logs('drill', 'drill')}`,
+        },
+      ],
+    };
+
+    const rules = new Map<string, events.Rule>();
+    for (const [kind, notices] of Object.entries(byKind) as [TaskKind, StoppedTaskNotice[]][]) {
+      // Every revision of every family of this kind: the drill's one family, or a database's each.
+      const families = kind === 'drill' ? `${taskFamily(env, kind)}:` : `${taskFamily(env, kind)}-`;
+      for (const notice of notices) {
+        rules.set(
+          notice.name,
+          new events.Rule(this, notice.name, {
+            ruleName: `${environmentNamePrefix(env)}${notice.name}`,
+            description: notice.description,
+            eventPattern: {
+              source: ['aws.ecs'],
+              detailType: ['ECS Task State Change'],
+              detail: {
+                clusterArn: [props.cluster.clusterArn],
+                lastStatus: ['STOPPED'],
+                taskDefinitionArn: events.Match.prefix(stack.formatArn({ service: 'ecs', resource: 'task-definition', resourceName: families })),
+                ...notice.detail,
+              },
+            },
+            targets: [new AlertsTopicTarget(props.topic, events.RuleTargetInput.fromText(notice.message(fields)))],
+          }),
+        );
+      }
+    }
+    this.rules = rules;
+  }
 }

@@ -52,7 +52,6 @@ export class VerifyBackupFunction extends Construct {
       entry: join(props.repositoryRoot, 'functions/verify-backup/handler.ts'),
       description: `pgkeep ${environment.name}: verifies each new backup against its manifest (size and checksum), tags the verdict, alerts on failure`,
       serviceName: 'pgkeep-verify-backup',
-      logGroupName: `/pgkeep/${environment.name}/verify-backup`,
       logRetention: props.logRetention,
       logRemovalPolicy: props.logRemovalPolicy,
       // Where the store keeps no checksum it streams the whole object through SHA-256.

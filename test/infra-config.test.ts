@@ -91,7 +91,7 @@ describe('invalid configuration fails synth with a message naming the field', ()
 
     const error = synthFailure(config);
 
-    expect(error.message).toContain('environments.dev.databases[0].secret: required: the ARN or name of the Secrets Manager secret');
+    expect(error.message).toContain('environments.dev.databases[0].secret: required: the complete ARN of the Secrets Manager secret');
   });
 
   it('reports every problem at once, each with its own path', () => {

@@ -53,6 +53,10 @@ describe.each(['dev', 'prod'])('the %s pipeline stack', (name) => {
       .filter((policy) => JSON.stringify(policy.Properties.Roles).includes(`"${roleLogicalId}"`))
       .flatMap((policy) => policy.Properties.PolicyDocument.Statement);
   const subnetIds = environment.network.privateSubnets.map((subnet) => subnet.subnetId);
+  const ruleNamed = (ruleName: string) =>
+    Object.values(pipeline.findResources('AWS::Events::Rule', { Properties: { Name: ruleName } })).map(
+      (rule) => rule.Properties as { Targets: { InputTransformer: { InputTemplate: unknown } }[] },
+    )[0]!;
 
   it('runs an ECS cluster with Container Insights', () => {
     pipeline.hasResourceProperties('AWS::ECS::Cluster', {
@@ -61,8 +65,12 @@ describe.each(['dev', 'prod'])('the %s pipeline stack', (name) => {
     });
   });
 
-  it('keeps the task logs in a log group with the configured retention', () => {
-    pipeline.hasResourceProperties('AWS::Logs::LogGroup', { LogGroupName: `/pgkeep/${name}/backup`, RetentionInDays: environment.logRetentionDays });
+  it('keeps the task logs in a log group with the configured retention, named by CloudFormation', () => {
+    const logGroupRefs = new Set(environment.databases.map((database) => JSON.stringify((containerOf(database).LogConfiguration as { Options: Record<string, unknown> }).Options['awslogs-group'])));
+    expect(logGroupRefs.size).toBe(1);
+    const [logGroupId] = [...logGroupRefs].map((ref) => (JSON.parse(ref) as { Ref: string }).Ref);
+    // No LogGroupName: a retained log group with a fixed name blocks the next create (test/infra-deploy-rules.test.ts).
+    expect(pipeline.findResources('AWS::Logs::LogGroup')[logGroupId!]?.Properties).toEqual({ RetentionInDays: environment.logRetentionDays });
   });
 
   it('has one ARM64 Fargate task definition per database, sized as configured, with a read-only root and a writable /tmp', () => {
@@ -100,7 +108,7 @@ describe.each(['dev', 'prod'])('the %s pipeline stack', (name) => {
   it("injects each database's whole connection from its own secret, and never a password in the environment", () => {
     for (const database of environment.databases) {
       const container = containerOf(database);
-      const secretArn = database.secret.startsWith('arn:') ? database.secret : `arn:aws:secretsmanager:${environment.region}:${environment.account}:secret:${database.secret}`;
+      const secretArn = database.secret;
 
       expect(container.Secrets).toEqual([
         { Name: 'PGHOST', ValueFrom: `${secretArn}:host::` },
@@ -136,9 +144,8 @@ describe.each(['dev', 'prod'])('the %s pipeline stack', (name) => {
       const roleId = taskDefinitionOf(database).Properties.ExecutionRoleArn['Fn::GetAtt'][0];
       const statements = policyStatementsOf(roleId);
       const secretStatements = statements.filter((statement) => [statement.Action].flat().some((action) => action.startsWith('secretsmanager:')));
-      const expectedSecret = database.secret.startsWith('arn:') ? database.secret : `arn:aws:secretsmanager:${environment.region}:${environment.account}:secret:${database.secret}-??????`;
-
-      expect(secretStatements).toEqual([{ Effect: 'Allow', Action: ['secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue'], Resource: expectedSecret }]);
+      // Exactly the ARN the container's valueFrom names, which is what ECS requests.
+      expect(secretStatements).toEqual([{ Effect: 'Allow', Action: ['secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue'], Resource: database.secret }]);
       for (const other of environment.databases.filter((candidate) => candidate !== database)) {
         expect(JSON.stringify(statements)).not.toContain(other.secret);
       }
@@ -216,15 +223,22 @@ describe.each(['dev', 'prod'])('the %s pipeline stack', (name) => {
     }
   });
 
-  it('lets the scheduler run only the backup task definitions and pass only their roles to ECS', () => {
-    const backupSchedule = pipeline.findResources('AWS::Scheduler::Schedule')[logicalId(backupOf(environment.databases[0]!).schedule)] as { Properties: { Target: { RoleArn: { 'Fn::GetAtt': [string, string] } } } };
-    const schedulerRoleId = backupSchedule.Properties.Target.RoleArn['Fn::GetAtt'][0];
-    const statements = policyStatementsOf(schedulerRoleId);
+  it("lets each database's schedule run only that database's backup task definition and pass only its roles to ECS", () => {
+    const roleIds = new Set<string>();
+    for (const database of environment.databases) {
+      const backupSchedule = pipeline.findResources('AWS::Scheduler::Schedule')[logicalId(backupOf(database).schedule)] as { Properties: { Target: { RoleArn: { 'Fn::GetAtt': [string, string] } } } };
+      const schedulerRoleId = backupSchedule.Properties.Target.RoleArn['Fn::GetAtt'][0];
+      roleIds.add(schedulerRoleId);
+      const statements = policyStatementsOf(schedulerRoleId);
+      const passed = [statements.find((statement) => statement.Action === 'iam:PassRole')?.Resource].flat();
 
-    expect(statements.map((statement) => statement.Action).sort()).toEqual(['ecs:RunTask', 'iam:PassRole', 'sqs:SendMessage']);
-    expect([statements.find((statement) => statement.Action === 'ecs:RunTask')?.Resource].flat().sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)))).toEqual(
-      environment.databases.map((database) => ({ Ref: logicalId(backupOf(database).taskDefinition) })).sort((a, b) => a.Ref.localeCompare(b.Ref)),
-    );
+      expect(statements.map((statement) => statement.Action).sort()).toEqual(['ecs:RunTask', 'iam:PassRole', 'sqs:SendMessage']);
+      expect(statements.find((statement) => statement.Action === 'ecs:RunTask')?.Resource).toEqual({ Ref: logicalId(backupOf(database).taskDefinition) });
+      expect(passed).toEqual(expect.arrayContaining([taskDefinitionOf(database).Properties.ExecutionRoleArn, taskDefinitionOf(database).Properties.TaskRoleArn]));
+      expect(passed).toHaveLength(2);
+    }
+    // One role per database (each in its database's nested stack), so no role can start another's backup.
+    expect(roleIds.size).toBe(environment.databases.length);
   });
 
   it('sends alerts to a KMS-encrypted, TLS-only SNS topic with the configured email subscriptions', () => {
@@ -250,46 +264,54 @@ describe.each(['dev', 'prod'])('the %s pipeline stack', (name) => {
     );
   });
 
-  it('turns a backup task that stopped with a non-zero exit code into a readable notification', () => {
-    for (const database of environment.databases) {
-      const family = `pgkeep-${name}-backup-${databaseResourceKey(database.name)}`;
-      pipeline.hasResourceProperties('AWS::Events::Rule', {
-        EventPattern: {
-          source: ['aws.ecs'],
-          'detail-type': ['ECS Task State Change'],
-          detail: {
-            clusterArn: [{ 'Fn::GetAtt': [logicalId(stacks.pipeline.cluster), 'Arn'] }],
-            lastStatus: ['STOPPED'],
-            taskDefinitionArn: [{ prefix: `arn:aws:ecs:${environment.region}:${environment.account}:task-definition/${family}:` }],
-            containers: { name: ['pgkeep'], exitCode: [{ 'anything-but': 0 }] },
-          },
+  it('turns any backup task of the environment that stopped with a non-zero exit code into a readable notification', () => {
+    pipeline.hasResourceProperties('AWS::Events::Rule', {
+      Name: `pgkeep-${name}-backup-failed`,
+      EventPattern: {
+        source: ['aws.ecs'],
+        'detail-type': ['ECS Task State Change'],
+        detail: {
+          clusterArn: [{ 'Fn::GetAtt': [logicalId(stacks.pipeline.cluster), 'Arn'] }],
+          lastStatus: ['STOPPED'],
+          // Every database's family: pgkeep-<env>-backup-<Key>.
+          taskDefinitionArn: [{ prefix: `arn:aws:ecs:${environment.region}:${environment.account}:task-definition/pgkeep-${name}-backup-` }],
+          containers: { name: ['pgkeep'], exitCode: [{ 'anything-but': 0 }] },
         },
-        Targets: [
-          Match.objectLike({
-            Arn: { Ref: Match.stringLikeRegexp('^AlertsTopic') },
-            InputTransformer: {
-              InputPathsMap: Match.objectLike({ 'detail-containers-0--exitCode': '$.detail.containers[0].exitCode', 'detail-stoppedReason': '$.detail.stoppedReason' }),
-              InputTemplate: Match.stringLikeRegexp(
-                `database ${database.name} \\(environment ${name}\\) FAILED with exit code <detail-containers-0--exitCode>.*ECS: <detail-stoppedReason>.*Logs: https://${environment.region}\\.console\\.aws\\.amazon\\.com/cloudwatch/home\\?region=${environment.region}#logsV2:log-groups/log-group/\\$252Fpgkeep\\$252F${name}\\$252Fbackup\\$3FlogStreamNameFilter\\$3D${databaseResourceKey(database.name)}\\$252Fpgkeep\\$252F`,
-              ),
-            },
-          }),
-        ],
-      });
-    }
+      },
+      Targets: [
+        Match.objectLike({
+          Arn: { Ref: Match.stringLikeRegexp('^AlertsTopic') },
+          InputTransformer: {
+            InputPathsMap: Match.objectLike({ 'detail-containers-0--exitCode': '$.detail.containers[0].exitCode', 'detail-stoppedReason': '$.detail.stoppedReason', 'detail-taskDefinitionArn': '$.detail.taskDefinitionArn' }),
+            InputTemplate: Match.anyValue(),
+          },
+        }),
+      ],
+    });
+    const message = resolveTemplateText(ruleNamed(`pgkeep-${name}-backup-failed`).Targets[0]!.InputTransformer.InputTemplate);
+    expect(message).toMatch(
+      new RegExp(
+        `^"pgkeep ${name}: a backup FAILED with exit code <detail-containers-0--exitCode> .*Task definition: <detail-taskDefinitionArn> \\(its family ends with the database\\)\\. ECS: <detail-stoppedReason>\\. .*` +
+          `Logs: https://${environment.region}\\.console\\.aws\\.amazon\\.com/cloudwatch/home\\?region=${environment.region}#logsV2:log-groups/log-group/Ref-TaskLogGroup\\w+ \\(stream <the last part of the task definition family>/pgkeep/<task id>`,
+      ),
+    );
   });
 
-  it('also reports a backup task that could not start', () => {
-    for (const database of environment.databases) {
-      pipeline.hasResourceProperties('AWS::Events::Rule', {
-        EventPattern: {
-          source: ['aws.ecs'],
-          'detail-type': ['ECS Task State Change'],
-          detail: Match.objectLike({ lastStatus: ['STOPPED'], stopCode: ['TaskFailedToStart'] }),
-        },
-        Targets: [Match.objectLike({ InputTransformer: Match.objectLike({ InputTemplate: Match.stringLikeRegexp(`database ${database.name} \\(environment ${name}\\) could not start`) }) })],
-      });
-    }
+  it('also reports any backup task that could not start', () => {
+    pipeline.hasResourceProperties('AWS::Events::Rule', {
+      Name: `pgkeep-${name}-backup-not-started`,
+      EventPattern: {
+        source: ['aws.ecs'],
+        'detail-type': ['ECS Task State Change'],
+        detail: Match.objectLike({ lastStatus: ['STOPPED'], stopCode: ['TaskFailedToStart'], taskDefinitionArn: [{ prefix: `arn:aws:ecs:${environment.region}:${environment.account}:task-definition/pgkeep-${name}-backup-` }] }),
+      },
+    });
+    expect(resolveTemplateText(ruleNamed(`pgkeep-${name}-backup-not-started`).Targets[0]!.InputTransformer.InputTemplate)).toMatch(new RegExp(`^"pgkeep ${name}: a backup could not start\\. Task definition: <detail-taskDefinitionArn>`));
+  });
+
+  it('has eight stopped-task rules for the whole environment, however many databases it has', () => {
+    // EventBridge allows 300 rules per event bus and Region (100 in some): per-database rules would not scale.
+    expect(Object.keys(pipeline.findResources('AWS::Events::Rule'))).toHaveLength(8);
   });
 
   it('alarms to the topic when a scheduled run could not be started and landed in the dead-letter queue', () => {
@@ -317,6 +339,9 @@ describe.each(['dev', 'prod'])('the %s pipeline stack', (name) => {
       'TaskLogGroupName',
       'RestoreLogGroupName',
       'DrillLogGroupName',
+      'VerifyBackupLogGroupName',
+      'HealthCheckLogGroupName',
+      'RetentionLogGroupName',
       'RunDrillCommand',
       'AlertsTopicArn',
       'DashboardUrl',
@@ -347,7 +372,8 @@ describe.each(['dev', 'prod'])('the %s pipeline stack', (name) => {
 
     it("names the cluster, the database's task definition, the region and the Fargate launch type", () => {
       expect(option('--cluster')).toBe(`Ref-${logicalId(stacks.pipeline.cluster)}`);
-      expect(option('--task-definition')).toBe(`Ref-${logicalId(backupOf(database).taskDefinition)}`);
+      // The family, whose latest revision RunTask takes: the command keeps working after a redeploy.
+      expect(option('--task-definition')).toBe(`pgkeep-${name}-backup-${databaseResourceKey(database.name)}`);
       expect(option('--region')).toBe(environment.region);
       expect(option('--launch-type')).toBe('FARGATE');
     });

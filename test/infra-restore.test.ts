@@ -111,9 +111,10 @@ describe.each(['dev', 'prod'])('restores and the restore drill in the %s environ
       expect(Object.keys(pipeline.findResources('AWS::ECS::TaskDefinition', { Properties: { Family: Match.stringLikeRegexp(`^pgkeep-${name}-restore-`) } }))).toHaveLength(environment.databases.length);
     });
 
-    it('log to /pgkeep/<env>/restore, kept as configured', () => {
-      pipeline.hasResourceProperties('AWS::Logs::LogGroup', { LogGroupName: `/pgkeep/${name}/restore`, RetentionInDays: environment.logRetentionDays });
-      const [logGroupId] = Object.keys(pipeline.findResources('AWS::Logs::LogGroup', { Properties: { LogGroupName: `/pgkeep/${name}/restore` } }));
+    it('log to the restore log group, kept as configured', () => {
+      const logGroupId = pipelineId(stacks.pipeline.node.findChild('RestoreLogGroup'));
+      // Named by CloudFormation: a retained log group with a fixed name blocks the next create.
+      expect(resources[logGroupId]!.Properties).toEqual({ RetentionInDays: environment.logRetentionDays });
       for (const database of environment.databases) {
         expect((containerOf(restoreOf(database).taskDefinition).LogConfiguration as { Options: Record<string, unknown> }).Options['awslogs-group']).toEqual({ Ref: logGroupId });
       }
@@ -231,7 +232,9 @@ describe.each(['dev', 'prod'])('restores and the restore drill in the %s environ
         StopTimeout: 120,
         LogConfiguration: { LogDriver: 'awslogs', Options: expect.objectContaining({ 'awslogs-stream-prefix': 'drill' }) as unknown },
       });
-      pipeline.hasResourceProperties('AWS::Logs::LogGroup', { LogGroupName: `/pgkeep/${name}/drill`, RetentionInDays: environment.logRetentionDays });
+      const logGroupId = pipelineId(stacks.pipeline.node.findChild('DrillLogGroup'));
+      expect(resources[logGroupId]!.Properties).toEqual({ RetentionInDays: environment.logRetentionDays });
+      expect((containerOf(stacks.pipeline.drill.taskDefinition).LogConfiguration as { Options: Record<string, unknown> }).Options['awslogs-group']).toEqual({ Ref: logGroupId });
     });
 
     it('drills every configured database and has no database secret at all', () => {
@@ -296,29 +299,31 @@ describe.each(['dev', 'prod'])('restores and the restore drill in the %s environ
   });
 
   describe('notifications when a restore or drill task stops', () => {
-    const ruleFor = (familyPrefix: string, detail: Record<string, unknown>) => {
-      const matching = Object.values(pipeline.findResources('AWS::Events::Rule')).filter((rule) => {
-        const pattern = (rule.Properties as { EventPattern: { detail: Record<string, unknown> } }).EventPattern.detail;
-        return JSON.stringify(pattern.taskDefinitionArn) === JSON.stringify([{ prefix: `arn:aws:ecs:${environment.region}:${environment.account}:task-definition/${familyPrefix}:` }]) &&
-          Object.entries(detail).every(([field, value]) => JSON.stringify(pattern[field]) === JSON.stringify(value));
-      });
-      expect(matching, `${familyPrefix} ${JSON.stringify(detail)}`).toHaveLength(1);
-      const properties = matching[0]!.Properties as { EventPattern: { detail: Record<string, unknown> }; Targets: { Arn: unknown; InputTransformer: { InputTemplate: string } }[] };
+    /** The environment's one rule with this name, its families and its message. */
+    const rule = (suffix: string, families: string, detail: Record<string, unknown>) => {
+      const matching = Object.values(pipeline.findResources('AWS::Events::Rule', { Properties: { Name: `pgkeep-${name}-${suffix}` } }));
+      expect(matching, suffix).toHaveLength(1);
+      const properties = matching[0]!.Properties as { EventPattern: { detail: Record<string, unknown> }; Targets: { Arn: unknown; InputTransformer: { InputTemplate: unknown } }[] };
       expect(properties.Targets[0]!.Arn).toEqual({ Ref: pipelineId(stacks.pipeline.alertsTopic) });
-      expect(properties.EventPattern.detail).toMatchObject({ clusterArn: [{ 'Fn::GetAtt': [pipelineId(stacks.pipeline.cluster), 'Arn'] }], lastStatus: ['STOPPED'] });
-      return properties.Targets[0]!.InputTransformer.InputTemplate;
+      expect(properties.EventPattern.detail).toEqual({
+        clusterArn: [{ 'Fn::GetAtt': [pipelineId(stacks.pipeline.cluster), 'Arn'] }],
+        lastStatus: ['STOPPED'],
+        taskDefinitionArn: [{ prefix: `arn:aws:ecs:${environment.region}:${environment.account}:task-definition/${families}` }],
+        ...detail,
+      });
+      return resolveTemplateText(properties.Targets[0]!.InputTransformer.InputTemplate);
     };
 
-    it.each(environment.databases.map((database) => [database.name, database] as const))('tells a failed restore of %s from an archived backup (exit 3) and a restore with differences (exit 4)', (_databaseName, database) => {
-      const family = `pgkeep-${name}-restore-${databaseResourceKey(database.name)}`;
+    it('tells a failed restore from an archived backup (exit 3) and a restore with differences (exit 4), for every database', () => {
+      // Every database's restore family: pgkeep-<env>-restore-<Key>.
+      const families = `pgkeep-${name}-restore-`;
+      const failed = rule('restore-failed', families, { containers: { name: ['pgkeep'], exitCode: [{ 'anything-but': [0, 3, 4] }] } });
+      const archived = rule('restore-archived', families, { containers: { name: ['pgkeep'], exitCode: [3] } });
+      const differences = rule('restore-differences', families, { containers: { name: ['pgkeep'], exitCode: [4] } });
+      const didNotStart = rule('restore-not-started', families, { stopCode: ['TaskFailedToStart'] });
 
-      const failed = ruleFor(family, { containers: { name: ['pgkeep'], exitCode: [{ 'anything-but': [0, 3, 4] }] } });
-      const archived = ruleFor(family, { containers: { name: ['pgkeep'], exitCode: [3] } });
-      const differences = ruleFor(family, { containers: { name: ['pgkeep'], exitCode: [4] } });
-      const didNotStart = ruleFor(family, { stopCode: ['TaskFailedToStart'] });
-
-      expect(failed).toMatch(new RegExp(`restore of database ${database.name} \\(environment ${name}\\) FAILED with exit code <detail-containers-0--exitCode>`));
-      expect(failed).toContain('$252Fpgkeep$252F' + name + '$252Frestore');
+      expect(failed).toMatch(new RegExp(`pgkeep ${name}: a restore FAILED with exit code <detail-containers-0--exitCode>.*Task definition: <detail-taskDefinitionArn> \\(its family ends with the database\\)`));
+      expect(failed).toMatch(new RegExp(`log-groups/log-group/Ref-${pipelineId(stacks.pipeline.node.findChild('RestoreLogGroup'))} `));
       expect(archived).toMatch(/information, not a failure.*requested a retrieval \(exit code 3\).*run the same restore again once it is retrieved/);
       expect(archived).not.toMatch(/FAILED/);
       expect(differences).toMatch(/DIFFERS from the backup's manifest \(exit code 4/);
@@ -326,12 +331,12 @@ describe.each(['dev', 'prod'])('restores and the restore drill in the %s environ
     });
 
     it('reports a drill that failed or could not start', () => {
-      const failed = ruleFor(`pgkeep-${name}-drill`, { containers: { name: ['pgkeep'], exitCode: [{ 'anything-but': 0 }] } });
-      const didNotStart = ruleFor(`pgkeep-${name}-drill`, { stopCode: ['TaskFailedToStart'] });
+      const failed = rule('drill-task-failed', `pgkeep-${name}-drill:`, { containers: { name: ['pgkeep'], exitCode: [{ 'anything-but': 0 }] } });
+      const didNotStart = rule('drill-not-started', `pgkeep-${name}-drill:`, { stopCode: ['TaskFailedToStart'] });
 
-      expect(failed).toMatch(new RegExp(`the restore drill \\(environment ${name}\\) FAILED with exit code <detail-containers-0--exitCode>.*drill failed lines`));
-      expect(failed).toContain('$252Fpgkeep$252F' + name + '$252Fdrill$3FlogStreamNameFilter$3Ddrill$252Fpgkeep$252F');
-      expect(didNotStart).toMatch(/restore drill \(environment .*\) could not start/);
+      expect(failed).toMatch(new RegExp(`pgkeep ${name}: the restore drill FAILED with exit code <detail-containers-0--exitCode>.*drill failed lines`));
+      expect(failed).toMatch(new RegExp(`log-groups/log-group/Ref-${pipelineId(stacks.pipeline.node.findChild('DrillLogGroup'))} \\(stream drill/pgkeep/<task id>`));
+      expect(didNotStart).toMatch(new RegExp(`pgkeep ${name}: the restore drill could not start`));
     });
   });
 
@@ -445,7 +450,8 @@ describe.each(['dev', 'prod'])('restores and the restore drill in the %s environ
     it('shows the state of the drill and restore alarms, the composite included', () => {
       const shown = body.widgets.find((widget) => widget.type === 'alarm')!.properties.alarms!;
       for (const alarms of stacks.pipeline.restoreAlarms.values()) {
-        for (const alarm of alarms.all) expect(shown).toContain(`GetAtt-${pipelineId(alarm)}-Arn`);
+        expect(alarms.names).toHaveLength(alarms.all.length);
+        for (const alarmName of alarms.names) expect(shown).toContain(`arn:aws:cloudwatch:${environment.region}:${environment.account}:alarm:${alarmName}`);
       }
     });
   });
@@ -473,7 +479,7 @@ describe.each(['dev', 'prod'])('restores and the restore drill in the %s environ
       const overrides = JSON.parse(option('--overrides')) as { containerOverrides: { name: string; environment: { name: string; value: string }[] }[] };
 
       expect(option('--cluster')).toBe(`Ref-${pipelineId(stacks.pipeline.cluster)}`);
-      expect(option('--task-definition')).toBe(`Ref-${pipelineId(restoreOf(database).taskDefinition)}`);
+      expect(option('--task-definition')).toBe(`pgkeep-${name}-restore-${databaseResourceKey(database.name)}`);
       expect(option('--region')).toBe(environment.region);
       expect(option('--launch-type')).toBe('FARGATE');
       expect(JSON.parse(option('--network-configuration'))).toEqual(network);
@@ -489,7 +495,7 @@ describe.each(['dev', 'prod'])('restores and the restore drill in the %s environ
       const { option, words } = wordsOf('RunDrillCommand');
 
       expect(option('--cluster')).toBe(`Ref-${pipelineId(stacks.pipeline.cluster)}`);
-      expect(option('--task-definition')).toBe(`Ref-${pipelineId(stacks.pipeline.drill.taskDefinition)}`);
+      expect(option('--task-definition')).toBe(`pgkeep-${name}-drill`);
       expect(option('--launch-type')).toBe('FARGATE');
       expect(JSON.parse(option('--network-configuration'))).toEqual(network);
       expect(words).not.toContain('--overrides');
