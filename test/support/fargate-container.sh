@@ -4,7 +4,8 @@
 # namespaces:
 #
 #   unshare --mount --pid --ipc --fork --kill-child --mount-proc -- /bin/bash fargate-container.sh \
-#     <tmp-mode> <tmp-uid> <tmp-gid> <tmp-size> <uid> <gid> <workdir> <deadline-seconds> <program> [args...]
+#     <tmp-mode> <tmp-uid> <tmp-gid> <tmp-size> <uid> <gid> <passwd> <group> <workdir> <deadline-seconds> \
+#     <program> [args...]
 #
 # with the container's whole environment as its own (nothing else: every command below is called by
 # its absolute path, so the container's PATH is left as it is). This script is PID 1 of the new PID
@@ -16,12 +17,12 @@
 # filesystem writes. Neither fd reaches the program.
 set -euo pipefail
 
-if [ "$#" -lt 9 ]; then
-  echo "fargate-container.sh: usage: <tmp-mode> <tmp-uid> <tmp-gid> <tmp-size> <uid> <gid> <workdir> <deadline-seconds> <program> [args...]" >&2
+if [ "$#" -lt 11 ]; then
+  echo "fargate-container.sh: usage: <tmp-mode> <tmp-uid> <tmp-gid> <tmp-size> <uid> <gid> <passwd> <group> <workdir> <deadline-seconds> <program> [args...]" >&2
   exit 64
 fi
-readonly tmp_mode=$1 tmp_uid=$2 tmp_gid=$3 tmp_size=$4 uid=$5 gid=$6 workdir=$7 deadline=$8
-shift 8
+readonly tmp_mode=$1 tmp_uid=$2 tmp_gid=$3 tmp_size=$4 uid=$5 gid=$6 passwd=$7 group=$8 workdir=$9 deadline=${10}
+shift 10
 
 fail() {
   echo "fargate-container.sh: $*" >&2
@@ -39,7 +40,12 @@ while read -r _ _ _ _ escaped options _; do
   fi
 done < /proc/self/mountinfo
 
-# 2. What the container may write. /tmp: the task volume, with the owner and mode ECS gives it (the
+# 2. The image's accounts: this machine's, with the image's user at its uid (initdb looks up the
+#    name of the user it runs as; this machine's uid 1000 may be someone else, or no one).
+/usr/bin/mount --bind -o ro "$passwd" /etc/passwd || fail "could not put the image's users in place"
+/usr/bin/mount --bind -o ro "$group" /etc/group || fail "could not put the image's groups in place"
+
+# 3. What the container may write. /tmp: the task volume, with the owner and mode ECS gives it (the
 #    caller derives them from the image, per AWS's rule for bind mounts). /dev/shm: Docker's private
 #    64 MiB shared memory, which PostgreSQL's dynamic shared memory uses; the caller checks that
 #    nothing was left in it.
@@ -48,7 +54,7 @@ done < /proc/self/mountinfo
 /usr/bin/mount -t tmpfs -o "mode=1777,size=64m,nosuid,nodev,noexec" shm /dev/shm \
   || fail "could not mount /dev/shm"
 
-# 3. The image's WORKDIR. Also leaves the directory this script was started in, which may be one the
+# 4. The image's WORKDIR. Also leaves the directory this script was started in, which may be one the
 #    program could otherwise write through relative paths.
 cd "$workdir" || fail "cannot enter the working directory $workdir"
 
@@ -59,7 +65,7 @@ cd "$workdir" || fail "cannot enter the working directory $workdir"
   /usr/bin/stat -c '%a %u %g' /tmp
 } >&3
 
-# 4. The program, as the image's user: the numeric uid and gid only, no supplementary groups, no
+# 5. The program, as the image's user: the numeric uid and gid only, no supplementary groups, no
 #    capabilities, and no way back to root through a setuid binary of this machine (the image may
 #    have none of them). strace follows it and everything it starts and logs each failed attempt to
 #    create, change or remove a file; the caller keeps the refused ones outside /tmp. The inner
@@ -75,7 +81,7 @@ set +e
 code=$?
 set -e
 
-# 5. What the program left behind: files in the writable mounts, and processes still running (a
+# 6. What the program left behind: files in the writable mounts, and processes still running (a
 #    zombie has exited and only awaits its parent). Builtins only, so the listing sees no process of
 #    its own.
 {

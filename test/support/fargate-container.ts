@@ -19,8 +19,9 @@
  *   holds with either builder; set after, it depends on which one built the image, so it is refused.
  * - The image's user and environment come from task/Dockerfile and its base image (the node image
  *   creates `node` as uid/gid 1000 and sets PATH, NODE_VERSION and YARN_VERSION:
- *   https://github.com/nodejs/docker-node/blob/main/24/bookworm-slim/Dockerfile). Only the numeric
- *   ids matter: this machine's uid 1000 may be another account.
+ *   https://github.com/nodejs/docker-node/blob/main/24/bookworm-slim/Dockerfile). Inside the
+ *   emulation /etc/passwd and /etc/group are this machine's with that user in place of whoever has
+ *   its uid here, since initdb looks up the name of the user it runs as.
  *
  * What it cannot emulate: the image's own files (the programs are this machine's: its PostgreSQL,
  * zstd and Node 24 from node_modules, at this machine's paths; the bundle stands in for
@@ -30,7 +31,7 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { accessSync, constants as fsConstants, existsSync } from 'node:fs';
-import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -325,11 +326,6 @@ export function assertCanEmulateFargate(image: ImageSpec, readablePaths: string[
       );
     }
   }
-  try {
-    execFileSync('/usr/bin/getent', ['passwd', String(image.uid)], { timeout: 10_000 });
-  } catch {
-    throw new Error(`This machine has no user with uid ${image.uid} (the image's ${image.user}); initdb looks up the name of the user it runs as, so the drill cannot run as that uid: create one (useradd --uid ${image.uid} pgkeep-node).`);
-  }
   accessSync(NODE_24, fsConstants.X_OK);
 }
 
@@ -379,17 +375,41 @@ export interface RunOptions {
 export async function runInFargateContainer(options: RunOptions): Promise<ContainerRun> {
   // strace reopens its output by path (/proc/self/fd/4), which works for a file but not for the
   // socket Node makes of a 'pipe'. The file lives outside the container's view.
-  const straceLog = path.join(await mkdtemp(path.join(os.tmpdir(), 'pgkeep-fargate-strace-')), 'strace.log');
+  const runDir = await mkdtemp(path.join(os.tmpdir(), 'pgkeep-fargate-run-'));
+  const straceLog = path.join(runDir, 'strace.log');
   const straceFile = await open(straceLog, 'w+');
   try {
-    return await runWithStraceLog(options, straceFile.fd, straceLog);
+    const accounts = imageAccounts(options.image, await readFile('/etc/passwd', 'utf8'), await readFile('/etc/group', 'utf8'));
+    await writeFile(path.join(runDir, 'passwd'), accounts.passwd, { mode: 0o644 });
+    await writeFile(path.join(runDir, 'group'), accounts.group, { mode: 0o644 });
+    return await runWithStraceLog(options, runDir, straceFile.fd, straceLog);
   } finally {
     await straceFile.close();
-    await rm(path.dirname(straceLog), { recursive: true, force: true });
+    await rm(runDir, { recursive: true, force: true });
   }
 }
 
-async function runWithStraceLog(options: RunOptions, straceFd: number, straceLog: string): Promise<ContainerRun> {
+/**
+ * This machine's users and groups, with the image's user in place of whoever has its uid or name
+ * here: the node image creates node (1000:1000, home /home/node).
+ */
+export function imageAccounts(image: ImageSpec, passwd: string, group: string): { passwd: string; group: string } {
+  const keep = (text: string, id: number) =>
+    text
+      .split('\n')
+      .filter((line) => line !== '')
+      .filter((line) => {
+        const [name, , lineId] = line.split(':');
+        return name !== image.user.split(':')[0] && Number(lineId) !== id;
+      });
+  const name = image.user.split(':')[0]!;
+  return {
+    passwd: [...keep(passwd, image.uid), `${name}:x:${image.uid}:${image.gid}::/home/${name}:/bin/bash`, ''].join('\n'),
+    group: [...keep(group, image.gid), `${name}:x:${image.gid}:`, ''].join('\n'),
+  };
+}
+
+async function runWithStraceLog(options: RunOptions, runDir: string, straceFd: number, straceLog: string): Promise<ContainerRun> {
   const { image, tmp } = options;
   const child = spawn(
     '/usr/bin/unshare',
@@ -397,7 +417,8 @@ async function runWithStraceLog(options: RunOptions, straceFd: number, straceLog
       '--mount', '--pid', '--ipc', '--fork', '--kill-child', '--mount-proc', '--',
       '/bin/bash', SANDBOX_SCRIPT,
       tmp.mode.toString(8), String(tmp.uid), String(tmp.gid), `${options.tmpSizeGiB}g`,
-      String(image.uid), String(image.gid), options.workdir, String(options.deadlineSeconds),
+      String(image.uid), String(image.gid), path.join(runDir, 'passwd'), path.join(runDir, 'group'),
+      options.workdir, String(options.deadlineSeconds),
       ...options.program,
     ],
     { cwd: '/', env: options.environment, stdio: ['ignore', 'pipe', 'pipe', 'pipe', straceFd] },
