@@ -45,6 +45,14 @@ export function startTask({ command, env, bundledEntry }: StartTaskOptions): Run
     env: { PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  return watchTask(child);
+}
+
+/**
+ * Reads a started task's JSON log lines from its stdout and stderr, however it was started (as a
+ * plain process above, or inside an emulated container).
+ */
+export function watchTask(child: ChildProcess): RunningTask {
   const logs: TaskLogLine[] = [];
   const otherOutput: string[] = [];
   const listeners: ((line: TaskLogLine) => void)[] = [];

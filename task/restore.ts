@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdtemp, rm, statfs } from 'node:fs/promises';
+import { rm, statfs } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { addAbortSignal, type Readable } from 'node:stream';
@@ -17,6 +17,7 @@ import { feedArchive } from './archive-reader.ts';
 import { libpqEnvironment, type ConnectionSettings } from './config.ts';
 import { BackupFailure, redactSecrets } from './errors.ts';
 import { findPgBinaries, type PgBinary } from './postgres-binaries.ts';
+import { makeScratchDirectory } from './scratch-directory.ts';
 import type { ArchiveTier, BackupSelector, RestoreConfig } from './restore-config.ts';
 import { defaultTargetDatabase } from './restore-config.ts';
 import { connectToSource } from './source-database.ts';
@@ -261,7 +262,7 @@ async function restoreObject(s3: S3Client, config: RestoreConfig, manifest: Mani
 
   if (config.jobs > 1) {
     const needed = (manifest.dump.uncompressedBytes ?? manifest.object.bytes * 6) * 1.1;
-    const directory = await mkdtemp(join(tmpdir(), 'pgkeep-restore-'));
+    const directory = await makeScratchDirectory('pgkeep-restore-', "the parallel restore's download directory", { alternative: 'Or restore with PGKEEP_RESTORE_JOBS=1 (streaming, no disk).' });
     try {
       const free = await statfs(directory);
       if (free.bavail * free.bsize < needed) {

@@ -1,13 +1,14 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import { chown, mkdir, mkdtemp, open, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { chown, mkdir, open, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { newestServerBinDir, parsePgVersionOutput, probePgVersion } from './postgres-binaries.ts';
+import { makeScratchDirectory } from './scratch-directory.ts';
 
 const execFileAsync = promisify(execFile);
 
@@ -385,7 +386,7 @@ export async function startThrowawayCluster(options: ThrowawayClusterOptions = {
 
   const parentDir = path.resolve(options.parentDir ?? os.tmpdir());
   const persistent = options.persistentDir !== undefined;
-  const rootDir = options.persistentDir !== undefined ? path.resolve(options.persistentDir) : await mkdtemp(path.join(parentDir, 'pgkeep-cluster-'));
+  const rootDir = options.persistentDir !== undefined ? path.resolve(options.persistentDir) : await makeScratchDirectory('pgkeep-cluster-', "the throwaway PostgreSQL cluster's directory", { parentDir });
   const dataDir = path.join(rootDir, 'data');
   const socketDir = path.join(rootDir, 'socket');
   const logFile = path.join(rootDir, 'server.log');

@@ -8,14 +8,12 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { Logger } from '@aws-lambda-powertools/logger';
-import type pg from 'pg';
 import { DRILL_ROOT_PREFIX, encodeDatabaseSegment } from '../catalog/keys.ts';
 import type { Backup } from '../catalog/listing.ts';
-import { mergeTags, verificationTags } from '../catalog/verification.ts';
 import { startLocalS3, type LocalS3 } from '../scripts/local-s3.ts';
 import { loadDrillConfig, runDrill, type DrillOutcome } from '../task/drill.ts';
 import { startThrowawayCluster, type ThrowawayCluster } from '../task/throwaway-cluster.ts';
-import { backUpWithTask, withClient } from './support/backup-harness.ts';
+import { backUpWithTask, createTinyShop, markBackupVerified, withClient } from './support/backup-harness.ts';
 
 const SOURCE_DATABASE = 'tiny';
 
@@ -27,7 +25,7 @@ beforeAll(async () => {
   [source, localS3] = await Promise.all([startThrowawayCluster(), startLocalS3({ bucket: 'pgkeep-drill-test' })]);
   s3 = localS3.client();
   await source.createDatabase(SOURCE_DATABASE);
-  await withClient(source.connectionString(SOURCE_DATABASE), createTinyDatabase);
+  await withClient(source.connectionString(SOURCE_DATABASE), createTinyShop);
 });
 
 afterAll(async () => {
@@ -35,20 +33,12 @@ afterAll(async () => {
   await source?.stop();
 });
 
-async function createTinyDatabase(client: pg.Client): Promise<void> {
-  await client.query('CREATE TABLE customers (id integer PRIMARY KEY, name text NOT NULL)');
-  await client.query('CREATE TABLE orders (id integer PRIMARY KEY, customer_id integer NOT NULL REFERENCES customers, total numeric(10, 2) NOT NULL)');
-  await client.query("INSERT INTO customers SELECT g, 'customer ' || md5(g::text) FROM generate_series(1, 2000) g");
-  await client.query('INSERT INTO orders SELECT g, 1 + g % 2000, (g % 997) / 3.0 FROM generate_series(1, 10000) g');
-}
-
 function backUp(catalogName: string): Promise<Backup> {
   return backUpWithTask(s3, localS3, source.env(SOURCE_DATABASE), catalogName);
 }
 
-/** What verify-backup records on a backup that passed its check. */
-async function markVerified(backup: Backup): Promise<void> {
-  await mergeTags(s3, localS3.bucket, backup.dataKey, verificationTags({ status: 'verified', method: 'sha256', at: new Date() }));
+function markVerified(backup: Backup): Promise<void> {
+  return markBackupVerified(s3, localS3.bucket, backup);
 }
 
 async function flipMiddleByte(key: string): Promise<void> {

@@ -5,6 +5,7 @@ import type { Readable } from 'node:stream';
 import pg from 'pg';
 import { findNewestBackup, listCatalogEntries, type Backup } from '../../catalog/listing.ts';
 import { parseManifest, type Manifest } from '../../catalog/manifest.ts';
+import { mergeTags, verificationTags } from '../../catalog/verification.ts';
 import { encodeDatabaseSegment } from '../../catalog/keys.ts';
 import type { LocalS3 } from '../../scripts/local-s3.ts';
 import { startTask } from '../../scripts/task-process.ts';
@@ -23,6 +24,19 @@ export async function withClient<T>(connectionString: string, use: (client: pg.C
   } finally {
     await client.end();
   }
+}
+
+/** Two related tables (2,000 customers, 10,000 orders): small, but with a foreign key and indexes to restore. */
+export async function createTinyShop(client: pg.Client): Promise<void> {
+  await client.query('CREATE TABLE customers (id integer PRIMARY KEY, name text NOT NULL)');
+  await client.query('CREATE TABLE orders (id integer PRIMARY KEY, customer_id integer NOT NULL REFERENCES customers, total numeric(10, 2) NOT NULL)');
+  await client.query("INSERT INTO customers SELECT g, 'customer ' || md5(g::text) FROM generate_series(1, 2000) g");
+  await client.query('INSERT INTO orders SELECT g, 1 + g % 2000, (g % 997) / 3.0 FROM generate_series(1, 10000) g');
+}
+
+/** What verify-backup (a Lambda function, not part of the task) records on a backup that passed its check. */
+export async function markBackupVerified(s3: S3Client, bucket: string, backup: Backup): Promise<void> {
+  await mergeTags(s3, bucket, backup.dataKey, verificationTags({ status: 'verified', method: 'sha256', at: new Date() }));
 }
 
 /** ~`megabytes` of incompressible table data, so a dump spans several multipart parts. */
