@@ -7,8 +7,9 @@ import { buildApp } from 'fauxqs';
  *
  * fauxqs (in memory) rather than s3rver: it implements AbortMultipartUpload (s3rver answers 405),
  * ListObjectsV2 and multipart ETags. It accepts request bodies up to 11 MiB, which bounds the part
- * sizes usable against it (pgkeep starts at 8 MiB). It stores no checksums, versions or encryption;
- * behaviour that depends on those is covered with SDK mocks in the tests.
+ * sizes usable against it (pgkeep starts at 8 MiB). It stores no checksums, versions or encryption,
+ * and answers ListMultipartUploads with an object listing; the suites that depend on those run
+ * against moto_server (test/support/moto-s3.ts, docs/testing.md).
  *
  * Object tagging is added here. fauxqs does not implement it, and worse, it treats
  * `PUT ?tagging` as a plain object write: a verification tag would overwrite the backup with the
