@@ -105,20 +105,25 @@ export async function startLocalS3(options: { bucket?: string; port?: number } =
     region,
     credentials,
     client: () => new S3Client({ endpoint, region, credentials, forcePathStyle: true, requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED' }),
-    taskEnvironment: () => ({
-      PGKEEP_BUCKET: bucket,
-      PGKEEP_S3_ENDPOINT: endpoint,
-      AWS_REGION: region,
-      AWS_ACCESS_KEY_ID: credentials.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey,
-      // There is no CloudWatch here, and nothing in a local run may leave loopback.
-      PGKEEP_METRICS: 'off',
-    }),
+    taskEnvironment: () => localTaskEnvironment({ bucket, endpoint, region, credentials }),
     stop: async () => {
       if (stopped) return;
       stopped = true;
       await app.close();
     },
+  };
+}
+
+/** The environment of a task process that should use a local S3-protocol server. */
+export function localTaskEnvironment(server: Pick<LocalS3, 'bucket' | 'endpoint' | 'region' | 'credentials'>): Record<string, string> {
+  return {
+    PGKEEP_BUCKET: server.bucket,
+    PGKEEP_S3_ENDPOINT: server.endpoint,
+    AWS_REGION: server.region,
+    AWS_ACCESS_KEY_ID: server.credentials.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: server.credentials.secretAccessKey,
+    // There is no CloudWatch here, and nothing in a local run may leave loopback.
+    PGKEEP_METRICS: 'off',
   };
 }
 

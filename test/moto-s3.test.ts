@@ -19,7 +19,7 @@ import {
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
 import { startMotoS3, type MotoS3 } from './support/moto-s3.ts';
-import { mulberry32 } from './support/seeded-random.ts';
+import { mulberry32, seededBytes } from './support/seeded-random.ts';
 
 let moto: MotoS3;
 let s3: S3Client;
@@ -33,12 +33,7 @@ afterAll(async () => {
   await moto?.stop();
 });
 
-function randomBytes(seed: number, length: number): Buffer {
-  const random = mulberry32(seed);
-  const bytes = Buffer.alloc(length);
-  for (let index = 0; index < length; index += 1) bytes[index] = Math.floor(random() * 256);
-  return bytes;
-}
+const randomBytes = (seed: number, length: number): Buffer => seededBytes(mulberry32(seed), length);
 
 async function sdkCrc64Nvme(bytes: Uint8Array): Promise<string> {
   const checksum = new Crc64Nvme();

@@ -16,7 +16,7 @@ import {
   UploadPartCommand,
   type ObjectLockRetentionMode,
 } from '@aws-sdk/client-s3';
-import type { LocalS3 } from '../../scripts/local-s3.ts';
+import { localTaskEnvironment, type LocalS3 } from '../../scripts/local-s3.ts';
 import { crc64Nvme, crc64NvmeToBase64 } from '../../task/crc64nvme.ts';
 
 /**
@@ -187,18 +187,12 @@ export async function startMotoS3(options: MotoS3Options = {}): Promise<MotoS3> 
         kmsKeyArn: KMS_KEY_ARN,
         client,
         taskEnvironment: () => ({
-          PGKEEP_BUCKET: bucket,
-          PGKEEP_S3_ENDPOINT: endpoint,
-          AWS_REGION: region,
-          AWS_ACCESS_KEY_ID: credentials.accessKeyId,
-          AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey,
+          ...localTaskEnvironment({ bucket, endpoint, region, credentials }),
           // As on AWS: S3 verifies CRC64NVME (moto stores and reports it), SSE-KMS with the
           // bucket's key, and the task knows whether the bucket is under Object Lock.
           PGKEEP_S3_CHECKSUM: 'crc64nvme',
           PGKEEP_KMS_KEY_ID: KMS_KEY_ARN,
           PGKEEP_OBJECT_LOCK: String(shape.kind === 'object-lock'),
-          // moto serves CloudWatch too, but nothing here reads metrics; the local run's rule stands.
-          PGKEEP_METRICS: 'off',
         }),
         addBucket: bucketOn,
         stop,
