@@ -72,6 +72,7 @@ const ManifestSchema = z
       /** True when S3 itself checked per-part and full-object CRC64NVME on upload. */
       s3ChecksumEnforced: z.boolean(),
       etag: z.string().optional(),
+      /** The data object's version on a versioned bucket; never "null" (see pinnedVersionId). */
       versionId: z.string().optional(),
     }),
     tables: z.array(TableStatsSchema),
@@ -140,4 +141,16 @@ export function validateManifest(document: unknown, source = 'manifest'): Manife
 export function serializeManifest(manifest: Manifest): string {
   // Validate on write too, so the task can never publish a manifest its readers would reject.
   return `${JSON.stringify(validateManifest(manifest, 'the manifest being written'), null, 2)}\n`;
+}
+
+/**
+ * The version id that pins an object, if there is one. S3 answers version id "null" for an object
+ * written while the bucket's versioning is suspended (moto does on a never-versioned bucket too):
+ * that names the bucket's unversioned slot, which the next write to the key replaces, so it pins
+ * nothing a read by key would not find, and moto answers HEAD ?versionId=null on an unversioned
+ * bucket with 400. The backup task does not record it; readers treat a recorded "null" (a manifest
+ * written by hand or by another tool) as no version id.
+ */
+export function pinnedVersionId(versionId: string | undefined): string | undefined {
+  return versionId === undefined || versionId === 'null' ? undefined : versionId;
 }

@@ -350,7 +350,18 @@ const environmentSchema = z
     }
     const seen = new Map<string, string>();
     for (const [index, database] of environment.databases.entries()) {
-      const problem = databaseNameProblem(database.name) ?? overridesProblem(database.name, database.overrides);
+      // S3 refuses every upload without a checksum to a bucket under Object Lock: with "none" no
+      // backup of this database could ever be written (the task refuses it too, PGKEEP_OBJECT_LOCK).
+      const checksumsOffUnderLock = environment.objectLock !== undefined && String(database.overrides.PGKEEP_S3_CHECKSUM ?? '').trim().toLowerCase() === 'none';
+      if (checksumsOffUnderLock) {
+        context.addIssue({
+          code: 'custom',
+          path: ['databases', index, 'overrides', 'PGKEEP_S3_CHECKSUM'],
+          message: '"none" cannot be used in an environment with objectLock: S3 refuses every upload without a checksum to a bucket under Object Lock; remove this override (crc64nvme is the default)',
+        });
+      }
+      // The task's own check would report the same "none" again, less precisely.
+      const problem = databaseNameProblem(database.name) ?? (checksumsOffUnderLock ? undefined : overridesProblem(database.name, database.overrides, environment.objectLock !== undefined));
       if (problem) {
         context.addIssue({ code: 'custom', path: ['databases', index, problem.field], message: problem.message });
         continue;
@@ -500,7 +511,7 @@ function databaseNameProblem(name: string): { field: string; message: string } |
 
 /** Runs the task's own settings check on the overrides, so a value the task would reject fails
  * synth with the task's message instead of failing every scheduled run. */
-function overridesProblem(name: string, overrides: DatabaseOverrides): { field: string; message: string } | undefined {
+function overridesProblem(name: string, overrides: DatabaseOverrides, objectLock: boolean): { field: string; message: string } | undefined {
   try {
     loadBackupConfig({
       PGKEEP_BUCKET: 'synth-time-check',
@@ -509,6 +520,7 @@ function overridesProblem(name: string, overrides: DatabaseOverrides): { field: 
       PGUSER: 'synth-time-check',
       PGDATABASE: 'synth-time-check',
       PGKEEP_DATABASE_NAME: name,
+      PGKEEP_OBJECT_LOCK: String(objectLock),
       ...overrideEnvironment(overrides),
     });
   } catch (error) {

@@ -102,6 +102,8 @@ export class DatabaseBackup extends Construct {
         PGKEEP_BUCKET: shared.bucketName,
         PGKEEP_ENVIRONMENT: environment.name,
         PGKEEP_KMS_KEY_ID: shared.keyArn,
+        // Under Object Lock every upload must carry a checksum: the task turns them on, refuses "none".
+        PGKEEP_OBJECT_LOCK: String(environment.objectLock !== undefined),
         PGSSLMODE: 'require',
         // Also in the task definition (not only in the schedule's overrides), so a run started
         // from the console or by hand without overrides backs up with the same settings.

@@ -77,6 +77,8 @@ export class RestoreDrill extends Construct {
         PGKEEP_ENVIRONMENT: environment.name,
         // Drill records are written encrypted with the bucket's key.
         PGKEEP_KMS_KEY_ID: props.keyArn,
+        // The drill record must carry a checksum under Object Lock (task/drill.ts).
+        PGKEEP_OBJECT_LOCK: String(environment.objectLock !== undefined),
         PGKEEP_DRILL_DATABASES: JSON.stringify(environment.databases.map((database) => database.name)),
       },
     });

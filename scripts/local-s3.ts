@@ -7,8 +7,9 @@ import { buildApp } from 'fauxqs';
  *
  * fauxqs (in memory) rather than s3rver: it implements AbortMultipartUpload (s3rver answers 405),
  * ListObjectsV2 and multipart ETags. It accepts request bodies up to 11 MiB, which bounds the part
- * sizes usable against it (pgkeep starts at 8 MiB). It stores no checksums, versions or encryption;
- * behaviour that depends on those is covered with SDK mocks in the tests.
+ * sizes usable against it (pgkeep starts at 8 MiB). It stores no checksums, versions or encryption,
+ * and answers ListMultipartUploads with an object listing; the suites that depend on those run
+ * against moto_server (test/support/moto-s3.ts, docs/testing.md).
  *
  * Object tagging is added here. fauxqs does not implement it, and worse, it treats
  * `PUT ?tagging` as a plain object write: a verification tag would overwrite the backup with the
@@ -104,20 +105,25 @@ export async function startLocalS3(options: { bucket?: string; port?: number } =
     region,
     credentials,
     client: () => new S3Client({ endpoint, region, credentials, forcePathStyle: true, requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED' }),
-    taskEnvironment: () => ({
-      PGKEEP_BUCKET: bucket,
-      PGKEEP_S3_ENDPOINT: endpoint,
-      AWS_REGION: region,
-      AWS_ACCESS_KEY_ID: credentials.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey,
-      // There is no CloudWatch here, and nothing in a local run may leave loopback.
-      PGKEEP_METRICS: 'off',
-    }),
+    taskEnvironment: () => localTaskEnvironment({ bucket, endpoint, region, credentials }),
     stop: async () => {
       if (stopped) return;
       stopped = true;
       await app.close();
     },
+  };
+}
+
+/** The environment of a task process that should use a local S3-protocol server. */
+export function localTaskEnvironment(server: Pick<LocalS3, 'bucket' | 'endpoint' | 'region' | 'credentials'>): Record<string, string> {
+  return {
+    PGKEEP_BUCKET: server.bucket,
+    PGKEEP_S3_ENDPOINT: server.endpoint,
+    AWS_REGION: server.region,
+    AWS_ACCESS_KEY_ID: server.credentials.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: server.credentials.secretAccessKey,
+    // There is no CloudWatch here, and nothing in a local run may leave loopback.
+    PGKEEP_METRICS: 'off',
   };
 }
 

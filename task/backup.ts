@@ -1,4 +1,4 @@
-import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { backupObjectKeys, newBackupId } from '../catalog/keys.ts';
 import { MANIFEST_SCHEMA_VERSION, serializeManifest, type Manifest, type TableStats } from '../catalog/manifest.ts';
@@ -7,7 +7,7 @@ import { startDumpPipeline, type DumpPipelineExit, type ProcessExit } from './du
 import { BackupFailure, redactSecrets } from './errors.ts';
 import { StreamingMultipartUpload, UploadIntegrityError } from './multipart-upload.ts';
 import { findPgBinaries, pickPgDumpForServer, type PgBinary } from './postgres-binaries.ts';
-import { explainS3Error, reachesS3OverTls } from './s3.ts';
+import { explainS3Error, putJsonObject, reachesS3OverTls } from './s3.ts';
 import { collectTableStats, connectToSource, describeServer, exportSnapshot, type ServerDescription } from './source-database.ts';
 import { PGKEEP_VERSION } from './version.ts';
 
@@ -215,16 +215,7 @@ function throwIfPipelineFailed(exit: DumpPipelineExit, pgDump: PgBinary): void {
 
 async function writeManifest(s3: S3Client, config: BackupConfig, manifestKey: string, manifest: Manifest): Promise<void> {
   try {
-    await s3.send(
-      new PutObjectCommand({
-        Bucket: config.s3.bucket,
-        Key: manifestKey,
-        Body: serializeManifest(manifest),
-        ContentType: 'application/json',
-        ...(config.s3.checksum === 'crc64nvme' ? { ChecksumAlgorithm: 'CRC64NVME' } : {}),
-        ...(config.s3.kmsKeyId ? { ServerSideEncryption: 'aws:kms', SSEKMSKeyId: config.s3.kmsKeyId, BucketKeyEnabled: true } : {}),
-      }),
-    );
+    await putJsonObject(s3, config.s3, manifestKey, serializeManifest(manifest));
   } catch (error) {
     const failure = explainS3Error(error, 'manifest', config.s3.bucket, manifestKey);
     throw new BackupFailure(

@@ -31,6 +31,8 @@ export interface BackupConfig {
     forcePathStyle: boolean;
     checksum: S3ChecksumMode;
     kmsKeyId: string | undefined;
+    /** The bucket is under S3 Object Lock: S3 refuses any upload there that carries no checksum. */
+    objectLock: boolean;
   };
   compression: { level: number; threads: number };
   upload: { initialPartSizeBytes: number; maxPartsInFlight: number };
@@ -65,7 +67,8 @@ export const BACKUP_SETTINGS = {
   PGKEEP_DATABASE_NAME: 'name the backups are catalogued under; default: the database name',
   PGKEEP_S3_ENDPOINT: 'URL of an S3-compatible store; default: AWS S3',
   PGKEEP_S3_FORCE_PATH_STYLE: 'true|false; default: true when PGKEEP_S3_ENDPOINT is set',
-  PGKEEP_S3_CHECKSUM: 'crc64nvme|none: have S3 verify per-part and full-object CRC64NVME; default: crc64nvme on AWS, none with PGKEEP_S3_ENDPOINT',
+  PGKEEP_S3_CHECKSUM: 'crc64nvme|none: have S3 verify per-part and full-object CRC64NVME; default: crc64nvme on AWS or with PGKEEP_OBJECT_LOCK=true, otherwise none with PGKEEP_S3_ENDPOINT; none is refused with PGKEEP_OBJECT_LOCK=true',
+  PGKEEP_OBJECT_LOCK: 'true|false: the bucket is under S3 Object Lock, which refuses uploads without a checksum (set by the stacks); default false',
   PGKEEP_KMS_KEY_ID: 'KMS key id, ARN or alias for SSE-KMS; default: the bucket default encryption',
   PGKEEP_COMPRESSION_LEVEL: `zstd level 1-19; default ${PIPELINE_DEFAULTS.compressionLevel}`,
   PGKEEP_COMPRESSION_THREADS: `zstd worker threads, 0 = one per core; default ${PIPELINE_DEFAULTS.compressionThreads}`,
@@ -184,10 +187,16 @@ export function readS3Settings(reader: SettingsReader): BackupConfig['s3'] {
   if (endpoint !== undefined && !/^https?:\/\/[^\s/]+/.test(endpoint)) {
     problems.push(`PGKEEP_S3_ENDPOINT="${endpoint}" is invalid: expected an http(s):// URL of an S3-compatible store.`);
   }
+  const objectLock = boolean('PGKEEP_OBJECT_LOCK', false);
   const checksumRaw = read('PGKEEP_S3_CHECKSUM')?.toLowerCase();
-  let checksum: S3ChecksumMode = endpoint === undefined ? 'crc64nvme' : 'none';
+  // Under Object Lock S3 refuses every PutObject and UploadPart without Content-MD5 or a checksum
+  // header, so there checksums are on whatever the endpoint, and "none" would break every backup.
+  let checksum: S3ChecksumMode = endpoint === undefined || objectLock ? 'crc64nvme' : 'none';
   if (checksumRaw === 'crc64nvme' || checksumRaw === 'none') checksum = checksumRaw;
   else if (checksumRaw !== undefined) problems.push(`PGKEEP_S3_CHECKSUM="${checksumRaw}" is invalid: expected crc64nvme or none.`);
+  if (objectLock && checksumRaw === 'none') {
+    problems.push('PGKEEP_S3_CHECKSUM=none cannot be used with PGKEEP_OBJECT_LOCK=true: S3 refuses every upload without a checksum to a bucket under Object Lock; remove PGKEEP_S3_CHECKSUM (crc64nvme is the default there) or set it to crc64nvme.');
+  }
 
   return {
     bucket,
@@ -196,6 +205,7 @@ export function readS3Settings(reader: SettingsReader): BackupConfig['s3'] {
     forcePathStyle: boolean('PGKEEP_S3_FORCE_PATH_STYLE', endpoint !== undefined),
     checksum,
     kmsKeyId: read('PGKEEP_KMS_KEY_ID'),
+    objectLock,
   };
 }
 

@@ -1,9 +1,10 @@
-import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { drillRecordKey } from '../catalog/keys.ts';
 import type { BackupConfig, Environment } from './config.ts';
 import { readS3Settings, settingsReader } from './config.ts';
 import { BackupFailure, redactSecrets } from './errors.ts';
+import { explainS3Error, putJsonObject } from './s3.ts';
 import { resolveNewestVerified, restoreBackup } from './restore.ts';
 import type { RestoreConfig } from './restore-config.ts';
 import { startThrowawayCluster, type ThrowawayCluster } from './throwaway-cluster.ts';
@@ -140,10 +141,17 @@ async function drillDatabase(config: DrillConfig, database: string, dependencies
   };
   const key = drillRecordKey(database, drillStartedAt);
   try {
-    await s3.send(new PutObjectCommand({ Bucket: config.s3.bucket, Key: key, Body: `${JSON.stringify(record, null, 2)}\n`, ContentType: 'application/json', ...(config.s3.kmsKeyId ? { ServerSideEncryption: 'aws:kms', SSEKMSKeyId: config.s3.kmsKeyId } : {}) }));
+    await putJsonObject(s3, config.s3, key, `${JSON.stringify(record, null, 2)}\n`);
     outcome.recordKey = key;
   } catch (error) {
-    logger.warn('could not write the drill record', { database, key, error: (error as Error).message });
+    // The record is the drill's audit evidence: a drill that leaves none has not passed, whatever
+    // the restore showed, or the missing evidence would only surface at the audit.
+    const failure = explainS3Error(error, 'drill-record', config.s3.bucket, key);
+    const restore = outcome.ok ? 'The restore passed' : 'The drill had already failed';
+    outcome.ok = false;
+    outcome.error = redactSecrets(
+      `${restore}, but its drill record s3://${config.s3.bucket}/${key} could not be written, so the drill left no audit evidence: ${failure.message} ${failure.remedy}${outcome.error ? ` (the drill's own failure: ${outcome.error})` : ''}`,
+    );
   }
   (outcome.ok ? logger.info.bind(logger) : logger.error.bind(logger))(outcome.ok ? 'drill passed' : 'drill failed', { ...outcome });
   return outcome;

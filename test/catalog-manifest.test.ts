@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { backupObjectKeys, newBackupId } from '../catalog/keys.ts';
 import type { Manifest } from '../catalog/manifest.ts';
-import { MANIFEST_SCHEMA_VERSION, ManifestError, parseManifest, serializeManifest, validateManifest } from '../catalog/manifest.ts';
+import { MANIFEST_SCHEMA_VERSION, ManifestError, parseManifest, serializeManifest, validateManifest, pinnedVersionId } from '../catalog/manifest.ts';
 
 const STARTED_AT = new Date('2026-11-23T18:32:54.123Z');
 
@@ -252,5 +252,16 @@ describe('serializeManifest', () => {
     manifest.object.partCount = 0;
 
     expect(() => serializeManifest(manifest)).toThrow(/the manifest being written is invalid: object\.partCount/);
+  });
+});
+
+describe('pinnedVersionId', () => {
+  it('is the version id S3 gave for a versioned object', () => {
+    expect(pinnedVersionId('3HL4kqtJlcpXroDTDmJ-rmSpXd3dIbrHY')).toBe('3HL4kqtJlcpXroDTDmJ-rmSpXd3dIbrHY');
+  });
+
+  it('is nothing for "null" (the unversioned slot of a suspended or unversioned bucket) or for no version id', () => {
+    expect(pinnedVersionId('null')).toBeUndefined();
+    expect(pinnedVersionId(undefined)).toBeUndefined();
   });
 });

@@ -1,13 +1,7 @@
 import { Crc64Nvme } from '@aws-sdk/crc64-nvme';
 import { describe, expect, it } from 'vitest';
 import { combineCrc64Nvme, crc64Nvme, crc64NvmeFromBase64, crc64NvmeToBase64 } from '../task/crc64nvme.ts';
-import { mulberry32 } from './support/seeded-random.ts';
-
-function randomBytes(random: () => number, length: number): Buffer {
-  const bytes = Buffer.alloc(length);
-  for (let index = 0; index < length; index += 1) bytes[index] = Math.floor(random() * 256);
-  return bytes;
-}
+import { mulberry32, seededBytes as randomBytes } from './support/seeded-random.ts';
 
 /** The SDK's own implementation: the reference the fast one must agree with, byte for byte. */
 async function sdkCrc64Nvme(bytes: Uint8Array): Promise<bigint> {

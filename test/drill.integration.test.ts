@@ -1,8 +1,15 @@
 /**
  * The restore drill on backups the real backup command wrote (run as its own process against a
- * throwaway PostgreSQL and the local S3 server). The drill itself runs in-process, as the drill
- * command runs it, so each test can see the throwaway cluster it started and check that it was
- * stopped and removed. Every scenario has its own catalog name.
+ * throwaway PostgreSQL and moto_server). The drill itself runs in-process, as the drill command
+ * runs it, with an S3 client configured as the task configures its own (task/s3.ts), so it sends
+ * exactly what the task would; each test can see the throwaway cluster it started and check that
+ * it was stopped and removed. Every scenario has its own catalog name.
+ *
+ * Against moto only: the drill's record is audit evidence that must be written to a bucket under
+ * Object Lock (which refuses writes without a checksum), and fauxqs models neither that nor
+ * versions. A bucket without versioning on the same server holds the backup that is corrupted
+ * after verification: on a versioned bucket an overwrite leaves the version the manifest records
+ * intact, which is what the drill reads.
  */
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -10,51 +17,65 @@ import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client
 import { Logger } from '@aws-lambda-powertools/logger';
 import { DRILL_ROOT_PREFIX, encodeDatabaseSegment } from '../catalog/keys.ts';
 import type { Backup } from '../catalog/listing.ts';
-import { startLocalS3, type LocalS3 } from '../scripts/local-s3.ts';
 import { loadDrillConfig, runDrill, type DrillOutcome } from '../task/drill.ts';
+import { createS3Client } from '../task/s3.ts';
 import { startThrowawayCluster, type ThrowawayCluster } from '../task/throwaway-cluster.ts';
 import { backUpWithTask, createTinyShop, markBackupVerified, withClient } from './support/backup-harness.ts';
+import { startMotoS3, type MotoS3 } from './support/moto-s3.ts';
+import { startS3FaultProxy, type S3FaultProxy } from './support/s3-fault-proxy.ts';
 
 const SOURCE_DATABASE = 'tiny';
 
 let source: ThrowawayCluster;
-let localS3: LocalS3;
+/** Versioned, Object Lock with default retention: the stacks' bucket with `objectLock`. */
+let locked: MotoS3;
+let unversioned: MotoS3;
+let proxy: S3FaultProxy;
 let s3: S3Client;
 
 beforeAll(async () => {
-  [source, localS3] = await Promise.all([startThrowawayCluster(), startLocalS3({ bucket: 'pgkeep-drill-test' })]);
-  s3 = localS3.client();
+  [source, locked] = await Promise.all([startThrowawayCluster(), startMotoS3({ bucket: 'pgkeep-drill-test' })]);
+  unversioned = await locked.addBucket('pgkeep-drill-test-unversioned', { kind: 'unversioned' });
+  proxy = await startS3FaultProxy(locked.endpoint);
+  s3 = locked.client();
   await source.createDatabase(SOURCE_DATABASE);
   await withClient(source.connectionString(SOURCE_DATABASE), createTinyShop);
 });
 
 afterAll(async () => {
-  await localS3?.stop();
+  await proxy?.stop();
+  await locked?.stop();
   await source?.stop();
 });
 
-function backUp(catalogName: string): Promise<Backup> {
-  return backUpWithTask(s3, localS3, source.env(SOURCE_DATABASE), catalogName);
+function backUp(catalogName: string, bucket: MotoS3 = locked): Promise<Backup> {
+  return backUpWithTask(s3, bucket, source.env(SOURCE_DATABASE), catalogName);
 }
 
-function markVerified(backup: Backup): Promise<void> {
-  return markBackupVerified(s3, localS3.bucket, backup);
+function markVerified(backup: Backup, bucket: MotoS3 = locked): Promise<void> {
+  return markBackupVerified(s3, bucket.bucket, backup);
 }
 
-async function flipMiddleByte(key: string): Promise<void> {
-  const object = await s3.send(new GetObjectCommand({ Bucket: localS3.bucket, Key: key }));
+async function flipMiddleByte(bucket: string, key: string): Promise<void> {
+  const object = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
   const bytes = Buffer.from(await object.Body!.transformToByteArray());
   const middle = Math.floor(bytes.length / 2);
   bytes[middle] = (bytes[middle] ?? 0) ^ 0xff;
-  await s3.send(new PutObjectCommand({ Bucket: localS3.bucket, Key: key, Body: bytes }));
+  await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: bytes }));
 }
 
-/** Runs the drill for one database, recording the throwaway clusters it starts. */
-async function drill(database: string): Promise<{ outcome: DrillOutcome; clusters: ThrowawayCluster[] }> {
-  const config = loadDrillConfig({ ...localS3.taskEnvironment(), PGKEEP_ENVIRONMENT: 'test', PGKEEP_DRILL_DATABASES: JSON.stringify([database]) });
+/** Runs the drill for one database as the drill command would, recording the throwaway clusters it starts. */
+async function drill(database: string, options: { bucket?: MotoS3; endpoint?: string } = {}): Promise<{ outcome: DrillOutcome; clusters: ThrowawayCluster[] }> {
+  const bucket = options.bucket ?? locked;
+  const config = loadDrillConfig({
+    ...bucket.taskEnvironment(),
+    ...(options.endpoint ? { PGKEEP_S3_ENDPOINT: options.endpoint } : {}),
+    PGKEEP_ENVIRONMENT: 'test',
+    PGKEEP_DRILL_DATABASES: JSON.stringify([database]),
+  });
   const clusters: ThrowawayCluster[] = [];
   const outcomes = await runDrill(config, {
-    s3,
+    s3: createS3Client(config.s3, { credentials: bucket.credentials }),
     logger: new Logger({ serviceName: 'pgkeep-drill-test', logLevel: 'SILENT' }),
     signal: new AbortController().signal,
     startCluster: async () => {
@@ -67,11 +88,11 @@ async function drill(database: string): Promise<{ outcome: DrillOutcome; cluster
   return { outcome: outcomes[0]!, clusters };
 }
 
-async function drillRecords(database: string): Promise<{ key: string; record: Record<string, unknown> }[]> {
-  const listed = await s3.send(new ListObjectsV2Command({ Bucket: localS3.bucket, Prefix: `${DRILL_ROOT_PREFIX}${encodeDatabaseSegment(database)}/` }));
+async function drillRecords(database: string, bucket: MotoS3 = locked): Promise<{ key: string; record: Record<string, unknown> }[]> {
+  const listed = await s3.send(new ListObjectsV2Command({ Bucket: bucket.bucket, Prefix: `${DRILL_ROOT_PREFIX}${encodeDatabaseSegment(database)}/` }));
   const records: { key: string; record: Record<string, unknown> }[] = [];
   for (const { Key: key } of listed.Contents ?? []) {
-    const object = await s3.send(new GetObjectCommand({ Bucket: localS3.bucket, Key: key }));
+    const object = await s3.send(new GetObjectCommand({ Bucket: bucket.bucket, Key: key }));
     records.push({ key: key!, record: JSON.parse(await object.Body!.transformToString()) as Record<string, unknown> });
   }
   return records;
@@ -101,7 +122,7 @@ function runningProcessesNaming(directory: string): number[] {
 }
 
 describe('the restore drill', () => {
-  it('restores the newest verified backup into a throwaway cluster, compares every table and records a passing drill', async () => {
+  it('restores the newest verified backup into a throwaway cluster, compares every table and records a passing drill in the Object-Lock bucket', async () => {
     // Arrange
     const database = 'drill-verified';
     const backup = await backUp(database);
@@ -140,24 +161,44 @@ describe('the restore drill', () => {
     expect(clusters).toEqual([]);
   });
 
-  it('fails on a verified backup whose object was corrupted afterwards, and still stops and removes its throwaway cluster', async () => {
+  it('fails on a verified backup whose object was corrupted afterwards (a bucket without versions), and still stops and removes its throwaway cluster', async () => {
     // Arrange: verified first, damaged later (rewriting the object drops its tags, so they are set again).
     const database = 'drill-corrupted';
-    const backup = await backUp(database);
-    await flipMiddleByte(backup.dataKey);
-    await markVerified(backup);
+    const backup = await backUp(database, unversioned);
+    await flipMiddleByte(unversioned.bucket, backup.dataKey);
+    await markVerified(backup, unversioned);
 
     // Act
-    const { outcome, clusters } = await drill(database);
+    const { outcome, clusters } = await drill(database, { bucket: unversioned });
 
     // Assert
     expect(outcome.ok).toBe(false);
     expect(outcome.error).toContain(backup.dataKey);
     expect(outcome.error).toMatch(/SHA-256/);
     expect(outcome.restoreSeconds).toBeUndefined();
-    const [entry] = await drillRecords(database);
+    const [entry] = await drillRecords(database, unversioned);
     expect(entry!.record).toMatchObject({ database, ok: false, backupId: backup.backupId, sha256Verified: false });
     expect(clusters).toHaveLength(1);
+    expectStoppedAndRemoved(clusters[0]!);
+  });
+
+  it('fails when its record cannot be written, even though the restore passed: a drill without audit evidence has not passed', async () => {
+    // Arrange: S3 denies the record's PutObject (a role without s3:PutObject on drills/).
+    const database = 'drill-record-denied';
+    const backup = await backUp(database);
+    await markVerified(backup);
+    const recordPrefix = `/${locked.bucket}/${DRILL_ROOT_PREFIX}${encodeDatabaseSegment(database)}/`;
+    proxy.rejectRequests((request) => request.method === 'PUT' && request.path.startsWith(recordPrefix), { status: 403, code: 'AccessDenied', message: 'Access Denied' });
+
+    // Act
+    const { outcome, clusters } = await drill(database, { endpoint: proxy.endpoint });
+
+    // Assert
+    expect(outcome).toMatchObject({ ok: false, backupId: backup.backupId, mismatches: [], recordKey: undefined });
+    expect(outcome.tablesCompared).toBe(2);
+    expect(outcome.error).toMatch(/^The restore passed, but its drill record s3:\/\/pgkeep-drill-test\/drills\/drill-record-denied\/\S+ could not be written, so the drill left no audit evidence: S3 denied access/);
+    expect(outcome.error).toContain('s3:PutObject');
+    expect(await drillRecords(database)).toEqual([]);
     expectStoppedAndRemoved(clusters[0]!);
   });
 });

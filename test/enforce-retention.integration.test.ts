@@ -9,13 +9,14 @@
  * with planRetention, so a wrong plan cannot agree with itself.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PutObjectCommand, paginateListObjectsV2, type S3Client } from '@aws-sdk/client-s3';
+import { HeadObjectCommand, ListObjectVersionsCommand, PutObjectCommand, PutObjectRetentionCommand, paginateListObjectsV2, type S3Client } from '@aws-sdk/client-s3';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { backupObjectKeys, databasePrefix, newBackupId } from '../catalog/keys.ts';
 import { VERIFICATION_METHOD_TAG, VERIFICATION_TAG, VERIFIED_AT_TAG, mergeTags, readTags, verificationTags, type VerificationStatus } from '../catalog/verification.ts';
 import { TIER_TAG, enforceRetention, type RetentionRunResult } from '../functions/enforce-retention/enforce.ts';
 import type { RetentionPolicy, RetentionTier } from '../functions/enforce-retention/policy.ts';
 import { startLocalS3, type LocalS3 } from '../scripts/local-s3.ts';
+import { startMotoS3, type MotoS3 } from './support/moto-s3.ts';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -79,7 +80,8 @@ interface StoredObject {
 
 type BucketSnapshot = Map<string, StoredObject>;
 
-let localS3: LocalS3;
+/** The store of the describe block that runs (they run one after the other). */
+let store: LocalS3;
 let s3: S3Client;
 const backups: SeededBackup[] = [];
 let sidecarOfDeleted: string;
@@ -96,10 +98,13 @@ let dryRun: RetentionRunResult;
 let realRun: RetentionRunResult;
 let secondRun: RetentionRunResult;
 
-beforeAll(async () => {
+/** Seeds the calendar into a fresh store, then runs the same plan three times, snapshotting the bucket around each. */
+async function seedAndRun(start: () => Promise<LocalS3>): Promise<void> {
   // Arrange
-  localS3 = await startLocalS3({ bucket: 'pgkeep-retention-test' });
-  s3 = localS3.client();
+  store = await start();
+  backups.length = 0;
+  billingKeys.length = 0;
+  s3 = store.client();
   for (let index = 0; index < BACKUP_DAYS; index += 1) {
     const startedAt = new Date(FIRST_BACKUP.getTime() + index * DAY);
     const day = startedAt.toISOString().slice(0, 10);
@@ -118,7 +123,7 @@ beforeAll(async () => {
 
   // Act: the same plan three times, each followed by a look at the whole bucket.
   const run = (dryRunOnly: boolean): Promise<RetentionRunResult> =>
-    enforceRetention({ s3, bucket: localS3.bucket, database: DATABASE, policy: POLICY, now: NOW, dryRun: dryRunOnly, objectLock: false, incompleteGraceHours: INCOMPLETE_GRACE_HOURS, logger: new Logger({ logLevel: 'SILENT' }) });
+    enforceRetention({ s3, bucket: store.bucket, database: DATABASE, policy: POLICY, now: NOW, dryRun: dryRunOnly, objectLock: false, incompleteGraceHours: INCOMPLETE_GRACE_HOURS, logger: new Logger({ logLevel: 'SILENT' }) });
   beforeDryRun = await snapshot();
   dryRun = await run(true);
   afterDryRun = await snapshot();
@@ -126,124 +131,214 @@ beforeAll(async () => {
   afterRealRun = await snapshot();
   secondRun = await run(false);
   afterSecondRun = await snapshot();
-});
+}
 
-afterAll(async () => {
-  await localS3?.stop();
-});
+/**
+ * Both stores: fauxqs, whose tagging is pgkeep's own emulation (scripts/local-s3.ts), and moto,
+ * an Object-Lock bucket shaped like the stacks' (versioned, default retention), where S3 must
+ * accept every tag and delete retention makes, and a delete leaves a delete marker. The plan is
+ * run with objectLock: false there, because this calendar lies in the past while moto locks from
+ * the real time of each write (everything would be locked); Object Lock is the next block's.
+ */
+const STORES = [
+  { name: 'fauxqs', start: () => startLocalS3({ bucket: 'pgkeep-retention-test' }) },
+  { name: 'moto (an Object-Lock bucket)', start: () => startMotoS3({ bucket: 'pgkeep-retention-test' }) },
+] as const;
 
-describe('enforce-retention on a real store: 40 daily backups, GFS 7/4/12/3', () => {
-  it('a dry run changes nothing in the bucket, neither objects nor tags, and lists what it would delete', () => {
-    expect(afterDryRun).toEqual(beforeDryRun);
-    expect(dryRun.errors).toEqual([]);
-    expect(dryRun.tiersTagged).toBe(0);
-    expect(dryRun.deleted).toBe(0);
-    expect(dryRun.deletedBytes).toBe(0);
-    // Every backup outside the hand-written plan. Both leftovers stay: their objects were written
-    // (today) after this calendar's NOW, so by their last write they are within the grace period
-    // (the real-time case is the next describe block).
-    const expectedIds = backups.filter((backup) => !EXPECTED_KEPT.has(backup.day)).map((backup) => backup.backupId);
-    expect(dryRun.deletions.map((deletion) => deletion.backupId).sort()).toEqual(expectedIds.sort());
-    expect(dryRun.deletions).toHaveLength(BACKUP_DAYS - EXPECTED_KEPT.size);
+describe.each(STORES)('enforce-retention on $name', ({ start }) => {
+  beforeAll(() => seedAndRun(start));
+  afterAll(async () => {
+    await store?.stop();
   });
 
-  it('the real run deletes exactly the keys the dry run listed, and adds nothing', () => {
-    const deletedKeys = [...afterDryRun.keys()].filter((key) => !afterRealRun.has(key));
-    const addedKeys = [...afterRealRun.keys()].filter((key) => !afterDryRun.has(key));
-    const plannedKeys = dryRun.deletions.flatMap((deletion) => deletion.keys);
+  describe('enforce-retention on a real store: 40 daily backups, GFS 7/4/12/3', () => {
+    it('a dry run changes nothing in the bucket, neither objects nor tags, and lists what it would delete', () => {
+      expect(afterDryRun).toEqual(beforeDryRun);
+      expect(dryRun.errors).toEqual([]);
+      expect(dryRun.tiersTagged).toBe(0);
+      expect(dryRun.deleted).toBe(0);
+      expect(dryRun.deletedBytes).toBe(0);
+      // Every backup outside the hand-written plan. Both leftovers stay: their objects were written
+      // (today) after this calendar's NOW, so by their last write they are within the grace period
+      // (the real-time case is the next describe block).
+      const expectedIds = backups.filter((backup) => !EXPECTED_KEPT.has(backup.day)).map((backup) => backup.backupId);
+      expect(dryRun.deletions.map((deletion) => deletion.backupId).sort()).toEqual(expectedIds.sort());
+      expect(dryRun.deletions).toHaveLength(BACKUP_DAYS - EXPECTED_KEPT.size);
+    });
 
-    expect(new Set(deletedKeys)).toEqual(new Set(plannedKeys));
-    expect(deletedKeys).toHaveLength(plannedKeys.length);
-    expect(addedKeys).toEqual([]);
-    expect(realRun.deletions).toEqual(dryRun.deletions);
-    expect(realRun.errors).toEqual([]);
-    expect(realRun.deleted).toBe(dryRun.deletions.length);
-    expect(realRun.deletedBytes).toBe(dryRun.deletions.reduce((total, deletion) => total + deletion.bytes, 0));
-  });
+    it('the real run deletes exactly the keys the dry run listed, and adds nothing', () => {
+      const deletedKeys = [...afterDryRun.keys()].filter((key) => !afterRealRun.has(key));
+      const addedKeys = [...afterRealRun.keys()].filter((key) => !afterDryRun.has(key));
+      const plannedKeys = dryRun.deletions.flatMap((deletion) => deletion.keys);
 
-  it('keeps exactly the hand-computed GFS set, each backup whole, and the leftover still within its grace period', () => {
-    const expectedKeys = new Set([
-      ...backups.filter((backup) => EXPECTED_KEPT.has(backup.day)).flatMap((backup) => [backup.dataKey, backup.manifestKey]),
-      sidecarOfKept,
-      freshLeftoverKey,
-      staleLeftoverKey,
-      ...billingKeys,
-    ]);
+      expect(new Set(deletedKeys)).toEqual(new Set(plannedKeys));
+      expect(deletedKeys).toHaveLength(plannedKeys.length);
+      expect(addedKeys).toEqual([]);
+      expect(realRun.deletions).toEqual(dryRun.deletions);
+      expect(realRun.errors).toEqual([]);
+      expect(realRun.deleted).toBe(dryRun.deletions.length);
+      expect(realRun.deletedBytes).toBe(dryRun.deletions.reduce((total, deletion) => total + deletion.bytes, 0));
+    });
 
-    expect(new Set(afterRealRun.keys())).toEqual(expectedKeys);
-    for (const backup of backups) {
-      const kept = EXPECTED_KEPT.has(backup.day);
-      expect(afterRealRun.has(backup.dataKey), `data of ${backup.day}`).toBe(kept);
-      expect(afterRealRun.has(backup.manifestKey), `manifest of ${backup.day}`).toBe(kept);
-    }
-    expect(afterRealRun.has(sidecarOfDeleted)).toBe(false);
-    expect(afterRealRun.has(sidecarOfKept)).toBe(true);
-    expect(afterRealRun.has(staleLeftoverKey)).toBe(true);
-    expect(afterRealRun.has(freshLeftoverKey)).toBe(true);
-  });
+    it('keeps exactly the hand-computed GFS set, each backup whole, and the leftover still within its grace period', () => {
+      const expectedKeys = new Set([
+        ...backups.filter((backup) => EXPECTED_KEPT.has(backup.day)).flatMap((backup) => [backup.dataKey, backup.manifestKey]),
+        sidecarOfKept,
+        freshLeftoverKey,
+        staleLeftoverKey,
+        ...billingKeys,
+      ]);
 
-  it('leaves no data without a manifest nor a manifest without data, except the leftover within its grace period', () => {
-    const ordersKeys = [...afterRealRun.keys()].filter((key) => key.startsWith(databasePrefix(DATABASE)));
-    const dataStems = new Set(ordersKeys.filter((key) => key.endsWith('.dump.zst')).map((key) => key.slice(0, -'.dump.zst'.length)));
-    const manifestStems = new Set(ordersKeys.filter((key) => key.endsWith('.manifest.json')).map((key) => key.slice(0, -'.manifest.json'.length)));
-
-    const dataOnly = [...dataStems].filter((stem) => !manifestStems.has(stem)).map((stem) => `${stem}.dump.zst`);
-    const manifestOnly = [...manifestStems].filter((stem) => !dataStems.has(stem));
-
-    expect(dataOnly.sort()).toEqual([freshLeftoverKey, staleLeftoverKey].sort());
-    expect(manifestOnly).toEqual([]);
-  });
-
-  it('does not touch another database: billing keeps every object and tag', () => {
-    for (const key of billingKeys) expect(afterSecondRun.get(key), key).toEqual(beforeDryRun.get(key));
-  });
-
-  it('tags each kept backup with its decision’s tier, merged into the verification tags', () => {
-    for (const backup of backups.filter((candidate) => EXPECTED_KEPT.has(candidate.day))) {
-      const decision = realRun.decisions.find((candidate) => candidate.backupId === backup.backupId);
-      const tags = afterRealRun.get(backup.dataKey)?.tags;
-      const expectedTier = EXPECTED_KEPT.get(backup.day);
-
-      expect(decision?.action, backup.day).toBe('keep');
-      expect(decision?.tier, backup.day).toBe(expectedTier);
-      expect(tags?.[TIER_TAG], backup.day).toBe(expectedTier);
-      if (backup.verification) {
-        expect(tags, backup.day).toMatchObject({ [VERIFICATION_TAG]: backup.verification, [VERIFICATION_METHOD_TAG]: 'sha256', [VERIFIED_AT_TAG]: backup.verifiedAt?.toISOString() });
+      expect(new Set(afterRealRun.keys())).toEqual(expectedKeys);
+      for (const backup of backups) {
+        const kept = EXPECTED_KEPT.has(backup.day);
+        expect(afterRealRun.has(backup.dataKey), `data of ${backup.day}`).toBe(kept);
+        expect(afterRealRun.has(backup.manifestKey), `manifest of ${backup.day}`).toBe(kept);
       }
-    }
-    expect(afterRealRun.get(backupOn(PENDING_DAY).dataKey)?.tags).toEqual({});
-    expect(realRun.tiersTagged).toBe([...EXPECTED_KEPT.values()].filter((tier) => tier !== undefined).length);
+      expect(afterRealRun.has(sidecarOfDeleted)).toBe(false);
+      expect(afterRealRun.has(sidecarOfKept)).toBe(true);
+      expect(afterRealRun.has(staleLeftoverKey)).toBe(true);
+      expect(afterRealRun.has(freshLeftoverKey)).toBe(true);
+    });
+
+    it('leaves no data without a manifest nor a manifest without data, except the leftover within its grace period', () => {
+      const ordersKeys = [...afterRealRun.keys()].filter((key) => key.startsWith(databasePrefix(DATABASE)));
+      const dataStems = new Set(ordersKeys.filter((key) => key.endsWith('.dump.zst')).map((key) => key.slice(0, -'.dump.zst'.length)));
+      const manifestStems = new Set(ordersKeys.filter((key) => key.endsWith('.manifest.json')).map((key) => key.slice(0, -'.manifest.json'.length)));
+
+      const dataOnly = [...dataStems].filter((stem) => !manifestStems.has(stem)).map((stem) => `${stem}.dump.zst`);
+      const manifestOnly = [...manifestStems].filter((stem) => !dataStems.has(stem));
+
+      expect(dataOnly.sort()).toEqual([freshLeftoverKey, staleLeftoverKey].sort());
+      expect(manifestOnly).toEqual([]);
+    });
+
+    it('does not touch another database: billing keeps every object and tag', () => {
+      for (const key of billingKeys) expect(afterSecondRun.get(key), key).toEqual(beforeDryRun.get(key));
+    });
+
+    it('tags each kept backup with its decision’s tier, merged into the verification tags', () => {
+      for (const backup of backups.filter((candidate) => EXPECTED_KEPT.has(candidate.day))) {
+        const decision = realRun.decisions.find((candidate) => candidate.backupId === backup.backupId);
+        const tags = afterRealRun.get(backup.dataKey)?.tags;
+        const expectedTier = EXPECTED_KEPT.get(backup.day);
+
+        expect(decision?.action, backup.day).toBe('keep');
+        expect(decision?.tier, backup.day).toBe(expectedTier);
+        expect(tags?.[TIER_TAG], backup.day).toBe(expectedTier);
+        if (backup.verification) {
+          expect(tags, backup.day).toMatchObject({ [VERIFICATION_TAG]: backup.verification, [VERIFICATION_METHOD_TAG]: 'sha256', [VERIFIED_AT_TAG]: backup.verifiedAt?.toISOString() });
+        }
+      }
+      expect(afterRealRun.get(backupOn(PENDING_DAY).dataKey)?.tags).toEqual({});
+      expect(realRun.tiersTagged).toBe([...EXPECTED_KEPT.values()].filter((tier) => tier !== undefined).length);
+    });
+
+    it('is idempotent: a second run at the same time deletes and tags nothing more', () => {
+      expect(secondRun.deletions).toEqual([]);
+      expect(secondRun.deleted).toBe(0);
+      expect(secondRun.tiersTagged).toBe(0);
+      expect(secondRun.errors).toEqual([]);
+      expect(secondRun.kept).toBe(EXPECTED_KEPT.size);
+      expect(afterSecondRun).toEqual(afterRealRun);
+    });
   });
 
-  it('is idempotent: a second run at the same time deletes and tags nothing more', () => {
-    expect(secondRun.deletions).toEqual([]);
-    expect(secondRun.deleted).toBe(0);
-    expect(secondRun.tiersTagged).toBe(0);
-    expect(secondRun.errors).toEqual([]);
-    expect(secondRun.kept).toBe(EXPECTED_KEPT.size);
-    expect(afterSecondRun).toEqual(afterRealRun);
+  describe('enforce-retention on leftovers of incomplete backups, in real time', () => {
+    const LONG_RUN_DATABASE = 'long-running';
+    const runAt = (now: Date): Promise<RetentionRunResult> =>
+      enforceRetention({ s3, bucket: store.bucket, database: LONG_RUN_DATABASE, policy: POLICY, now, dryRun: true, objectLock: false, incompleteGraceHours: INCOMPLETE_GRACE_HOURS, logger: new Logger({ logLevel: 'SILENT' }) });
+
+    it('spares a data object written just now by a backup that started days ago (its manifest is seconds away), and removes it once it has lain unclaimed past the grace period', async () => {
+      // Arrange: a backup that started 5 days ago and has just uploaded its data; no manifest yet.
+      const startedAt = new Date(Date.now() - 5 * DAY);
+      const { dataKey } = backupObjectKeys(LONG_RUN_DATABASE, newBackupId(startedAt, 'abcdef'));
+      await putObject(dataKey, 'PGDMP a long backup');
+
+      // Act
+      const now = await runAt(new Date(Date.now() + HOUR));
+      const later = await runAt(new Date(Date.now() + (INCOMPLETE_GRACE_HOURS + 1) * HOUR));
+
+      // Assert
+      expect(now.deletions).toEqual([]);
+      expect(later.deletions.map((deletion) => deletion.keys)).toEqual([[dataKey]]);
+      expect(later.deletions[0]?.reasons[0]).toContain('data object without a manifest');
+    });
   });
 });
 
-describe('enforce-retention on leftovers of incomplete backups, in real time', () => {
-  const LONG_RUN_DATABASE = 'long-running';
-  const runAt = (now: Date): Promise<RetentionRunResult> =>
-    enforceRetention({ s3, bucket: localS3.bucket, database: LONG_RUN_DATABASE, policy: POLICY, now, dryRun: true, objectLock: false, incompleteGraceHours: INCOMPLETE_GRACE_HOURS, logger: new Logger({ logLevel: 'SILENT' }) });
+describe('enforce-retention under S3 Object Lock (moto: GOVERNANCE default retention of 35 days)', () => {
+  const LOCKED_DATABASE = 'ledger';
+  /** Only the three newest days have slots: without Object Lock, the seven backups before them would go. */
+  const LOCK_POLICY: RetentionPolicy = { daily: 3, weekly: 0, monthly: 0, yearly: 0, timezone: 'UTC', minVerified: 1, unverifiedGraceHours: 24 };
+  let locked: MotoS3;
+  /** Ten verified backups, one a day, the oldest first, written just now: locked for 35 days from now. */
+  const seeded: SeededBackup[] = [];
 
-  it('spares a data object written just now by a backup that started days ago (its manifest is seconds away), and removes it once it has lain unclaimed past the grace period', async () => {
-    // Arrange: a backup that started 5 days ago and has just uploaded its data; no manifest yet.
-    const startedAt = new Date(Date.now() - 5 * DAY);
-    const { dataKey } = backupObjectKeys(LONG_RUN_DATABASE, newBackupId(startedAt, 'abcdef'));
-    await putObject(dataKey, 'PGDMP a long backup');
+  beforeAll(async () => {
+    locked = await startMotoS3({ bucket: 'pgkeep-retention-lock-test' });
+    store = locked;
+    s3 = locked.client();
+    const today = Date.now();
+    for (let daysAgo = 10; daysAgo >= 1; daysAgo -= 1) seeded.push(await putBackup(LOCKED_DATABASE, new Date(today - daysAgo * DAY), suffix(200 + daysAgo), 'verified'));
+    // The oldest backup's lock is extended (S3 allows extending, never shortening, a GOVERNANCE lock without bypass).
+    await s3.send(new PutObjectRetentionCommand({ Bucket: locked.bucket, Key: seeded[0]!.dataKey, Retention: { Mode: 'GOVERNANCE', RetainUntilDate: new Date(today + 60 * DAY) } }));
+  });
+
+  afterAll(async () => {
+    await locked?.stop();
+  });
+
+  const runAt = (now: Date): Promise<RetentionRunResult> =>
+    enforceRetention({ s3, bucket: locked.bucket, database: LOCKED_DATABASE, policy: LOCK_POLICY, now, dryRun: false, objectLock: true, incompleteGraceHours: INCOMPLETE_GRACE_HOURS, logger: new Logger({ logLevel: 'SILENT' }) });
+
+  async function retainUntilOf(key: string): Promise<Date> {
+    const head = await s3.send(new HeadObjectCommand({ Bucket: locked.bucket, Key: key }));
+    if (!head.ObjectLockRetainUntilDate) throw new Error(`${key} is not under Object Lock`);
+    return head.ObjectLockRetainUntilDate;
+  }
+
+  it('deletes nothing while every backup is locked, saying for each that Object Lock holds it until the date S3 reports', async () => {
+    // Arrange
+    const keysBefore = [...(await snapshot()).keys()];
 
     // Act
-    const now = await runAt(new Date(Date.now() + HOUR));
-    const later = await runAt(new Date(Date.now() + (INCOMPLETE_GRACE_HOURS + 1) * HOUR));
+    const result = await runAt(new Date());
 
     // Assert
-    expect(now.deletions).toEqual([]);
-    expect(later.deletions.map((deletion) => deletion.keys)).toEqual([[dataKey]]);
-    expect(later.deletions[0]?.reasons[0]).toContain('data object without a manifest');
+    expect(result.errors).toEqual([]);
+    expect(result.deletions).toEqual([]);
+    expect([...(await snapshot()).keys()]).toEqual(keysBefore);
+    for (const backup of seeded) {
+      const decision = result.decisions.find((candidate) => candidate.backupId === backup.backupId);
+      expect(decision?.action, backup.day).toBe('keep');
+      expect(decision?.reasons, backup.day).toContain(`under S3 Object Lock until ${(await retainUntilOf(backup.dataKey)).toISOString()}`);
+    }
+  });
+
+  it('once the default retention has run out, deletes what GFS does not keep but a backup whose lock was extended, and S3 keeps each deleted version under a delete marker', async () => {
+    // Arrange
+    const [extended, ...rest] = seeded as [SeededBackup, ...SeededBackup[]];
+    const newestThree = rest.slice(-3);
+    const unprotected = rest.slice(0, -3);
+    const afterDefaultRetention = new Date(Date.now() + 36 * DAY);
+    expect((await retainUntilOf(unprotected[0]!.dataKey)).getTime()).toBeLessThan(afterDefaultRetention.getTime());
+
+    // Act
+    const result = await runAt(afterDefaultRetention);
+
+    // Assert
+    expect(result.errors).toEqual([]);
+    expect(result.deletions.map((deletion) => deletion.backupId).sort()).toEqual(unprotected.map((backup) => backup.backupId).sort());
+    const extendedDecision = result.decisions.find((decision) => decision.backupId === extended.backupId);
+    expect(extendedDecision?.reasons).toEqual([`under S3 Object Lock until ${(await retainUntilOf(extended.dataKey)).toISOString()}`]);
+    const remaining = new Set((await snapshot()).keys());
+    expect([...remaining].sort()).toEqual([extended, ...newestThree].flatMap((backup) => [backup.dataKey, backup.manifestKey]).sort());
+    const versions = await s3.send(new ListObjectVersionsCommand({ Bucket: locked.bucket, Prefix: databasePrefix(LOCKED_DATABASE) }));
+    for (const backup of unprotected) {
+      expect(versions.DeleteMarkers?.filter((marker) => marker.Key === backup.dataKey && marker.IsLatest), backup.day).toHaveLength(1);
+      expect(versions.Versions?.filter((version) => version.Key === backup.dataKey), backup.day).toHaveLength(1);
+    }
   });
 });
 
@@ -258,7 +353,7 @@ function backupOn(day: string): SeededBackup {
 }
 
 async function putObject(key: string, body: string): Promise<void> {
-  await s3.send(new PutObjectCommand({ Bucket: localS3.bucket, Key: key, Body: body }));
+  await s3.send(new PutObjectCommand({ Bucket: store.bucket, Key: key, Body: body }));
 }
 
 /** Distinct content per backup, a few hundred bytes, so sizes and ETags tell objects apart. */
@@ -272,7 +367,7 @@ async function putBackup(database: string, startedAt: Date, randomSuffix: string
   await putObject(dataKey, syntheticDump(database, backupId));
   await putObject(manifestKey, JSON.stringify({ backupId, database, startedAt: startedAt.toISOString(), note: 'synthetic: retention reads only listings and tags' }));
   const verifiedAt = verification ? new Date(startedAt.getTime() + 20 * 60_000) : undefined;
-  if (verification && verifiedAt) await mergeTags(s3, localS3.bucket, dataKey, verificationTags({ status: verification, method: 'sha256', at: verifiedAt }));
+  if (verification && verifiedAt) await mergeTags(s3, store.bucket, dataKey, verificationTags({ status: verification, method: 'sha256', at: verifiedAt }));
   return { day: startedAt.toISOString().slice(0, 10), backupId, dataKey, manifestKey, verification, verifiedAt };
 }
 
@@ -291,10 +386,10 @@ async function putDataOnly(startedAt: Date, randomSuffix: string): Promise<strin
 
 async function snapshot(): Promise<BucketSnapshot> {
   const objects: BucketSnapshot = new Map();
-  for await (const page of paginateListObjectsV2({ client: s3 }, { Bucket: localS3.bucket })) {
+  for await (const page of paginateListObjectsV2({ client: s3 }, { Bucket: store.bucket })) {
     for (const object of page.Contents ?? []) {
       if (!object.Key) continue;
-      const tags = Object.fromEntries((await readTags(s3, localS3.bucket, object.Key)).map((tag) => [tag.Key ?? '', tag.Value ?? '']));
+      const tags = Object.fromEntries((await readTags(s3, store.bucket, object.Key)).map((tag) => [tag.Key ?? '', tag.Value ?? '']));
       objects.set(object.Key, { etag: object.ETag, size: object.Size, tags });
     }
   }

@@ -114,6 +114,27 @@ describe('invalid configuration fails synth with a message naming the field', ()
     expect(error.message).toContain('environments.prod.databases[0].overrides: PGKEEP_COMPRESSION_LEVEL="30" is invalid: expected a whole number from 1 to 19.');
   });
 
+  it('rejects PGKEEP_S3_CHECKSUM: none in an environment with objectLock, naming the field', () => {
+    const config = examples();
+    expect(config.environments.prod!.objectLock).toBeDefined();
+    config.environments.prod!.databases[0]!.overrides = { PGKEEP_S3_CHECKSUM: 'none' };
+
+    const error = synthFailure(config);
+
+    expect(error.message).toContain(
+      'environments.prod.databases[0].overrides.PGKEEP_S3_CHECKSUM: "none" cannot be used in an environment with objectLock: S3 refuses every upload without a checksum to a bucket under Object Lock; remove this override (crc64nvme is the default)',
+    );
+    expect(error.message.split('\n').filter((line) => line.includes('PGKEEP_S3_CHECKSUM'))).toHaveLength(1);
+  });
+
+  it('accepts PGKEEP_S3_CHECKSUM: none in an environment without objectLock', () => {
+    const config = examples();
+    expect(config.environments.dev!.objectLock).toBeUndefined();
+    config.environments.dev!.databases[0]!.overrides = { PGKEEP_S3_CHECKSUM: 'none' };
+
+    expect(parsePgkeepConfig(config).environments.dev?.databases[0]?.overrides).toEqual({ PGKEEP_S3_CHECKSUM: 'none' });
+  });
+
   it('rejects overrides of settings the infrastructure owns, such as the bucket', () => {
     const config = examples();
     config.environments.prod!.databases[0]!.overrides = { PGKEEP_BUCKET: 'somewhere-else' };

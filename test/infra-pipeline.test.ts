@@ -122,7 +122,7 @@ describe.each(['dev', 'prod'])('the %s pipeline stack', (name) => {
     }
   });
 
-  it('tells the task its bucket, environment, catalog name, KMS key and SSL mode, plus the database\'s overrides', () => {
+  it('tells the task its bucket, environment, catalog name, KMS key, SSL mode and whether the bucket is under Object Lock, plus the database\'s overrides', () => {
     for (const database of environment.databases) {
       const { PGKEEP_BUCKET: bucket, PGKEEP_KMS_KEY_ID: key, ...literals } = Object.fromEntries(
         containerOf(database).Environment.map((variable) => [variable.Name, variable.Value]),
@@ -133,6 +133,7 @@ describe.each(['dev', 'prod'])('the %s pipeline stack', (name) => {
       expect(literals).toEqual({
         PGKEEP_ENVIRONMENT: name,
         PGKEEP_DATABASE_NAME: database.name,
+        PGKEEP_OBJECT_LOCK: String(environment.objectLock !== undefined),
         PGSSLMODE: 'require',
         ...Object.fromEntries(Object.entries(database.overrides).map(([variable, value]) => [variable, String(value)])),
       });

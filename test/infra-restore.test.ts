@@ -237,6 +237,12 @@ describe.each(['dev', 'prod'])('restores and the restore drill in the %s environ
       expect((containerOf(stacks.pipeline.drill.taskDefinition).LogConfiguration as { Options: Record<string, unknown> }).Options['awslogs-group']).toEqual({ Ref: logGroupId });
     });
 
+    it('tells the drill whether the bucket is under Object Lock, where its record must carry a checksum', () => {
+      const { Environment: variables } = containerOf(stacks.pipeline.drill.taskDefinition) as { Environment: { Name: string; Value: unknown }[] };
+
+      expect(variables).toContainEqual({ Name: 'PGKEEP_OBJECT_LOCK', Value: String(environment.objectLock !== undefined) });
+    });
+
     it('drills every configured database and has no database secret at all', () => {
       const container = containerOf(stacks.pipeline.drill.taskDefinition);
       const variables = Object.fromEntries(container.Environment.map((variable) => [variable.Name, variable.Value]));

@@ -1,10 +1,17 @@
 /**
  * The restore command end to end: the task runs as its own process (as ECS runs it, configured
  * only through the environment) against a real PostgreSQL (a throwaway cluster from this
- * machine's binaries) and the local S3 server, restoring backups that the real backup command
- * wrote. Every scenario backs up under its own catalog name, so no test sees another's backups,
- * damage or tags. Restores go into the same cluster as the sources, so source and restored
- * database can be compared directly.
+ * machine's binaries) and moto_server, restoring backups that the real backup command wrote.
+ * Every scenario backs up under its own catalog name, so no test sees another's backups, damage
+ * or tags. Restores go into the same cluster as the sources, so source and restored database can
+ * be compared directly.
+ *
+ * Against moto only. Most scenarios use the stacks' bucket shape with `objectLock` (versioned,
+ * Object Lock default retention), where the restore reads the version its manifest records. Damage
+ * to a backup's object needs a bucket without versions (an S3-compatible store, or one never
+ * versioned): there an overwrite replaces the only copy; on a versioned bucket it cannot touch the
+ * recorded version, which another test shows. fauxqs would add nothing the unversioned moto bucket
+ * does not: the restore reads the same way whatever checksums the store keeps.
  */
 import { readFileSync, watch } from 'node:fs';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
@@ -16,25 +23,28 @@ import type pg from 'pg';
 import type { Backup } from '../catalog/listing.ts';
 import { parseManifest } from '../catalog/manifest.ts';
 import { mergeTags, verificationTags } from '../catalog/verification.ts';
-import { startLocalS3, type LocalS3 } from '../scripts/local-s3.ts';
 import { createSampleDatabase } from '../scripts/sample-database.ts';
 import { startTask, type TaskExit, type TaskLogLine } from '../scripts/task-process.ts';
 import { startThrowawayCluster, type ThrowawayCluster } from '../task/throwaway-cluster.ts';
 import { backUpWithTask, childPid, createIncompressibleDatabase, schemaOf, withClient } from './support/backup-harness.ts';
+import { startMotoS3, type MotoS3 } from './support/moto-s3.ts';
 import { isObjectDownload, startS3FaultProxy, type S3FaultProxy } from './support/s3-fault-proxy.ts';
 
 const SOURCE = { tiny: 'tiny', evolving: 'evolving', sample: 'sample', bulk: 'bulk' } as const;
 const TINY_ROWS = { customers: 2000, orders: 10_000, audit_log: 25 };
 
 let cluster: ThrowawayCluster;
-let localS3: LocalS3;
+/** Versioned, Object Lock with default retention: the stacks' bucket with `objectLock`. */
+let locked: MotoS3;
+let unversioned: MotoS3;
 let proxy: S3FaultProxy;
 let s3: S3Client;
 
 beforeAll(async () => {
-  [cluster, localS3] = await Promise.all([startThrowawayCluster(), startLocalS3({ bucket: 'pgkeep-restore-test' })]);
-  proxy = await startS3FaultProxy(localS3.endpoint);
-  s3 = localS3.client();
+  [cluster, locked] = await Promise.all([startThrowawayCluster(), startMotoS3({ bucket: 'pgkeep-restore-test' })]);
+  unversioned = await locked.addBucket('pgkeep-restore-test-unversioned', { kind: 'unversioned' });
+  proxy = await startS3FaultProxy(locked.endpoint);
+  s3 = locked.client();
   await cluster.createDatabase(SOURCE.tiny);
   await withClient(connectionTo(SOURCE.tiny), (client) => createTinyDatabase(client, TINY_ROWS));
   await cluster.createDatabase(SOURCE.evolving);
@@ -47,7 +57,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await proxy?.stop();
-  await localS3?.stop();
+  await locked?.stop();
   await cluster?.stop();
 });
 
@@ -68,14 +78,14 @@ async function createTinyDatabase(client: pg.Client, rows: { customers: number; 
 }
 
 /** Runs the real backup command for `source`, catalogued as `catalogName`; returns the new backup. */
-function backUp(source: string, catalogName: string): Promise<Backup> {
-  return backUpWithTask(s3, localS3, cluster.env(source), catalogName);
+function backUp(source: string, catalogName: string, bucket: MotoS3 = locked): Promise<Backup> {
+  return backUpWithTask(s3, bucket, cluster.env(source), catalogName);
 }
 
 /** The restore task's environment, as a user would set it in the ECS console's "Run task". */
-function restoreEnvironment(catalogName: string, settings: Record<string, string> = {}): Record<string, string> {
+function restoreEnvironment(catalogName: string, settings: Record<string, string> = {}, bucket: MotoS3 = locked): Record<string, string> {
   return {
-    ...localS3.taskEnvironment(),
+    ...bucket.taskEnvironment(),
     ...cluster.env('postgres'),
     PGKEEP_ENVIRONMENT: 'test',
     PGKEEP_RESTORE_SOURCE: catalogName,
@@ -83,8 +93,8 @@ function restoreEnvironment(catalogName: string, settings: Record<string, string
   };
 }
 
-function restore(catalogName: string, settings: Record<string, string> = {}): Promise<TaskExit> {
-  return startTask({ command: 'restore', env: restoreEnvironment(catalogName, settings) }).exited;
+function restore(catalogName: string, settings: Record<string, string> = {}, bucket: MotoS3 = locked): Promise<TaskExit> {
+  return startTask({ command: 'restore', env: restoreEnvironment(catalogName, settings, bucket) }).exited;
 }
 
 function logLine(exit: TaskExit, message: string): TaskLogLine {
@@ -165,12 +175,12 @@ async function relationCount(database: string): Promise<number> {
 }
 
 /** A byte in the middle of the object inverted; the size stays the same, as with silent corruption. */
-async function flipMiddleByte(key: string): Promise<void> {
-  const object = await s3.send(new GetObjectCommand({ Bucket: localS3.bucket, Key: key }));
+async function flipMiddleByte(key: string, bucket: MotoS3): Promise<void> {
+  const object = await s3.send(new GetObjectCommand({ Bucket: bucket.bucket, Key: key }));
   const bytes = Buffer.from(await object.Body!.transformToByteArray());
   const middle = Math.floor(bytes.length / 2);
   bytes[middle] = (bytes[middle] ?? 0) ^ 0xff;
-  await s3.send(new PutObjectCommand({ Bucket: localS3.bucket, Key: key, Body: bytes }));
+  await s3.send(new PutObjectCommand({ Bucket: bucket.bucket, Key: key, Body: bytes }));
 }
 
 async function waitFor(condition: () => Promise<boolean>, what: string, timeoutMs = 60_000): Promise<void> {
@@ -288,6 +298,36 @@ describe('restoring into a new database', () => {
   });
 });
 
+describe('restoring from a versioned bucket', () => {
+  it.each([
+    ['into a new database', {}],
+    ['over an existing database (replace mode proves the object first)', { PGKEEP_RESTORE_TARGET_DATABASE: 'versioned_replace', PGKEEP_RESTORE_MODE: 'replace', PGKEEP_RESTORE_CONFIRM: 'versioned_replace' }],
+  ])('restores the version its manifest records, %s, although the key was overwritten after the backup', async (_label, settings) => {
+    // Arrange: a later write to the key (a mistake, or an attacker without s3:DeleteObjectVersion)
+    // makes damaged bytes the current version; Object Lock keeps the recorded one.
+    const catalogName = `restore-versioned${'PGKEEP_RESTORE_MODE' in settings ? '-replace' : ''}`;
+    const backup = await backUp(SOURCE.tiny, catalogName);
+    const manifest = parseManifest(await (await s3.send(new GetObjectCommand({ Bucket: locked.bucket, Key: backup.manifestKey }))).Body!.transformToString());
+    expect(manifest.object.versionId).toBeDefined();
+    await flipMiddleByte(backup.dataKey, locked);
+    const current = await s3.send(new HeadObjectCommand({ Bucket: locked.bucket, Key: backup.dataKey }));
+    expect(current.VersionId).not.toBe(manifest.object.versionId);
+    if ('PGKEEP_RESTORE_TARGET_DATABASE' in settings) await cluster.createDatabase(settings.PGKEEP_RESTORE_TARGET_DATABASE);
+
+    // Act
+    const exit = await restore(catalogName, { ...settings, PGKEEP_S3_ENDPOINT: proxy.endpoint });
+
+    // Assert: every read of the data object, including the archive-tier check, named that version.
+    expect(exit.code, JSON.stringify(exit.logs)).toBe(0);
+    const completed = logLine(exit, 'restore completed');
+    expect(completed.mismatches).toEqual([]);
+    expect(await rowCounts(String(completed.targetDatabase))).toEqual(await rowCounts(SOURCE.tiny));
+    const reads = proxy.requests.filter((request) => request.path.endsWith(backup.dataKey) && (request.method === 'GET' || request.method === 'HEAD') && !request.query.has('tagging'));
+    expect(reads.length).toBeGreaterThan(1);
+    expect(reads.map((request) => request.query.get('versionId'))).toEqual(reads.map(() => manifest.object.versionId));
+  });
+});
+
 describe('restoring over an existing database', () => {
   async function createOccupiedTarget(name: string): Promise<void> {
     await cluster.createDatabase(name);
@@ -351,15 +391,15 @@ describe('restoring over an existing database', () => {
 });
 
 describe('a backup that must not be trusted', () => {
-  it('stops at a corrupted object, naming it, and drops the new database it had started to fill', async () => {
+  it('stops at a corrupted object (a bucket without versions), naming it, and drops the new database it had started to fill', async () => {
     // Arrange
     const catalogName = 'restore-corrupt';
-    const backup = await backUp(SOURCE.tiny, catalogName);
-    await flipMiddleByte(backup.dataKey);
-    expect((await s3.send(new HeadObjectCommand({ Bucket: localS3.bucket, Key: backup.dataKey }))).ContentLength).toBe(backup.dataBytes);
+    const backup = await backUp(SOURCE.tiny, catalogName, unversioned);
+    await flipMiddleByte(backup.dataKey, unversioned);
+    expect((await s3.send(new HeadObjectCommand({ Bucket: unversioned.bucket, Key: backup.dataKey }))).ContentLength).toBe(backup.dataBytes);
 
     // Act
-    const exit = await restore(catalogName);
+    const exit = await restore(catalogName, {}, unversioned);
 
     // Assert
     expect(exit.code).toBe(1);
@@ -372,17 +412,17 @@ describe('a backup that must not be trusted', () => {
     expect(await databasesNamedLike(catalogName)).toEqual([]);
   });
 
-  it('leaves an existing target untouched when replacing it from a corrupted object', async () => {
+  it('leaves an existing target untouched when replacing it from a corrupted object (a bucket without versions)', async () => {
     // Arrange
     const catalogName = 'restore-corrupt-replace';
-    const backup = await backUp(SOURCE.tiny, catalogName);
-    await flipMiddleByte(backup.dataKey);
+    const backup = await backUp(SOURCE.tiny, catalogName, unversioned);
+    await flipMiddleByte(backup.dataKey, unversioned);
     await cluster.createDatabase('corrupt_replace_target');
     await withClient(connectionTo('corrupt_replace_target'), (client) => createTinyDatabase(client, { customers: 10, orders: 20, audit_log: 1 }));
     const before = await fingerprintOf('corrupt_replace_target');
 
     // Act
-    const exit = await restore(catalogName, { PGKEEP_RESTORE_TARGET_DATABASE: 'corrupt_replace_target', PGKEEP_RESTORE_MODE: 'replace', PGKEEP_RESTORE_CONFIRM: 'corrupt_replace_target' });
+    const exit = await restore(catalogName, { PGKEEP_RESTORE_TARGET_DATABASE: 'corrupt_replace_target', PGKEEP_RESTORE_MODE: 'replace', PGKEEP_RESTORE_CONFIRM: 'corrupt_replace_target' }, unversioned);
 
     // Assert
     expect(exit.code).toBe(1);
@@ -392,20 +432,20 @@ describe('a backup that must not be trusted', () => {
     expect(await fingerprintOf('corrupt_replace_target')).toEqual(before);
   });
 
-  it('leaves an existing target untouched when the object was swapped for another valid archive that pg_restore alone would accept', async () => {
+  it('leaves an existing target untouched when the object was swapped for another valid archive that pg_restore alone would accept (a bucket without versions)', async () => {
     // Arrange: the data object now holds another database's backup; it decompresses and restores
     // cleanly, so only its checksum tells it apart, and that is known only after the last byte.
     const catalogName = 'restore-swapped-replace';
-    const backup = await backUp(SOURCE.tiny, catalogName);
-    const donor = await backUp(SOURCE.evolving, 'restore-swapped-donor');
-    const donorObject = await s3.send(new GetObjectCommand({ Bucket: localS3.bucket, Key: donor.dataKey }));
-    await s3.send(new PutObjectCommand({ Bucket: localS3.bucket, Key: backup.dataKey, Body: Buffer.from(await donorObject.Body!.transformToByteArray()) }));
+    const backup = await backUp(SOURCE.tiny, catalogName, unversioned);
+    const donor = await backUp(SOURCE.evolving, 'restore-swapped-donor', unversioned);
+    const donorObject = await s3.send(new GetObjectCommand({ Bucket: unversioned.bucket, Key: donor.dataKey }));
+    await s3.send(new PutObjectCommand({ Bucket: unversioned.bucket, Key: backup.dataKey, Body: Buffer.from(await donorObject.Body!.transformToByteArray()) }));
     await cluster.createDatabase('swapped_replace_target');
     await withClient(connectionTo('swapped_replace_target'), (client) => createTinyDatabase(client, { customers: 10, orders: 20, audit_log: 1 }));
     const before = await fingerprintOf('swapped_replace_target');
 
     // Act
-    const exit = await restore(catalogName, { PGKEEP_RESTORE_TARGET_DATABASE: 'swapped_replace_target', PGKEEP_RESTORE_MODE: 'replace', PGKEEP_RESTORE_CONFIRM: 'swapped_replace_target' });
+    const exit = await restore(catalogName, { PGKEEP_RESTORE_TARGET_DATABASE: 'swapped_replace_target', PGKEEP_RESTORE_MODE: 'replace', PGKEEP_RESTORE_CONFIRM: 'swapped_replace_target' }, unversioned);
 
     // Assert
     expect(exit.code).toBe(1);
@@ -419,13 +459,13 @@ describe('a backup that must not be trusted', () => {
     // Arrange: the manifest claims one order more than the backup holds.
     const catalogName = 'restore-mismatch';
     const backup = await backUp(SOURCE.tiny, catalogName);
-    const manifestObject = await s3.send(new GetObjectCommand({ Bucket: localS3.bucket, Key: backup.manifestKey }));
+    const manifestObject = await s3.send(new GetObjectCommand({ Bucket: locked.bucket, Key: backup.manifestKey }));
     const manifest = JSON.parse(await manifestObject.Body!.transformToString()) as { tables: { schema: string; table: string; rows: number }[] };
     const orders = manifest.tables.find((table) => table.schema === 'public' && table.table === 'orders')!;
     orders.rows = TINY_ROWS.orders + 1;
     const rewritten = JSON.stringify(manifest, null, 2);
     expect(() => parseManifest(rewritten)).not.toThrow();
-    await s3.send(new PutObjectCommand({ Bucket: localS3.bucket, Key: backup.manifestKey, Body: rewritten }));
+    await s3.send(new PutObjectCommand({ Bucket: locked.bucket, Key: backup.manifestKey, Body: rewritten }));
 
     // Act
     const exit = await restore(catalogName);
@@ -442,7 +482,7 @@ describe('a backup that must not be trusted', () => {
     // Arrange
     const catalogName = 'restore-failed-verification';
     const backup = await backUp(SOURCE.tiny, catalogName);
-    await mergeTags(s3, localS3.bucket, backup.dataKey, verificationTags({ status: 'failed', method: 'sha256', at: new Date() }));
+    await mergeTags(s3, locked.bucket, backup.dataKey, verificationTags({ status: 'failed', method: 'crc64nvme', at: new Date() }));
 
     // Act
     const refused = await restore(catalogName);

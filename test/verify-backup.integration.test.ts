@@ -1,10 +1,13 @@
 /**
  * verify-backup against backups the real backup task wrote: the task runs as its own process
- * against a throwaway PostgreSQL and the local S3 server, then each test damages its own backup
- * (its own catalog name) the way things go wrong in a bucket and runs the function's code on it.
+ * against a throwaway PostgreSQL and an S3 server, then each test damages its own backup (its own
+ * catalog name) the way things go wrong in a bucket and runs the function's code on it.
  *
- * The local server reports no checksums, so every check here takes the SHA-256 path (the task's
- * manifest says s3ChecksumEnforced: false); the CRC64NVME path is covered in verify-backup.test.ts.
+ * Twice, because verification has two paths and each needs its own kind of store:
+ * - fauxqs reports no checksums, like the S3-compatible stores `npm start` and PGKEEP_S3_ENDPOINT
+ *   users run, so the manifest says s3ChecksumEnforced: false and verification recomputes SHA-256;
+ * - moto, shaped like the stacks' bucket (versioned, Object Lock, the task sending CRC64NVME),
+ *   stores and reports the full-object CRC64NVME, so verification compares it in one HeadObject.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
@@ -19,6 +22,7 @@ import { handleS3Event } from '../functions/verify-backup/handler.ts';
 import { processManifest, type VerifyDependencies } from '../functions/verify-backup/process.ts';
 import { verifyBackup } from '../functions/verify-backup/verify.ts';
 import { startLocalS3, type LocalS3 } from '../scripts/local-s3.ts';
+import { startMotoS3 } from './support/moto-s3.ts';
 import { startThrowawayCluster, type ThrowawayCluster } from '../task/throwaway-cluster.ts';
 import { backUpWithTask, manifestOf, withClient } from './support/backup-harness.ts';
 
@@ -33,31 +37,43 @@ const CATALOG = {
   // A space and a '+', which S3 event keys encode ('+' and %2B), on top of pgkeep's own %XX.
   redelivered: 'verify again+1',
   tooLarge: 'verify-too-large',
+  replacedWithoutCrc: 'verify-replaced-without-crc',
 } as const;
 const STATUS_METRICS: readonly string[] = [METRIC.backupVerified, METRIC.backupVerificationFailed, METRIC.backupUnverifiable];
 
+/** The two stores, and the check verification can make on each. */
+const STORES = [
+  { name: 'on a store that reports no checksums (fauxqs): SHA-256 recomputed', method: 'sha256', start: () => startLocalS3({ bucket: 'pgkeep-verify-test' }) },
+  { name: 'on an Object-Lock bucket with S3 checksums (moto): CRC64NVME compared', method: 'crc64nvme', start: () => startMotoS3({ bucket: 'pgkeep-verify-test' }) },
+] as const;
+
 let cluster: ThrowawayCluster;
-let localS3: LocalS3;
+/** The store of the describe block that runs (they run one after the other). */
+let store: LocalS3;
 let s3: S3Client;
 const backups = new Map<string, Backup>();
 
 beforeAll(async () => {
-  [cluster, localS3] = await Promise.all([startThrowawayCluster(), startLocalS3({ bucket: 'pgkeep-verify-test' })]);
-  s3 = localS3.client();
+  cluster = await startThrowawayCluster();
   await cluster.createDatabase(SOURCE_DATABASE);
   await withClient(cluster.connectionString(SOURCE_DATABASE), createTinyDatabase);
-
-  // Two at a time: the machine has two cores.
-  const names = Object.values(CATALOG);
-  for (let start = 0; start < names.length; start += 2) {
-    await Promise.all(names.slice(start, start + 2).map(runBackup));
-  }
 });
 
 afterAll(async () => {
-  await localS3?.stop();
   await cluster?.stop();
 });
+
+/** Starts the store and has the task write one backup per catalog name into it. */
+async function startStoreWithBackups(start: () => Promise<LocalS3>): Promise<void> {
+  store = await start();
+  s3 = store.client();
+  backups.clear();
+  // Two at a time: the machine has two cores.
+  const names = Object.values(CATALOG);
+  for (let first = 0; first < names.length; first += 2) {
+    await Promise.all(names.slice(first, first + 2).map(runBackup));
+  }
+}
 
 async function createTinyDatabase(client: pg.Client): Promise<void> {
   await client.query('CREATE TABLE customers (id integer PRIMARY KEY, name text NOT NULL)');
@@ -68,7 +84,7 @@ async function createTinyDatabase(client: pg.Client): Promise<void> {
 }
 
 async function runBackup(catalogName: string): Promise<void> {
-  backups.set(catalogName, await backUpWithTask(s3, localS3, cluster.env(SOURCE_DATABASE), catalogName));
+  backups.set(catalogName, await backUpWithTask(s3, store, cluster.env(SOURCE_DATABASE), catalogName));
 }
 
 function backupOf(catalogName: string): Backup {
@@ -93,20 +109,24 @@ function dependencies(overrides: Partial<VerifyDependencies> = {}) {
 }
 
 async function tagsOf(key: string): Promise<Record<string, string>> {
-  return Object.fromEntries((await readTags(s3, localS3.bucket, key)).map((tag): [string, string] => [tag.Key ?? '', tag.Value ?? '']));
+  return Object.fromEntries((await readTags(s3, store.bucket, key)).map((tag): [string, string] => [tag.Key ?? '', tag.Value ?? '']));
 }
 
 function statusMetricsIn(published: readonly { MetricName?: string | undefined }[]): string[] {
   return published.map((datum) => datum.MetricName ?? '').filter((name) => STATUS_METRICS.includes(name));
 }
 
-/** Rewrites the data object with one byte inverted in the middle: same size, different content. */
-async function flipMiddleByte(key: string): Promise<void> {
-  const object = await s3.send(new GetObjectCommand({ Bucket: localS3.bucket, Key: key }));
+/**
+ * Rewrites the data object with one byte inverted in the middle: same size, different content.
+ * With `withCrc64Nvme`, S3 stores the CRC64NVME of the damaged bytes (the write a careful
+ * tool would make); without it, the checksum the client's defaults give (none, or CRC32).
+ */
+async function flipMiddleByte(key: string, options: { withCrc64Nvme?: boolean } = {}): Promise<void> {
+  const object = await s3.send(new GetObjectCommand({ Bucket: store.bucket, Key: key }));
   const bytes = Buffer.from(await object.Body!.transformToByteArray());
   const middle = Math.floor(bytes.length / 2);
   bytes[middle] = (bytes[middle] ?? 0) ^ 0xff;
-  await s3.send(new PutObjectCommand({ Bucket: localS3.bucket, Key: key, Body: bytes }));
+  await s3.send(new PutObjectCommand({ Bucket: store.bucket, Key: key, Body: bytes, ...(options.withCrc64Nvme ? { ChecksumAlgorithm: 'CRC64NVME' as const } : {}) }));
 }
 
 /** The event S3 sends for a new object: the key URL-encoded, spaces as '+'. */
@@ -133,20 +153,25 @@ function objectCreatedEvent(bucket: string, key: string): S3Event {
   };
 }
 
-describe('verify-backup on a backup the task wrote', () => {
-  it('verifies an intact backup by recomputing SHA-256 (the store reports no checksum) and tags the data object verified', async () => {
+describe.each(STORES)('verify-backup on a backup the task wrote, $name', ({ method, start }) => {
+  beforeAll(() => startStoreWithBackups(start));
+  afterAll(async () => {
+    await store?.stop();
+  });
+
+  it(`verifies an intact backup by its ${method} and tags the data object verified`, async () => {
     // Arrange
     const backup = backupOf(CATALOG.intact);
-    const manifest = await manifestOf(s3, localS3.bucket, backup);
+    const manifest = await manifestOf(s3, store.bucket, backup);
     const { deps, metrics, alerts } = dependencies();
 
     // Act
-    const result = await processManifest(deps, { bucket: localS3.bucket, manifestKey: backup.manifestKey });
+    const result = await processManifest(deps, { bucket: store.bucket, manifestKey: backup.manifestKey });
 
     // Assert
-    expect(manifest.object.s3ChecksumEnforced).toBe(false);
-    expect(result).toMatchObject({ status: 'verified', method: 'sha256', problems: [], duplicate: false, dataObjectExists: true, dataKey: backup.dataKey });
-    expect(await tagsOf(backup.dataKey)).toMatchObject({ [VERIFICATION_TAG]: 'verified', 'pgkeep:verification-method': 'sha256' });
+    expect(manifest.object.s3ChecksumEnforced).toBe(method === 'crc64nvme');
+    expect(result).toMatchObject({ status: 'verified', method, problems: [], duplicate: false, dataObjectExists: true, dataKey: backup.dataKey });
+    expect(await tagsOf(backup.dataKey)).toMatchObject({ [VERIFICATION_TAG]: 'verified', 'pgkeep:verification-method': method });
     expect(await tagsOf(backup.manifestKey)).toMatchObject({ [VERIFICATION_TAG]: 'verified' });
     expect(statusMetricsIn(metrics.published)).toEqual([METRIC.backupVerified]);
     expect(alerts.sent).toEqual([]);
@@ -155,19 +180,19 @@ describe('verify-backup on a backup the task wrote', () => {
   it('fails a backup whose data object had a byte flipped (same size), naming the object', async () => {
     // Arrange
     const backup = backupOf(CATALOG.flipped);
-    await flipMiddleByte(backup.dataKey);
-    const head = await s3.send(new HeadObjectCommand({ Bucket: localS3.bucket, Key: backup.dataKey }));
+    await flipMiddleByte(backup.dataKey, { withCrc64Nvme: method === 'crc64nvme' });
+    const head = await s3.send(new HeadObjectCommand({ Bucket: store.bucket, Key: backup.dataKey }));
     expect(head.ContentLength).toBe(backup.dataBytes);
     const { deps, metrics, alerts } = dependencies();
 
     // Act
-    const result = await processManifest(deps, { bucket: localS3.bucket, manifestKey: backup.manifestKey });
+    const result = await processManifest(deps, { bucket: store.bucket, manifestKey: backup.manifestKey });
 
     // Assert
     expect(result.status).toBe('failed');
-    expect(result.method).toBe('sha256');
+    expect(result.method).toBe(method);
     expect(result.problems).toHaveLength(1);
-    expect(result.problems[0]).toContain(`s3://${localS3.bucket}/${backup.dataKey}`);
+    expect(result.problems[0]).toContain(`s3://${store.bucket}/${backup.dataKey}`);
     expect(result.remedy).toContain('Do not restore from it');
     expect(await tagsOf(backup.dataKey)).toMatchObject({ [VERIFICATION_TAG]: 'failed' });
     expect(statusMetricsIn(metrics.published)).toEqual([METRIC.backupVerificationFailed]);
@@ -178,16 +203,16 @@ describe('verify-backup on a backup the task wrote', () => {
   it('fails a backup whose data object is gone, saying so, and tags the manifest instead', async () => {
     // Arrange
     const backup = backupOf(CATALOG.missingData);
-    await s3.send(new DeleteObjectCommand({ Bucket: localS3.bucket, Key: backup.dataKey }));
+    await s3.send(new DeleteObjectCommand({ Bucket: store.bucket, Key: backup.dataKey }));
     const { deps, metrics, alerts } = dependencies();
 
     // Act
-    const result = await processManifest(deps, { bucket: localS3.bucket, manifestKey: backup.manifestKey });
+    const result = await processManifest(deps, { bucket: store.bucket, manifestKey: backup.manifestKey });
 
     // Assert
     expect(result.status).toBe('failed');
     expect(result.dataObjectExists).toBe(false);
-    expect(result.problems).toEqual([`the data object s3://${localS3.bucket}/${backup.dataKey} named by the manifest does not exist.`]);
+    expect(result.problems).toEqual([`the data object s3://${store.bucket}/${backup.dataKey} named by the manifest does not exist.`]);
     expect(result.remedy).toContain('Run a new backup');
     expect(await tagsOf(backup.manifestKey)).toMatchObject({ [VERIFICATION_TAG]: 'failed' });
     expect(statusMetricsIn(metrics.published)).toEqual([METRIC.backupVerificationFailed]);
@@ -200,11 +225,11 @@ describe('verify-backup on a backup the task wrote', () => {
   ])('fails %s, naming what is wrong, without throwing', async (_label, catalogName, manifestText, expectedProblem) => {
     // Arrange
     const backup = backupOf(catalogName);
-    await s3.send(new PutObjectCommand({ Bucket: localS3.bucket, Key: backup.manifestKey, Body: manifestText }));
+    await s3.send(new PutObjectCommand({ Bucket: store.bucket, Key: backup.manifestKey, Body: manifestText }));
     const { deps, metrics, alerts } = dependencies();
 
     // Act
-    const result = await processManifest(deps, { bucket: localS3.bucket, manifestKey: backup.manifestKey });
+    const result = await processManifest(deps, { bucket: store.bucket, manifestKey: backup.manifestKey });
 
     // Assert
     expect(result.status).toBe('failed');
@@ -221,7 +246,7 @@ describe('verify-backup on a backup the task wrote', () => {
     const backup = backupOf(CATALOG.redelivered);
     expect(backup.manifestKey).toContain('/verify%20again%2B1/');
     await flipMiddleByte(backup.dataKey);
-    const event = objectCreatedEvent(localS3.bucket, backup.manifestKey);
+    const event = objectCreatedEvent(store.bucket, backup.manifestKey);
     const { deps, metrics, alerts } = dependencies();
 
     // Act
@@ -235,37 +260,68 @@ describe('verify-backup on a backup the task wrote', () => {
     expect(alerts.sent).toHaveLength(1);
   });
 
-  it('reports an object larger than it may stream as unverifiable, never verified', async () => {
-    // Arrange
-    const backup = backupOf(CATALOG.tooLarge);
-    const maxStreamBytes = 1024;
-    expect(backup.dataBytes).toBeGreaterThan(maxStreamBytes);
-    const { deps, metrics, alerts } = dependencies({ maxStreamBytes });
+  if (method === 'sha256') {
+    it('reports an object larger than it may stream as unverifiable, never verified', async () => {
+      // Arrange
+      const backup = backupOf(CATALOG.tooLarge);
+      const maxStreamBytes = 1024;
+      expect(backup.dataBytes).toBeGreaterThan(maxStreamBytes);
+      const { deps, metrics, alerts } = dependencies({ maxStreamBytes });
 
-    // Act
-    const result = await processManifest(deps, { bucket: localS3.bucket, manifestKey: backup.manifestKey });
+      // Act
+      const result = await processManifest(deps, { bucket: store.bucket, manifestKey: backup.manifestKey });
 
-    // Assert
-    expect(result.status).toBe('unverifiable');
-    expect(result.problems[0]).toContain(`more than the ${maxStreamBytes} this function streams`);
-    expect(result.remedy).toContain('restore drill');
-    expect(await tagsOf(backup.dataKey)).toMatchObject({ [VERIFICATION_TAG]: 'unverifiable' });
-    expect(statusMetricsIn(metrics.published)).toEqual([METRIC.backupUnverifiable]);
-    expect(alerts.sent).toHaveLength(1);
-    expect(alerts.sent[0]?.subject).toContain('could not be verified');
-  });
+      // Assert
+      expect(result.status).toBe('unverifiable');
+      expect(result.problems[0]).toContain(`more than the ${maxStreamBytes} this function streams`);
+      expect(result.remedy).toContain('restore drill');
+      expect(await tagsOf(backup.dataKey)).toMatchObject({ [VERIFICATION_TAG]: 'unverifiable' });
+      expect(statusMetricsIn(metrics.published)).toEqual([METRIC.backupUnverifiable]);
+      expect(alerts.sent).toHaveLength(1);
+      expect(alerts.sent[0]?.subject).toContain('could not be verified');
+    });
 
-  it('reports unverifiable, never verified, when hashing cannot finish before the deadline', async () => {
-    // Arrange: verifyBackup itself reads no tags, so the intact backup can be checked again.
-    const backup = backupOf(CATALOG.intact);
-    const alreadyPassed = new Date(Date.now() - 1000);
+    it('reports unverifiable, never verified, when hashing cannot finish before the deadline', async () => {
+      // Arrange: verifyBackup itself reads no tags, so the intact backup can be checked again.
+      const backup = backupOf(CATALOG.intact);
+      const alreadyPassed = new Date(Date.now() - 1000);
 
-    // Act
-    const report = await verifyBackup({ s3, bucket: localS3.bucket, manifestKey: backup.manifestKey, maxStreamBytes: 64 * 2 ** 20, deadline: alreadyPassed });
+      // Act
+      const report = await verifyBackup({ s3, bucket: store.bucket, manifestKey: backup.manifestKey, maxStreamBytes: 64 * 2 ** 20, deadline: alreadyPassed });
 
-    // Assert
-    expect(report.status).toBe('unverifiable');
-    expect(report.method).toBe('sha256');
-    expect(report.problems[0]).toContain("did not finish before the function's deadline");
-  });
+      // Assert
+      expect(report.status).toBe('unverifiable');
+      expect(report.method).toBe('sha256');
+      expect(report.problems[0]).toContain("did not finish before the function's deadline");
+    });
+  } else {
+    it('verifies a backup of any size in one HeadObject, so neither the stream limit nor the deadline applies', async () => {
+      // Arrange
+      const backup = backupOf(CATALOG.tooLarge);
+      const maxStreamBytes = 1024;
+      expect(backup.dataBytes).toBeGreaterThan(maxStreamBytes);
+
+      // Act
+      const report = await verifyBackup({ s3, bucket: store.bucket, manifestKey: backup.manifestKey, maxStreamBytes, deadline: new Date(Date.now() - 1000) });
+
+      // Assert
+      expect(report).toMatchObject({ status: 'verified', method: 'crc64nvme', problems: [] });
+    });
+
+    it('fails a backup whose object was replaced by a copy S3 keeps no CRC64NVME for, although the manifest says S3 enforced it', async () => {
+      // Arrange: rewritten with the SDK's default checksum (CRC32), as a hand copy would be.
+      const backup = backupOf(CATALOG.replacedWithoutCrc);
+      await flipMiddleByte(backup.dataKey);
+      const { deps, alerts } = dependencies();
+
+      // Act
+      const result = await processManifest(deps, { bucket: store.bucket, manifestKey: backup.manifestKey });
+
+      // Assert
+      expect(result).toMatchObject({ status: 'failed', method: 'crc64nvme' });
+      expect(result.problems).toEqual([`S3 reports no CRC64NVME for s3://${store.bucket}/${backup.dataKey}, although it was uploaded with checksums enforced.`]);
+      expect(result.remedy).toContain('restore drill');
+      expect(alerts.sent).toHaveLength(1);
+    });
+  }
 });

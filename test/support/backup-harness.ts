@@ -1,12 +1,12 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { CompleteMultipartUploadCommand, GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, ListMultipartUploadsCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { Readable } from 'node:stream';
 import pg from 'pg';
 import { findNewestBackup, listCatalogEntries, type Backup } from '../../catalog/listing.ts';
 import { parseManifest, type Manifest } from '../../catalog/manifest.ts';
 import { mergeTags, verificationTags } from '../../catalog/verification.ts';
-import { encodeDatabaseSegment } from '../../catalog/keys.ts';
+import { databasePrefix, encodeDatabaseSegment } from '../../catalog/keys.ts';
 import type { LocalS3 } from '../../scripts/local-s3.ts';
 import { startTask } from '../../scripts/task-process.ts';
 import { feedArchive, type ArchiveReadResult } from '../../task/archive-reader.ts';
@@ -92,13 +92,20 @@ export async function catalogState(s3: S3Client, bucket: string, database: strin
   return { manifests: entries.filter((entry) => entry.manifestKey).length, dataObjects: entries.filter((entry) => entry.dataKey).length };
 }
 
-/** True when the server no longer knows the upload: it was aborted (or completed). */
-export async function uploadIsGone(s3: S3Client, bucket: string, key: string, uploadId: string): Promise<boolean> {
-  try {
-    await s3.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId, MultipartUpload: { Parts: [{ PartNumber: 1, ETag: '"0"' }] } }));
-    return false;
-  } catch (error) {
-    return (error as { name?: string }).name === 'NoSuchUpload';
+/**
+ * Multipart uploads the server still holds under a catalog database's prefix, as
+ * ListMultipartUploads reports them: what a failed backup must not leave behind. Only meaningful
+ * on a server that implements that call (moto; fauxqs answers it with an object listing).
+ */
+export async function openUploads(s3: S3Client, bucket: string, database: string): Promise<{ key: string; uploadId: string }[]> {
+  const uploads: { key: string; uploadId: string }[] = [];
+  // The SDK has no paginator for this call: page by its key and upload id markers.
+  let markers: { KeyMarker?: string; UploadIdMarker?: string } = {};
+  for (;;) {
+    const page = await s3.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: databasePrefix(database), ...markers }));
+    for (const upload of page.Uploads ?? []) uploads.push({ key: upload.Key ?? '', uploadId: upload.UploadId ?? '' });
+    if (!page.IsTruncated) return uploads;
+    markers = { KeyMarker: page.NextKeyMarker, UploadIdMarker: page.NextUploadIdMarker };
   }
 }
 

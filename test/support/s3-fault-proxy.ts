@@ -1,4 +1,4 @@
-import { createServer, request as forward, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, request as forward, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { Transform, type TransformCallback } from 'node:stream';
 
@@ -13,6 +13,7 @@ export interface RecordedRequest {
   method: string;
   path: string;
   query: URLSearchParams;
+  headers: IncomingHttpHeaders;
   status?: number;
 }
 
@@ -36,6 +37,17 @@ export const isPartUpload = (request: RecordedRequest): boolean => request.metho
 export const isAbortUpload = (request: RecordedRequest): boolean => request.method === 'DELETE' && request.query.has('uploadId');
 export const isCompleteUpload = (request: RecordedRequest): boolean => request.method === 'POST' && request.query.has('uploadId');
 export const isCreateUpload = (request: RecordedRequest): boolean => request.method === 'POST' && request.query.has('uploads');
+/**
+ * A write of object bytes (PutObject, UploadPart) that carries neither Content-MD5 nor a checksum
+ * (an x-amz-checksum-* header, or one announced as an aws-chunked trailer): S3 refuses those on a
+ * bucket under Object Lock. moto enforces that only for PutObject, so tests check parts with this.
+ */
+export const isUncheckedWrite = (request: RecordedRequest): boolean =>
+  request.method === 'PUT' &&
+  !('x-amz-copy-source' in request.headers) &&
+  !('content-md5' in request.headers) &&
+  !Object.keys(request.headers).some((name) => name.startsWith('x-amz-checksum-') && name !== 'x-amz-checksum-mode') &&
+  !/x-amz-checksum-/i.test(String(request.headers['x-amz-trailer'] ?? ''));
 export const isObjectDownload = (request: RecordedRequest): boolean => request.method === 'GET' && request.path.endsWith('.dump.zst') && !request.query.has('tagging') && !request.query.has('uploadId');
 
 /**
@@ -97,7 +109,7 @@ export async function startS3FaultProxy(upstreamEndpoint: string): Promise<S3Fau
 
   const server: Server = createServer((incoming, outgoing) => {
     const url = new URL(incoming.url ?? '/', 'http://proxy');
-    const record: RecordedRequest = { method: incoming.method ?? 'GET', path: url.pathname, query: url.searchParams };
+    const record: RecordedRequest = { method: incoming.method ?? 'GET', path: url.pathname, query: url.searchParams, headers: incoming.headers };
     requests.push(record);
     for (const waiter of [...waiters]) {
       if (waiter.predicate(record)) {

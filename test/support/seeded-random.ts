@@ -9,3 +9,10 @@ export function mulberry32(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
   };
 }
+
+/** `length` bytes drawn from `random` (e.g. mulberry32(seed)). */
+export function seededBytes(random: () => number, length: number): Buffer {
+  const bytes = Buffer.alloc(length);
+  for (let index = 0; index < length; index += 1) bytes[index] = Math.floor(random() * 256);
+  return bytes;
+}
