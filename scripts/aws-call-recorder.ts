@@ -16,7 +16,7 @@
  *   scripts/aws-call-recorder-preload.ts installs it on every SDK client the process creates,
  *   under the component named by PGKEEP_AWS_CALL_COMPONENT.
  */
-import { appendFileSync } from 'node:fs';
+import { appendFileSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 export const RECORDINGS_ENV = 'PGKEEP_AWS_CALL_RECORDINGS';
@@ -126,3 +126,16 @@ export function recordingEnvironment(component: Component, env: NodeJS.ProcessEn
 }
 
 export const RECORDER_PRELOAD = new URL('./aws-call-recorder-preload.ts', import.meta.url).pathname;
+
+/** Every call recorded into `directory` (one JSON line each, in any number of files). */
+export function readRecordedCalls(directory: string): RecordedCall[] {
+  return readdirSync(directory)
+    .filter((file) => file.endsWith('.jsonl'))
+    .sort()
+    .flatMap((file) =>
+      readFileSync(join(directory, file), 'utf8')
+        .split('\n')
+        .filter((line) => line.trim() !== '')
+        .map((line) => JSON.parse(line) as RecordedCall),
+    );
+}

@@ -12,6 +12,7 @@ import type pg from 'pg';
 import { DRILL_ROOT_PREFIX, encodeDatabaseSegment } from '../catalog/keys.ts';
 import type { Backup } from '../catalog/listing.ts';
 import { mergeTags, verificationTags } from '../catalog/verification.ts';
+import { recordAwsCalls } from '../scripts/aws-call-recorder.ts';
 import { startLocalS3, type LocalS3 } from '../scripts/local-s3.ts';
 import { loadDrillConfig, runDrill, type DrillOutcome } from '../task/drill.ts';
 import { startThrowawayCluster, type ThrowawayCluster } from '../task/throwaway-cluster.ts';
@@ -64,7 +65,8 @@ async function drill(database: string): Promise<{ outcome: DrillOutcome; cluster
   const config = loadDrillConfig({ ...localS3.taskEnvironment(), PGKEEP_ENVIRONMENT: 'test', PGKEEP_DRILL_DATABASES: JSON.stringify([database]) });
   const clusters: ThrowawayCluster[] = [];
   const outcomes = await runDrill(config, {
-    s3,
+    // Its own client, so the drill's calls are recorded for the authorization model and the set-up's are not.
+    s3: recordAwsCalls('drill', localS3.client()),
     logger: new Logger({ serviceName: 'pgkeep-drill-test', logLevel: 'SILENT' }),
     signal: new AbortController().signal,
     startCluster: async () => {

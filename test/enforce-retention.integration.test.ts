@@ -15,6 +15,7 @@ import { backupObjectKeys, databasePrefix, newBackupId } from '../catalog/keys.t
 import { VERIFICATION_METHOD_TAG, VERIFICATION_TAG, VERIFIED_AT_TAG, mergeTags, readTags, verificationTags, type VerificationStatus } from '../catalog/verification.ts';
 import { TIER_TAG, enforceRetention, type RetentionRunResult } from '../functions/enforce-retention/enforce.ts';
 import type { RetentionPolicy, RetentionTier } from '../functions/enforce-retention/policy.ts';
+import { recordAwsCalls } from '../scripts/aws-call-recorder.ts';
 import { startLocalS3, type LocalS3 } from '../scripts/local-s3.ts';
 
 const HOUR = 3_600_000;
@@ -81,6 +82,8 @@ type BucketSnapshot = Map<string, StoredObject>;
 
 let localS3: LocalS3;
 let s3: S3Client;
+/** What the function's code uses; its calls are recorded for the authorization model, the set-up's are not. */
+let retentionS3: S3Client;
 const backups: SeededBackup[] = [];
 let sidecarOfDeleted: string;
 let sidecarOfKept: string;
@@ -100,6 +103,7 @@ beforeAll(async () => {
   // Arrange
   localS3 = await startLocalS3({ bucket: 'pgkeep-retention-test' });
   s3 = localS3.client();
+  retentionS3 = recordAwsCalls('enforce-retention', localS3.client());
   for (let index = 0; index < BACKUP_DAYS; index += 1) {
     const startedAt = new Date(FIRST_BACKUP.getTime() + index * DAY);
     const day = startedAt.toISOString().slice(0, 10);
@@ -118,7 +122,7 @@ beforeAll(async () => {
 
   // Act: the same plan three times, each followed by a look at the whole bucket.
   const run = (dryRunOnly: boolean): Promise<RetentionRunResult> =>
-    enforceRetention({ s3, bucket: localS3.bucket, database: DATABASE, policy: POLICY, now: NOW, dryRun: dryRunOnly, objectLock: false, incompleteGraceHours: INCOMPLETE_GRACE_HOURS, logger: new Logger({ logLevel: 'SILENT' }) });
+    enforceRetention({ s3: retentionS3, bucket: localS3.bucket, database: DATABASE, policy: POLICY, now: NOW, dryRun: dryRunOnly, objectLock: false, incompleteGraceHours: INCOMPLETE_GRACE_HOURS, logger: new Logger({ logLevel: 'SILENT' }) });
   beforeDryRun = await snapshot();
   dryRun = await run(true);
   afterDryRun = await snapshot();
@@ -228,7 +232,7 @@ describe('enforce-retention on a real store: 40 daily backups, GFS 7/4/12/3', ()
 describe('enforce-retention on leftovers of incomplete backups, in real time', () => {
   const LONG_RUN_DATABASE = 'long-running';
   const runAt = (now: Date): Promise<RetentionRunResult> =>
-    enforceRetention({ s3, bucket: localS3.bucket, database: LONG_RUN_DATABASE, policy: POLICY, now, dryRun: true, objectLock: false, incompleteGraceHours: INCOMPLETE_GRACE_HOURS, logger: new Logger({ logLevel: 'SILENT' }) });
+    enforceRetention({ s3: retentionS3, bucket: localS3.bucket, database: LONG_RUN_DATABASE, policy: POLICY, now, dryRun: true, objectLock: false, incompleteGraceHours: INCOMPLETE_GRACE_HOURS, logger: new Logger({ logLevel: 'SILENT' }) });
 
   it('spares a data object written just now by a backup that started days ago (its manifest is seconds away), and removes it once it has lain unclaimed past the grace period', async () => {
     // Arrange: a backup that started 5 days ago and has just uploaded its data; no manifest yet.

@@ -18,6 +18,7 @@ import { collectingAlertSink } from '../functions/shared/alerts.ts';
 import { handleS3Event } from '../functions/verify-backup/handler.ts';
 import { processManifest, type VerifyDependencies } from '../functions/verify-backup/process.ts';
 import { verifyBackup } from '../functions/verify-backup/verify.ts';
+import { recordAwsCalls } from '../scripts/aws-call-recorder.ts';
 import { startLocalS3, type LocalS3 } from '../scripts/local-s3.ts';
 import { startThrowawayCluster, type ThrowawayCluster } from '../task/throwaway-cluster.ts';
 import { backUpWithTask, manifestOf, withClient } from './support/backup-harness.ts';
@@ -81,7 +82,8 @@ function dependencies(overrides: Partial<VerifyDependencies> = {}) {
   const metrics = collectingSink();
   const alerts = collectingAlertSink();
   const deps: VerifyDependencies = {
-    s3,
+    // Its own client, so the function's calls are recorded for the authorization model and the set-up's are not.
+    s3: recordAwsCalls('verify-backup', localS3.client()),
     metrics,
     alerts,
     logger: new Logger({ logLevel: 'SILENT' }),
