@@ -10,10 +10,14 @@ import { RECORDINGS_ENV } from './scripts/aws-call-recorder.ts';
  * those recordings, never older ones. The config is evaluated once, in vitest's main process, before
  * any worker exists, so every worker and every process they start sees the same directory.
  */
-const recordings = mkdtempSync(join(tmpdir(), 'pgkeep-aws-calls-'));
+// Vite may evaluate this file more than once in the same process: the first evaluation's directory is the run's.
+const RECORDINGS_OWNER = 'PGKEEP_AWS_CALL_RECORDINGS_PID';
+const inherited = process.env[RECORDINGS_OWNER] === String(process.pid) ? process.env[RECORDINGS_ENV] : undefined;
+const recordings = inherited ?? mkdtempSync(join(tmpdir(), 'pgkeep-aws-calls-'));
 process.env[RECORDINGS_ENV] = recordings;
+process.env[RECORDINGS_OWNER] = String(process.pid);
 // PGKEEP_KEEP_AWS_CALL_RECORDINGS=1 keeps them for a look (the model still reads only this run's).
-process.on('exit', () => {
+if (!inherited) process.on('exit', () => {
   if (process.env.PGKEEP_KEEP_AWS_CALL_RECORDINGS === '1') console.error(`AWS call recordings kept in ${recordings}`);
   else rmSync(recordings, { recursive: true, force: true });
 });

@@ -21,6 +21,8 @@ import { join } from 'node:path';
 
 export const RECORDINGS_ENV = 'PGKEEP_AWS_CALL_RECORDINGS';
 export const COMPONENT_ENV = 'PGKEEP_AWS_CALL_COMPONENT';
+/** Set where a process runs with one environment's deployed settings (e.g. prod's Object Lock): its calls are facts about that environment only. */
+export const ENVIRONMENT_ENV = 'PGKEEP_AWS_CALL_ENVIRONMENT';
 
 /** Every runtime component that sends AWS calls, as the deployed system names them. */
 export const COMPONENTS = ['backup', 'restore', 'drill', 'verify-backup', 'backup-health', 'enforce-retention'] as const;
@@ -42,6 +44,8 @@ export interface RecordedCall {
   /** Where the request went in the test (the deployed endpoint is derived by the model). */
   request: { protocol: string; hostname: string } | undefined;
   outcome: { status?: number; error?: string };
+  /** The environment whose deployed settings the component ran with; absent: the call applies to every environment. */
+  environment?: string;
 }
 
 /** Input fields that are bulky or carry content rather than addressing. */
@@ -69,9 +73,9 @@ interface MiddlewareStackLike {
 const REQUEST_KEY = Symbol('pgkeep recorded request');
 
 /** Writes to `<directory>/<component>.<pid>.jsonl`, one line per call. */
-export function callWriter(directory: string, component: Component): (call: RecordedCall) => void {
+export function callWriter(directory: string, component: Component, environment: string | undefined = process.env[ENVIRONMENT_ENV]): (call: RecordedCall) => void {
   const file = join(directory, `${component}.${process.pid}.jsonl`);
-  return (call) => appendFileSync(file, `${JSON.stringify(call)}\n`);
+  return (call) => appendFileSync(file, `${JSON.stringify(environment ? { ...call, environment } : call)}\n`);
 }
 
 export function addRecordingMiddleware(stack: MiddlewareStackLike, component: Component, write: (call: RecordedCall) => void): void {
@@ -89,8 +93,8 @@ export function addRecordingMiddleware(stack: MiddlewareStackLike, component: Co
       async (args: { input: unknown }) => {
         const call = (outcome: RecordedCall['outcome']): RecordedCall => ({
           component,
-          client: String(context.clientName ?? 'unknown'),
-          command: String(context.commandName ?? 'unknown'),
+          client: typeof context.clientName === 'string' ? context.clientName : 'unknown',
+          command: typeof context.commandName === 'string' ? context.commandName : 'unknown',
           input: summarizeInput(args.input),
           request: context[REQUEST_KEY] as RecordedCall['request'],
           outcome,

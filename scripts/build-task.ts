@@ -7,10 +7,10 @@ import { fileURLToPath } from 'node:url';
 
 export const TASK_BUNDLE = fileURLToPath(new URL('../dist/task/main.mjs', import.meta.url));
 
-export async function buildTaskBundle(): Promise<string> {
+export async function buildTaskBundle(outfile: string = TASK_BUNDLE): Promise<string> {
   await build({
     entryPoints: [fileURLToPath(new URL('../task/main.ts', import.meta.url))],
-    outfile: TASK_BUNDLE,
+    outfile,
     bundle: true,
     platform: 'node',
     target: 'node24',
@@ -25,7 +25,7 @@ export async function buildTaskBundle(): Promise<string> {
     banner: { js: "import { createRequire as __pgkeepCreateRequire } from 'node:module'; const require = __pgkeepCreateRequire(import.meta.url);" },
     logLevel: 'warning',
   });
-  return TASK_BUNDLE;
+  return outfile;
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

@@ -13,14 +13,14 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CloudWatchClient, ListMetricsCommand } from '@aws-sdk/client-cloudwatch';
-import { CreateBucketCommand, DeleteObjectCommand, HeadObjectCommand, PutBucketEncryptionCommand, S3Client } from '@aws-sdk/client-s3';
+import { CopyObjectCommand, CreateBucketCommand, DeleteObjectCommand, HeadObjectCommand, PutBucketEncryptionCommand, S3Client, type BucketLocationConstraint } from '@aws-sdk/client-s3';
 import { CreateTopicCommand, SNSClient, SubscribeCommand } from '@aws-sdk/client-sns';
 import type { S3Event } from 'aws-lambda';
 import { addPgkeepStacks } from '../infra/pgkeep-app.ts';
 import { PGKEEP_ENVIRONMENTS } from '../infra/environments.ts';
 import { findNewestBackup, type Backup } from '../catalog/listing.ts';
 import { METRICS_NAMESPACE } from '../catalog/metrics.ts';
-import type { Component } from '../scripts/aws-call-recorder.ts';
+import { ENVIRONMENT_ENV, type Component } from '../scripts/aws-call-recorder.ts';
 import { startTask } from '../scripts/task-process.ts';
 import { startThrowawayCluster, type ThrowawayCluster } from '../task/throwaway-cluster.ts';
 import { CloudAssembly } from './authz/cloud-assembly.ts';
@@ -31,6 +31,8 @@ import { startMotoServer, type MotoServer } from './support/moto-server-process.
 import { withClient } from './support/backup-harness.ts';
 
 const BUCKET = 'pgkeep-moto-backups';
+/** These runs use prod's settings (Object Lock, a dry run): the model holds their calls against prod only. */
+const PROD_CALLS = { [ENVIRONMENT_ENV]: 'prod' };
 const SOURCE_DATABASE = 'shop';
 
 let moto: MotoServer;
@@ -73,14 +75,14 @@ beforeAll(async () => {
   addPgkeepStacks(scratch.app, { config: PGKEEP_ENVIRONMENTS, environment: 'prod' });
   scratch.app.synth();
   deployment = new Deployment(new CloudAssembly(scratch.outdir));
-  disposeAssembly = scratch.dispose;
+  disposeAssembly = () => scratch.dispose();
 
   const client = { endpoint: moto.endpoint, region: moto.region, credentials: moto.credentials };
   s3 = new S3Client({ ...client, forcePathStyle: true });
   cloudWatch = new CloudWatchClient(client);
   const sns = new SNSClient(client);
   keyArn = (await motoJson<{ KeyMetadata: { Arn: string } }>('kms', 'TrentService.CreateKey', { Description: 'backups' })).KeyMetadata.Arn;
-  await s3.send(new CreateBucketCommand({ Bucket: BUCKET, ObjectLockEnabledForBucket: true, CreateBucketConfiguration: { LocationConstraint: moto.region } }));
+  await s3.send(new CreateBucketCommand({ Bucket: BUCKET, ObjectLockEnabledForBucket: true, CreateBucketConfiguration: { LocationConstraint: moto.region as BucketLocationConstraint } }));
   await s3.send(new PutBucketEncryptionCommand({ Bucket: BUCKET, ServerSideEncryptionConfiguration: { Rules: [{ ApplyServerSideEncryptionByDefault: { SSEAlgorithm: 'aws:kms', KMSMasterKeyID: keyArn }, BucketKeyEnabled: true }] } }));
   topicArn = (await sns.send(new CreateTopicCommand({ Name: 'pgkeep-alerts', Attributes: { KmsMasterKeyId: keyArn } }))).TopicArn!;
   // What reaches the topic is read back from a queue subscribed to it.
@@ -104,13 +106,13 @@ function deployed(component: Component, database?: string): { instance: Componen
 }
 
 function taskEnvironment(component: 'backup' | 'restore' | 'drill', database?: string): Record<string, string> {
-  return { ...deployed(component, database).settings, ...moto.sdkEnvironment(), PGKEEP_S3_ENDPOINT: moto.endpoint, PGSSLMODE: 'disable' };
+  return { ...deployed(component, database).settings, ...moto.sdkEnvironment(), PGKEEP_S3_ENDPOINT: moto.endpoint, PGSSLMODE: 'disable', ...PROD_CALLS };
 }
 
 function invoke(component: 'verify-backup' | 'backup-health' | 'enforce-retention', event: unknown) {
   const { instance, settings } = deployed(component);
   const timeout = deployment.assembly.resources('AWS::Lambda::Function').find((fn) => deployment.assembly.reference(fn.stack, fn.logicalId) === instance.name)?.properties.Timeout;
-  return invokeLikeLambda({ component, handler: `functions/${component}/handler.ts`, environment: { ...settings, ...moto.sdkEnvironment(), AWS_LAMBDA_FUNCTION_NAME: instance.name }, event, timeoutSeconds: Number(timeout ?? 30) });
+  return invokeLikeLambda({ component, handler: `functions/${component}/handler.ts`, environment: { ...settings, ...moto.sdkEnvironment(), AWS_LAMBDA_FUNCTION_NAME: instance.name, ...PROD_CALLS }, event, timeoutSeconds: Number(timeout ?? 30) });
 }
 
 async function metricsNamed(name: string): Promise<string[]> {
@@ -199,5 +201,18 @@ describe('each component on moto, deployed as prod deploys it', () => {
     expect(exit.code, JSON.stringify(exit.logs)).toBe(1);
     expect(await metricsNamed('DrillSucceeded')).toEqual(['orders']);
     expect(await metricsNamed('DrillFailed')).toEqual(['billing']);
+  });
+
+  it('restore: requests the retrieval of a backup that lifecycle moved to Glacier Flexible Retrieval, and exits 3', async () => {
+    // Arrange: what a lifecycle transition does, a new current version in the GLACIER storage class.
+    const { dataKey } = backups.get('orders')!;
+    await s3.send(new CopyObjectCommand({ Bucket: BUCKET, Key: dataKey, CopySource: `${BUCKET}/${encodeURIComponent(dataKey)}`, StorageClass: 'GLACIER' }));
+
+    // Act
+    const exit = await startTask({ command: 'restore', env: { ...taskEnvironment('restore', 'orders'), ...cluster.env('postgres') } }).exited;
+
+    // Assert
+    expect(exit.code, JSON.stringify(exit.logs)).toBe(3);
+    expect((await s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: dataKey }))).Restore).toMatch(/ongoing-request/);
   });
 });

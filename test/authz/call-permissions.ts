@@ -40,6 +40,7 @@
  */
 import { DEFAULT_MIN_VERSION } from 'node:tls';
 import type { RecordedCall } from '../../scripts/aws-call-recorder.ts';
+import { text } from './cloud-assembly.ts';
 import type { ComponentInstance, Deployment } from './deployment.ts';
 
 export type RequestContext = Record<string, string | string[]>;
@@ -98,7 +99,7 @@ function s3Permissions(call: RecordedCall, instance: ComponentInstance, deployme
   const object = `${bucket.arn}/${key}`;
   const versioned = typeof call.input.VersionId === 'string';
   const request = (action: string, resource = object, extra: RequestContext = {}, because: string = call.command): IamRequest => ({ action, resource, context: { ...s3Context, ...extra }, because });
-  const kms = (action: string, because: string): IamRequest[] => {
+  const kms = (action: string): IamRequest[] => {
     const keyArn = typeof call.input.SSEKMSKeyId === 'string' ? deployedKmsKey(instance, deployment) : bucket.kmsKeyArn;
     if (!keyArn) return [];
     return [
@@ -120,10 +121,10 @@ function s3Permissions(call: RecordedCall, instance: ComponentInstance, deployme
   switch (call.command) {
     case 'CreateMultipartUploadCommand':
     case 'PutObjectCommand':
-      return [request('s3:PutObject'), ...kms('kms:GenerateDataKey', call.command)];
+      return [request('s3:PutObject'), ...kms('kms:GenerateDataKey')];
     case 'UploadPartCommand':
     case 'CompleteMultipartUploadCommand':
-      return [request('s3:PutObject'), ...kms('kms:Decrypt', call.command)];
+      return [request('s3:PutObject'), ...kms('kms:Decrypt')];
     case 'AbortMultipartUploadCommand':
       return [request('s3:AbortMultipartUpload')];
     case 'HeadObjectCommand':
@@ -134,7 +135,7 @@ function s3Permissions(call: RecordedCall, instance: ComponentInstance, deployme
         ...missingKey,
       ];
     case 'GetObjectCommand':
-      return [request('s3:GetObject'), ...(versioned ? [request('s3:GetObjectVersion')] : []), ...(call.outcome.status === 404 ? [] : kms('kms:Decrypt', call.command)), ...missingKey];
+      return [request('s3:GetObject'), ...(versioned ? [request('s3:GetObjectVersion')] : []), ...(call.outcome.status === 404 ? [] : kms('kms:Decrypt')), ...missingKey];
     case 'GetObjectTaggingCommand':
       return [request(versioned ? 's3:GetObjectVersionTagging' : 's3:GetObjectTagging'), ...missingKey];
     case 'PutObjectTaggingCommand':
@@ -165,7 +166,7 @@ export function deployedBucketName(instance: ComponentInstance, deployment: Depl
   const functionArn = deployment.functionArn(instance.name);
   for (const notification of deployment.assembly.resources('Custom::S3BucketNotifications')) {
     const configurations = ((notification.properties.NotificationConfiguration as { LambdaFunctionConfigurations?: { LambdaFunctionArn?: string }[] } | undefined)?.LambdaFunctionConfigurations ?? []);
-    if (configurations.some((configuration) => configuration.LambdaFunctionArn === functionArn)) return String(notification.properties.BucketName);
+    if (configurations.some((configuration) => configuration.LambdaFunctionArn === functionArn)) return text(notification.properties.BucketName);
   }
   throw new Error(`${instance.name} has no PGKEEP_BUCKET and no bucket notification invokes it: which bucket does it read?`);
 }

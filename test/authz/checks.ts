@@ -11,7 +11,7 @@ import type { Component, RecordedCall } from '../../scripts/aws-call-recorder.ts
 import { callPermissions, type IamRequest, type RequestContext } from './call-permissions.ts';
 import type { Check } from './evaluate.ts';
 import { asList, type ComponentInstance, type Deployment, type NamedPolicy, type Role } from './deployment.ts';
-import type { JsonObject } from './cloud-assembly.ts';
+import { text, type JsonObject } from './cloud-assembly.ts';
 
 const secure: RequestContext = { 'aws:SecureTransport': 'true' };
 
@@ -57,7 +57,7 @@ export interface RuntimePermission {
 export function runtimeChecks(deployment: Deployment, calls: readonly RecordedCall[]): { checks: Check[]; permissions: RuntimePermission[] } {
   const checks = new Map<string, Check>();
   const permissions: RuntimePermission[] = [];
-  for (const call of calls) {
+  for (const call of calls.filter((candidate) => candidate.environment === undefined || candidate.environment === deployment.environment)) {
     const instances = deployment.components.filter((instance) => instance.component === call.component);
     if (instances.length === 0) throw new Error(`component ${call.component} sent ${call.command} in the tests but is not deployed: no task definition runs it and no function is it`);
     for (const instance of instances) {
@@ -118,10 +118,10 @@ export function serviceChecks(deployment: Deployment, options: ServicePathOption
   // (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/cloudwatch-confused-deputy.html).
   for (const alarm of [...assembly.resources('AWS::CloudWatch::Alarm'), ...assembly.resources('AWS::CloudWatch::CompositeAlarm')]) {
     const alarmArn = assembly.reference(alarm.stack, alarm.logicalId, 'Arn');
-    const actions = new Set(['AlarmActions', 'OKActions', 'InsufficientDataActions'].flatMap((property) => asList(alarm.properties[property]).map(String)));
+    const actions = new Set(['AlarmActions', 'OKActions', 'InsufficientDataActions'].flatMap((property) => asList(alarm.properties[property]).map((value) => text(value))));
     for (const action of actions) {
       if (!action.startsWith('arn:aws:sns:')) throw new Error(`alarm ${alarmArn} has an action the model does not know: ${action}`);
-      publishAsService('cloudwatch.amazonaws.com', action, alarmArn, `alarm ${String(alarm.properties.AlarmName)}`, { ...sourceAccount, 'aws:SourceArn': alarmArn });
+      publishAsService('cloudwatch.amazonaws.com', action, alarmArn, `alarm ${text(alarm.properties.AlarmName)}`, { ...sourceAccount, 'aws:SourceArn': alarmArn });
     }
   }
 
@@ -132,7 +132,7 @@ export function serviceChecks(deployment: Deployment, options: ServicePathOption
   for (const rule of assembly.resources('AWS::Events::Rule')) {
     const ruleArn = assembly.reference(rule.stack, rule.logicalId, 'Arn');
     for (const target of asList(rule.properties.Targets) as JsonObject[]) {
-      const arn = String(target.Arn);
+      const arn = text(target.Arn);
       if (target.RoleArn) throw new Error(`rule ${ruleArn} targets ${arn} with a role: model that path (events.amazonaws.com assumes the role)`);
       if (!arn.startsWith('arn:aws:sns:')) throw new Error(`rule ${ruleArn} has a target the model does not know: ${arn}`);
       publishAsService('events.amazonaws.com', arn, ruleArn, `rule ${ruleArn.split('/').at(-1)}`, {});
@@ -145,18 +145,18 @@ export function serviceChecks(deployment: Deployment, options: ServicePathOption
   // CDK writes the configuration with a custom resource whose handler reads and writes the bucket's
   // notification configuration (GetBucketNotification, PutBucketNotification) as its own role.
   for (const notification of assembly.resources('Custom::S3BucketNotifications')) {
-    const bucket = deployment.bucket(String(notification.properties.BucketName));
+    const bucket = deployment.bucket(text(notification.properties.BucketName));
     const configuration = (notification.properties.NotificationConfiguration ?? {}) as Record<string, JsonObject[] | undefined>;
     for (const [kind, entries] of Object.entries(configuration)) {
       if (kind !== 'LambdaFunctionConfigurations' && (entries ?? []).length > 0) throw new Error(`bucket ${bucket.name} notifies ${kind}, which the model does not know`);
     }
     for (const entry of configuration.LambdaFunctionConfigurations ?? []) {
-      const functionArn = deployment.functionArn(String(entry.LambdaFunctionArn));
+      const functionArn = deployment.functionArn(text(entry.LambdaFunctionArn));
       checks.push(asService(deployment, 's3.amazonaws.com', { label: `notification of bucket ${bucket.name}`, action: 'lambda:InvokeFunction', resource: functionArn, context: { ...secure, ...sourceAccount, 'aws:SourceArn': bucket.arn }, because: ['S3 event notification'] }));
     }
-    const handler = assembly.resources('AWS::Lambda::Function').find((fn) => assembly.reference(fn.stack, fn.logicalId, 'Arn') === String(notification.properties.ServiceToken));
-    if (!handler) throw new Error(`the notification custom resource's handler ${String(notification.properties.ServiceToken)} is not in the assembly`);
-    const handlerRole = deployment.role(String(handler.properties.Role));
+    const handler = assembly.resources('AWS::Lambda::Function').find((fn) => assembly.reference(fn.stack, fn.logicalId, 'Arn') === text(notification.properties.ServiceToken));
+    if (!handler) throw new Error(`the notification custom resource's handler ${text(notification.properties.ServiceToken)} is not in the assembly`);
+    const handlerRole = deployment.role(text(handler.properties.Role));
     for (const action of ['s3:GetBucketNotification', 's3:PutBucketNotification']) {
       checks.push(asRole(deployment, handlerRole, 'cloudformation', { label: `CDK's notification handler (deploy time)`, family: 'service', action, resource: bucket.arn, context: { ...secure, 's3:TlsVersion': '1.2' }, expect: 'allowed', because: ['Custom::S3BucketNotifications merges its configuration into the bucket\'s'] }));
     }
@@ -175,15 +175,15 @@ export function serviceChecks(deployment: Deployment, options: ServicePathOption
   const taskDefinitions = new Map(assembly.resources('AWS::ECS::TaskDefinition').map((definition) => [assembly.reference(definition.stack, definition.logicalId), definition]));
   for (const schedule of assembly.resources('AWS::Scheduler::Schedule')) {
     const target = schedule.properties.Target as JsonObject;
-    const role = deployment.role(String(target.RoleArn));
-    const group = String(schedule.properties.GroupName ?? 'default');
-    const label = `schedule ${group}/${String(schedule.properties.Name)}`;
+    const role = deployment.role(text(target.RoleArn));
+    const group = text(schedule.properties.GroupName ?? 'default');
+    const label = `schedule ${group}/${text(schedule.properties.Name)}`;
     uses(role.arn, 'scheduler.amazonaws.com', { ...sourceAccount, 'aws:SourceArn': `arn:aws:scheduler:${region}:${account}:schedule-group/${group}` }, label);
     const as = (action: string, resource: string, context: RequestContext, because: string) => checks.push(asRole(deployment, role, 'scheduler', { label, family: 'service', action, resource, context: { ...secure, ...context }, expect: 'allowed', because: [because] }));
-    const targetArn = String(target.Arn);
+    const targetArn = text(target.Arn);
     if (target.EcsParameters) {
       const ecs = target.EcsParameters as JsonObject;
-      const definitionArn = String(ecs.TaskDefinitionArn);
+      const definitionArn = text(ecs.TaskDefinitionArn);
       const definition = taskDefinitions.get(definitionArn);
       if (!definition) throw new Error(`${label} runs ${definitionArn}, which is not in the assembly`);
       as('ecs:RunTask', definitionArn, { 'ecs:cluster': targetArn }, 'the schedule starts the task');
@@ -204,8 +204,8 @@ export function serviceChecks(deployment: Deployment, options: ServicePathOption
   // secret's customer-managed key through Secrets Manager); the task role is what the container runs as
   // (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/task_execution_IAM_role.html,
   // https://docs.aws.amazon.com/AmazonECS/latest/developerguide/secrets-envvar-secrets-manager.html).
-  for (const [definitionArn, definition] of taskDefinitions) {
-    const family = String(definition.properties.Family);
+  for (const definition of taskDefinitions.values()) {
+    const family = text(definition.properties.Family);
     const taskArn = `arn:aws:ecs:${region}:${account}:task/${family}/0123456789abcdef0123456789abcdef`;
     if (typeof definition.properties.TaskRoleArn === 'string') uses(definition.properties.TaskRoleArn, 'ecs-tasks.amazonaws.com', { ...sourceAccount, 'aws:SourceArn': taskArn }, `task role of ${family}`);
     const executionRoleArn = definition.properties.ExecutionRoleArn;
@@ -215,24 +215,24 @@ export function serviceChecks(deployment: Deployment, options: ServicePathOption
     const as = (action: string, resource: string, context: RequestContext, because: string, resourcePolicy?: NamedPolicy) =>
       checks.push(asRole(deployment, role, 'ecs-agent', { label: `ECS starting ${family}`, family: 'service', action, resource, context: { ...secure, ...context }, expect: 'allowed', because: [because], resourcePolicy }));
     for (const container of asList(definition.properties.ContainerDefinitions) as JsonObject[]) {
-      const image = /^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com\/([^:@]+)/.exec(String(container.Image));
+      const image = /^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com\/([^:@]+)/.exec(text(container.Image));
       if (image) {
-        as('ecr:GetAuthorizationToken', '*', {}, `pull ${String(container.Image)}`);
-        for (const action of ['ecr:BatchCheckLayerAvailability', 'ecr:GetDownloadUrlForLayer', 'ecr:BatchGetImage']) as(action, `arn:aws:ecr:${image[2]}:${image[1]}:repository/${image[3]}`, {}, `pull ${String(container.Image)}`);
+        as('ecr:GetAuthorizationToken', '*', {}, `pull ${text(container.Image)}`);
+        for (const action of ['ecr:BatchCheckLayerAvailability', 'ecr:GetDownloadUrlForLayer', 'ecr:BatchGetImage']) as(action, `arn:aws:ecr:${image[2]}:${image[1]}:repository/${image[3]}`, {}, `pull ${text(container.Image)}`);
       }
       const logging = container.LogConfiguration as { LogDriver?: string; Options?: Record<string, string> } | undefined;
       if (logging?.LogDriver === 'awslogs' && logging.Options) {
-        const stream = `arn:aws:logs:${logging.Options['awslogs-region'] ?? region}:${account}:log-group:${logging.Options['awslogs-group']}:log-stream:${logging.Options['awslogs-stream-prefix']}/${String(container.Name)}/0123456789abcdef0123456789abcdef`;
+        const stream = `arn:aws:logs:${logging.Options['awslogs-region'] ?? region}:${account}:log-group:${logging.Options['awslogs-group']}:log-stream:${logging.Options['awslogs-stream-prefix']}/${text(container.Name)}/0123456789abcdef0123456789abcdef`;
         for (const action of ['logs:CreateLogStream', 'logs:PutLogEvents']) as(action, stream, {}, 'the awslogs driver');
       }
       for (const secret of asList(container.Secrets) as JsonObject[]) {
-        const valueFrom = String(secret.ValueFrom);
+        const valueFrom = text(secret.ValueFrom);
         if (!valueFrom.startsWith('arn:aws:secretsmanager:')) throw new Error(`${family} reads ${valueFrom}: only Secrets Manager secrets are modelled`);
         // arn:aws:secretsmanager:<region>:<account>:secret:<name or name-suffix>[:<json key>:<stage>:<version>]
         const secretArn = valueFrom.split(':').slice(0, 7).join(':');
-        as('secretsmanager:GetSecretValue', secretArn, {}, `secret ${String(secret.Name)} (valueFrom ${valueFrom})`);
+        as('secretsmanager:GetSecretValue', secretArn, {}, `secret ${text(secret.Name)} (valueFrom ${valueFrom})`);
         const key = options.secretKmsKey(secretArn);
-        if (key) as('kms:Decrypt', key, { 'kms:ViaService': `secretsmanager.${region}.amazonaws.com`, 'kms:CallerAccount': account, 'kms:EncryptionContext:SecretARN': secretArn, 'aws:ViaAWSService': 'true' }, `the secret's customer-managed key (${String(secret.Name)})`, deployment.resourcePolicy(key) ?? defaultKeyPolicy(account, key));
+        if (key) as('kms:Decrypt', key, { 'kms:ViaService': `secretsmanager.${region}.amazonaws.com`, 'kms:CallerAccount': account, 'kms:EncryptionContext:SecretARN': secretArn, 'aws:ViaAWSService': 'true' }, `the secret's customer-managed key (${text(secret.Name)})`, deployment.resourcePolicy(key) ?? defaultKeyPolicy(account, key));
       }
     }
   }
@@ -242,9 +242,9 @@ export function serviceChecks(deployment: Deployment, options: ServicePathOption
   for (const fn of assembly.resources('AWS::Lambda::Function')) {
     const name = assembly.reference(fn.stack, fn.logicalId);
     const functionArn = assembly.reference(fn.stack, fn.logicalId, 'Arn');
-    const role = deployment.role(String(fn.properties.Role));
+    const role = deployment.role(text(fn.properties.Role));
     uses(role.arn, 'lambda.amazonaws.com', { ...sourceAccount, 'aws:SourceArn': functionArn }, `function ${name}`);
-    const logGroup = String((fn.properties.LoggingConfig as JsonObject | undefined)?.LogGroup ?? `/aws/lambda/${name}`);
+    const logGroup = text((fn.properties.LoggingConfig as JsonObject | undefined)?.LogGroup ?? `/aws/lambda/${name}`);
     const stream = `arn:aws:logs:${region}:${account}:log-group:${logGroup}:log-stream:2026/01/01/[$LATEST]0123456789abcdef0123456789abcdef`;
     for (const action of ['logs:CreateLogStream', 'logs:PutLogEvents']) checks.push(asRole(deployment, role, name, { label: `function ${name} logging`, family: 'service', action, resource: stream, context: secure, expect: 'allowed', because: ['the Lambda runtime writes the function\'s logs'] }));
   }

@@ -51,7 +51,11 @@ export interface LocatedResource {
 }
 
 interface AssemblyManifest {
-  artifacts?: Record<string, { type: string; environment?: string; properties?: { templateFile?: string }; displayName?: string }>;
+  artifacts?: Record<string, { type: string; environment?: string; properties?: { templateFile?: string; file?: string }; displayName?: string }>;
+}
+
+interface AssetManifest {
+  files?: Record<string, { source: { path?: string }; destinations: Record<string, { objectKey: string }> }>;
 }
 
 /** No value (AWS::NoValue): the property or list element is dropped. */
@@ -59,9 +63,18 @@ const NO_VALUE = Symbol('AWS::NoValue');
 
 export class CloudAssembly {
   readonly stacks: AssemblyStack[] = [];
+  /** File assets (nested stack templates, Lambda code) by the object key they are published under. */
+  readonly assets = new Map<string, string>();
 
   constructor(readonly directory: string) {
     const manifest = JSON.parse(readFileSync(join(directory, 'manifest.json'), 'utf8')) as AssemblyManifest;
+    for (const artifact of Object.values(manifest.artifacts ?? {})) {
+      if (artifact.type !== 'cdk:asset-manifest' || !artifact.properties?.file) continue;
+      const assets = JSON.parse(readFileSync(join(directory, artifact.properties.file), 'utf8')) as AssetManifest;
+      for (const file of Object.values(assets.files ?? {})) {
+        for (const destination of Object.values(file.destinations)) if (file.source.path) this.assets.set(destination.objectKey, file.source.path);
+      }
+    }
     for (const [id, artifact] of Object.entries(manifest.artifacts ?? {})) {
       if (artifact.type !== 'aws:cloudformation:stack') continue;
       const environment = /^aws:\/\/(\d{12})\/([a-z0-9-]+)$/.exec(artifact.environment ?? '');
@@ -80,8 +93,11 @@ export class CloudAssembly {
     this.stacks.push(stack);
     for (const [logicalId, resource] of Object.entries(stack.template.Resources ?? {})) {
       if (resource.Type !== 'AWS::CloudFormation::Stack') continue;
-      const file = resource.Metadata?.['aws:asset:path'];
-      if (typeof file !== 'string') throw new Error(`nested stack ${stack.path}/${logicalId} has no aws:asset:path: its template is not in the assembly`);
+      // The template is the asset published under the object key its TemplateURL ends with (the
+      // `aws:asset:path` metadata says the same, but only the CDK CLI asks for that metadata).
+      const templateUrl = this.resolveText(stack, resource.Properties?.TemplateURL ?? null);
+      const file = this.assets.get(templateUrl.split('/').at(-1) ?? '') ?? resource.Metadata?.['aws:asset:path'];
+      if (typeof file !== 'string') throw new Error(`nested stack ${stack.path}/${logicalId}: its template ${templateUrl} is not in the assembly`);
       this.addStack({
         // CloudFormation names a nested stack <parent>-<logical id>-<random>.
         stackName: `${stack.stackName}-${logicalId}-${placeholderId(stack.path, logicalId).slice(0, 12).toUpperCase()}`,
@@ -124,7 +140,7 @@ export class CloudAssembly {
     if (value === null || typeof value !== 'object') return value;
     const keys = Object.keys(value);
     const only = keys.length === 1 ? keys[0] : undefined;
-    if (only === 'Ref') return this.ref(stack, String(value.Ref));
+    if (only === 'Ref') return this.ref(stack, text(value.Ref));
     if (only?.startsWith('Fn::') || only === 'Condition') return this.intrinsic(stack, only, value[only] ?? null);
     const object: JsonObject = {};
     for (const [key, item] of Object.entries(value)) {
@@ -138,7 +154,7 @@ export class CloudAssembly {
     const args = Array.isArray(argument) ? argument : [];
     switch (name) {
       case 'Fn::GetAtt': {
-        const [logicalId, attribute] = Array.isArray(argument) ? argument.map(String) : String(argument).split(/\.(.*)/s);
+        const [logicalId, attribute] = Array.isArray(argument) ? argument.map((part) => text(part)) : text(argument).split(/\.(.*)/s);
         return this.getAtt(stack, logicalId ?? '', attribute ?? '');
       }
       case 'Fn::Join': {
@@ -150,7 +166,7 @@ export class CloudAssembly {
       case 'Fn::Sub': {
         const [template, variables] = typeof argument === 'string' ? [argument, {}] : (args as [string, JsonObject]);
         return template.replace(/\$\{([^}!][^}]*)\}/g, (_match, name: string) => {
-          const variable = (variables as JsonObject)[name];
+          const variable = variables[name];
           if (variable !== undefined) return this.asText(stack, this.resolveValue(stack, variable));
           const [logicalId, attribute] = name.split(/\.(.*)/s);
           return attribute ? this.asText(stack, this.getAtt(stack, logicalId ?? '', attribute)) : this.asText(stack, this.ref(stack, name));
@@ -164,12 +180,12 @@ export class CloudAssembly {
         return item;
       }
       case 'Fn::Split': {
-        const [separator, text] = args;
-        return this.asText(stack, this.resolveValue(stack, text ?? '')).split(String(separator));
+        const [separator, source] = args;
+        return this.asText(stack, this.resolveValue(stack, source ?? '')).split(text(separator));
       }
       case 'Fn::If': {
         const [condition, whenTrue, whenFalse] = args;
-        return this.resolveValue(stack, this.conditionHolds(stack, String(condition)) ? (whenTrue ?? null) : (whenFalse ?? null));
+        return this.resolveValue(stack, this.conditionHolds(stack, text(condition)) ? (whenTrue ?? null) : (whenFalse ?? null));
       }
       case 'Fn::GetStackOutput': {
         const { StackName: stackName, OutputName: outputName } = argument as { StackName?: Json; OutputName?: Json };
@@ -198,7 +214,7 @@ export class CloudAssembly {
       case 'Fn::Or':
         return args.some((condition) => this.resolveValue(stack, condition) === true);
       case 'Condition':
-        return this.conditionHolds(stack, String(argument));
+        return this.conditionHolds(stack, text(argument));
       default:
         throw new Error(`${stack.path}: the authorization model does not resolve ${name} (${JSON.stringify(argument)}); teach test/authz/cloud-assembly.ts`);
     }
@@ -251,7 +267,7 @@ export class CloudAssembly {
       throw new Error(`${stack.path}: parameter ${name} has neither a value from its parent nor a default`);
     }
     const resource = this.resourceOf(stack, name);
-    const properties = (resource.Properties ?? {}) as JsonObject;
+    const properties = resource.Properties ?? {};
     const named = (property: string, fallback: () => string): string => (properties[property] !== undefined ? this.asText(stack, this.resolveValue(stack, properties[property] ?? null)) : fallback());
     const { account, region } = stack;
     switch (resource.Type) {
@@ -354,4 +370,11 @@ function generatedName(stack: AssemblyStack, logicalId: string, maxLength: numbe
   const suffix = placeholderId(stack.path, logicalId).slice(0, 12).toUpperCase();
   const head = `${stack.stackName}-${logicalId}`.slice(0, maxLength - suffix.length - 1);
   return `${head}-${suffix}`;
+}
+
+/** A resolved template value that must be text (a name, an ARN); anything else is a model error. */
+export function text(value: Json | undefined): string {
+  if (typeof value === 'string') return value;
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
+  throw new Error(`expected text in the template, got ${JSON.stringify(value)}`);
 }

@@ -8,7 +8,7 @@
  */
 import type { Component } from '../../scripts/aws-call-recorder.ts';
 import { isComponent } from '../../scripts/aws-call-recorder.ts';
-import type { AssemblyStack, CloudAssembly, Json, JsonObject, LocatedResource } from './cloud-assembly.ts';
+import { text, type AssemblyStack, type CloudAssembly, type Json, type JsonObject, type LocatedResource } from './cloud-assembly.ts';
 
 export interface PolicyDocument {
   Version: string;
@@ -69,7 +69,7 @@ export function asList(value: Json | undefined): Json[] {
 function document(value: Json | undefined, where: string): PolicyDocument {
   const statements = asList((value as JsonObject | undefined)?.Statement);
   if (!value || statements.length === 0) throw new Error(`${where}: a policy without statements`);
-  return { Version: String((value as JsonObject).Version ?? '2012-10-17'), Statement: statements as JsonObject[] };
+  return { Version: text((value as JsonObject).Version ?? '2012-10-17'), Statement: statements as JsonObject[] };
 }
 
 const where = (resource: LocatedResource, suffix = ''): string => `${resource.stack.path}/${resource.logicalId}${suffix}`;
@@ -90,6 +90,8 @@ export class Deployment {
   private readonly resourcePolicies = new Map<string, NamedPolicy>();
   readonly account: string;
   readonly region: string;
+  /** The pgkeep environment: the `<env>` of its pgkeep-<env>-* stacks. */
+  readonly environment: string;
 
   constructor(readonly assembly: CloudAssembly) {
     const accounts = new Set(assembly.stacks.map((stack) => `${stack.account}/${stack.region}`));
@@ -97,6 +99,8 @@ export class Deployment {
     const [account, region] = [...accounts][0]!.split('/') as [string, string];
     this.account = account;
     this.region = region;
+    const names = new Set(assembly.stacks.filter((stack) => !stack.parent).map((stack) => /^pgkeep-(.+)-[a-z]+$/.exec(stack.stackName)?.[1] ?? stack.stackName));
+    this.environment = names.size === 1 ? [...names][0]! : [...names].join(',');
     this.readRoles();
     this.readResourcePolicies();
     this.readComponents();
@@ -115,7 +119,7 @@ export class Deployment {
       if (id === reference) return this.assembly.reference(key.stack, key.logicalId, 'Arn');
     }
     for (const alias of this.assembly.resources('AWS::KMS::Alias')) {
-      if (alias.properties.AliasName === reference || `arn:aws:kms:${this.region}:${this.account}:${String(alias.properties.AliasName)}` === reference) return this.keyArn(String(alias.properties.TargetKeyId));
+      if (alias.properties.AliasName === reference || `arn:aws:kms:${this.region}:${this.account}:${text(alias.properties.AliasName)}` === reference) return this.keyArn(text(alias.properties.TargetKeyId));
     }
     throw new Error(`no KMS key ${reference} in the assembly`);
   }
@@ -153,18 +157,18 @@ export class Deployment {
     for (const policy of assembly.resources('AWS::IAM::ManagedPolicy')) {
       const named: NamedPolicy = { id: where(policy), kind: 'identity', document: document(policy.properties.PolicyDocument, where(policy)), ours: true };
       managed.set(assembly.reference(policy.stack, policy.logicalId), named);
-      for (const roleName of asList(policy.properties.Roles)) attachedByProperty.set(String(roleName), [...(attachedByProperty.get(String(roleName)) ?? []), named]);
+      for (const roleName of asList(policy.properties.Roles)) attachedByProperty.set(text(roleName), [...(attachedByProperty.get(text(roleName)) ?? []), named]);
     }
     const inlineByRole = new Map<string, NamedPolicy[]>();
     for (const policy of [...assembly.resources('AWS::IAM::Policy'), ...assembly.resources('AWS::IAM::RolePolicy')]) {
       const named: NamedPolicy = { id: where(policy), kind: 'identity', document: document(policy.properties.PolicyDocument, where(policy)), ours: true };
       const roleNames = policy.type === 'AWS::IAM::RolePolicy' ? [policy.properties.RoleName] : asList(policy.properties.Roles);
-      for (const roleName of roleNames) inlineByRole.set(String(roleName), [...(inlineByRole.get(String(roleName)) ?? []), named]);
+      for (const roleName of roleNames) inlineByRole.set(text(roleName), [...(inlineByRole.get(text(roleName)) ?? []), named]);
     }
     for (const role of assembly.resources('AWS::IAM::Role')) {
       const name = assembly.reference(role.stack, role.logicalId);
       const managedPolicies = asList(role.properties.ManagedPolicyArns).map((value) => {
-        const arn = String(value);
+        const arn = text(value);
         const own = managed.get(arn);
         if (own) return own;
         const aws = AWS_MANAGED_POLICIES[arn];
@@ -173,7 +177,7 @@ export class Deployment {
       });
       const inline = asList(role.properties.Policies).map((policy) => {
         const { PolicyName: policyName, PolicyDocument: policyDocument } = policy as JsonObject;
-        return { id: where(role, `/${String(policyName)}`), kind: 'identity' as const, document: document(policyDocument, where(role)), ours: true };
+        return { id: where(role, `/${text(policyName)}`), kind: 'identity' as const, document: document(policyDocument, where(role)), ours: true };
       });
       this.roles.push({
         arn: assembly.reference(role.stack, role.logicalId, 'Arn'),
@@ -194,25 +198,25 @@ export class Deployment {
   private readResourcePolicies(): void {
     const { assembly } = this;
     for (const policy of assembly.resources('AWS::S3::BucketPolicy')) {
-      this.setResourcePolicy(`arn:aws:s3:::${String(policy.properties.Bucket)}`, { id: where(policy), kind: 'resource', document: document(policy.properties.PolicyDocument, where(policy)), ours: true });
+      this.setResourcePolicy(`arn:aws:s3:::${text(policy.properties.Bucket)}`, { id: where(policy), kind: 'resource', document: document(policy.properties.PolicyDocument, where(policy)), ours: true });
     }
     for (const key of assembly.resources('AWS::KMS::Key')) {
       this.setResourcePolicy(assembly.reference(key.stack, key.logicalId, 'Arn'), { id: where(key, '/KeyPolicy'), kind: 'resource', document: document(key.properties.KeyPolicy, where(key)), ours: true });
     }
     for (const policy of assembly.resources('AWS::SNS::TopicPolicy')) {
-      for (const topic of asList(policy.properties.Topics)) this.setResourcePolicy(String(topic), { id: where(policy), kind: 'resource', document: document(policy.properties.PolicyDocument, where(policy)), ours: true });
+      for (const topic of asList(policy.properties.Topics)) this.setResourcePolicy(text(topic), { id: where(policy), kind: 'resource', document: document(policy.properties.PolicyDocument, where(policy)), ours: true });
     }
     for (const policy of assembly.resources('AWS::SNS::TopicInlinePolicy')) {
-      this.setResourcePolicy(String(policy.properties.TopicArn), { id: where(policy), kind: 'resource', document: document(policy.properties.PolicyDocument, where(policy)), ours: true });
+      this.setResourcePolicy(text(policy.properties.TopicArn), { id: where(policy), kind: 'resource', document: document(policy.properties.PolicyDocument, where(policy)), ours: true });
     }
     for (const policy of assembly.resources('AWS::SQS::QueuePolicy')) {
-      for (const queue of asList(policy.properties.Queues)) this.setResourcePolicy(queueArnOfUrl(String(queue)), { id: where(policy), kind: 'resource', document: document(policy.properties.PolicyDocument, where(policy)), ours: true });
+      for (const queue of asList(policy.properties.Queues)) this.setResourcePolicy(queueArnOfUrl(text(queue)), { id: where(policy), kind: 'resource', document: document(policy.properties.PolicyDocument, where(policy)), ours: true });
     }
     // A function's resource policy is the set of its AWS::Lambda::Permission resources, one statement each.
     const permissions = new Map<string, JsonObject[]>();
     for (const permission of assembly.resources('AWS::Lambda::Permission')) {
-      const functionArn = this.functionArn(String(permission.properties.FunctionName));
-      const principal = String(permission.properties.Principal);
+      const functionArn = this.functionArn(text(permission.properties.FunctionName));
+      const principal = text(permission.properties.Principal);
       const conditions: JsonObject = {};
       if (permission.properties.SourceArn) conditions.ArnLike = { 'aws:SourceArn': permission.properties.SourceArn };
       if (permission.properties.SourceAccount) conditions.StringEquals = { 'aws:SourceAccount': permission.properties.SourceAccount };
@@ -222,7 +226,7 @@ export class Deployment {
           Sid: where(permission),
           Effect: 'Allow',
           Principal: principal.endsWith('.amazonaws.com') ? { Service: principal } : { AWS: principal },
-          Action: String(permission.properties.Action),
+          Action: text(permission.properties.Action),
           Resource: functionArn,
           ...(Object.keys(conditions).length > 0 ? { Condition: conditions } : {}),
         },
@@ -246,23 +250,23 @@ export class Deployment {
         this.components.push({
           component: command,
           kind: 'task',
-          name: String(definition.properties.Family),
-          roleArn: String(definition.properties.TaskRoleArn),
-          settings: Object.fromEntries((asList(container.Environment) as JsonObject[]).map((variable) => [String(variable.Name), String(variable.Value)])),
+          name: text(definition.properties.Family),
+          roleArn: text(definition.properties.TaskRoleArn),
+          settings: Object.fromEntries((asList(container.Environment) as JsonObject[]).map((variable) => [text(variable.Name), text(variable.Value)])),
         });
       }
     }
     for (const fn of assembly.resources('AWS::Lambda::Function')) {
       const variables = ((fn.properties.Environment as JsonObject | undefined)?.Variables ?? {}) as Record<string, Json>;
       // The house construct names the Powertools service pgkeep-<function>: that is how the model knows which handler runs.
-      const service = /^pgkeep-(.+)$/.exec(String(variables.POWERTOOLS_SERVICE_NAME ?? ''))?.[1] ?? '';
+      const service = /^pgkeep-(.+)$/.exec(text(variables.POWERTOOLS_SERVICE_NAME ?? ''))?.[1] ?? '';
       if (!isComponent(service)) continue;
       this.components.push({
         component: service,
         kind: 'function',
         name: assembly.reference(fn.stack, fn.logicalId),
-        roleArn: String(fn.properties.Role),
-        settings: Object.fromEntries(Object.entries(variables).map(([name, value]) => [name, String(value)])),
+        roleArn: text(fn.properties.Role),
+        settings: Object.fromEntries(Object.entries(variables).map(([name, value]) => [name, text(value)])),
       });
     }
   }
@@ -270,7 +274,7 @@ export class Deployment {
   private readBuckets(): void {
     for (const bucket of this.assembly.resources('AWS::S3::Bucket')) {
       const name = this.assembly.reference(bucket.stack, bucket.logicalId);
-      const rule = asList(((bucket.properties.BucketEncryption as JsonObject | undefined)?.ServerSideEncryptionConfiguration) as Json)[0] as JsonObject | undefined;
+      const rule = asList((bucket.properties.BucketEncryption as JsonObject | undefined)?.ServerSideEncryptionConfiguration)[0] as JsonObject | undefined;
       const byDefault = rule?.ServerSideEncryptionByDefault as JsonObject | undefined;
       const logging = bucket.properties.LoggingConfiguration as JsonObject | undefined;
       this.buckets.push({
@@ -279,7 +283,7 @@ export class Deployment {
         kmsKeyArn: byDefault?.SSEAlgorithm === 'aws:kms' && typeof byDefault.KMSMasterKeyID === 'string' ? this.keyArn(byDefault.KMSMasterKeyID) : undefined,
         bucketKey: rule?.BucketKeyEnabled === true,
         objectLock: bucket.properties.ObjectLockEnabled === true,
-        logging: logging?.DestinationBucketName ? { destinationBucket: String(logging.DestinationBucketName), prefix: String(logging.LogFilePrefix ?? '') } : undefined,
+        logging: logging?.DestinationBucketName ? { destinationBucket: text(logging.DestinationBucketName), prefix: text(logging.LogFilePrefix ?? '') } : undefined,
       });
     }
   }

@@ -53,11 +53,12 @@ export async function evaluate(check: Check, account: string, mutation?: Mutatio
   };
   const result = await runSimulation(simulation, {});
   if (result.resultType === 'error') throw new Error(`iam-simulate rejected ${check.id}: ${JSON.stringify(result.errors)}`);
-  if (result.resultType !== 'single') throw new Error(`${check.id}: expected one resource, got ${result.resultType}`);
   const overall = result.overallResult;
+  // A request for "*" (actions without resource-level permissions) is evaluated per resource pattern.
+  const analyses = result.resultType === 'single' ? [result.result.analysis] : result.results.map((each) => each.analysis);
   // Allowed for a role means allowed on both sides: its own identity policies allow it (the
   // resource policy does not merely grant it) and no resource policy denies it.
-  const identityAllows = check.identity.length === 0 || result.result.analysis?.identityAnalysis?.result === 'Allowed';
+  const identityAllows = check.identity.length === 0 || analyses.every((analysis) => analysis?.identityAnalysis?.result === 'Allowed');
   const outcome = overall === 'Allowed' && !identityAllows ? 'Allowed only by the resource policy' : overall;
   return { passed: check.expect === 'allowed' ? outcome === 'Allowed' : overall !== 'Allowed', outcome };
 }

@@ -18,9 +18,10 @@ export interface StatementCoverage {
 }
 
 export function statementLabel(policy: NamedPolicy, statement: JsonObject, environment: string): string {
-  const actions = [statement.Action ?? statement.NotAction].flat().map(String).join(',');
+  const word = (value: unknown): string => (typeof value === 'string' ? value : JSON.stringify(value));
+  const actions = [statement.Action ?? statement.NotAction].flat().map(word).join(',');
   const principal = statement.Principal === undefined ? '' : ` for ${JSON.stringify(statement.Principal)}`;
-  const what = typeof statement.Sid === 'string' && !statement.Sid.includes('/') ? statement.Sid : `${String(statement.Effect)} ${actions}${principal}`;
+  const what = typeof statement.Sid === 'string' && !statement.Sid.includes('/') ? statement.Sid : `${word(statement.Effect)} ${actions}${principal}`;
   return `${policy.id}: ${what}`.replaceAll(`pgkeep-${environment}-`, 'pgkeep-<env>-').replaceAll(`:${environment}-`, ':<env>-');
 }
 
