@@ -9,14 +9,14 @@
  * whichever module created it and however it was configured.
  */
 import { readFileSync } from 'node:fs';
-import { COMPONENT_ENV, RECORDINGS_ENV, addRecordingMiddleware, callWriter, isComponent } from './aws-call-recorder.ts';
+import { COMPONENT_ENV, RECORDINGS_ENV, addRecordingMiddleware, callWriter, isComponent, pgkeepSettings } from './aws-call-recorder.ts';
 
 const directory = process.env[RECORDINGS_ENV];
 const component = process.env[COMPONENT_ENV] ?? '';
 
 if (directory) {
   if (!isComponent(component)) throw new Error(`${COMPONENT_ENV}="${component}" is not a pgkeep component`);
-  const write = callWriter(directory, component);
+  const write = callWriter(directory, component, pgkeepSettings(process.env));
   const manifest = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { dependencies: Record<string, string> };
   const clientPackages = Object.keys(manifest.dependencies).filter((name) => name.startsWith('@aws-sdk/client-'));
   const recorded = new WeakSet<object>();

@@ -21,8 +21,7 @@ import { join } from 'node:path';
 
 export const RECORDINGS_ENV = 'PGKEEP_AWS_CALL_RECORDINGS';
 export const COMPONENT_ENV = 'PGKEEP_AWS_CALL_COMPONENT';
-/** Set where a process runs with one environment's deployed settings (e.g. prod's Object Lock): its calls are facts about that environment only. */
-export const ENVIRONMENT_ENV = 'PGKEEP_AWS_CALL_ENVIRONMENT';
+
 
 /** Every runtime component that sends AWS calls, as the deployed system names them. */
 export const COMPONENTS = ['backup', 'restore', 'drill', 'verify-backup', 'backup-health', 'enforce-retention'] as const;
@@ -44,8 +43,9 @@ export interface RecordedCall {
   /** Where the request went in the test (the deployed endpoint is derived by the model). */
   request: { protocol: string; hostname: string } | undefined;
   outcome: { status?: number; error?: string };
-  /** The environment whose deployed settings the component ran with; absent: the call applies to every environment. */
-  environment?: string;
+  /** The pgkeep settings (PGKEEP_*) of the process that sent it; absent for in-process calls, whose
+   * settings the test passed as arguments. The model uses them to tell which deployments make the call. */
+  settings?: Record<string, string>;
 }
 
 /** Input fields that are bulky or carry content rather than addressing. */
@@ -73,9 +73,14 @@ interface MiddlewareStackLike {
 const REQUEST_KEY = Symbol('pgkeep recorded request');
 
 /** Writes to `<directory>/<component>.<pid>.jsonl`, one line per call. */
-export function callWriter(directory: string, component: Component, environment: string | undefined = process.env[ENVIRONMENT_ENV]): (call: RecordedCall) => void {
+export function callWriter(directory: string, component: Component, settings?: Record<string, string>): (call: RecordedCall) => void {
   const file = join(directory, `${component}.${process.pid}.jsonl`);
-  return (call) => appendFileSync(file, `${JSON.stringify(environment ? { ...call, environment } : call)}\n`);
+  return (call) => appendFileSync(file, `${JSON.stringify(settings ? { ...call, settings } : call)}\n`);
+}
+
+/** A process's pgkeep settings, without the one that can hold a password and without the recorder's own. */
+export function pgkeepSettings(env: NodeJS.ProcessEnv): Record<string, string> {
+  return Object.fromEntries(Object.entries(env).filter((entry): entry is [string, string] => entry[0].startsWith('PGKEEP_') && entry[0] !== 'PGKEEP_DATABASE_URL' && !entry[0].startsWith('PGKEEP_AWS_CALL_') && entry[1] !== undefined));
 }
 
 export function addRecordingMiddleware(stack: MiddlewareStackLike, component: Component, write: (call: RecordedCall) => void): void {

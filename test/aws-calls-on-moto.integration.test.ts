@@ -20,7 +20,8 @@ import { addPgkeepStacks } from '../infra/pgkeep-app.ts';
 import { PGKEEP_ENVIRONMENTS } from '../infra/environments.ts';
 import { findNewestBackup, type Backup } from '../catalog/listing.ts';
 import { METRICS_NAMESPACE } from '../catalog/metrics.ts';
-import { ENVIRONMENT_ENV, type Component } from '../scripts/aws-call-recorder.ts';
+import type { Component } from '../scripts/aws-call-recorder.ts';
+import { objectCreatedEvent } from '../scripts/s3-event.ts';
 import { startTask } from '../scripts/task-process.ts';
 import { startThrowawayCluster, type ThrowawayCluster } from '../task/throwaway-cluster.ts';
 import { CloudAssembly } from './authz/cloud-assembly.ts';
@@ -31,8 +32,6 @@ import { startMotoServer, type MotoServer } from './support/moto-server-process.
 import { withClient } from './support/backup-harness.ts';
 
 const BUCKET = 'pgkeep-moto-backups';
-/** These runs use prod's settings (Object Lock, a dry run): the model holds their calls against prod only. */
-const PROD_CALLS = { [ENVIRONMENT_ENV]: 'prod' };
 const SOURCE_DATABASE = 'shop';
 
 let moto: MotoServer;
@@ -106,13 +105,13 @@ function deployed(component: Component, database?: string): { instance: Componen
 }
 
 function taskEnvironment(component: 'backup' | 'restore' | 'drill', database?: string): Record<string, string> {
-  return { ...deployed(component, database).settings, ...moto.sdkEnvironment(), PGKEEP_S3_ENDPOINT: moto.endpoint, PGSSLMODE: 'disable', ...PROD_CALLS };
+  return { ...deployed(component, database).settings, ...moto.sdkEnvironment(), PGKEEP_S3_ENDPOINT: moto.endpoint, PGSSLMODE: 'disable' };
 }
 
-function invoke(component: 'verify-backup' | 'backup-health' | 'enforce-retention', event: unknown) {
+function invoke(component: 'verify-backup' | 'backup-health' | 'enforce-retention', event: unknown, overrides: Record<string, string> = {}) {
   const { instance, settings } = deployed(component);
   const timeout = deployment.assembly.resources('AWS::Lambda::Function').find((fn) => deployment.assembly.reference(fn.stack, fn.logicalId) === instance.name)?.properties.Timeout;
-  return invokeLikeLambda({ component, handler: `functions/${component}/handler.ts`, environment: { ...settings, ...moto.sdkEnvironment(), AWS_LAMBDA_FUNCTION_NAME: instance.name, ...PROD_CALLS }, event, timeoutSeconds: Number(timeout ?? 30) });
+  return invokeLikeLambda({ component, handler: `functions/${component}/handler.ts`, environment: { ...settings, ...moto.sdkEnvironment(), AWS_LAMBDA_FUNCTION_NAME: instance.name, ...overrides }, event, timeoutSeconds: Number(timeout ?? 30) });
 }
 
 async function metricsNamed(name: string): Promise<string[]> {
@@ -121,26 +120,7 @@ async function metricsNamed(name: string): Promise<string[]> {
 }
 
 function manifestCreated(backup: Backup): S3Event {
-  return {
-    Records: [
-      {
-        eventVersion: '2.1',
-        eventSource: 'aws:s3',
-        awsRegion: moto.region,
-        eventTime: new Date().toISOString(),
-        eventName: 'ObjectCreated:Put',
-        userIdentity: { principalId: 'moto' },
-        requestParameters: { sourceIPAddress: '127.0.0.1' },
-        responseElements: { 'x-amz-request-id': 'moto', 'x-amz-id-2': 'moto' },
-        s3: {
-          s3SchemaVersion: '1.0',
-          configurationId: 'pgkeep-verify',
-          bucket: { name: BUCKET, ownerIdentity: { principalId: 'moto' }, arn: `arn:aws:s3:::${BUCKET}` },
-          object: { key: encodeURIComponent(backup.manifestKey).replace(/%2F/g, '/'), size: 0, eTag: '', sequencer: '0' },
-        },
-      },
-    ],
-  };
+  return objectCreatedEvent(BUCKET, backup.manifestKey, moto.region);
 }
 
 describe('each component on moto, deployed as prod deploys it', () => {
@@ -186,6 +166,14 @@ describe('each component on moto, deployed as prod deploys it', () => {
 
     expect(outcome.result, outcome.error).toEqual({ databases: 2, deleted: 0, errors: 0, dryRun: true });
     expect(await metricsNamed('RetentionKept')).toEqual(['billing', 'orders']);
+  });
+
+  it('enforce-retention: as dev runs it (deleting, no Object Lock), tags the kept backups with their tier and deletes nothing that is too young', async () => {
+    // The calls depend on these two settings (the model holds calls made with Object Lock only
+    // against deployments with Object Lock), so dev's combination runs too.
+    const outcome = await invoke('enforce-retention', {}, { PGKEEP_OBJECT_LOCK: 'false', PGKEEP_RETENTION_DRY_RUN: 'false' });
+
+    expect(outcome.result, outcome.error).toEqual({ databases: 2, deleted: 0, errors: 0, dryRun: false });
   });
 
   it('restore: restores the latest backup into a new database and publishes its metrics', async () => {

@@ -53,13 +53,25 @@ export interface RuntimePermission {
   request: IamRequest;
 }
 
+/**
+ * Settings that switch calls on: a call recorded with one of them set says nothing about a
+ * deployment with another value (enforce-retention reads Object Lock dates only with
+ * PGKEEP_OBJECT_LOCK=true, tags and deletes only without a dry run). Unset, they have the
+ * handler's default. Every other setting changes what is sent, not which calls.
+ */
+const CALL_SWITCHES: Readonly<Record<string, string>> = { PGKEEP_OBJECT_LOCK: 'false', PGKEEP_RETENTION_DRY_RUN: 'false' };
+
+function madeBy(call: RecordedCall, instance: ComponentInstance): boolean {
+  return Object.entries(CALL_SWITCHES).every(([name, fallback]) => call.settings?.[name] === undefined || call.settings[name] === (instance.settings[name] ?? fallback));
+}
+
 /** (a) Every recorded call of every component, for each deployed instance of that component. */
 export function runtimeChecks(deployment: Deployment, calls: readonly RecordedCall[]): { checks: Check[]; permissions: RuntimePermission[] } {
   const checks = new Map<string, Check>();
   const permissions: RuntimePermission[] = [];
-  for (const call of calls.filter((candidate) => candidate.environment === undefined || candidate.environment === deployment.environment)) {
-    const instances = deployment.components.filter((instance) => instance.component === call.component);
-    if (instances.length === 0) throw new Error(`component ${call.component} sent ${call.command} in the tests but is not deployed: no task definition runs it and no function is it`);
+  for (const call of calls) {
+    const instances = deployment.components.filter((instance) => instance.component === call.component && madeBy(call, instance));
+    if (!deployment.components.some((instance) => instance.component === call.component)) throw new Error(`component ${call.component} sent ${call.command} in the tests but is not deployed: no task definition runs it and no function is it`);
     for (const instance of instances) {
       const role = deployment.role(instance.roleArn);
       for (const request of callPermissions(call, instance, deployment)) {

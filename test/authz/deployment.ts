@@ -90,8 +90,6 @@ export class Deployment {
   private readonly resourcePolicies = new Map<string, NamedPolicy>();
   readonly account: string;
   readonly region: string;
-  /** The pgkeep environment: the `<env>` of its pgkeep-<env>-* stacks. */
-  readonly environment: string;
 
   constructor(readonly assembly: CloudAssembly) {
     const accounts = new Set(assembly.stacks.map((stack) => `${stack.account}/${stack.region}`));
@@ -99,8 +97,6 @@ export class Deployment {
     const [account, region] = [...accounts][0]!.split('/') as [string, string];
     this.account = account;
     this.region = region;
-    const names = new Set(assembly.stacks.filter((stack) => !stack.parent).map((stack) => /^pgkeep-(.+)-[a-z]+$/.exec(stack.stackName)?.[1] ?? stack.stackName));
-    this.environment = names.size === 1 ? [...names][0]! : [...names].join(',');
     this.readRoles();
     this.readResourcePolicies();
     this.readComponents();
