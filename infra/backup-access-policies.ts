@@ -20,7 +20,7 @@ export interface BackupAccessPolicies {
   verifier: iam.ManagedPolicy;
   /** backup-health: list backups and read their verification tags; never an object. */
   healthReader: iam.ManagedPolicy;
-  /** enforce-retention: list, read and write tags, delete under backups/ (and read Object Lock dates). */
+  /** enforce-retention: list, read and write tags, delete under backups/ unless a dry run (and read Object Lock dates). */
   retentionEnforcer: iam.ManagedPolicy;
   /** restore and drill tasks: list, read (versions included), read tags and request retrievals of
    * archived objects under backups/; decrypt through S3. No write, no delete, no tag change. */
@@ -29,7 +29,7 @@ export interface BackupAccessPolicies {
   drillRecordWriter: iam.ManagedPolicy;
 }
 
-export function createBackupAccessPolicies(scope: Construct, bucket: s3.Bucket, key: kms.Key, options: { objectLock: boolean }): BackupAccessPolicies {
+export function createBackupAccessPolicies(scope: Construct, bucket: s3.Bucket, key: kms.Key, options: { objectLock: boolean; retentionDeletes: boolean }): BackupAccessPolicies {
   const stack = Stack.of(scope);
   const objects = (sid: string, actions: string[]) => new iam.PolicyStatement({ sid, actions, resources: [bucket.arnForObjects(`${BACKUP_ROOT_PREFIX}*`)] });
   // ListObjectsV2 under backups/ only. It is also what makes S3 answer a HeadObject or GetObject
@@ -95,8 +95,9 @@ export function createBackupAccessPolicies(scope: Construct, bucket: s3.Bucket, 
       objects('TagBackupObjects', ['s3:GetObjectTagging', 's3:PutObjectTagging']),
       // DeleteObjects is authorized as s3:DeleteObject per key. Without a version id, on this
       // versioned bucket, it adds a delete marker: the backup stays recoverable as a noncurrent
-      // version until the lifecycle expires it.
-      objects('DeleteBackupObjects', ['s3:DeleteObject']),
+      // version until the lifecycle expires it. A dry run deletes nothing, so IAM refuses it too:
+      // the grant is deployed with the change that sets retention.dryRun to false.
+      ...(options.retentionDeletes ? [objects('DeleteBackupObjects', ['s3:DeleteObject'])] : []),
       // HeadObject (which needs s3:GetObject) returns the Object Lock retain-until date only to a
       // caller with s3:GetObjectRetention; locked backups are kept, never attempted.
       ...(options.objectLock ? [objects('ReadObjectLockRetention', ['s3:GetObject', 's3:GetObjectRetention'])] : []),

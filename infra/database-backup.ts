@@ -19,7 +19,7 @@ import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import type { DatabaseConfig, EnvironmentConfig } from './config.ts';
 import { databaseResourceKey, overrideEnvironment } from './config.ts';
-import { runTaskCommand, taskOverrides } from './run-task-command.ts';
+import { placementParts, runTaskCommand, taskOverrides } from './run-task-command.ts';
 import { addPgkeepContainer, pgkeepTaskDefinition } from './task-definition.ts';
 import { taskFamily } from './task-notifications.ts';
 
@@ -160,11 +160,9 @@ export class DatabaseBackup extends Construct {
 
     this.runTaskCommand = runTaskCommand({
       region: stack.region,
-      cluster: shared.cluster.clusterName,
+      ...placementParts(shared),
       // The family: RunTask takes its latest revision, so the command outlives redeploys.
       taskDefinition: family,
-      subnetIds: shared.subnets.map((subnet) => subnet.subnetId),
-      securityGroupIds: [shared.securityGroup.securityGroupId],
       overrides,
     });
   }

@@ -18,7 +18,7 @@ import { Construct } from 'constructs';
 import type { DatabaseConfig, EnvironmentConfig } from './config.ts';
 import { databaseResourceKey } from './config.ts';
 import { boundedName, CONNECTION_SECRET_FIELDS, importSecret, TASK_FAMILY_MAX_LENGTH } from './database-backup.ts';
-import { runTaskCommand, taskOverrides } from './run-task-command.ts';
+import { placementParts, runTaskCommand, taskOverrides } from './run-task-command.ts';
 import { addPgkeepContainer, pgkeepTaskDefinition } from './task-definition.ts';
 import { taskFamily } from './task-notifications.ts';
 
@@ -116,10 +116,8 @@ export class DatabaseRestore extends Construct {
     this.latestOverrides = taskOverrides({ PGKEEP_RESTORE_SOURCE: database.name, PGKEEP_RESTORE_BACKUP: 'latest' });
     this.restoreLatestCommand = runTaskCommand({
       region: stack.region,
-      cluster: shared.cluster.clusterName,
+      ...placementParts(shared),
       taskDefinition: family,
-      subnetIds: shared.subnets.map((subnet) => subnet.subnetId),
-      securityGroupIds: [shared.securityGroup.securityGroupId],
       overrides: this.latestOverrides,
       startedBy: 'pgkeep-manual-restore',
     });

@@ -16,7 +16,7 @@ import * as schedulerTargets from 'aws-cdk-lib/aws-scheduler-targets';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import type { EnvironmentConfig } from './config.ts';
-import { runTaskCommand } from './run-task-command.ts';
+import { placementParts, runTaskCommand } from './run-task-command.ts';
 import { addPgkeepContainer, pgkeepTaskDefinition } from './task-definition.ts';
 import { taskFamily } from './task-notifications.ts';
 
@@ -117,10 +117,8 @@ export class RestoreDrill extends Construct {
 
     this.runDrillCommand = runTaskCommand({
       region: stack.region,
-      cluster: props.cluster.clusterName,
+      ...placementParts(props),
       taskDefinition: this.family,
-      subnetIds: props.subnets.map((subnet) => subnet.subnetId),
-      securityGroupIds: [props.securityGroup.securityGroupId],
       startedBy: 'pgkeep-manual-drill',
     });
   }

@@ -37,6 +37,23 @@ export interface RunTaskCommandParts {
   startedBy?: string;
 }
 
+/** Where the tasks of an environment run, as the constructs hold it (structural, so this module
+ * needs no CDK types). */
+export interface TaskPlacement {
+  cluster: { clusterName: string };
+  subnets: readonly { subnetId: string }[];
+  securityGroup: { securityGroupId: string };
+}
+
+/** The placement parts of a command: the same for every task of an environment. */
+export function placementParts(placement: TaskPlacement): Pick<RunTaskCommandParts, 'cluster' | 'subnetIds' | 'securityGroupIds'> {
+  return {
+    cluster: placement.cluster.clusterName,
+    subnetIds: placement.subnets.map((subnet) => subnet.subnetId),
+    securityGroupIds: [placement.securityGroup.securityGroupId],
+  };
+}
+
 export function runTaskCommand(parts: RunTaskCommandParts): string {
   const networkConfiguration = {
     awsvpcConfiguration: { subnets: parts.subnetIds, securityGroups: parts.securityGroupIds, assignPublicIp: 'DISABLED' },

@@ -85,7 +85,7 @@ export class StorageStack extends Stack {
     });
 
     this.backupWriterPolicy = createBackupWriterPolicy(this, 'BackupWriterPolicy', this.bucket, this.key);
-    this.accessPolicies = createBackupAccessPolicies(this, this.bucket, this.key, { objectLock: environment.objectLock !== undefined });
+    this.accessPolicies = createBackupAccessPolicies(this, this.bucket, this.key, { objectLock: environment.objectLock !== undefined, retentionDeletes: !environment.retention.dryRun });
 
     new CfnOutput(this, 'BackupBucketName', {
       description: 'S3 bucket that receives the backups (under backups/<database>/); versioned, SSE-KMS, retained when the stack is deleted.',

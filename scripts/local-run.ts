@@ -30,7 +30,7 @@ import { startLocalS3 } from './local-s3.ts';
 import { createSampleDatabase } from './sample-database.ts';
 import { startTask, type TaskLogLine } from './task-process.ts';
 import { Logger } from '@aws-lambda-powertools/logger';
-import type { S3Event } from 'aws-lambda';
+import { objectCreatedEvent } from './s3-event.ts';
 import { collectingSink } from '../catalog/metrics.ts';
 import { collectingAlertSink } from '../functions/shared/alerts.ts';
 import { handleS3Event } from '../functions/verify-backup/handler.ts';
@@ -127,7 +127,7 @@ const quietLogger = new Logger({ serviceName: 'pgkeep-local', logLevel: 'SILENT'
 async function verifyUploadedBackup(context: RunContext): Promise<void> {
   const { say, s3, backup } = context;
   if (!s3 || !backup) throw new Error('internal: verification before the backup');
-  const event = s3Event(s3.bucket, backup.backup.manifestKey);
+  const event = objectCreatedEvent(s3.bucket, backup.backup.manifestKey);
   const [result] = await handleS3Event({ s3: s3.client, metrics: context.metrics, alerts: context.alerts, logger: quietLogger, environment: 'local', maxStreamBytes: 10 * 2 ** 30 }, event);
   if (!result) throw new Error('verify-backup returned no result');
   say(`  ${result.status} (${result.method === 'sha256' ? 'SHA-256 recomputed: this store reports no checksum' : result.method})${result.problems.length > 0 ? `: ${result.problems.join('; ')}` : ''}`);
@@ -146,27 +146,6 @@ async function checkBackupHealth(context: RunContext): Promise<void> {
   say(`  newest verified backup: ${health.newestVerified ? `${health.newestVerified.backupId}, ${health.ageSeconds} s old, ${formatBytes(health.sizeBytes ?? undefined)}` : 'none'}`);
   say(`  size ratio to the recent median: ${health.sizeRatio ?? 'n/a (no earlier verified backup to compare with)'}`);
   context.summary.health = { ageSeconds: health.ageSeconds, sizeRatio: health.sizeRatio, sizeBytes: health.sizeBytes, backups: health.backups };
-}
-
-function s3Event(bucket: string, key: string): S3Event {
-  const record = {
-    eventVersion: '2.1',
-    eventSource: 'aws:s3',
-    awsRegion: 'us-east-1',
-    eventTime: new Date().toISOString(),
-    eventName: 'ObjectCreated:Put',
-    userIdentity: { principalId: 'local' },
-    requestParameters: { sourceIPAddress: '127.0.0.1' },
-    responseElements: { 'x-amz-request-id': 'local', 'x-amz-id-2': 'local' },
-    s3: {
-      s3SchemaVersion: '1.0',
-      configurationId: 'pgkeep-verify',
-      bucket: { name: bucket, ownerIdentity: { principalId: 'local' }, arn: `arn:aws:s3:::${bucket}` },
-      // S3 URL-encodes keys in events, with spaces as '+'.
-      object: { key: encodeURIComponent(key).replace(/%2F/g, '/').replace(/%20/g, '+'), size: 0, eTag: '', sequencer: '0' },
-    },
-  };
-  return { Records: [record] };
 }
 
 async function prepareSourceDatabase(context: RunContext): Promise<void> {

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { RECORDER_PRELOAD, isComponent, recordingEnvironment } from './aws-call-recorder.ts';
 
 /**
  * Runs the pgkeep task as its own process, exactly as the container does (configuration only
@@ -39,10 +40,14 @@ export interface StartTaskOptions {
 }
 
 export function startTask({ command, env, bundledEntry }: StartTaskOptions): RunningTask {
-  const args = bundledEntry ? [bundledEntry, command] : ['--import', 'tsx', TASK_SOURCE_ENTRY, command];
+  // When the test run records AWS calls (the authorization model checks them), the source run
+  // preloads the recorder; a bundle has its own copy of the SDK, which the preload cannot reach.
+  const recording = !bundledEntry && isComponent(command) ? recordingEnvironment(command) : {};
+  const preload = Object.keys(recording).length > 0 ? ['--import', RECORDER_PRELOAD] : [];
+  const args = bundledEntry ? [bundledEntry, command] : ['--import', 'tsx', ...preload, TASK_SOURCE_ENTRY, command];
   const child = spawn(process.execPath, args, {
     cwd: REPO_ROOT,
-    env: { PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', ...env },
+    env: { PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', ...env, ...recording },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   return watchTask(child);

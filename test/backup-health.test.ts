@@ -12,6 +12,7 @@ import { METRIC, collectingSink } from '../catalog/metrics.ts';
 import { mergeTags, verificationTags, type VerificationStatus } from '../catalog/verification.ts';
 import { checkHealth, parseDatabases } from '../functions/backup-health/handler.ts';
 import { assessDatabaseHealth, healthMetrics, median } from '../functions/backup-health/health.ts';
+import { recordAwsCalls } from '../scripts/aws-call-recorder.ts';
 import { startLocalS3, type LocalS3 } from '../scripts/local-s3.ts';
 
 const NOW = new Date('2026-11-23T12:00:00.000Z');
@@ -21,10 +22,13 @@ const BASELINE_COUNT = 7;
 
 let localS3: LocalS3;
 let s3: S3Client;
+/** What the function's code uses; its calls are recorded for the authorization model, the set-up's are not. */
+let healthS3: S3Client;
 
 beforeAll(async () => {
   localS3 = await startLocalS3({ bucket: 'pgkeep-health-test' });
   s3 = localS3.client();
+  healthS3 = recordAwsCalls('backup-health', localS3.client());
 });
 
 afterAll(async () => {
@@ -42,7 +46,7 @@ async function givenBackup(database: string, { startedAt, bytes, status }: { sta
 }
 
 function assess(database: string) {
-  return assessDatabaseHealth(s3, { bucket: localS3.bucket, database, now: NOW, baselineCount: BASELINE_COUNT });
+  return assessDatabaseHealth(healthS3, { bucket: localS3.bucket, database, now: NOW, baselineCount: BASELINE_COUNT });
 }
 
 describe('assessDatabaseHealth', () => {
@@ -216,7 +220,7 @@ describe('checkHealth', () => {
 
     // Act
     const results = await checkHealth({
-      s3,
+      s3: healthS3,
       metrics,
       logger: new Logger({ logLevel: 'SILENT' }),
       bucket: localS3.bucket,

@@ -17,6 +17,7 @@ import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client
 import { Logger } from '@aws-lambda-powertools/logger';
 import { DRILL_ROOT_PREFIX, encodeDatabaseSegment } from '../catalog/keys.ts';
 import type { Backup } from '../catalog/listing.ts';
+import { recordAwsCalls } from '../scripts/aws-call-recorder.ts';
 import { loadDrillConfig, runDrill, type DrillOutcome } from '../task/drill.ts';
 import { createS3Client } from '../task/s3.ts';
 import { startThrowawayCluster, type ThrowawayCluster } from '../task/throwaway-cluster.ts';
@@ -75,7 +76,8 @@ async function drill(database: string, options: { bucket?: MotoS3; endpoint?: st
   });
   const clusters: ThrowawayCluster[] = [];
   const outcomes = await runDrill(config, {
-    s3: createS3Client(config.s3, { credentials: bucket.credentials }),
+    // Its own client, so the drill's calls are recorded for the authorization model and the set-up's are not.
+    s3: recordAwsCalls('drill', createS3Client(config.s3, { credentials: bucket.credentials })),
     logger: new Logger({ serviceName: 'pgkeep-drill-test', logLevel: 'SILENT' }),
     signal: new AbortController().signal,
     startCluster: async () => {

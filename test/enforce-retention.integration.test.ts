@@ -15,6 +15,7 @@ import { backupObjectKeys, databasePrefix, newBackupId } from '../catalog/keys.t
 import { VERIFICATION_METHOD_TAG, VERIFICATION_TAG, VERIFIED_AT_TAG, mergeTags, readTags, verificationTags, type VerificationStatus } from '../catalog/verification.ts';
 import { TIER_TAG, enforceRetention, type RetentionRunResult } from '../functions/enforce-retention/enforce.ts';
 import type { RetentionPolicy, RetentionTier } from '../functions/enforce-retention/policy.ts';
+import { recordAwsCalls } from '../scripts/aws-call-recorder.ts';
 import { startLocalS3, type LocalS3 } from '../scripts/local-s3.ts';
 import { startMotoS3, type MotoS3 } from './support/moto-s3.ts';
 
@@ -83,6 +84,8 @@ type BucketSnapshot = Map<string, StoredObject>;
 /** The store of the describe block that runs (they run one after the other). */
 let store: LocalS3;
 let s3: S3Client;
+/** What the function's code uses; its calls are recorded for the authorization model, the set-up's are not. */
+let retentionS3: S3Client;
 const backups: SeededBackup[] = [];
 let sidecarOfDeleted: string;
 let sidecarOfKept: string;
@@ -105,6 +108,8 @@ async function seedAndRun(start: () => Promise<LocalS3>): Promise<void> {
   backups.length = 0;
   billingKeys.length = 0;
   s3 = store.client();
+  // objectLock: false; the dry run's calls are a subset of the real run's.
+  retentionS3 = recordAwsCalls('enforce-retention', store.client(), { settings: { PGKEEP_OBJECT_LOCK: 'false', PGKEEP_RETENTION_DRY_RUN: 'false' } });
   for (let index = 0; index < BACKUP_DAYS; index += 1) {
     const startedAt = new Date(FIRST_BACKUP.getTime() + index * DAY);
     const day = startedAt.toISOString().slice(0, 10);
@@ -123,7 +128,7 @@ async function seedAndRun(start: () => Promise<LocalS3>): Promise<void> {
 
   // Act: the same plan three times, each followed by a look at the whole bucket.
   const run = (dryRunOnly: boolean): Promise<RetentionRunResult> =>
-    enforceRetention({ s3, bucket: store.bucket, database: DATABASE, policy: POLICY, now: NOW, dryRun: dryRunOnly, objectLock: false, incompleteGraceHours: INCOMPLETE_GRACE_HOURS, logger: new Logger({ logLevel: 'SILENT' }) });
+    enforceRetention({ s3: retentionS3, bucket: store.bucket, database: DATABASE, policy: POLICY, now: NOW, dryRun: dryRunOnly, objectLock: false, incompleteGraceHours: INCOMPLETE_GRACE_HOURS, logger: new Logger({ logLevel: 'SILENT' }) });
   beforeDryRun = await snapshot();
   dryRun = await run(true);
   afterDryRun = await snapshot();
@@ -247,7 +252,7 @@ describe.each(STORES)('enforce-retention on $name', ({ start }) => {
   describe('enforce-retention on leftovers of incomplete backups, in real time', () => {
     const LONG_RUN_DATABASE = 'long-running';
     const runAt = (now: Date): Promise<RetentionRunResult> =>
-      enforceRetention({ s3, bucket: store.bucket, database: LONG_RUN_DATABASE, policy: POLICY, now, dryRun: true, objectLock: false, incompleteGraceHours: INCOMPLETE_GRACE_HOURS, logger: new Logger({ logLevel: 'SILENT' }) });
+      enforceRetention({ s3: retentionS3, bucket: store.bucket, database: LONG_RUN_DATABASE, policy: POLICY, now, dryRun: true, objectLock: false, incompleteGraceHours: INCOMPLETE_GRACE_HOURS, logger: new Logger({ logLevel: 'SILENT' }) });
 
     it('spares a data object written just now by a backup that started days ago (its manifest is seconds away), and removes it once it has lain unclaimed past the grace period', async () => {
       // Arrange: a backup that started 5 days ago and has just uploaded its data; no manifest yet.
@@ -279,6 +284,7 @@ describe('enforce-retention under S3 Object Lock (moto: GOVERNANCE default reten
     locked = await startMotoS3({ bucket: 'pgkeep-retention-lock-test' });
     store = locked;
     s3 = locked.client();
+    retentionS3 = recordAwsCalls('enforce-retention', locked.client(), { settings: { PGKEEP_OBJECT_LOCK: 'true', PGKEEP_RETENTION_DRY_RUN: 'false' } });
     const today = Date.now();
     for (let daysAgo = 10; daysAgo >= 1; daysAgo -= 1) seeded.push(await putBackup(LOCKED_DATABASE, new Date(today - daysAgo * DAY), suffix(200 + daysAgo), 'verified'));
     // The oldest backup's lock is extended (S3 allows extending, never shortening, a GOVERNANCE lock without bypass).
@@ -290,7 +296,7 @@ describe('enforce-retention under S3 Object Lock (moto: GOVERNANCE default reten
   });
 
   const runAt = (now: Date): Promise<RetentionRunResult> =>
-    enforceRetention({ s3, bucket: locked.bucket, database: LOCKED_DATABASE, policy: LOCK_POLICY, now, dryRun: false, objectLock: true, incompleteGraceHours: INCOMPLETE_GRACE_HOURS, logger: new Logger({ logLevel: 'SILENT' }) });
+    enforceRetention({ s3: retentionS3, bucket: locked.bucket, database: LOCKED_DATABASE, policy: LOCK_POLICY, now, dryRun: false, objectLock: true, incompleteGraceHours: INCOMPLETE_GRACE_HOURS, logger: new Logger({ logLevel: 'SILENT' }) });
 
   async function retainUntilOf(key: string): Promise<Date> {
     const head = await s3.send(new HeadObjectCommand({ Bucket: locked.bucket, Key: key }));

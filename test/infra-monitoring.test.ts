@@ -324,11 +324,11 @@ describe.each(['dev', 'prod'])('the %s environment\'s verification, health and r
       expect(inlineStatementsOf('health')).toEqual([writeOwnLogGroup('health'), PUBLISH_METRICS]);
     });
 
-    it(`lets enforce-retention list, tag and delete under backups/${environment.objectLock ? ', and read Object Lock dates' : ''}, and publish metrics`, () => {
+    it(`lets enforce-retention list and tag${environment.retention.dryRun ? '' : ' and delete'} under backups/${environment.objectLock ? ', and read Object Lock dates' : ''}, and publish metrics${environment.retention.dryRun ? ' (a dry run: IAM refuses any delete too)' : ''}`, () => {
       expect(accessStatementsOf('retention')).toEqual([
         LIST_BACKUPS,
         { Sid: 'TagBackupObjects', Effect: 'Allow', Action: ['s3:GetObjectTagging', 's3:PutObjectTagging'], Resource: BACKUP_OBJECTS },
-        { Sid: 'DeleteBackupObjects', Effect: 'Allow', Action: 's3:DeleteObject', Resource: BACKUP_OBJECTS },
+        ...(environment.retention.dryRun ? [] : [{ Sid: 'DeleteBackupObjects', Effect: 'Allow', Action: 's3:DeleteObject', Resource: BACKUP_OBJECTS }]),
         ...(environment.objectLock ? [{ Sid: 'ReadObjectLockRetention', Effect: 'Allow', Action: ['s3:GetObject', 's3:GetObjectRetention'], Resource: BACKUP_OBJECTS }] : []),
       ]);
       expect(inlineStatementsOf('retention')).toEqual([writeOwnLogGroup('retention'), PUBLISH_METRICS]);
@@ -348,11 +348,11 @@ describe.each(['dev', 'prod'])('the %s environment\'s verification, health and r
       expect(actions.filter((action) => /^(kms|sns):/.test(action))).toEqual([]);
     });
 
-    it('allows s3:DeleteObject to enforce-retention alone, and nobody DeleteObjectVersion, governance bypass, lifecycle or policy changes', () => {
+    it(`allows s3:DeleteObject to ${environment.retention.dryRun ? 'nobody (retention is a dry run)' : 'enforce-retention alone'}, and nobody DeleteObjectVersion, governance bypass, lifecycle or policy changes`, () => {
       const everything = [...allStatements(pipeline), ...allStatements(storage)];
       const deleting = everything.filter((statement) => actionsOf([statement]).includes('s3:DeleteObject'));
 
-      expect(deleting).toEqual([{ Sid: 'DeleteBackupObjects', Effect: 'Allow', Action: 's3:DeleteObject', Resource: BACKUP_OBJECTS }]);
+      expect(deleting).toEqual(environment.retention.dryRun ? [] : [{ Sid: 'DeleteBackupObjects', Effect: 'Allow', Action: 's3:DeleteObject', Resource: BACKUP_OBJECTS }]);
       expect(
         actionsOf(everything).filter((action) =>
           /^s3:(\*|DeleteObjectVersion|DeleteBucket|BypassGovernanceRetention|PutLifecycleConfiguration|PutBucketPolicy|PutBucketVersioning|PutBucketObjectLockConfiguration|PutObjectRetention|PutObjectLegalHold)$|^kms:\*$|^\*$/.test(action),

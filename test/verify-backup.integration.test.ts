@@ -12,7 +12,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { Logger } from '@aws-lambda-powertools/logger';
-import type { S3Event } from 'aws-lambda';
 import type pg from 'pg';
 import type { Backup } from '../catalog/listing.ts';
 import { METRIC, collectingSink } from '../catalog/metrics.ts';
@@ -21,6 +20,8 @@ import { collectingAlertSink } from '../functions/shared/alerts.ts';
 import { handleS3Event } from '../functions/verify-backup/handler.ts';
 import { processManifest, type VerifyDependencies } from '../functions/verify-backup/process.ts';
 import { verifyBackup } from '../functions/verify-backup/verify.ts';
+import { recordAwsCalls } from '../scripts/aws-call-recorder.ts';
+import { objectCreatedEvent } from '../scripts/s3-event.ts';
 import { startLocalS3, type LocalS3 } from '../scripts/local-s3.ts';
 import { startMotoS3 } from './support/moto-s3.ts';
 import { startThrowawayCluster, type ThrowawayCluster } from '../task/throwaway-cluster.ts';
@@ -97,7 +98,8 @@ function dependencies(overrides: Partial<VerifyDependencies> = {}) {
   const metrics = collectingSink();
   const alerts = collectingAlertSink();
   const deps: VerifyDependencies = {
-    s3,
+    // Its own client, so the function's calls are recorded for the authorization model and the set-up's are not.
+    s3: recordAwsCalls('verify-backup', store.client()),
     metrics,
     alerts,
     logger: new Logger({ logLevel: 'SILENT' }),
@@ -127,30 +129,6 @@ async function flipMiddleByte(key: string, options: { withCrc64Nvme?: boolean } 
   const middle = Math.floor(bytes.length / 2);
   bytes[middle] = (bytes[middle] ?? 0) ^ 0xff;
   await s3.send(new PutObjectCommand({ Bucket: store.bucket, Key: key, Body: bytes, ...(options.withCrc64Nvme ? { ChecksumAlgorithm: 'CRC64NVME' as const } : {}) }));
-}
-
-/** The event S3 sends for a new object: the key URL-encoded, spaces as '+'. */
-function objectCreatedEvent(bucket: string, key: string): S3Event {
-  return {
-    Records: [
-      {
-        eventVersion: '2.1',
-        eventSource: 'aws:s3',
-        awsRegion: 'us-east-1',
-        eventTime: new Date().toISOString(),
-        eventName: 'ObjectCreated:CompleteMultipartUpload',
-        userIdentity: { principalId: 'test' },
-        requestParameters: { sourceIPAddress: '127.0.0.1' },
-        responseElements: { 'x-amz-request-id': 'test', 'x-amz-id-2': 'test' },
-        s3: {
-          s3SchemaVersion: '1.0',
-          configurationId: 'pgkeep-verify',
-          bucket: { name: bucket, ownerIdentity: { principalId: 'test' }, arn: `arn:aws:s3:::${bucket}` },
-          object: { key: encodeURIComponent(key).replace(/%2F/g, '/').replace(/%20/g, '+'), size: 0, eTag: '', sequencer: '0' },
-        },
-      },
-    ],
-  };
 }
 
 describe.each(STORES)('verify-backup on a backup the task wrote, $name', ({ method, start }) => {

@@ -265,3 +265,34 @@ async function checkCrc64Nvme(s3: S3Client): Promise<void> {
     );
   }
 }
+
+/** All of moto_server (S3, CloudWatch, SNS, SQS, KMS, …) for a test that points every AWS SDK client of a process at it. */
+export interface MotoServer {
+  endpoint: string;
+  region: string;
+  credentials: { accessKeyId: string; secretAccessKey: string };
+  /** Environment that points every AWS SDK client of a process at this server. */
+  sdkEnvironment(): Record<string, string>;
+  stop(): Promise<void>;
+}
+
+/**
+ * The same server startMotoS3 runs (the CRC64NVME stand-in and its start check, the deadlines,
+ * the exit hook), for tests that create their own buckets, topics and queues. moto serves every
+ * Region on one port; `region` is the one the clients sign for.
+ */
+export async function startMotoServer(region = 'eu-central-1'): Promise<MotoServer> {
+  const server = await startMotoS3({ bucket: 'pgkeep-moto-server', shape: { kind: 'unversioned' } });
+  return {
+    endpoint: server.endpoint,
+    region,
+    credentials: server.credentials,
+    sdkEnvironment: () => ({
+      AWS_ENDPOINT_URL: server.endpoint,
+      AWS_REGION: region,
+      AWS_ACCESS_KEY_ID: server.credentials.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: server.credentials.secretAccessKey,
+    }),
+    stop: () => server.stop(),
+  };
+}
