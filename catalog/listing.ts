@@ -74,6 +74,29 @@ export async function listCatalogDatabases(s3: S3Client, bucket: string): Promis
   return databases.sort(compareStrings);
 }
 
+/**
+ * How far a backup's start time (its id, from the task's clock) may lie ahead of the S3 clock
+ * before pgkeep stops believing it. S3 stamps LastModified when the upload completes, so a true
+ * start time is always before it; a task clock that runs ahead (a bad NTP source, a wrong RTC)
+ * makes the id lie. The AWS SDK corrects its own signing clock from S3's answers, so such a task
+ * still uploads. Five minutes absorbs the skew NTP-synced hosts show and is far below any
+ * schedule interval.
+ */
+export const CLOCK_SKEW_TOLERANCE_MS = 5 * 60_000;
+
+/**
+ * By how many milliseconds the backup claims to have started after the S3 clock (its objects'
+ * LastModified) or after `now`, when that is more than the tolerance; undefined when its start time
+ * is believable. A future-dated backup never counts as fresh, as the newest backup, or toward a
+ * retention floor: its real age is unknown.
+ */
+export function futureDatedByMs(entry: Pick<CatalogEntry, 'startedAt' | 'dataLastModified' | 'manifestLastModified'>, now: Date): number | undefined {
+  const references = [now, entry.dataLastModified, entry.manifestLastModified].filter((time): time is Date => time !== undefined);
+  const earliest = Math.min(...references.map((time) => time.getTime()));
+  const ahead = entry.startedAt.getTime() - earliest;
+  return ahead > CLOCK_SKEW_TOLERANCE_MS ? ahead : undefined;
+}
+
 export function isCompleteBackup(entry: CatalogEntry): entry is Backup {
   return entry.state === 'complete';
 }
