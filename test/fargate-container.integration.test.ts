@@ -47,11 +47,12 @@ import { startThrowawayCluster, type ThrowawayCluster } from '../task/throwaway-
 import { synthesizeEnvironment } from './fixtures/infra-synth.ts';
 import { countRows, createTinyShop, markBackupVerified, withClient } from './support/backup-harness.ts';
 import {
-  NODE_24,
   assertCanEmulateFargate,
   assertEmulatedShape,
   containerEnvironment,
   ecsTmpVolume,
+  imageFilesParent,
+  nodeVisibleInContainer,
   parseRefusedWrites,
   readImageSpec,
   refusedWritesOutsideTmp,
@@ -84,6 +85,8 @@ let tmpVolume: VolumeMount;
 let resources: Record<string, { Type: string; Properties: unknown }>;
 let scratchDir: string;
 let bundle: string;
+/** Node 24 as the container sees it (node:24's /usr/local/bin/node stands in as this project's). */
+let node: string;
 let tlsDir: string;
 let source: ThrowawayCluster;
 let localS3: LocalS3;
@@ -97,11 +100,12 @@ beforeAll(async () => {
 
   // The bundle the image runs, built into a directory of this file's own (uid 1000 must read it; a
   // concurrent build of dist/task must not rewrite it mid-run).
-  await mkdir(path.join(REPOSITORY_ROOT, '.pgkeep-local'), { recursive: true });
-  scratchDir = await mkdtemp(path.join(REPOSITORY_ROOT, '.pgkeep-local', 'fargate-container-'));
+  await mkdir(imageFilesParent(), { recursive: true });
+  scratchDir = await mkdtemp(path.join(imageFilesParent(), 'fargate-container-'));
   await chmod(scratchDir, 0o755);
   bundle = await buildTaskBundle(path.join(scratchDir, 'app', 'main.mjs'));
-  assertCanEmulateFargate(image, [NODE_24, bundle]);
+  node = await nodeVisibleInContainer(scratchDir);
+  assertCanEmulateFargate(image, [node, bundle]);
 
   const synthesized = synthesizeEnvironment(PGKEEP_ENVIRONMENTS, ENVIRONMENT);
   resources = synthesized.pipeline.toJSON().Resources as typeof resources;
@@ -174,7 +178,7 @@ function runInContainer(command: string, program: string[], environment: Record<
 /** `node main.mjs <command>` as the image's entrypoint runs it, with the task definition's command. */
 function runTask(command: 'backup' | 'restore' | 'drill', overrides: Record<string, string> = {}, tmp = tmpVolume): Promise<ContainerRun> {
   const container = assertEmulatedShape(definitionFor(command));
-  return runInContainer(command, [NODE_24, bundle, ...container.Command], environmentFor(command, overrides), tmp);
+  return runInContainer(command, [node, bundle, ...container.Command], environmentFor(command, overrides), tmp);
 }
 
 function logLine(run: ContainerRun, message: string): TaskLogLine | undefined {

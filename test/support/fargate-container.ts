@@ -31,7 +31,7 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { accessSync, constants as fsConstants, existsSync } from 'node:fs';
-import { mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -303,6 +303,34 @@ export function containerEnvironment(options: {
 
 /** Node 24 as npm installs it for this project (node_modules/node-linux-<arch>). */
 export const NODE_24 = path.join(REPO_ROOT, 'node_modules', `node-linux-${process.arch}`, 'bin', 'node');
+
+/** Where the container's task volume is mounted: it hides whatever the machine has below it. */
+const CONTAINER_TMP = '/tmp';
+
+function isBelow(target: string, directory: string): boolean {
+  const relative = path.relative(directory, target);
+  return relative === '' || (!relative.startsWith('..') && !path.isAbsolute(relative));
+}
+
+/**
+ * The directory to stage the image's files in (the bundle, and Node when it must be copied). The
+ * container's /tmp is a fresh volume that hides the machine's /tmp, so a checkout below /tmp (a CI
+ * clone may well be one) cannot serve the image's files from .pgkeep-local: they are staged under
+ * /var/tmp instead (FHS: a temporary directory that is not /tmp).
+ */
+export function imageFilesParent(): string {
+  return isBelow(REPO_ROOT, CONTAINER_TMP) ? '/var/tmp' : path.join(REPO_ROOT, '.pgkeep-local');
+}
+
+/** Node 24 where the container can see it: a copy in the staging directory when the checkout is below /tmp. */
+export async function nodeVisibleInContainer(stagingDir: string): Promise<string> {
+  if (!isBelow(NODE_24, CONTAINER_TMP)) return NODE_24;
+  const copy = path.join(stagingDir, 'node', 'bin', 'node');
+  await mkdir(path.dirname(copy), { recursive: true, mode: 0o755 });
+  await copyFile(NODE_24, copy);
+  await chmod(copy, 0o755);
+  return copy;
+}
 
 const TOOLS = ['/usr/bin/unshare', '/usr/bin/setpriv', '/usr/bin/strace', '/usr/bin/timeout', '/usr/bin/mount', '/usr/bin/find', '/usr/bin/stat', '/usr/bin/cat', '/usr/bin/env', '/bin/bash'];
 
