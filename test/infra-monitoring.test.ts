@@ -42,6 +42,7 @@ const DASHBOARD_METRICS = [
   METRIC.newestVerifiedBackupAgeSeconds,
   METRIC.newestVerifiedBackupBytes,
   METRIC.newestVerifiedBackupSizeRatio,
+  METRIC.futureDatedBackups,
   METRIC.retentionKept,
   METRIC.retentionDeleted,
   METRIC.retentionDeletedBytes,
@@ -451,6 +452,19 @@ describe.each(['dev', 'prod'])('the %s environment\'s verification, health and r
         });
       });
 
+      it('alarms while a backup claims a start time ahead of S3\'s clock (the health check publishes the count hourly, 0 when none)', () => {
+        expect(alarmOf(alarms.futureDated)).toMatchObject({
+          ...common(METRIC.futureDatedBackups),
+          AlarmName: `pgkeep-${name}-${key}-backup-future-dated`,
+          Statistic: 'Maximum',
+          Period: 3600,
+          Threshold: 1,
+          ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+          EvaluationPeriods: 1,
+          TreatMissingData: 'notBreaching',
+        });
+      });
+
       it('alarms on retention errors and stays in alarm until a clean run (every run publishes the count, 0 when clean)', () => {
         expect(alarmOf(alarms.retentionErrors)).toMatchObject({
           ...common(METRIC.retentionErrors),
@@ -471,6 +485,7 @@ describe.each(['dev', 'prod'])('the %s environment\'s verification, health and r
           [alarms.sizeDrop, RUNBOOK_SECTIONS.sizeDrop],
           [alarms.verificationFailed, RUNBOOK_SECTIONS.verificationFailed],
           [alarms.unverifiable, RUNBOOK_SECTIONS.unverifiable],
+          [alarms.futureDated, RUNBOOK_SECTIONS.futureDated],
           [alarms.backupFailed, RUNBOOK_SECTIONS.backupFailed],
           [alarms.retentionErrors, RUNBOOK_SECTIONS.retentionErrors],
         ] as const;
@@ -509,8 +524,8 @@ describe.each(['dev', 'prod'])('the %s environment\'s verification, health and r
       // The inputs of the composite drill-overdue alarms notify nobody themselves (test/infra-restore.test.ts).
       const compositeInputs = alarms.filter((alarm) => /-drill-(no-success-7d|not-attempted)$/.test(String(alarm.Properties.AlarmName)));
 
-      // Per database 7 backup alarms and 3 restore alarms (drill failed, drill overdue, restore differences); 3 function alarms, the dead-letter alarm.
-      expect(alarms.length - compositeInputs.length).toBe(environment.databases.length * 10 + 3 + 1);
+      // Per database 8 backup alarms and 3 restore alarms (drill failed, drill overdue, restore differences); 3 function alarms, the dead-letter alarm.
+      expect(alarms.length - compositeInputs.length).toBe(environment.databases.length * 11 + 3 + 1);
       expect(compositeInputs).toHaveLength(environment.databases.length + 1);
       for (const alarm of alarms) {
         const notifies = compositeInputs.includes(alarm) ? {} : { AlarmActions: topic, OKActions: topic };
@@ -525,8 +540,8 @@ describe.each(['dev', 'prod'])('the %s environment\'s verification, health and r
         .filter((alarm) => alarm.Properties.Namespace === METRICS_NAMESPACE)
         .map((alarm) => alarm.Properties.MetricName as string);
 
-      // 7 backup alarms, drill failed, no drill success in 7 days, restore differences.
-      expect(watched.length).toBe(environment.databases.length * 10);
+      // 8 backup alarms, drill failed, no drill success in 7 days, restore differences.
+      expect(watched.length).toBe(environment.databases.length * 11);
       expect(watched.filter((metricName) => !published.has(metricName))).toEqual([]);
     });
   });

@@ -112,7 +112,8 @@ export function planRetention(candidates: readonly RetentionCandidate[], policy:
     if (backup.verification === 'newer-schema') keep(backup, 'written by a newer pgkeep (verification "newer-schema"): this version cannot judge it, so it never deletes it');
     if (backup.retainUntil && backup.retainUntil.getTime() > now.getTime()) keep(backup, `under S3 Object Lock until ${backup.retainUntil.toISOString()}`);
     if (!newestVerified) keep(backup, 'no verified backup exists yet: nothing is proven good, so nothing is deleted');
-    else if (backup.startedAt.getTime() > newestVerified.startedAt.getTime()) keep(backup, `newer than the newest verified backup (${newestVerified.backupId})`);
+    // A future-dated start time says nothing about being newer; it is kept above for what it is.
+    else if (backup.futureDatedByMs === undefined && backup.startedAt.getTime() > newestVerified.startedAt.getTime()) keep(backup, `newer than the newest verified backup (${newestVerified.backupId})`);
     if (backup.verification === 'pending' && now.getTime() - backup.startedAt.getTime() < policy.unverifiedGraceHours * 3_600_000) {
       keep(backup, `awaiting verification (within the ${policy.unverifiedGraceHours} h grace period)`);
     }
