@@ -107,9 +107,28 @@ export class ManifestError extends Error {
   override name = 'ManifestError';
   constructor(
     message: string,
+    /** Each problem a whole sentence that names its field, e.g. `object.sha256: expected 64 lowercase hex digits`. */
     readonly problems: readonly string[] = [],
   ) {
     super(message);
+  }
+}
+
+/**
+ * A manifest of a newer schema than this pgkeep reads: not a broken backup, one this version
+ * cannot judge. In a rolling upgrade (a new task image beside older functions) every new backup
+ * is one; readers must say "written by a newer pgkeep", never "failed", and never delete it.
+ */
+export class NewerManifestError extends ManifestError {
+  override name = 'NewerManifestError';
+  constructor(
+    message: string,
+    problems: readonly string[],
+    readonly schemaVersion: number,
+    /** The manifest's own pgkeepVersion, when it has one as text: the version that can read it. */
+    readonly writtenBy: string | undefined,
+  ) {
+    super(message, problems);
   }
 }
 
@@ -126,11 +145,12 @@ export function parseManifest(json: string, source = 'manifest'): Manifest {
 
 export function validateManifest(document: unknown, source = 'manifest'): Manifest {
   const version = (document as { schemaVersion?: unknown } | null)?.schemaVersion;
-  if (typeof version === 'number' && version > MANIFEST_SCHEMA_VERSION) {
-    throw new ManifestError(
-      `${source} has schemaVersion ${version}, newer than this pgkeep understands (${MANIFEST_SCHEMA_VERSION}); upgrade pgkeep to read it.`,
-      ['schemaVersion'],
-    );
+  if (typeof version === 'number' && Number.isInteger(version) && version > MANIFEST_SCHEMA_VERSION) {
+    // Nothing else is checked: fields of a newer schema may mean something else entirely.
+    const writtenBy = (document as { pgkeepVersion?: unknown }).pgkeepVersion;
+    const by = typeof writtenBy === 'string' && writtenBy !== '' ? writtenBy : undefined;
+    const problem = `schemaVersion: ${version} is newer than the ${MANIFEST_SCHEMA_VERSION} this pgkeep reads (written by ${by ? `pgkeep ${by}` : 'a newer pgkeep'}); upgrade pgkeep to read it`;
+    throw new NewerManifestError(`${source} has schemaVersion ${version}, newer than this pgkeep understands (${MANIFEST_SCHEMA_VERSION}); it was written by ${by ? `pgkeep ${by}` : 'a newer pgkeep'}: upgrade pgkeep to read it.`, [problem], version, by);
   }
   const result = ManifestSchema.safeParse(document);
   if (result.success) return result.data;

@@ -25,6 +25,9 @@ export const METRIC = {
   newestVerifiedBackupBytes: 'NewestVerifiedBackupBytes',
   /** newest verified size / median of the recent verified ones before it. */
   newestVerifiedBackupSizeRatio: 'NewestVerifiedBackupSizeRatio',
+  /** backup-health, every run (0 when none): finished backups whose start time lies ahead of the
+   * S3 clock by more than CLOCK_SKEW_TOLERANCE_MS (catalog/listing.ts); none of them counts as fresh. */
+  futureDatedBackups: 'FutureDatedBackups',
   /** enforce-retention: per run (a dry run publishes what it would do). */
   retentionKept: 'RetentionKept',
   retentionDeleted: 'RetentionDeleted',

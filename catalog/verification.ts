@@ -9,9 +9,19 @@ export const VERIFICATION_TAG = 'pgkeep:verification';
 export const VERIFIED_AT_TAG = 'pgkeep:verified-at';
 export const VERIFICATION_METHOD_TAG = 'pgkeep:verification-method';
 
-export type VerificationStatus = 'verified' | 'failed' | 'unverifiable';
+/**
+ * verified: the bytes match the manifest. failed: they do not, or the manifest is broken.
+ * unverifiable: the check could not finish (no store checksum, too large to hash in time).
+ * newer-schema: "unverifiable: written by a newer pgkeep", a manifest whose schemaVersion this
+ * version cannot read. Not verified (it never counts as a good backup), not failed (nothing says
+ * it is bad), and not final: a verifier that can read it re-checks it (see NEWER_SCHEMA_STATUS).
+ */
+export type VerificationStatus = 'verified' | 'failed' | 'unverifiable' | 'newer-schema';
 export type VerificationMethod = 'crc64nvme' | 'sha256' | 'none';
-const STATUSES: readonly string[] = ['verified', 'failed', 'unverifiable'];
+const STATUSES: readonly string[] = ['verified', 'failed', 'unverifiable', 'newer-schema'];
+
+/** The one status a later verifier must not take as the final word (it re-checks the backup). */
+export const NEWER_SCHEMA_STATUS = 'newer-schema' satisfies VerificationStatus;
 
 export interface VerificationRecord {
   status: VerificationStatus;

@@ -13,14 +13,14 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as kms from 'aws-cdk-lib/aws-kms';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import type { Construct } from 'constructs';
-import { BACKUP_ROOT_PREFIX, DRILL_ROOT_PREFIX } from '../catalog/keys.ts';
+import { BACKUP_ROOT_PREFIX, DRILL_ROOT_PREFIX, MANIFEST_SUFFIX } from '../catalog/keys.ts';
 
 export interface BackupAccessPolicies {
   /** verify-backup: read a manifest and its data object, tag both with the verdict. */
   verifier: iam.ManagedPolicy;
   /** backup-health: list backups and read their verification tags; never an object. */
   healthReader: iam.ManagedPolicy;
-  /** enforce-retention: list, read and write tags, delete under backups/ unless a dry run (and read Object Lock dates). */
+  /** enforce-retention: list, read and write tags, read the manifests it would delete, delete under backups/ unless a dry run (and read Object Lock dates). */
   retentionEnforcer: iam.ManagedPolicy;
   /** restore and drill tasks: list, read (versions included), read tags and request retrievals of
    * archived objects under backups/; decrypt through S3. No write, no delete, no tag change. */
@@ -58,6 +58,8 @@ export function createBackupAccessPolicies(scope: Construct, bucket: s3.Bucket, 
     conditions: { StringEquals: { 'kms:ViaService': `s3.${stack.region}.amazonaws.com` } },
   });
 
+  const manifests = new iam.PolicyStatement({ sid: 'ReadManifests', actions: ['s3:GetObject'], resources: [bucket.arnForObjects(`${BACKUP_ROOT_PREFIX}*${MANIFEST_SUFFIX}`)] });
+
   const drillRecordWriter = new iam.ManagedPolicy(scope, 'DrillRecordWriterPolicy', {
     description: 'pgkeep restore drill: write drill records (audit evidence) under drills/, encrypted with the bucket key; nothing under backups/',
     statements: [
@@ -76,6 +78,28 @@ export function createBackupAccessPolicies(scope: Construct, bucket: s3.Bucket, 
     reason: 'Drill record keys are drills/<database>/<drill id>.json, new on every drill, so only the prefix can name them; the wildcard is confined to that prefix of this one bucket.',
   });
 
+  const retentionEnforcer = policy('RetentionEnforcerPolicy', 'pgkeep enforce-retention: list backups, read and write their tags, read their manifests, delete them under backups/ (delete markers only: never a version)', [
+      list,
+      // Reads verdicts and current tiers; writes the tier tag the lifecycle rules filter on.
+      objects('TagBackupObjects', ['s3:GetObjectTagging', 's3:PutObjectTagging']),
+      // Retention never deletes what it cannot read: it reads the manifest of every backup it
+      // would delete (malformed, or of a newer schema: kept). Manifests only, never backup data.
+      manifests,
+      decryptViaS3,
+      // DeleteObjects is authorized as s3:DeleteObject per key. Without a version id, on this
+      // versioned bucket, it adds a delete marker: the backup stays recoverable as a noncurrent
+      // version until the lifecycle expires it. A dry run deletes nothing, so IAM refuses it too:
+      // the grant is deployed with the change that sets retention.dryRun to false.
+      ...(options.retentionDeletes ? [objects('DeleteBackupObjects', ['s3:DeleteObject'])] : []),
+      // HeadObject (which needs s3:GetObject) returns the Object Lock retain-until date only to a
+      // caller with s3:GetObjectRetention; locked backups are kept, never attempted.
+      ...(options.objectLock ? [objects('ReadObjectLockRetention', ['s3:GetObject', 's3:GetObjectRetention'])] : []),
+    ]);
+  Validations.of(retentionEnforcer).acknowledge({
+    id: `AwsSolutions-IAM5[Resource::<${bucketLogicalId}.Arn>/${BACKUP_ROOT_PREFIX}*${MANIFEST_SUFFIX}]`,
+    reason: 'Manifest keys are backups/<database>/<backup id>.manifest.json, new on every run, so only a pattern can name them; it is confined to the manifests under that prefix of this one bucket, never backup data.',
+  });
+
   return {
     verifier: policy('BackupVerifierPolicy', 'pgkeep verify-backup: read manifests and data objects under backups/, tag them with the verdict; no delete, no write', [
       // GetObject: the manifest, HeadObject of the data object (size, CRC64NVME), the SHA-256 stream.
@@ -89,19 +113,7 @@ export function createBackupAccessPolicies(scope: Construct, bucket: s3.Bucket, 
       list,
       objects('ReadVerificationTags', ['s3:GetObjectTagging']),
     ]),
-    retentionEnforcer: policy('RetentionEnforcerPolicy', 'pgkeep enforce-retention: list backups, read and write their tags, delete them under backups/ (delete markers only: never a version)', [
-      list,
-      // Reads verdicts and current tiers; writes the tier tag the lifecycle rules filter on.
-      objects('TagBackupObjects', ['s3:GetObjectTagging', 's3:PutObjectTagging']),
-      // DeleteObjects is authorized as s3:DeleteObject per key. Without a version id, on this
-      // versioned bucket, it adds a delete marker: the backup stays recoverable as a noncurrent
-      // version until the lifecycle expires it. A dry run deletes nothing, so IAM refuses it too:
-      // the grant is deployed with the change that sets retention.dryRun to false.
-      ...(options.retentionDeletes ? [objects('DeleteBackupObjects', ['s3:DeleteObject'])] : []),
-      // HeadObject (which needs s3:GetObject) returns the Object Lock retain-until date only to a
-      // caller with s3:GetObjectRetention; locked backups are kept, never attempted.
-      ...(options.objectLock ? [objects('ReadObjectLockRetention', ['s3:GetObject', 's3:GetObjectRetention'])] : []),
-    ]),
+    retentionEnforcer,
     backupReader: policy('BackupReaderPolicy', 'pgkeep restore and drill tasks: list and read backups under backups/ (versions, tags), request retrievals of archived ones; no write, no delete, no tag change', [
       list,
       // GetObject: manifests, HeadObject (storage class, retrieval state) and the data stream;

@@ -26,6 +26,7 @@ export const RUNBOOK_SECTIONS = {
   sizeDrop: 'backup-size-dropped',
   verificationFailed: 'backup-verification-failed',
   unverifiable: 'backup-unverifiable',
+  futureDated: 'backup-future-dated',
   backupFailed: 'backup-task-failed',
   retentionErrors: 'retention-errors',
   functionErrors: 'function-errors',
@@ -74,6 +75,7 @@ export class DatabaseAlarms extends Construct {
   readonly sizeDrop: cloudwatch.Alarm;
   readonly verificationFailed: cloudwatch.Alarm;
   readonly unverifiable: cloudwatch.Alarm;
+  readonly futureDated: cloudwatch.Alarm;
   readonly backupFailed: cloudwatch.Alarm;
   readonly retentionErrors: cloudwatch.Alarm;
   /** The alarms' names as plain text (alarmName is a token), e.g. for a dashboard in another stack. */
@@ -158,8 +160,21 @@ export class DatabaseAlarms extends Construct {
       'unverifiable',
       'backup-unverifiable',
       METRIC.backupUnverifiable,
-      'a backup could not be verified (no store checksum and too large to hash in time). Run the restore drill on it; retention does not count it as good.',
+      'a backup could not be verified: no store checksum and too large to hash in time, or written by a newer pgkeep (the SNS message says which). Run the restore drill on it, or deploy that pgkeep version to the stack; retention does not count it as good.',
     );
+
+    this.futureDated = alarm('FutureDated', 'futureDated', 'backup-future-dated', {
+      alarmDescription:
+        `${who} has a backup whose start time lies ahead of S3's clock: the backup task's clock is wrong. It never counts as fresh, and retention keeps it. ` +
+        'Fix the clock of the task (NTP on its host), run a backup now, then deal with the future-dated backup (the health log names it).',
+      metric: metric(METRIC.futureDatedBackups, cloudwatch.Stats.MAXIMUM, HOUR),
+      threshold: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      evaluationPeriods: 1,
+      // The health check publishes the count every hour, 0 when there is none, so the alarm stays
+      // in ALARM while such a backup is in the catalog. No data at all is the stale alarm's business.
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
     this.backupFailed = countAlarm(
       'BackupFailed',
       'backupFailed',
@@ -181,7 +196,7 @@ export class DatabaseAlarms extends Construct {
   }
 
   get all(): cloudwatch.Alarm[] {
-    return [this.stale, this.undersized, this.sizeDrop, this.verificationFailed, this.unverifiable, this.backupFailed, this.retentionErrors];
+    return [this.stale, this.undersized, this.sizeDrop, this.verificationFailed, this.unverifiable, this.futureDated, this.backupFailed, this.retentionErrors];
   }
 }
 

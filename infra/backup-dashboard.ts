@@ -114,6 +114,8 @@ export class BackupDashboard extends Construct {
               ...perDatabase(METRIC.backupVerified, cloudwatch.Stats.SUM, DAY, (name) => `${name} verified`),
               ...perDatabase(METRIC.backupVerificationFailed, cloudwatch.Stats.SUM, DAY, (name) => `${name} FAILED`),
               ...perDatabase(METRIC.backupUnverifiable, cloudwatch.Stats.SUM, DAY, (name) => `${name} unverifiable`),
+              // From the hourly health check: how many backups claim a start time ahead of S3's clock.
+              ...perDatabase(METRIC.futureDatedBackups, cloudwatch.Stats.MAXIMUM, DAY, (name) => `${name} future-dated`),
             ],
             { view: cloudwatch.GraphWidgetView.BAR },
           ),

@@ -50,15 +50,15 @@ function assess(database: string) {
 }
 
 describe('assessDatabaseHealth', () => {
-  it('reports no age and no ratio for a database without backups, and publishes no metric, so the stale alarm treats it as missing data', async () => {
+  it('reports no age and no ratio for a database without backups, and publishes no age, so the stale alarm treats it as missing data', async () => {
     // Arrange: nothing in the bucket for this database.
 
     // Act
     const health = await assess('never-backed-up');
 
     // Assert
-    expect(health).toMatchObject({ backups: 0, newestVerified: undefined, ageSeconds: null, sizeBytes: null, sizeRatio: null, newerUnverified: 0 });
-    expect(healthMetrics(health)).toEqual([]);
+    expect(health).toMatchObject({ backups: 0, newestVerified: undefined, ageSeconds: null, sizeBytes: null, sizeRatio: null, newerUnverified: 0, futureDated: [] });
+    expect(healthMetrics(health)).toEqual([{ name: METRIC.futureDatedBackups, value: 0, unit: 'Count' }]);
   });
 
   it('gives a fresh verified backup its age since it started, with no ratio when nothing came before it', async () => {
@@ -78,6 +78,7 @@ describe('assessDatabaseHealth', () => {
     expect(healthMetrics(health)).toEqual([
       { name: METRIC.newestVerifiedBackupAgeSeconds, value: 5400, unit: 'Seconds' },
       { name: METRIC.newestVerifiedBackupBytes, value: 4096, unit: 'Bytes' },
+      { name: METRIC.futureDatedBackups, value: 0, unit: 'Count' },
     ]);
   });
 
@@ -211,7 +212,7 @@ describe('parseDatabases', () => {
 });
 
 describe('checkHealth', () => {
-  it('publishes each database\'s metrics with its Environment and Database dimensions, and none for a database without a verified backup', async () => {
+  it('publishes each database\'s metrics with its Environment and Database dimensions, and no age for a database without a verified backup', async () => {
     // Arrange
     await givenBackup('orders', { startedAt: new Date(NOW.getTime() - 2 * HOUR), bytes: 8000, status: 'verified' });
     await givenBackup('billing', { startedAt: new Date(NOW.getTime() - 5 * HOUR), bytes: 6000, status: 'verified' });
@@ -244,8 +245,11 @@ describe('checkHealth', () => {
     expect(published).toEqual([
       { name: METRIC.newestVerifiedBackupAgeSeconds, value: 7200, timestamp: NOW, dimensions: dimensions('orders') },
       { name: METRIC.newestVerifiedBackupBytes, value: 8000, timestamp: NOW, dimensions: dimensions('orders') },
+      { name: METRIC.futureDatedBackups, value: 0, timestamp: NOW, dimensions: dimensions('orders') },
       { name: METRIC.newestVerifiedBackupAgeSeconds, value: 18_000, timestamp: NOW, dimensions: dimensions('billing') },
       { name: METRIC.newestVerifiedBackupBytes, value: 6000, timestamp: NOW, dimensions: dimensions('billing') },
+      { name: METRIC.futureDatedBackups, value: 0, timestamp: NOW, dimensions: dimensions('billing') },
+      { name: METRIC.futureDatedBackups, value: 0, timestamp: NOW, dimensions: dimensions('unverified-only') },
     ]);
   });
 });

@@ -2,6 +2,8 @@ import { ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backupObjectKeys, newBackupId } from '../catalog/keys.ts';
 import {
+  CLOCK_SKEW_TOLERANCE_MS,
+  futureDatedByMs,
   findNewestBackup,
   findNewestBackupAtOrBefore,
   listBackups,
@@ -225,5 +227,28 @@ describe('listCatalogDatabases', () => {
     expect(databases.some((name) => name.includes('%'))).toBe(false);
     expect([...databases].sort()).toEqual(databases);
     expect(new Set(databases).size).toBe(databases.length);
+  });
+});
+
+describe('futureDatedByMs: a start time ahead of the S3 clock', () => {
+  const stored = new Date('2026-11-23T02:10:00.000Z');
+  const now = new Date('2026-11-23T12:00:00.000Z');
+
+  it('is undefined for a backup that started before S3 stored it (every honest backup)', () => {
+    expect(futureDatedByMs({ startedAt: new Date('2026-11-23T02:00:00.000Z'), dataLastModified: stored, manifestLastModified: stored }, now)).toBeUndefined();
+  });
+
+  it('tolerates a task clock up to CLOCK_SKEW_TOLERANCE_MS fast', () => {
+    expect(futureDatedByMs({ startedAt: new Date(stored.getTime() + CLOCK_SKEW_TOLERANCE_MS), dataLastModified: stored }, now)).toBeUndefined();
+  });
+
+  it('says by how much a backup claims to have started after the earliest of its objects was stored', () => {
+    const startedAt = new Date(stored.getTime() + 365 * 86_400_000);
+
+    expect(futureDatedByMs({ startedAt, dataLastModified: new Date(stored.getTime() + 60_000), manifestLastModified: stored }, now)).toBe(365 * 86_400_000);
+  });
+
+  it('judges by now when the listing gave no LastModified', () => {
+    expect(futureDatedByMs({ startedAt: new Date(now.getTime() + 3_600_000) }, now)).toBe(3_600_000);
   });
 });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { backupObjectKeys, newBackupId } from '../catalog/keys.ts';
 import type { Manifest } from '../catalog/manifest.ts';
-import { MANIFEST_SCHEMA_VERSION, ManifestError, parseManifest, serializeManifest, validateManifest, pinnedVersionId } from '../catalog/manifest.ts';
+import { MANIFEST_SCHEMA_VERSION, ManifestError, NewerManifestError, parseManifest, serializeManifest, validateManifest, pinnedVersionId } from '../catalog/manifest.ts';
 
 const STARTED_AT = new Date('2026-11-23T18:32:54.123Z');
 
@@ -98,12 +98,22 @@ describe('parseManifest rejects', () => {
     expect(error.problems).toEqual([expect.stringMatching(/^schemaVersion: /)]);
   });
 
-  it('a newer schemaVersion, telling the reader to upgrade pgkeep', () => {
+  it('a newer schemaVersion, as a NewerManifestError naming the version that wrote it and telling the reader to upgrade pgkeep', () => {
     const error = rejectionOf({ ...validManifest(), schemaVersion: 2 });
 
+    expect(error).toBeInstanceOf(NewerManifestError);
+    expect(error).toMatchObject({ schemaVersion: 2, writtenBy: '0.1.0' });
     expect(error.message).toMatch(/schemaVersion 2/);
-    expect(error.message).toMatch(/upgrade pgkeep/);
-    expect(error.problems).toEqual(['schemaVersion']);
+    expect(error.message).toMatch(/written by pgkeep 0\.1\.0: upgrade pgkeep/);
+    // The problem is the whole reason, not just the field's name: it is what reaches tags, logs and alerts.
+    expect(error.problems).toEqual(['schemaVersion: 2 is newer than the 1 this pgkeep reads (written by pgkeep 0.1.0); upgrade pgkeep to read it']);
+  });
+
+  it('a newer schemaVersion without judging the rest, whose fields may mean something else', () => {
+    const error = rejectionOf({ schemaVersion: 3, tables: 'not an array' });
+
+    expect(error).toBeInstanceOf(NewerManifestError);
+    expect(error.message).toContain('written by a newer pgkeep');
   });
 
   it.each([

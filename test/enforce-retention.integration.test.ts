@@ -2,8 +2,9 @@
  * enforce-retention against a real S3-protocol store (the local S3 server, with object tagging)
  * through the real SDK: 40 days of synthetic backups of `orders`, then a dry run, a real run and a
  * second real run, with the whole bucket (keys, ETags, sizes, tags) snapshotted before and after
- * each. Retention reads only listings and tags, so the data objects and manifests are small
- * stand-ins; the layout, verification tags and sidecars are the ones pgkeep writes.
+ * each. Retention reads listings, tags and the manifests of what it would delete (never data), so
+ * the data objects are small stand-ins beside manifests the schema accepts; the layout,
+ * verification tags and sidecars are the ones pgkeep writes.
  *
  * The calendar is fixed, and what GFS must keep is written out by hand below rather than computed
  * with planRetention, so a wrong plan cannot agree with itself.
@@ -18,6 +19,8 @@ import type { RetentionPolicy, RetentionTier } from '../functions/enforce-retent
 import { recordAwsCalls } from '../scripts/aws-call-recorder.ts';
 import { startLocalS3, type LocalS3 } from '../scripts/local-s3.ts';
 import { startMotoS3, type MotoS3 } from './support/moto-s3.ts';
+import { syntheticManifest } from './support/synthetic-manifest.ts';
+import { serializeManifest } from '../catalog/manifest.ts';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -370,8 +373,9 @@ function syntheticDump(database: string, backupId: string): string {
 async function putBackup(database: string, startedAt: Date, randomSuffix: string, verification: VerificationStatus | undefined): Promise<SeededBackup> {
   const backupId = newBackupId(startedAt, randomSuffix);
   const { dataKey, manifestKey } = backupObjectKeys(database, backupId);
-  await putObject(dataKey, syntheticDump(database, backupId));
-  await putObject(manifestKey, JSON.stringify({ backupId, database, startedAt: startedAt.toISOString(), note: 'synthetic: retention reads only listings and tags' }));
+  const dump = syntheticDump(database, backupId);
+  await putObject(dataKey, dump);
+  await putObject(manifestKey, serializeManifest(syntheticManifest(database, backupId, Buffer.byteLength(dump))));
   const verifiedAt = verification ? new Date(startedAt.getTime() + 20 * 60_000) : undefined;
   if (verification && verifiedAt) await mergeTags(s3, store.bucket, dataKey, verificationTags({ status: verification, method: 'sha256', at: verifiedAt }));
   return { day: startedAt.toISOString().slice(0, 10), backupId, dataKey, manifestKey, verification, verifiedAt };

@@ -9,6 +9,7 @@
  */
 import {
   DeleteObjectsCommand,
+  GetObjectCommand,
   GetObjectTaggingCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
@@ -17,6 +18,8 @@ import {
   S3ServiceException,
   type DeleteObjectsCommandInput,
   type DeleteObjectsCommandOutput,
+  type GetObjectCommandInput,
+  type GetObjectCommandOutput,
   type GetObjectTaggingCommandInput,
   type GetObjectTaggingCommandOutput,
   type HeadObjectCommandInput,
@@ -34,6 +37,7 @@ import { verificationTags } from '../catalog/verification.ts';
 import { enforceRetention, type RetentionRunResult } from '../functions/enforce-retention/enforce.ts';
 import { parsePolicy, runRetention } from '../functions/enforce-retention/handler.ts';
 import type { RetentionPolicy } from '../functions/enforce-retention/policy.ts';
+import { syntheticManifestTextFor } from './support/synthetic-manifest.ts';
 
 const BUCKET = 'acme-db-backups';
 const DAY = 86_400_000;
@@ -109,6 +113,11 @@ function givenBucket(backups: readonly FakeBackup[], { lockedUntil = new Map(), 
       Deleted: keys.filter((key) => !undeletable.has(key)).map((Key) => ({ Key })),
       Errors: keys.filter((key) => undeletable.has(key)).map((Key) => ({ Key, Code: 'AccessDenied', Message: 'Access Denied' })),
     };
+  });
+  // Retention reads the manifest of each backup it would delete; these all read.
+  s3Mock.on(GetObjectCommand).callsFake((input: GetObjectCommandInput): Partial<GetObjectCommandOutput> => {
+    const text = syntheticManifestTextFor(input.Key ?? '');
+    return { ContentLength: text.length, Body: { transformToString: () => Promise.resolve(text) } as unknown as GetObjectCommandOutput['Body'] };
   });
   s3Mock.on(PutObjectTaggingCommand).resolves({});
 }

@@ -24,6 +24,7 @@ const BACKUP_BUCKET = 'BackupBucket26B8E51C';
 const BACKUP_KEY = 'BackupKey60B97760';
 const BUCKET_ARN = { 'Fn::GetAtt': [BACKUP_BUCKET, 'Arn'] };
 const BACKUP_OBJECTS = { 'Fn::Join': ['', [BUCKET_ARN, '/backups/*']] };
+const BACKUP_MANIFESTS = { 'Fn::Join': ['', [BUCKET_ARN, '/backups/*.manifest.json']] };
 const LIST_BACKUPS = { Sid: 'ListBackups', Effect: 'Allow', Action: 's3:ListBucket', Resource: BUCKET_ARN, Condition: { StringLike: { 's3:prefix': 'backups/*' } } };
 const PUBLISH_METRICS = { Sid: 'PublishBackupMetrics', Effect: 'Allow', Action: 'cloudwatch:PutMetricData', Resource: '*', Condition: { StringEquals: { 'cloudwatch:namespace': METRICS_NAMESPACE } } };
 
@@ -41,6 +42,7 @@ const DASHBOARD_METRICS = [
   METRIC.newestVerifiedBackupAgeSeconds,
   METRIC.newestVerifiedBackupBytes,
   METRIC.newestVerifiedBackupSizeRatio,
+  METRIC.futureDatedBackups,
   METRIC.retentionKept,
   METRIC.retentionDeleted,
   METRIC.retentionDeletedBytes,
@@ -324,10 +326,18 @@ describe.each(['dev', 'prod'])('the %s environment\'s verification, health and r
       expect(inlineStatementsOf('health')).toEqual([writeOwnLogGroup('health'), PUBLISH_METRICS]);
     });
 
-    it(`lets enforce-retention list and tag${environment.retention.dryRun ? '' : ' and delete'} under backups/${environment.objectLock ? ', and read Object Lock dates' : ''}, and publish metrics${environment.retention.dryRun ? ' (a dry run: IAM refuses any delete too)' : ''}`, () => {
+    it(`lets enforce-retention list and tag${environment.retention.dryRun ? '' : ' and delete'} under backups/, read manifests (never data) via S3's decryption${environment.objectLock ? ', and read Object Lock dates' : ''}, and publish metrics${environment.retention.dryRun ? ' (a dry run: IAM refuses any delete too)' : ''}`, () => {
       expect(accessStatementsOf('retention')).toEqual([
         LIST_BACKUPS,
         { Sid: 'TagBackupObjects', Effect: 'Allow', Action: ['s3:GetObjectTagging', 's3:PutObjectTagging'], Resource: BACKUP_OBJECTS },
+        { Sid: 'ReadManifests', Effect: 'Allow', Action: 's3:GetObject', Resource: BACKUP_MANIFESTS },
+        {
+          Sid: 'DecryptBackups',
+          Effect: 'Allow',
+          Action: 'kms:Decrypt',
+          Resource: { 'Fn::GetAtt': [BACKUP_KEY, 'Arn'] },
+          Condition: { StringEquals: { 'kms:ViaService': `s3.${environment.region}.amazonaws.com` } },
+        },
         ...(environment.retention.dryRun ? [] : [{ Sid: 'DeleteBackupObjects', Effect: 'Allow', Action: 's3:DeleteObject', Resource: BACKUP_OBJECTS }]),
         ...(environment.objectLock ? [{ Sid: 'ReadObjectLockRetention', Effect: 'Allow', Action: ['s3:GetObject', 's3:GetObjectRetention'], Resource: BACKUP_OBJECTS }] : []),
       ]);
@@ -340,12 +350,15 @@ describe.each(['dev', 'prod'])('the %s environment\'s verification, health and r
       expect(actionsOf(effectiveStatementsOf('health')).filter((action) => /^(kms|sns):/.test(action))).toEqual([]);
     });
 
-    it(environment.objectLock ? 'lets enforce-retention read objects only to learn their Object Lock dates' : 'never lets enforce-retention read an object (no Object Lock here, so no HeadObject needed)', () => {
-      const actions = actionsOf(effectiveStatementsOf('retention'));
+    it(`lets enforce-retention read manifests (never backup data${environment.objectLock ? ', except the HeadObject that learns Object Lock dates' : ''}) and decrypt only through S3`, () => {
+      const statements = effectiveStatementsOf('retention');
+      const reading = statements.filter((statement) => actionsOf([statement]).includes('s3:GetObject'));
 
-      if (environment.objectLock) expect(actions).toEqual(expect.arrayContaining(['s3:GetObject', 's3:GetObjectRetention']));
-      else expect(actions.filter((action) => action === 's3:GetObject' || action === 's3:GetObjectRetention')).toEqual([]);
-      expect(actions.filter((action) => /^(kms|sns):/.test(action))).toEqual([]);
+      expect(reading.map((statement) => statement.Resource)).toEqual([BACKUP_MANIFESTS, ...(environment.objectLock ? [BACKUP_OBJECTS] : [])]);
+      if (environment.objectLock) expect(actionsOf(statements)).toContain('s3:GetObjectRetention');
+      else expect(actionsOf(statements)).not.toContain('s3:GetObjectRetention');
+      expect(actionsOf(statements).filter((action) => /^(kms|sns):/.test(action))).toEqual(['kms:Decrypt']);
+      expect(statements.find((statement) => actionsOf([statement]).includes('kms:Decrypt'))?.Condition).toEqual({ StringEquals: { 'kms:ViaService': `s3.${environment.region}.amazonaws.com` } });
     });
 
     it(`allows s3:DeleteObject to ${environment.retention.dryRun ? 'nobody (retention is a dry run)' : 'enforce-retention alone'}, and nobody DeleteObjectVersion, governance bypass, lifecycle or policy changes`, () => {
@@ -364,6 +377,7 @@ describe.each(['dev', 'prod'])('the %s environment\'s verification, health and r
       for (const fn of ['verify', 'health', 'retention'] as const) {
         for (const statement of accessStatementsOf(fn).filter((candidate) => actionsOf([candidate]).some((action) => action.startsWith('s3:')))) {
           if (statement.Action === 's3:ListBucket') expect(statement).toEqual(LIST_BACKUPS);
+          else if (statement.Sid === 'ReadManifests') expect(statement.Resource).toEqual(BACKUP_MANIFESTS);
           else expect(statement.Resource).toEqual(BACKUP_OBJECTS);
         }
       }
@@ -438,6 +452,19 @@ describe.each(['dev', 'prod'])('the %s environment\'s verification, health and r
         });
       });
 
+      it('alarms while a backup claims a start time ahead of S3\'s clock (the health check publishes the count hourly, 0 when none)', () => {
+        expect(alarmOf(alarms.futureDated)).toMatchObject({
+          ...common(METRIC.futureDatedBackups),
+          AlarmName: `pgkeep-${name}-${key}-backup-future-dated`,
+          Statistic: 'Maximum',
+          Period: 3600,
+          Threshold: 1,
+          ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+          EvaluationPeriods: 1,
+          TreatMissingData: 'notBreaching',
+        });
+      });
+
       it('alarms on retention errors and stays in alarm until a clean run (every run publishes the count, 0 when clean)', () => {
         expect(alarmOf(alarms.retentionErrors)).toMatchObject({
           ...common(METRIC.retentionErrors),
@@ -458,6 +485,7 @@ describe.each(['dev', 'prod'])('the %s environment\'s verification, health and r
           [alarms.sizeDrop, RUNBOOK_SECTIONS.sizeDrop],
           [alarms.verificationFailed, RUNBOOK_SECTIONS.verificationFailed],
           [alarms.unverifiable, RUNBOOK_SECTIONS.unverifiable],
+          [alarms.futureDated, RUNBOOK_SECTIONS.futureDated],
           [alarms.backupFailed, RUNBOOK_SECTIONS.backupFailed],
           [alarms.retentionErrors, RUNBOOK_SECTIONS.retentionErrors],
         ] as const;
@@ -496,8 +524,8 @@ describe.each(['dev', 'prod'])('the %s environment\'s verification, health and r
       // The inputs of the composite drill-overdue alarms notify nobody themselves (test/infra-restore.test.ts).
       const compositeInputs = alarms.filter((alarm) => /-drill-(no-success-7d|not-attempted)$/.test(String(alarm.Properties.AlarmName)));
 
-      // Per database 7 backup alarms and 3 restore alarms (drill failed, drill overdue, restore differences); 3 function alarms, the dead-letter alarm.
-      expect(alarms.length - compositeInputs.length).toBe(environment.databases.length * 10 + 3 + 1);
+      // Per database 8 backup alarms and 3 restore alarms (drill failed, drill overdue, restore differences); 3 function alarms, the dead-letter alarm.
+      expect(alarms.length - compositeInputs.length).toBe(environment.databases.length * 11 + 3 + 1);
       expect(compositeInputs).toHaveLength(environment.databases.length + 1);
       for (const alarm of alarms) {
         const notifies = compositeInputs.includes(alarm) ? {} : { AlarmActions: topic, OKActions: topic };
@@ -512,8 +540,8 @@ describe.each(['dev', 'prod'])('the %s environment\'s verification, health and r
         .filter((alarm) => alarm.Properties.Namespace === METRICS_NAMESPACE)
         .map((alarm) => alarm.Properties.MetricName as string);
 
-      // 7 backup alarms, drill failed, no drill success in 7 days, restore differences.
-      expect(watched.length).toBe(environment.databases.length * 10);
+      // 8 backup alarms, drill failed, no drill success in 7 days, restore differences.
+      expect(watched.length).toBe(environment.databases.length * 11);
       expect(watched.filter((metricName) => !published.has(metricName))).toEqual([]);
     });
   });

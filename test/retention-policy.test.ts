@@ -25,7 +25,7 @@ const YEAR = 365 * DAY;
 const RUNS = Math.max(300, Number(process.env.RETENTION_RUNS) || 0);
 
 const TIMEZONES = ['UTC', 'Europe/Berlin', 'America/New_York', 'Australia/Lord_Howe', 'Asia/Kathmandu', 'Pacific/Chatham'] as const;
-const STATUSES: readonly RetentionVerification[] = ['verified', 'failed', 'unverifiable', 'pending'];
+const STATUSES: readonly RetentionVerification[] = ['verified', 'failed', 'unverifiable', 'newer-schema', 'pending'];
 /** Shortest-lived first, so a later index is a longer-lived slot. */
 const SLOT_TIERS: readonly RetentionTier[] = ['daily', 'weekly', 'monthly', 'yearly'];
 const SLOT_REASON = /^(daily|weekly|monthly|yearly) /;
@@ -366,7 +366,91 @@ describe('planRetention invariants (property-based, any catalog and policy)', ()
 // Named scenarios
 // ---------------------------------------------------------------------------------------------
 
+/**
+ * A catalog in which some backups cannot be judged: future-dated (the task's clock ran ahead) or
+ * with a manifest retention cannot read. `marked` are their ids.
+ */
+const withUnjudgeableArb: fc.Arbitrary<Catalog & { marked: Set<string> }> = catalogArb.chain((catalog) =>
+  fc.array(fc.constantFrom<'none' | 'future-dated' | 'unreadable'>('none', 'none', 'future-dated', 'unreadable'), { minLength: catalog.candidates.length, maxLength: catalog.candidates.length }).map((marks) => {
+    const marked = new Set<string>();
+    const candidates = catalog.candidates.map((candidate, index) => {
+      const mark = marks[index];
+      if (mark === 'none' || mark === undefined) return candidate;
+      marked.add(candidate.backupId);
+      return mark === 'future-dated' ? { ...candidate, futureDatedByMs: YEAR } : { ...candidate, unreadable: 'is not valid JSON' };
+    });
+    return { ...catalog, candidates, marked };
+  }),
+);
+
+describe('planRetention with backups it cannot judge (property-based)', () => {
+  it('12. never deletes a future-dated backup, one whose manifest it cannot read, or one written by a newer pgkeep', () => {
+    fc.assert(
+      fc.property(withUnjudgeableArb, (catalog) => {
+        const deleted = plan(catalog).filter((decision) => decision.action === 'delete');
+        const byId = new Map(catalog.candidates.map((candidate) => [candidate.backupId, candidate]));
+
+        expect(deleted.filter((decision) => catalog.marked.has(decision.backupId) || byId.get(decision.backupId)?.verification === 'newer-schema')).toEqual([]);
+      }),
+      { numRuns: RUNS },
+    );
+  });
+
+  it('13. decides every other backup exactly as if those were not there: they take no slot, no floor, and push nothing out', () => {
+    fc.assert(
+      fc.property(withUnjudgeableArb, (catalog) => {
+        const withThem = plan(catalog).filter((decision) => !catalog.marked.has(decision.backupId));
+        const withoutThem = plan({ ...catalog, candidates: catalog.candidates.filter((candidate) => !catalog.marked.has(candidate.backupId)) });
+
+        expect(withThem).toEqual(withoutThem);
+      }),
+      { numRuns: RUNS },
+    );
+  });
+});
+
 describe('planRetention scenarios', () => {
+  it('keeps a verified backup whose task clock ran a year ahead, but gives the floor and the daily slots to the real backups before it', () => {
+    // Arrange: verified dailies on Nov 27–30; a verified backup claiming 2027-11-30 (stored on Dec 1).
+    const candidates = [27, 28, 29, 30].map((day) => verifiedBackup(`nov-${day}`, `2026-11-${day}T03:00:00Z`));
+    candidates.push({ ...verifiedBackup('from-2027', '2027-11-30T03:00:00Z'), futureDatedByMs: YEAR });
+    const policy = policyWith({ daily: 2, weekly: 0, monthly: 0, yearly: 0, minVerified: 1 });
+
+    // Act
+    const decisions = planRetention(candidates, policy, new Date('2026-12-01T12:00:00Z'));
+
+    // Assert
+    const byId = new Map(decisions.map((decision) => [decision.backupId, decision]));
+    expect(byId.get('from-2027')).toMatchObject({ action: 'keep', tier: undefined, reasons: [expect.stringMatching(/^future-dated: it claims to have started 365 days after S3 stored it/)] });
+    expect(byId.get('nov-30')?.reasons).toEqual(['daily 2026-11-30', 'newest verified backup']);
+    expect(byId.get('nov-29')?.reasons).toEqual(['daily 2026-11-29']);
+    expect(decisions.filter((decision) => decision.action === 'delete').map((decision) => decision.backupId)).toEqual(['nov-28', 'nov-27']);
+  });
+
+  it('keeps a backup written by a newer pgkeep and one whose manifest it cannot read, saying why, and counts neither as good', () => {
+    // Arrange: the two newest cannot be judged; nov-28 is the newest verified one.
+    const candidates = [
+      verifiedBackup('nov-27', '2026-11-27T03:00:00Z'),
+      verifiedBackup('nov-28', '2026-11-28T03:00:00Z'),
+      { ...verifiedBackup('nov-29', '2026-11-29T03:00:00Z'), unreadable: 'backups/x.manifest.json is not valid JSON (Unexpected end of JSON input)' },
+      verifiedBackup('nov-30', '2026-11-30T03:00:00Z', 'newer-schema'),
+    ];
+    const policy = policyWith({ daily: 1, weekly: 0, monthly: 0, yearly: 0, minVerified: 1 });
+
+    // Act
+    const decisions = planRetention(candidates, policy, new Date('2026-12-01T12:00:00Z'));
+
+    // Assert
+    const byId = new Map(decisions.map((decision) => [decision.backupId, decision]));
+    expect(byId.get('nov-29')?.reasons).toEqual([
+      'its manifest cannot be read (backups/x.manifest.json is not valid JSON (Unexpected end of JSON input)); retention never deletes what it cannot read',
+      'newer than the newest verified backup (nov-28)',
+    ]);
+    expect(byId.get('nov-30')?.reasons).toEqual(['written by a newer pgkeep (verification "newer-schema"): this version cannot judge it, so it never deletes it', 'newer than the newest verified backup (nov-28)']);
+    expect(byId.get('nov-28')?.reasons).toEqual(['daily 2026-11-28', 'newest verified backup']);
+    expect(byId.get('nov-27')?.action).toBe('delete');
+  });
+
   it('keeps the last 7 days that HAVE a backup when backups stopped 60 days ago (borg/restic semantics, not the last 7 calendar days)', () => {
     // Arrange: one verified backup a day at 02:00 UTC, 90 days of them, the last on 2026-04-16 (a Thursday).
     const lastBackup = Date.parse('2026-04-16T02:00:00Z');

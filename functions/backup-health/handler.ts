@@ -26,6 +26,12 @@ export async function checkHealth(dependencies: HealthDependencies): Promise<Dat
   for (const database of dependencies.databases) {
     const health = await assessDatabaseHealth(dependencies.s3, { bucket: dependencies.bucket, database, now, baselineCount: dependencies.baselineCount });
     await dependencies.metrics.publish(metricData({ environment: dependencies.environment, database }, healthMetrics(health), now));
+    if (health.futureDated.length > 0) {
+      dependencies.logger.error(
+        `backup-health: ${health.futureDated.length} backup(s) of ${database} claim a start time ahead of S3's clock, so their age is unknown and none counts as fresh. Fix the backup task's clock (NTP), then follow docs/operations.md#backup-future-dated.`,
+        { database, futureDated: health.futureDated },
+      );
+    }
     if (health.newestVerified) dependencies.logger.info('backup health', { ...health });
     else dependencies.logger.warn('no verified backup: the stale alarm fires (missing data counts as breaching)', { ...health });
     results.push(health);

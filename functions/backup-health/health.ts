@@ -1,5 +1,5 @@
 import type { S3Client } from '@aws-sdk/client-s3';
-import { listBackups } from '../../catalog/listing.ts';
+import { futureDatedByMs, listBackups } from '../../catalog/listing.ts';
 import { METRIC, type MetricValue } from '../../catalog/metrics.ts';
 import { readVerification } from '../../catalog/verification.ts';
 
@@ -7,7 +7,8 @@ import { readVerification } from '../../catalog/verification.ts';
  * How one database's backups stand: the age and size of its newest *verified* backup, and that
  * size relative to the median of the verified backups before it (a sudden drop means a backup
  * that "succeeded" but is missing data). Unverified backups never count: a fresh backup that
- * failed verification must not hide the fact that the last good one is getting old.
+ * failed verification must not hide the fact that the last good one is getting old. Nor do
+ * future-dated ones (a start time ahead of S3's clock): they are counted apart, and alarmed on.
  */
 export interface DatabaseHealth {
   database: string;
@@ -21,6 +22,9 @@ export interface DatabaseHealth {
   recentMedianBytes: number | null;
   /** Backups newer than the newest verified one: failed, unverifiable or not yet verified. */
   newerUnverified: number;
+  /** Finished backups whose start time lies ahead of the S3 clock (futureDatedByMs), newest first.
+   * None of them counts: not as the newest, not for the age, not in the size baseline. */
+  futureDated: { backupId: string; aheadSeconds: number }[];
 }
 
 export interface AssessOptions {
@@ -35,13 +39,22 @@ export interface AssessOptions {
 
 export async function assessDatabaseHealth(s3: S3Client, options: AssessOptions): Promise<DatabaseHealth> {
   const backups = await listBackups(s3, { bucket: options.bucket, database: options.database });
+  // A task clock a year ahead makes a backup "the newest" and its age 0 for a year. Its start
+  // time is a lie and its real age unknown, so it is judged by the listing alone (no tag read)
+  // and then left out: the real backups say how fresh the database's backups are.
+  const futureDated = backups
+    .map((backup) => ({ backupId: backup.backupId, aheadMs: futureDatedByMs(backup, options.now) }))
+    .filter((backup): backup is { backupId: string; aheadMs: number } => backup.aheadMs !== undefined)
+    .map(({ backupId, aheadMs }) => ({ backupId, aheadSeconds: Math.round(aheadMs / 1000) }))
+    .reverse();
+  const skipped = new Set(futureDated.map((backup) => backup.backupId));
   const verified: { backupId: string; startedAt: Date; bytes: number }[] = [];
   let newerUnverified = 0;
   let tagReads = 0;
   for (let index = backups.length - 1; index >= 0 && verified.length <= options.baselineCount; index -= 1) {
     if (tagReads >= (options.maxTagReads ?? 200)) break;
     const backup = backups[index];
-    if (!backup) continue;
+    if (!backup || skipped.has(backup.backupId)) continue;
     tagReads += 1;
     const verification = await readVerification(s3, options.bucket, backup.dataKey);
     if (verification?.status === 'verified') verified.push({ backupId: backup.backupId, startedAt: backup.startedAt, bytes: backup.dataBytes });
@@ -59,11 +72,12 @@ export async function assessDatabaseHealth(s3: S3Client, options: AssessOptions)
     sizeRatio: newest && recentMedianBytes ? Number((newest.bytes / recentMedianBytes).toFixed(4)) : null,
     recentMedianBytes,
     newerUnverified,
+    futureDated,
   };
 }
 
 /**
- * The metrics for one database. A database with no verified backup publishes none: its stale
+ * The metrics for one database. A database with no verified backup publishes no age: its stale
  * alarm treats missing data as breaching, so "never backed up" and "health check not running"
  * both alarm, and no sentinel value can be mistaken for a real age.
  */
@@ -72,6 +86,9 @@ export function healthMetrics(health: DatabaseHealth): MetricValue[] {
   if (health.ageSeconds !== null) values.push({ name: METRIC.newestVerifiedBackupAgeSeconds, value: health.ageSeconds, unit: 'Seconds' });
   if (health.sizeBytes !== null) values.push({ name: METRIC.newestVerifiedBackupBytes, value: health.sizeBytes, unit: 'Bytes' });
   if (health.sizeRatio !== null) values.push({ name: METRIC.newestVerifiedBackupSizeRatio, value: health.sizeRatio, unit: 'None' });
+  // Every run, 0 when there are none: the alarm stays in ALARM while one is in the catalog and
+  // turns OK once it is gone, not merely because an hour passed.
+  values.push({ name: METRIC.futureDatedBackups, value: health.futureDated.length, unit: 'Count' });
   return values;
 }
 

@@ -1,6 +1,7 @@
-import { DeleteObjectsCommand, HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { DeleteObjectsCommand, GetObjectCommand, HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { Logger } from '@aws-lambda-powertools/logger';
-import { listCatalogEntries, type CatalogEntry } from '../../catalog/listing.ts';
+import { futureDatedByMs, listCatalogEntries, type CatalogEntry } from '../../catalog/listing.ts';
+import { ManifestError, parseManifest } from '../../catalog/manifest.ts';
 import { readTags, mergeTags, verificationFromTags } from '../../catalog/verification.ts';
 import { planRetention, type RetentionCandidate, type RetentionDecision, type RetentionPolicy, type RetentionTier } from './policy.ts';
 
@@ -40,6 +41,8 @@ export interface RetentionRunResult {
   deletedBytes: number;
   tiersTagged: number;
   errors: string[];
+  /** Backups (and manifest-only leftovers) kept only because their manifest cannot be read. */
+  keptUnreadable: { backupId: string; manifestKey: string; reason: string }[];
 }
 
 export async function enforceRetention(options: RetentionRunOptions): Promise<RetentionRunResult> {
@@ -56,10 +59,30 @@ export async function enforceRetention(options: RetentionRunOptions): Promise<Re
     currentTiers.set(entry.backupId, tags.find((tag) => tag.Key === TIER_TAG)?.Value);
     const verification = verificationFromTags(tags)?.status ?? 'pending';
     const retainUntil = options.objectLock ? await retainUntilOf(s3, bucket, entry.dataKey!) : undefined;
-    candidates.push({ backupId: entry.backupId, startedAt: entry.startedAt, verification, bytes: entry.dataBytes ?? 0, ...(retainUntil ? { retainUntil } : {}) });
+    const futureDated = futureDatedByMs(entry, options.now);
+    candidates.push({ backupId: entry.backupId, startedAt: entry.startedAt, verification, bytes: entry.dataBytes ?? 0, ...(retainUntil ? { retainUntil } : {}), ...(futureDated !== undefined ? { futureDatedByMs: futureDated } : {}) });
   }
-  const decisions = planRetention(candidates, options.policy, options.now);
   const byId = new Map(entries.map((entry) => [entry.backupId, entry]));
+  // Retention never deletes what it cannot read. Reading every manifest every day would cost a
+  // GetObject per backup; only what the plan would delete is read, and the plan is made again
+  // until nothing it deletes is unreadable (marking a backup unreadable only keeps it).
+  const keptUnreadable: RetentionRunResult['keptUnreadable'] = [];
+  const read = new Set<string>();
+  let decisions = planRetention(candidates, options.policy, options.now);
+  for (;;) {
+    const unread = decisions.filter((decision) => decision.action === 'delete' && !read.has(decision.backupId));
+    if (unread.length === 0) break;
+    for (const decision of unread) {
+      read.add(decision.backupId);
+      const entry = byId.get(decision.backupId)!;
+      const unreadable = await whyUnreadable(s3, bucket, entry.manifestKey!);
+      if (unreadable === undefined) continue;
+      const candidate = candidates.find((each) => each.backupId === decision.backupId)!;
+      candidate.unreadable = unreadable;
+      keptUnreadable.push({ backupId: entry.backupId, manifestKey: entry.manifestKey!, reason: unreadable });
+    }
+    decisions = planRetention(candidates, options.policy, options.now);
+  }
 
   const deletions: PlannedDeletion[] = decisions
     .filter((decision) => decision.action === 'delete')
@@ -77,11 +100,23 @@ export async function enforceRetention(options: RetentionRunOptions): Promise<Re
       const retainUntil = await retainUntilOf(s3, bucket, entry.dataKey);
       if (retainUntil && retainUntil.getTime() > options.now.getTime()) continue;
     }
+    if (entry.state === 'manifest-only') {
+      // A manifest this version cannot read may describe data under a key it does not know (a
+      // newer layout): it is not provably a leftover.
+      const unreadable = await whyUnreadable(s3, bucket, entry.manifestKey!);
+      if (unreadable !== undefined) {
+        keptUnreadable.push({ backupId: entry.backupId, manifestKey: entry.manifestKey!, reason: unreadable });
+        continue;
+      }
+    }
     deletions.push({ backupId: entry.backupId, keys: keysOf(entry), bytes: entry.dataBytes ?? 0, reasons: [incompleteReason(entry, options.incompleteGraceHours)] });
   }
 
   for (const decision of decisions) {
     logger.info(decision.action === 'keep' ? 'keep' : options.dryRun ? 'would delete' : 'delete', { database, backupId: decision.backupId, startedAt: decision.startedAt.toISOString(), tier: decision.tier, reasons: decision.reasons });
+  }
+  for (const kept of keptUnreadable) {
+    logger.warn('kept: its manifest cannot be read, and retention never deletes what it cannot read. Upgrade pgkeep if it was written by a newer one; otherwise inspect it and delete it by hand (docs/operations.md#backup-verification-failed)', { database, ...kept });
   }
   for (const deletion of deletions.filter((candidate) => !decisions.some((decision) => decision.backupId === candidate.backupId))) {
     logger.info(options.dryRun ? 'would delete' : 'delete', { database, backupId: deletion.backupId, keys: deletion.keys, reasons: deletion.reasons });
@@ -117,7 +152,31 @@ export async function enforceRetention(options: RetentionRunOptions): Promise<Re
     deletedBytes: done.reduce((total, deletion) => total + deletion.bytes, 0),
     tiersTagged,
     errors,
+    keptUnreadable,
   };
+}
+
+/** Larger than any manifest pgkeep writes (verify-backup uses the same bound). */
+const MAX_MANIFEST_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Why this version cannot read a manifest (malformed, not JSON, of a newer schema, absurdly
+ * large), in the reader's own words; undefined when it reads. A failure to fetch it is no answer
+ * and propagates: the database's run stops, nothing is deleted on partial knowledge.
+ */
+async function whyUnreadable(s3: S3Client, bucket: string, manifestKey: string): Promise<string | undefined> {
+  const object = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: manifestKey }));
+  if ((object.ContentLength ?? 0) > MAX_MANIFEST_BYTES) {
+    (object.Body as { destroy?: () => void } | undefined)?.destroy?.();
+    return `${manifestKey} is ${object.ContentLength} bytes, far larger than any manifest pgkeep writes`;
+  }
+  try {
+    parseManifest(await object.Body!.transformToString(), manifestKey);
+    return undefined;
+  } catch (error) {
+    if (error instanceof ManifestError) return error.message;
+    throw error;
+  }
 }
 
 /** The manifest first: if the request is cut short, what remains is data without a manifest,

@@ -6,6 +6,11 @@
  * failed verification, or could not be verified, never stands in for a good one. The rules, in the
  * order they protect:
  *
+ *   0. Nothing retention cannot judge is deleted, and none of it counts as good: a backup whose
+ *      manifest it cannot read (malformed, or of a newer schema: `unreadable`, and verdict
+ *      "newer-schema"), and a future-dated one (its start time lies ahead of the S3 clock, so its
+ *      real age is unknown; see futureDatedByMs). Such a backup never fills a GFS slot or a floor,
+ *      so it cannot push a real backup out of either.
  *   1. Nothing under S3 Object Lock is deleted (S3 would refuse anyway).
  *   2. Nothing is deleted while the database has no verified backup at all: nothing is proven good,
  *      so nothing is provably redundant.
@@ -20,7 +25,7 @@
  *
  * Everything else is deleted. Running the plan again on what it kept deletes nothing more.
  */
-export type RetentionVerification = 'verified' | 'failed' | 'unverifiable' | 'pending';
+export type RetentionVerification = 'verified' | 'failed' | 'unverifiable' | 'newer-schema' | 'pending';
 export type RetentionTier = 'daily' | 'weekly' | 'monthly' | 'yearly';
 
 export interface RetentionCandidate {
@@ -30,6 +35,10 @@ export interface RetentionCandidate {
   bytes: number;
   /** S3 Object Lock retain-until date, if any. */
   retainUntil?: Date;
+  /** By how much its start time lies ahead of the S3 clock, beyond the tolerance (futureDatedByMs). */
+  futureDatedByMs?: number;
+  /** Why its manifest cannot be read, when it cannot (what the reader said). */
+  unreadable?: string;
 }
 
 export interface RetentionPolicy {
@@ -89,13 +98,22 @@ export function planRetention(candidates: readonly RetentionCandidate[], policy:
   const keep = (backup: RetentionCandidate, reason: string): void => {
     reasons.get(backup.backupId)?.push(reason);
   };
-  const verifiedNewestFirst = newestFirst.filter((backup) => backup.verification === 'verified');
+  // Only a backup retention can judge counts as good: a future-dated one would take the newest
+  // slots and the floor from the real backups after it for as long as the skew lasts.
+  const judgeable = (backup: RetentionCandidate): boolean => backup.futureDatedByMs === undefined && backup.unreadable === undefined;
+  const verifiedNewestFirst = newestFirst.filter((backup) => backup.verification === 'verified' && judgeable(backup));
   const newestVerified = verifiedNewestFirst[0];
 
   for (const backup of newestFirst) {
+    if (backup.futureDatedByMs !== undefined) {
+      keep(backup, `future-dated: it claims to have started ${formatSkew(backup.futureDatedByMs)} after S3 stored it, so its real age is unknown; never deleted, never counted as good (docs/operations.md#backup-future-dated)`);
+    }
+    if (backup.unreadable !== undefined) keep(backup, `its manifest cannot be read (${backup.unreadable}); retention never deletes what it cannot read`);
+    if (backup.verification === 'newer-schema') keep(backup, 'written by a newer pgkeep (verification "newer-schema"): this version cannot judge it, so it never deletes it');
     if (backup.retainUntil && backup.retainUntil.getTime() > now.getTime()) keep(backup, `under S3 Object Lock until ${backup.retainUntil.toISOString()}`);
     if (!newestVerified) keep(backup, 'no verified backup exists yet: nothing is proven good, so nothing is deleted');
-    else if (backup.startedAt.getTime() > newestVerified.startedAt.getTime()) keep(backup, `newer than the newest verified backup (${newestVerified.backupId})`);
+    // A future-dated start time says nothing about being newer; it is kept above for what it is.
+    else if (backup.futureDatedByMs === undefined && backup.startedAt.getTime() > newestVerified.startedAt.getTime()) keep(backup, `newer than the newest verified backup (${newestVerified.backupId})`);
     if (backup.verification === 'pending' && now.getTime() - backup.startedAt.getTime() < policy.unverifiedGraceHours * 3_600_000) {
       keep(backup, `awaiting verification (within the ${policy.unverifiedGraceHours} h grace period)`);
     }
@@ -135,6 +153,11 @@ export function planRetention(candidates: readonly RetentionCandidate[], policy:
           : `verification ${backup.verification === 'failed' ? 'failed' : 'was impossible'}, and older than the newest verified backup`;
     return { backupId: backup.backupId, startedAt: backup.startedAt, action: 'delete', reasons: [why], tier: undefined };
   });
+}
+
+function formatSkew(milliseconds: number): string {
+  const hours = milliseconds / 3_600_000;
+  return hours >= 48 ? `${Math.round(hours / 24)} days` : hours >= 1 ? `${Math.round(hours)} h` : `${Math.round(milliseconds / 60_000)} min`;
 }
 
 /** Period labels in a time zone: 2026-11-23, 2026-W48, 2026-11, 2026. */

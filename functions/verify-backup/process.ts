@@ -2,7 +2,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { backupObjectKeys, parseBackupKey } from '../../catalog/keys.ts';
 import { METRIC, metricData, type MetricsSink } from '../../catalog/metrics.ts';
-import { mergeTags, readVerification, verificationTags, type VerificationStatus } from '../../catalog/verification.ts';
+import { NEWER_SCHEMA_STATUS, mergeTags, readVerification, verificationTags, type VerificationStatus } from '../../catalog/verification.ts';
 import type { AlertSink } from '../shared/alerts.ts';
 import { ManifestGoneError, verifyBackup, type VerificationReport } from './verify.ts';
 
@@ -23,6 +23,9 @@ const STATUS_METRIC: Record<VerificationStatus, (typeof METRIC)[keyof typeof MET
   verified: METRIC.backupVerified,
   failed: METRIC.backupVerificationFailed,
   unverifiable: METRIC.backupUnverifiable,
+  // Unverifiable for now, for a reason the alert names: the unverifiable alarm is the one whose
+  // runbook covers it (upgrade the functions, re-verify), and it is no failure.
+  'newer-schema': METRIC.backupUnverifiable,
 };
 
 /**
@@ -32,6 +35,8 @@ const STATUS_METRIC: Record<VerificationStatus, (typeof METRIC)[keyof typeof MET
  * Idempotent: S3 can deliver an event twice. The manifest's verification tag, written last, marks
  * the work done; a second delivery finds it and publishes nothing again. (A crash between the
  * metric and that tag can count once more on the retry: at least once, never silently zero.)
+ * The exception is a "newer-schema" verdict: it is re-checked, so that re-delivering the event
+ * after upgrading the stack gives the backup its real verdict.
  * A malformed manifest or a missing data object is a reported failure, not an error, so it never
  * turns into a Lambda retry loop.
  */
@@ -39,7 +44,9 @@ export async function processManifest(dependencies: VerifyDependencies, event: {
   const { s3, logger } = dependencies;
   const now = dependencies.now ?? (() => new Date());
   const previous = await readVerification(s3, event.bucket, event.manifestKey).catch(() => undefined);
-  if (previous) {
+  // "Written by a newer pgkeep" was the verdict of a verifier that could not read the manifest;
+  // this one may be able to (the stack was upgraded since), so it checks again.
+  if (previous && previous.status !== NEWER_SCHEMA_STATUS) {
     logger.info('already verified; duplicate event ignored', { manifestKey: event.manifestKey, status: previous.status, verifiedAt: previous.verifiedAt });
     return { ...reportFromKey(event.manifestKey), status: previous.status, method: previous.method ?? 'none', duplicate: true };
   }
@@ -68,7 +75,7 @@ export async function processManifest(dependencies: VerifyDependencies, event: {
 }
 
 export function describeProblem(environment: string, bucket: string, report: VerificationReport): { subject: string; message: string } {
-  const what = report.status === 'failed' ? 'FAILED verification' : 'could not be verified';
+  const what = report.status === 'failed' ? 'FAILED verification' : report.status === 'newer-schema' ? 'could not be verified: written by a newer pgkeep' : 'could not be verified';
   return {
     subject: `pgkeep ${environment}: backup of ${report.database ?? 'unknown database'} ${what}`,
     message: [
@@ -78,7 +85,7 @@ export function describeProblem(environment: string, bucket: string, report: Ver
       `Data object: ${report.dataKey ? `s3://${bucket}/${report.dataKey}` : '(none)'}`,
       `Check: ${report.method}`,
       '',
-      'What did not match:',
+      report.status === 'failed' ? 'What did not match:' : 'Why:',
       ...report.problems.map((problem) => `  - ${problem}`),
       '',
       `What to do: ${report.remedy}`,

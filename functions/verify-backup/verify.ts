@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { GetObjectCommand, HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { parseBackupKey, backupObjectKeys } from '../../catalog/keys.ts';
-import { ManifestError, parseManifest, type Manifest } from '../../catalog/manifest.ts';
+import { ManifestError, NewerManifestError, parseManifest, type Manifest } from '../../catalog/manifest.ts';
 import type { VerificationMethod, VerificationStatus } from '../../catalog/verification.ts';
 
 /**
@@ -69,7 +69,22 @@ export async function verifyBackup({ s3, bucket, manifestKey, maxStreamBytes, de
     manifest = parseManifest(await manifestObject.Body!.transformToString(), manifestKey);
   } catch (error) {
     if (!(error instanceof ManifestError)) throw error;
+    if (error instanceof NewerManifestError) {
+      // Not a broken backup: one this version cannot judge (a newer task image beside these
+      // functions). "failed" would be false, and retention deletes failed backups.
+      return {
+        ...base,
+        ...withData,
+        status: 'newer-schema',
+        method: 'none',
+        problems: [error.message],
+        remedy:
+          `This backup was written by ${error.writtenBy ? `pgkeep ${error.writtenBy}` : 'a newer pgkeep'} (manifest schemaVersion ${error.schemaVersion}); these functions are older. ` +
+          'Deploy the same pgkeep version to the stack (pipeline), then re-verify it (docs/operations.md#backup-unverifiable). Until then it does not count as a verified backup; retention keeps it.',
+      };
+    }
     return failed(
+      // Each problem names its field and says what is wrong with it: the whole sentence is the reason.
       error.problems.length > 0 ? error.problems.map((problem) => `manifest field ${problem}`) : [error.message],
       `The manifest of backup ${parsedKey.backupId} (${parsedKey.database}) is malformed, so the backup cannot be trusted: do not restore from it. Run a new backup now, and read the logs of the task run that wrote it.`,
       withData,
