@@ -459,7 +459,7 @@ export function explainPgRestoreError(stderr: string, context: PgRestoreContext)
   if (/No space left on device|could not extend file/i.test(message)) {
     return failure('disk-full', 'The target server ran out of disk space: give its storage room for the whole restored database (indexes included), then restore again.');
   }
-  if (/could not read (from )?input file|unexpected end of file|did not find magic string|unrecognized data block type|could not uncompress|invalid compression code|corrupt/i.test(message)) {
+  if (/could not read (from )?input file|unexpected end of file|did not find magic string|does not appear to be a valid archive|unrecognized data block type|could not uncompress|invalid compression code|corrupt/i.test(message)) {
     return failure('damaged-archive', 'The archive is damaged although its SHA-256 matched the manifest, so the backup was stored this way: report this, and restore an earlier backup (PGKEEP_RESTORE_BACKUP=<timestamp or backup id>).');
   }
   return failure('other', 'Read pg_restore\'s message above, fix the cause on the target, and restore again.');
