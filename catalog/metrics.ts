@@ -38,11 +38,17 @@ export const METRIC = {
   restoreFailed: 'RestoreFailed',
   restoreDurationSeconds: 'RestoreDurationSeconds',
   restoreMismatches: 'RestoreMismatches',
+  /** Tables the manifest only estimated (over PGKEEP_EXACT_COUNT_MAX_MB), counted and compared with the estimate. */
+  restoreTablesComparedWithEstimate: 'RestoreTablesComparedWithEstimate',
+  /** Tables with neither a count nor an estimate in the manifest: restored, counted, compared with nothing. */
+  restoreTablesNotCompared: 'RestoreTablesNotCompared',
   /** restore drill: 1 per database per drill; DrillRestoreSeconds is the measured RTO. */
   drillSucceeded: 'DrillSucceeded',
   drillFailed: 'DrillFailed',
   drillRestoreSeconds: 'DrillRestoreSeconds',
   drillMismatches: 'DrillMismatches',
+  drillTablesComparedWithEstimate: 'DrillTablesComparedWithEstimate',
+  drillTablesNotCompared: 'DrillTablesNotCompared',
 } as const;
 
 export type MetricName = (typeof METRIC)[keyof typeof METRIC];

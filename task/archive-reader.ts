@@ -22,7 +22,12 @@ export interface ArchiveReadResult {
   bytes: number;
   sha256: string;
   consumer: { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string };
-  decompressor: { code: number | null; stderr: string };
+  /**
+   * `stoppedByConsumer`: the consumer had stopped reading (it exited) while zstd was still writing,
+   * so zstd's failure (a broken pipe, a reset connection or SIGPIPE) is a consequence of the
+   * consumer's, not a sign of a damaged archive.
+   */
+  decompressor: { code: number | null; signal: NodeJS.Signals | null; stderr: string; stoppedByConsumer: boolean };
 }
 
 export async function readArchiveInto(s3: S3Client, location: { bucket: string; key: string }, consumer: ArchiveConsumer): Promise<ArchiveReadResult> {
@@ -67,7 +72,11 @@ export async function feedArchive(compressed: Readable, consumer: ArchiveConsume
   zstd.stdin.on('error', () => {
     consumerGone = true;
   });
-  const decompressedFlow = pipeline(zstd.stdout, reader.stdin).catch(() => undefined);
+  // The flow to the consumer fails only when the consumer's stdin is gone, i.e. it stopped reading.
+  let consumerStoppedReading = false;
+  const decompressedFlow = pipeline(zstd.stdout, reader.stdin).catch(() => {
+    consumerStoppedReading = true;
+  });
   for await (const chunk of compressed) {
     const buffer = chunk as Buffer;
     hash.update(buffer);
@@ -93,6 +102,6 @@ export async function feedArchive(compressed: Readable, consumer: ArchiveConsume
     bytes,
     sha256: hash.digest('hex'),
     consumer: { ...readerStatus, stdout: await readerStdout, stderr: await readerStderr },
-    decompressor: { code: zstdStatus.code, stderr: await zstdStderr },
+    decompressor: { code: zstdStatus.code, signal: zstdStatus.signal, stderr: await zstdStderr, stoppedByConsumer: consumerStoppedReading && zstdStatus.code !== 0 },
   };
 }

@@ -5,7 +5,7 @@ import type { BackupConfig, Environment } from './config.ts';
 import { readS3Settings, settingsReader } from './config.ts';
 import { BackupFailure, redactSecrets } from './errors.ts';
 import { explainS3Error, putJsonObject } from './s3.ts';
-import { resolveNewestVerified, restoreBackup } from './restore.ts';
+import { PgRestoreFailure, resolveNewestVerified, restoreBackup } from './restore.ts';
 import type { RestoreConfig } from './restore-config.ts';
 import { startThrowawayCluster, type ThrowawayCluster } from './throwaway-cluster.ts';
 
@@ -30,8 +30,15 @@ export interface DrillOutcome {
   backupStartedAt: string | undefined;
   /** Seconds from the first byte read to a fully restored database: the measured RTO. */
   restoreSeconds: number | undefined;
+  /** Tables with an exact count in the manifest, compared exactly. */
   tablesCompared: number;
+  /** Tables the manifest only estimated, counted in the restored database and compared with the estimate. */
+  tablesComparedWithEstimate: number;
+  /** Tables with nothing in the manifest to compare with. */
+  tablesNotCompared: string[];
   mismatches: string[];
+  /** The stage that failed (BackupFailure's), e.g. restore or checksum. */
+  failedStage: string | undefined;
   error: string | undefined;
   recordKey: string | undefined;
 }
@@ -85,7 +92,7 @@ async function drillDatabase(config: DrillConfig, database: string, dependencies
   const { s3, logger, signal } = dependencies;
   const now = dependencies.now ?? (() => new Date());
   const drillStartedAt = now();
-  const outcome: DrillOutcome = { database, ok: false, backupId: undefined, backupStartedAt: undefined, restoreSeconds: undefined, tablesCompared: 0, mismatches: [], error: undefined, recordKey: undefined };
+  const outcome: DrillOutcome = { database, ok: false, backupId: undefined, backupStartedAt: undefined, restoreSeconds: undefined, tablesCompared: 0, tablesComparedWithEstimate: 0, tablesNotCompared: [], mismatches: [], failedStage: undefined, error: undefined, recordKey: undefined };
   let cluster: ThrowawayCluster | undefined;
   let serverVersion: string | undefined;
   try {
@@ -114,10 +121,13 @@ async function drillDatabase(config: DrillConfig, database: string, dependencies
     const result = await restoreBackup(s3, restoreConfig, resolved, logger, signal);
     outcome.restoreSeconds = Number(result.restoreSeconds.toFixed(3));
     outcome.tablesCompared = result.comparison.tablesCompared;
+    outcome.tablesComparedWithEstimate = result.comparison.tablesComparedWithEstimate;
+    outcome.tablesNotCompared = result.comparison.tablesNotCompared;
     outcome.mismatches = result.comparison.mismatches;
     outcome.ok = result.comparison.mismatches.length === 0;
   } catch (error) {
-    outcome.error = redactSecrets(error instanceof BackupFailure ? `${error.message} ${error.remedy}` : (error as Error).message);
+    outcome.failedStage = error instanceof BackupFailure ? error.stage : 'unexpected';
+    outcome.error = redactSecrets(error instanceof BackupFailure ? `${error.message} ${drillRemedy(error)}` : (error as Error).message);
   } finally {
     await cluster?.stop().catch(() => undefined);
   }
@@ -135,7 +145,10 @@ async function drillDatabase(config: DrillConfig, database: string, dependencies
     restoreSeconds: outcome.restoreSeconds,
     sha256Verified: outcome.restoreSeconds !== undefined,
     tablesCompared: outcome.tablesCompared,
+    tablesComparedWithEstimate: outcome.tablesComparedWithEstimate,
+    tablesNotCompared: outcome.tablesNotCompared,
     mismatches: outcome.mismatches,
+    failedStage: outcome.failedStage,
     error: outcome.error,
     restoredInto: serverVersion ? `throwaway PostgreSQL ${serverVersion}` : undefined,
   };
@@ -155,4 +168,23 @@ async function drillDatabase(config: DrillConfig, database: string, dependencies
   }
   (outcome.ok ? logger.info.bind(logger) : logger.error.bind(logger))(outcome.ok ? 'drill passed' : 'drill failed', { ...outcome });
   return outcome;
+}
+
+/**
+ * The restore's remedy speaks of a target server the operator runs; the drill's target is its own
+ * throwaway cluster, so where that remedy cannot be followed, the drill says what holds for it.
+ */
+export function drillRemedy(failure: BackupFailure): string {
+  if (!(failure instanceof PgRestoreFailure)) return failure.remedy;
+  const cannotProve = 'The backup itself may be sound, but the drill cannot prove it: restore it with the restore task into a server that has';
+  switch (failure.reason) {
+    case 'missing-role':
+      return `The drill's throwaway cluster has none of production's roles, and the drill already restores without ownership and privileges; this backup also names role "${failure.subject ?? '?'}" in an object restored regardless (a user mapping or a row-level security policy, for example), and the drill does not create roles. ${cannotProve} that role.`;
+    case 'missing-tablespace':
+      return `The drill's throwaway cluster has none of production's tablespaces, and the drill does not restore without them. ${cannotProve} tablespace "${failure.subject ?? '?'}".`;
+    case 'disk-full':
+      return "The drill's throwaway PostgreSQL keeps the restored database on the task's ephemeral storage, which filled up: raise drill.ephemeralStorageGiB in the environment's pgkeep configuration (room for the whole restored database, indexes included), deploy, and run the drill again.";
+    default:
+      return failure.remedy;
+  }
 }

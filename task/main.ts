@@ -90,6 +90,8 @@ async function restoreCommand({ logger, signal }: CommandContext): Promise<numbe
       { name: METRIC.restoreSucceeded, value: matched ? 1 : 0, unit: 'Count' },
       { name: METRIC.restoreDurationSeconds, value: result.restoreSeconds, unit: 'Seconds' },
       { name: METRIC.restoreMismatches, value: result.comparison.mismatches.length, unit: 'Count' },
+      { name: METRIC.restoreTablesComparedWithEstimate, value: result.comparison.tablesComparedWithEstimate, unit: 'Count' },
+      { name: METRIC.restoreTablesNotCompared, value: result.comparison.tablesNotCompared.length, unit: 'Count' },
     ]);
     (matched ? logger.info.bind(logger) : logger.error.bind(logger))(matched ? 'restore completed' : 'restore completed with differences from the manifest', {
       backupId: resolved.manifest.backupId,
@@ -98,7 +100,8 @@ async function restoreCommand({ logger, signal }: CommandContext): Promise<numbe
       restoreSeconds: Number(result.restoreSeconds.toFixed(3)),
       sha256: result.sha256,
       tablesCompared: result.comparison.tablesCompared,
-      estimatesSkipped: result.comparison.estimatesSkipped,
+      tablesComparedWithEstimate: result.comparison.tablesComparedWithEstimate,
+      tablesNotCompared: result.comparison.tablesNotCompared,
       mismatches: result.comparison.mismatches,
       ...(matched ? {} : { remedy: 'The restored database does not match the backup\'s manifest: do not put it into service before checking each difference above.' }),
     });
@@ -120,6 +123,8 @@ async function drillCommand({ logger, signal }: CommandContext): Promise<number>
         const values: MetricValue[] = [
           { name: outcome.ok ? METRIC.drillSucceeded : METRIC.drillFailed, value: 1, unit: 'Count' },
           { name: METRIC.drillMismatches, value: outcome.mismatches.length, unit: 'Count' },
+          { name: METRIC.drillTablesComparedWithEstimate, value: outcome.tablesComparedWithEstimate, unit: 'Count' },
+          { name: METRIC.drillTablesNotCompared, value: outcome.tablesNotCompared.length, unit: 'Count' },
           ...(outcome.restoreSeconds !== undefined ? [{ name: METRIC.drillRestoreSeconds, value: outcome.restoreSeconds, unit: 'Seconds' as const }] : []),
         ];
         await sink.publish(metricData({ environment: config.environment, database: outcome.database }, values)).catch((error: unknown) => logger.warn('could not publish drill metrics', { error: (error as Error).message }));

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { rm, statfs } from 'node:fs/promises';
+import { rm, stat, statfs } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { addAbortSignal, type Readable } from 'node:stream';
@@ -31,11 +31,25 @@ export interface ResolvedBackup {
 }
 
 export interface TableComparison {
+  /** Tables whose manifest count is exact, counted and compared exactly. */
   tablesCompared: number;
-  /** Planner estimates in the manifest are not compared (they are not counts). */
-  estimatesSkipped: number;
+  /**
+   * Tables the backup only estimated (larger than PGKEEP_EXACT_COUNT_MAX_MB): counted exactly in
+   * the restored database and compared with the planner estimate, within ESTIMATE_TOLERANCE.
+   */
+  tablesComparedWithEstimate: number;
+  /** Tables with nothing in the manifest to compare with (no estimate), each with its restored count. */
+  tablesNotCompared: string[];
   mismatches: string[];
 }
+
+/**
+ * How far a restored table's exact count may be from the manifest's planner estimate (reltuples)
+ * before it is reported as a difference. reltuples is refreshed only by VACUUM and ANALYZE, and
+ * autovacuum analyzes a table once about 10 % of it has changed, so an estimate 10-20 % behind a
+ * growing table is normal; a restore that lost most of a table is far outside this.
+ */
+export const ESTIMATE_TOLERANCE = 0.25;
 
 export interface RestoreResult {
   backup: ResolvedBackup;
@@ -175,11 +189,15 @@ export async function dropDatabase(connection: ConnectionSettings, database: str
 // ---------------------------------------------------------------------------------------------
 // Comparing with the manifest
 
+/**
+ * Every table the manifest lists is counted in the restored database, also those the backup only
+ * estimated: the count(*) that PGKEEP_EXACT_COUNT_MAX_MB spares the production source is a read of
+ * a database this task has just written, with no users yet, and it costs a fraction of the restore.
+ * Left out, those tables (most of the rows of a large database) would pass unchecked.
+ */
 export async function compareWithManifest(connection: ConnectionSettings, database: string, manifest: Manifest): Promise<TableComparison> {
   return withDatabase(connection, database, async (client) => {
-    const mismatches: string[] = [];
-    let tablesCompared = 0;
-    let estimatesSkipped = 0;
+    const comparison: TableComparison = { tablesCompared: 0, tablesComparedWithEstimate: 0, tablesNotCompared: [], mismatches: [] };
     const { rows: present } = await client.query<{ schema: string; table: string }>(`SELECT n.nspname AS schema, c.relname AS table FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
       WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_(toast|temp_)'
         AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')`);
@@ -188,21 +206,38 @@ export async function compareWithManifest(connection: ConnectionSettings, databa
     for (const table of manifest.tables) {
       const name = `${table.schema}.${table.table}`;
       if (!presentNames.has(name)) {
-        mismatches.push(`table ${name} is missing (the manifest lists ${table.rows ?? 'an unknown number of'} rows)`);
-        continue;
-      }
-      if (table.rowsSource !== 'exact' || table.rows === null) {
-        estimatesSkipped += 1;
+        comparison.mismatches.push(`table ${name} is missing (the manifest lists ${table.rows ?? 'an unknown number of'} rows)`);
         continue;
       }
       const { rows } = await client.query<{ count: string }>(`SELECT count(*) AS count FROM ONLY ${client.escapeIdentifier(table.schema)}.${client.escapeIdentifier(table.table)}`);
       const count = Number(rows[0]?.count ?? 0);
-      tablesCompared += 1;
-      if (count !== table.rows) mismatches.push(`table ${name} has ${count} rows; the manifest says ${table.rows}`);
+      const compared = compareCount(name, count, table);
+      if (compared.kind === 'not-compared') {
+        comparison.tablesNotCompared.push(compared.note);
+        continue;
+      }
+      if (compared.kind === 'exact') comparison.tablesCompared += 1;
+      else comparison.tablesComparedWithEstimate += 1;
+      if (compared.mismatch) comparison.mismatches.push(compared.mismatch);
     }
-    for (const name of presentNames) if (!expectedNames.has(name)) mismatches.push(`table ${name} is not in the backup (it was in the target before the restore)`);
-    return { tablesCompared, estimatesSkipped, mismatches };
+    for (const name of presentNames) if (!expectedNames.has(name)) comparison.mismatches.push(`table ${name} is not in the backup (it was in the target before the restore)`);
+    return comparison;
   });
+}
+
+type CountComparison = { kind: 'exact' | 'estimate'; mismatch: string | undefined } | { kind: 'not-compared'; note: string };
+
+/** One restored table's exact count against what the manifest says: an exact count, an estimate, or nothing. */
+export function compareCount(name: string, count: number, table: Pick<Manifest['tables'][number], 'rows' | 'rowsSource'>): CountComparison {
+  if (table.rows === null) return { kind: 'not-compared', note: `${name}: restored with ${count} rows; the manifest has no count or estimate to compare with` };
+  if (table.rowsSource === 'exact') return { kind: 'exact', mismatch: count === table.rows ? undefined : `table ${name} has ${count} rows; the manifest says ${table.rows}` };
+  const withinTolerance = Math.abs(count - table.rows) <= ESTIMATE_TOLERANCE * table.rows;
+  return {
+    kind: 'estimate',
+    mismatch: withinTolerance
+      ? undefined
+      : `table ${name} has ${count} rows; the manifest's planner estimate (not an exact count) is ${table.rows}, more than ${ESTIMATE_TOLERANCE * 100} % away: rows may be missing`,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -248,8 +283,10 @@ function checksumFailure(bucket: string, manifest: Manifest, actual: { sha256: s
 }
 
 /** Streams (or, with jobs > 1, downloads) the object into pg_restore; throws on any mismatch or error. */
-async function restoreObject(s3: S3Client, config: RestoreConfig, manifest: Manifest, pgRestore: PgBinary, targetDatabase: string, logger: Logger, signal: AbortSignal): Promise<string> {
+async function restoreObject(s3: S3Client, config: RestoreConfig, manifest: Manifest, pgRestore: PgBinary, targetDatabase: string, createdTarget: boolean, logger: Logger, signal: AbortSignal): Promise<string> {
   const env = libpqEnvironment({ ...config.target, database: targetDatabase }, APPLICATION_NAME);
+  const pgRestoreFailure = (stderr: string): PgRestoreFailure =>
+    explainPgRestoreError(stderr, { pgRestoreVersion: pgRestore.version, noOwner: config.noOwner, targetUser: config.target.user, targetDatabase, createdTarget });
   const args = pgRestoreArguments(config, targetDatabase);
   let ifMatch: string | undefined;
 
@@ -269,7 +306,7 @@ async function restoreObject(s3: S3Client, config: RestoreConfig, manifest: Mani
     try {
       const free = await statfs(directory);
       if (free.bavail * free.bsize < needed) {
-        throw new BackupFailure('restore', `Parallel restore needs about ${Math.ceil(needed / 2 ** 30)} GiB in ${tmpdir()}, which has ${Math.floor((free.bavail * free.bsize) / 2 ** 30)} GiB free.`, 'Raise the task\'s ephemeral storage (up to 200 GiB on Fargate), or restore with PGKEEP_RESTORE_JOBS=1 (streaming, no disk).');
+        throw new BackupFailure('restore', `Parallel restore needs about ${Math.ceil(needed / 2 ** 30)} GiB in ${tmpdir()}, which has ${Math.floor((free.bavail * free.bsize) / 2 ** 30)} GiB free.`, moreEphemeralStorage(needed));
       }
       const archivePath = join(directory, 'archive.dump');
       const object = await getObjectStream(s3, config.s3.bucket, manifest, signal, ifMatch);
@@ -279,15 +316,29 @@ async function restoreObject(s3: S3Client, config: RestoreConfig, manifest: Mani
         hash.update(chunk);
         bytes += chunk.length;
       });
-      const zstd = spawn('zstd', ['-d', '-q', '-c'], { stdio: ['pipe', 'pipe', 'inherit'] });
+      // zstd's stderr is kept for the failure message: the task's own output is JSON lines only.
+      const zstd = spawn('zstd', ['-d', '-q', '-c'], { stdio: ['pipe', 'pipe', 'pipe'] });
+      let zstdStderr = '';
+      zstd.stderr.setEncoding('utf8');
+      zstd.stderr.on('data', (text: string) => {
+        zstdStderr = (zstdStderr + text).slice(-4096);
+      });
       const zstdExit = new Promise<number | null>((resolve) => zstd.once('close', resolve));
-      await Promise.all([pipeline(object.body, zstd.stdin), pipeline(zstd.stdout, createWriteStream(archivePath))]);
+      const [download, write] = await Promise.allSettled([pipeline(object.body, zstd.stdin), pipeline(zstd.stdout, createWriteStream(archivePath))]);
+      if (download.status === 'rejected' || write.status === 'rejected') {
+        zstd.kill('SIGTERM');
+        const errors = [write, download].flatMap((settled) => (settled.status === 'rejected' ? [settled.reason as NodeJS.ErrnoException] : []));
+        const full = errors.find((error) => error.code === 'ENOSPC' || error.code === 'EDQUOT');
+        if (full) throw await ephemeralStorageFull(full, archivePath, manifest);
+        // As before: the download's own error (a network failure, SIGTERM) comes first.
+        throw (download.status === 'rejected' ? download.reason : errors[0]) as Error;
+      }
       const actual = { sha256: hash.digest('hex'), bytes };
       if (actual.sha256 !== manifest.object.sha256 || actual.bytes !== manifest.object.bytes) throw checksumFailure(config.s3.bucket, manifest, actual);
       const zstdCode = await zstdExit;
-      if (zstdCode !== 0) throw new BackupFailure('restore', `zstd could not decompress the backup (exit ${zstdCode}).`, 'The object is damaged although its checksum matched the manifest: report this; restore an earlier backup.');
+      if (zstdCode !== 0) throw new BackupFailure('restore', `zstd could not decompress the backup (exit ${zstdCode}): ${zstdStderr.trim()}`, 'The object is damaged although its checksum matched the manifest, so the backup was stored this way: report this, and restore an earlier backup.');
       const status = await runProcess(pgRestore.path, [...args, archivePath], env, signal);
-      if (status.code !== 0) throw pgRestoreFailure(status.stderr, pgRestore);
+      if (status.code !== 0) throw pgRestoreFailure(status.stderr);
       return actual.sha256;
     } finally {
       await rm(directory, { recursive: true, force: true });
@@ -298,19 +349,120 @@ async function restoreObject(s3: S3Client, config: RestoreConfig, manifest: Mani
   const read = await feedArchive(object.body, { binary: pgRestore.path, args, env, signal });
   const actual = { sha256: read.sha256, bytes: read.bytes };
   if (actual.sha256 !== manifest.object.sha256 || actual.bytes !== manifest.object.bytes) throw checksumFailure(config.s3.bucket, manifest, actual);
-  if (read.decompressor.code !== 0) throw new BackupFailure('restore', `zstd could not decompress the backup: ${read.decompressor.stderr.trim()}`, 'The object is damaged although its checksum matched the manifest: report this; restore an earlier backup.');
-  if (read.consumer.code !== 0) throw pgRestoreFailure(read.consumer.stderr, pgRestore);
+  // When pg_restore stops early (a missing role, a conflict), zstd dies writing to it: that broken
+  // pipe is a consequence, and pg_restore's own error is the cause to report.
+  if (read.decompressor.code !== 0 && !read.decompressor.stoppedByConsumer) {
+    const how = read.decompressor.signal ? `killed by ${read.decompressor.signal}` : `exit ${read.decompressor.code}`;
+    throw new BackupFailure('restore', `zstd could not decompress the backup (${how}): ${read.decompressor.stderr.trim()}`, 'The object is damaged although its checksum matched the manifest, so the backup was stored this way: report this, and restore an earlier backup.');
+  }
+  if (read.consumer.code !== 0) throw pgRestoreFailure(read.consumer.stderr);
   return actual.sha256;
 }
 
-function pgRestoreFailure(stderr: string, pgRestore: PgBinary): BackupFailure {
+function moreEphemeralStorage(neededBytes: number): string {
+  return (
+    `Give the restore task more ephemeral storage: raise restore.ephemeralStorageGiB (21 to 200 GiB; this backup needs about ${Math.ceil(neededBytes / 2 ** 30)} GiB in ${tmpdir()}) in the environment's pgkeep configuration and deploy, then restore again. ` +
+    'Or restore with PGKEEP_RESTORE_JOBS=1, which streams the backup into pg_restore and needs no disk.'
+  );
+}
+
+/** The filesystem under TMPDIR filled up while the archive was being written to it. */
+async function ephemeralStorageFull(error: NodeJS.ErrnoException, archivePath: string, manifest: Manifest): Promise<BackupFailure> {
+  const written = await stat(archivePath).then((info) => info.size, () => 0);
+  const expected = manifest.dump.uncompressedBytes;
+  const mib = (bytes: number): string => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+  return new BackupFailure(
+    'restore',
+    `The parallel restore's download filled the ephemeral storage: ${error.code} (no space left on device) in ${tmpdir()} after ${mib(written)} of the ${expected === null ? 'uncompressed archive' : `archive's ${mib(expected)}`}. The partial download was deleted.`,
+    moreEphemeralStorage(((expected ?? manifest.object.bytes * 6) * 1.1)),
+    { cause: error },
+  );
+}
+
+/** What stopped pg_restore, as far as its message tells: each has its own remedy. */
+export type PgRestoreReason = 'missing-role' | 'not-member-of-role' | 'insufficient-privilege' | 'missing-tablespace' | 'object-exists' | 'missing-extension' | 'disk-full' | 'damaged-archive' | 'other';
+
+/** pg_restore failed: its own error, with the remedy for the reason it gives. */
+export class PgRestoreFailure extends BackupFailure {
+  override name = 'PgRestoreFailure';
+  constructor(
+    readonly reason: PgRestoreReason,
+    /** The role or tablespace the message names, when it names one. */
+    readonly subject: string | undefined,
+    message: string,
+    remedy: string,
+  ) {
+    super('restore', message, remedy);
+  }
+}
+
+export interface PgRestoreContext {
+  pgRestoreVersion: string;
+  /** PGKEEP_RESTORE_NO_OWNER: ownership and privileges were already skipped. */
+  noOwner: boolean;
+  /** The user pg_restore connected as. */
+  targetUser: string;
+  targetDatabase: string;
+  /** The restore created the target, from the target server's template1. */
+  createdTarget: boolean;
+}
+
+const quoteIdentifier = (name: string): string => (/^[a-z_][a-z0-9_$]*$/.test(name) ? name : `"${name.replace(/"/g, '""')}"`);
+
+export function explainPgRestoreError(stderr: string, context: PgRestoreContext): PgRestoreFailure {
   const message = redactSecrets(stderr.trim().split('\n').slice(-8).join('\n'));
-  const remedy = /role .* does not exist/i.test(message)
-    ? 'The backup refers to roles the target server lacks: create them, or set PGKEEP_RESTORE_NO_OWNER=true to restore without ownership and privileges.'
-    : /extension|could not open extension control file/i.test(message)
-      ? 'The backup uses an extension the target server does not have installed: install it on the target, then restore again.'
-      : 'Read pg_restore\'s message above, fix the cause on the target, and restore again.';
-  return new BackupFailure('restore', `pg_restore ${pgRestore.version} failed: ${message}`, remedy);
+  const failure = (reason: PgRestoreReason, remedy: string, subject?: string): PgRestoreFailure => new PgRestoreFailure(reason, subject, `pg_restore ${context.pgRestoreVersion} failed: ${message}`, remedy);
+  const user = quoteIdentifier(context.targetUser);
+
+  const withoutOwnership = context.noOwner ? '' : `, or set PGKEEP_RESTORE_NO_OWNER=true (the objects then belong to ${user} and no privileges are restored)`;
+  const notMember = /must be member of role "([^"]+)"/i.exec(message);
+  if (notMember) {
+    const role = quoteIdentifier(notMember[1]!);
+    // GRANT role TO user alone is not enough: ALTER ... OWNER TO also needs the new owner's CREATE
+    // privilege on the schema, which it cannot have in the database the restore has just created.
+    return failure('not-member-of-role', `The target user ${user} is neither a superuser nor a member of role ${role}, so it cannot make ${role} the owner of restored objects. Restore again connected as a superuser${withoutOwnership}.`, notMember[1]);
+  }
+  const missingRole = /role "([^"]+)" does not exist/i.exec(message);
+  if (missingRole) {
+    const role = quoteIdentifier(missingRole[1]!);
+    return failure(
+      'missing-role',
+      context.noOwner
+        ? `The target server has no role ${role}, which the backup names in an object that is restored even without ownership and privileges (a user mapping or a row-level security policy, for example). Create the role on the target server (CREATE ROLE ${role}), then restore again.`
+        : `The target server has no role ${role}, which owns objects in the backup or holds privileges on them. Create it there (CREATE ROLE ${role}), or set PGKEEP_RESTORE_NO_OWNER=true to restore without ownership and privileges (the objects then belong to ${user}); then restore again.`,
+      missingRole[1],
+    );
+  }
+  const missingTablespace = /tablespace "([^"]+)" does not exist/i.exec(message);
+  if (missingTablespace) {
+    const tablespace = quoteIdentifier(missingTablespace[1]!);
+    return failure(
+      'missing-tablespace',
+      `The backup puts tables or indexes in tablespace ${tablespace}, which the target server lacks. Create it there as a superuser (CREATE TABLESPACE ${tablespace} LOCATION '<an empty directory the server owns>'), then restore again; pgkeep has no setting to restore without tablespaces (pg_restore --no-tablespaces).`,
+      missingTablespace[1],
+    );
+  }
+  if (/already exists/i.test(message)) {
+    return failure(
+      'object-exists',
+      context.createdTarget
+        ? `The database the restore created already held that object: CREATE DATABASE copies the target server's template1, so an object someone added to template1 is in every new database. Drop it from template1 on the target server (or restore into a server whose template1 holds none of the backup's objects), then restore again; the half-restored database was dropped.`
+        : `The target database "${context.targetDatabase}" already held that object, although it had no tables: restore into a new database (leave PGKEEP_RESTORE_TARGET_DATABASE unset), or drop the object from the target; then restore again.`,
+    );
+  }
+  if (/permission denied|must be owner of|must be superuser/i.test(message)) {
+    return failure('insufficient-privilege', `The target user ${user} lacks a privilege this restore needs (pg_restore's message says which). Restore again connected as a superuser${withoutOwnership}.`);
+  }
+  if (/extension|could not open extension control file/i.test(message)) {
+    return failure('missing-extension', 'The backup uses an extension the target server does not have installed: install it on the target, then restore again.');
+  }
+  if (/No space left on device|could not extend file/i.test(message)) {
+    return failure('disk-full', 'The target server ran out of disk space: give its storage room for the whole restored database (indexes included), then restore again.');
+  }
+  if (/could not read (from )?input file|unexpected end of file|did not find magic string|does not appear to be a valid archive|unrecognized data block type|could not uncompress|invalid compression code|corrupt/i.test(message)) {
+    return failure('damaged-archive', 'The archive is damaged although its SHA-256 matched the manifest, so the backup was stored this way: report this, and restore an earlier backup (PGKEEP_RESTORE_BACKUP=<timestamp or backup id>).');
+  }
+  return failure('other', 'Read pg_restore\'s message above, fix the cause on the target, and restore again.');
 }
 
 function runProcess(binary: string, args: string[], env: Record<string, string>, signal: AbortSignal): Promise<{ code: number | null; stderr: string }> {
@@ -355,15 +507,17 @@ export async function restoreBackup(
   const started = Date.now();
   let sha256: string;
   try {
-    sha256 = await restoreObject(s3, config, manifest, pgRestore, targetDatabase, logger, signal);
+    sha256 = await restoreObject(s3, config, manifest, pgRestore, targetDatabase, created, logger, signal);
   } catch (caught) {
     const error = signal.aborted
       ? new BackupFailure('interrupted', 'The restore was stopped by a signal (ECS sends SIGTERM when a task is stopped) before it finished.', created ? 'The half-restored database was dropped. Run the restore again.' : 'The target may hold a partial restore (replace mode restores in one transaction, which was rolled back). Run the restore again.')
       : caught;
     // A database this run created holds only a partial restore: it must not look like a good one.
     if (created) {
-      await dropDatabase(config.target, targetDatabase).catch((dropError: unknown) => logger.error('could not drop the half-restored database; drop it by hand', { targetDatabase, error: redactSecrets((dropError as Error).message) }));
-      logger.info('dropped the half-restored database', { targetDatabase });
+      await dropDatabase(config.target, targetDatabase).then(
+        () => logger.info('dropped the half-restored database', { targetDatabase }),
+        (dropError: unknown) => logger.error('could not drop the half-restored database; drop it by hand', { targetDatabase, error: redactSecrets((dropError as Error).message) }),
+      );
     }
     throw error;
   }

@@ -21,7 +21,7 @@ import { recordAwsCalls } from '../scripts/aws-call-recorder.ts';
 import { loadDrillConfig, runDrill, type DrillOutcome } from '../task/drill.ts';
 import { createS3Client } from '../task/s3.ts';
 import { startThrowawayCluster, type ThrowawayCluster } from '../task/throwaway-cluster.ts';
-import { backUpWithTask, createTinyShop, markBackupVerified, withClient } from './support/backup-harness.ts';
+import { backUpWithTask, createIncompressibleDatabase, createTinyShop, markBackupVerified, withClient } from './support/backup-harness.ts';
 import { startMotoS3, type MotoS3 } from './support/moto-s3.ts';
 import { startS3FaultProxy, type S3FaultProxy } from './support/s3-fault-proxy.ts';
 
@@ -49,8 +49,8 @@ afterAll(async () => {
   await source?.stop();
 });
 
-function backUp(catalogName: string, bucket: MotoS3 = locked): Promise<Backup> {
-  return backUpWithTask(s3, bucket, source.env(SOURCE_DATABASE), catalogName);
+function backUp(catalogName: string, bucket: MotoS3 = locked, sourceDatabase = SOURCE_DATABASE, settings: Record<string, string> = {}): Promise<Backup> {
+  return backUpWithTask(s3, bucket, { ...source.env(sourceDatabase), ...settings }, catalogName);
 }
 
 function markVerified(backup: Backup, bucket: MotoS3 = locked): Promise<void> {
@@ -202,5 +202,54 @@ describe('the restore drill', () => {
     expect(outcome.error).toContain('s3:PutObject');
     expect(await drillRecords(database)).toEqual([]);
     expectStoppedAndRemoved(clusters[0]!);
+  });
+
+  it('records pg_restore\'s own error when the restore stops early, not the broken pipe zstd then dies of', async () => {
+    // Arrange: a user mapping names a role; restoring without ownership and privileges still
+    // creates it, and the throwaway cluster has none of production's roles. 4 MiB of rows follow
+    // it, so zstd is still writing when pg_restore stops.
+    const database = 'drill-missing-role';
+    await createIncompressibleDatabase(source, 'with_user_mapping', 4);
+    await withClient(source.connectionString('postgres'), (client) => client.query('CREATE ROLE reporting'));
+    await withClient(source.connectionString('with_user_mapping'), async (client) => {
+      await client.query('CREATE EXTENSION postgres_fdw');
+      await client.query("CREATE SERVER warehouse FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host 'warehouse.internal', dbname 'dw')");
+      await client.query("CREATE USER MAPPING FOR reporting SERVER warehouse OPTIONS (user 'reporting_ro')");
+    });
+    const backup = await backUp(database, locked, 'with_user_mapping');
+    await markVerified(backup);
+
+    // Act
+    const { outcome, clusters } = await drill(database);
+
+    // Assert
+    expect(outcome.ok).toBe(false);
+    const [entry] = await drillRecords(database);
+    const recorded = String(entry!.record.error);
+    expect(recorded).toMatch(/^pg_restore \S+ failed: /);
+    expect(recorded).toContain('role "reporting" does not exist');
+    expect(recorded).not.toMatch(/zstd|damaged/);
+    // The drill already restores without ownership: its advice must not be to set that.
+    expect(recorded).not.toContain('PGKEEP_RESTORE_NO_OWNER');
+    expect(recorded).toContain('throwaway');
+    expect(entry!.record).toMatchObject({ ok: false, backupId: backup.backupId, failedStage: 'restore' });
+    expectStoppedAndRemoved(clusters[0]!);
+  });
+
+  it('compares tables the manifest only estimates with a count in the restored database, and records how each table was compared', async () => {
+    // Arrange: with PGKEEP_EXACT_COUNT_MAX_MB=0 every table gets a planner estimate (it was analyzed).
+    const database = 'drill-estimates';
+    await withClient(source.connectionString(SOURCE_DATABASE), (client) => client.query('ANALYZE'));
+    const backup = await backUp(database, locked, SOURCE_DATABASE, { PGKEEP_EXACT_COUNT_MAX_MB: '0' });
+    await markVerified(backup);
+
+    // Act
+    const { outcome } = await drill(database);
+
+    // Assert
+    expect(outcome.error).toBeUndefined();
+    expect(outcome).toMatchObject({ ok: true, tablesCompared: 0, tablesComparedWithEstimate: 2, tablesNotCompared: [] });
+    const [entry] = await drillRecords(database);
+    expect(entry!.record).toMatchObject({ ok: true, tablesCompared: 0, tablesComparedWithEstimate: 2, tablesNotCompared: [], mismatches: [] });
   });
 });

@@ -13,10 +13,12 @@
  * recorded version, which another test shows. fauxqs would add nothing the unversioned moto bucket
  * does not: the restore reads the same way whatever checksums the store keeps.
  */
+import { execFile } from 'node:child_process';
 import { readFileSync, watch } from 'node:fs';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { appendFile, chown, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type pg from 'pg';
@@ -27,10 +29,12 @@ import { createSampleDatabase } from '../scripts/sample-database.ts';
 import { startTask, type TaskExit, type TaskLogLine } from '../scripts/task-process.ts';
 import { startThrowawayCluster, type ThrowawayCluster } from '../task/throwaway-cluster.ts';
 import { backUpWithTask, childPid, createIncompressibleDatabase, schemaOf, withClient } from './support/backup-harness.ts';
+import { startLocalCloudWatch, type LocalCloudWatch } from './support/local-cloudwatch.ts';
 import { startMotoS3, type MotoS3 } from './support/moto-s3.ts';
 import { isObjectDownload, startS3FaultProxy, type S3FaultProxy } from './support/s3-fault-proxy.ts';
 
 const SOURCE = { tiny: 'tiny', evolving: 'evolving', sample: 'sample', bulk: 'bulk' } as const;
+const execFileAsync = promisify(execFile);
 const TINY_ROWS = { customers: 2000, orders: 10_000, audit_log: 25 };
 
 let cluster: ThrowawayCluster;
@@ -565,5 +569,295 @@ describe('a restore that is stopped', () => {
       proxy.releaseObjectDownloads();
       await rm(temporaryDirectory, { recursive: true, force: true });
     }
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Issue 12: failures that tell the truth
+
+/** Rewrites a backup's manifest (a newer version on the versioned bucket, which the restore reads). */
+async function rewriteManifest(backup: Backup, edit: (manifest: { tables: { schema: string; table: string; rows: number | null; rowsSource: string }[] }) => void): Promise<void> {
+  const object = await s3.send(new GetObjectCommand({ Bucket: locked.bucket, Key: backup.manifestKey }));
+  const manifest = JSON.parse(await object.Body!.transformToString()) as Parameters<typeof edit>[0];
+  edit(manifest);
+  const rewritten = JSON.stringify(manifest, null, 2);
+  expect(() => parseManifest(rewritten)).not.toThrow();
+  await s3.send(new PutObjectCommand({ Bucket: locked.bucket, Key: backup.manifestKey, Body: rewritten }));
+}
+
+describe('a pg_restore failure names pg_restore\'s error and the remedy that fits it, not zstd\'s broken pipe', () => {
+  /**
+   * Another server, as when restoring into a new RDS instance: it has none of the source's roles
+   * or tablespaces. Each backup holds 4 MiB of incompressible rows after the failing statement, so
+   * zstd is still writing when pg_restore stops, and dies of the broken pipe.
+   */
+  let targetServer: ThrowawayCluster;
+  let tablespaceDir: string;
+  const RESTORER = { user: 'restorer', password: 'restorer-password-1' };
+
+  beforeAll(async () => {
+    targetServer = await startThrowawayCluster();
+    await withClient(targetServer.connectionString('postgres'), async (client) => {
+      await client.query('CREATE ROLE clerk');
+      await client.query(`CREATE ROLE ${RESTORER.user} LOGIN CREATEDB PASSWORD '${RESTORER.password}'`);
+    });
+    // An object in template1 is copied into every database the restore creates.
+    await withClient(targetServer.connectionString('template1'), (client) => client.query("CREATE FUNCTION public.order_total(integer) RETURNS integer LANGUAGE sql AS 'SELECT $1'"));
+
+    await withClient(connectionTo('postgres'), async (client) => {
+      await client.query('CREATE ROLE shop_owner');
+      await client.query('CREATE ROLE clerk');
+    });
+    await createIncompressibleDatabase(cluster, 'owned_by_shop_owner', 4);
+    await withClient(connectionTo('owned_by_shop_owner'), (client) => client.query('ALTER TABLE ledger OWNER TO shop_owner'));
+    await createIncompressibleDatabase(cluster, 'owned_by_clerk', 4);
+    await withClient(connectionTo('owned_by_clerk'), (client) => client.query('ALTER TABLE ledger OWNER TO clerk; ALTER TABLE noise OWNER TO clerk'));
+    // The server runs as the postgres OS user when the tests run as root; it must own the location.
+    tablespaceDir = await mkdtemp(join(tmpdir(), 'pgkeep-tablespace-'));
+    if (process.getuid?.() === 0) {
+      const { stdout } = await execFileAsync('id', ['-u', 'postgres']);
+      const { stdout: gid } = await execFileAsync('id', ['-g', 'postgres']);
+      await chown(tablespaceDir, Number(stdout.trim()), Number(gid.trim()));
+    }
+    await withClient(connectionTo('postgres'), (client) => client.query(`CREATE TABLESPACE fast_ssd LOCATION '${tablespaceDir}'`));
+    await createIncompressibleDatabase(cluster, 'in_tablespace', 4);
+    await withClient(connectionTo('in_tablespace'), (client) => client.query('ALTER TABLE ledger SET TABLESPACE fast_ssd'));
+    await createIncompressibleDatabase(cluster, 'with_function', 4);
+    await withClient(connectionTo('with_function'), (client) => client.query("CREATE FUNCTION public.order_total(integer) RETURNS integer LANGUAGE sql AS 'SELECT $1'"));
+  });
+
+  afterAll(async () => {
+    await targetServer?.stop();
+    // The shared cluster's checkpoints still write to the tablespace until it is dropped.
+    await withClient(connectionTo('postgres'), async (client) => {
+      await client.query('DROP DATABASE IF EXISTS in_tablespace');
+      await client.query('DROP TABLESPACE IF EXISTS fast_ssd');
+    });
+    if (tablespaceDir) await rm(tablespaceDir, { recursive: true, force: true });
+  });
+
+  function restoreIntoTargetServer(catalogName: string, settings: Record<string, string> = {}): Promise<TaskExit> {
+    return restore(catalogName, { ...targetServer.env('postgres'), ...settings });
+  }
+
+  function expectPgRestoreError(exit: TaskExit, pgRestoreError: string): TaskLogLine {
+    expect(exit.code, JSON.stringify(exit.logs)).toBe(1);
+    const failure = failureOf(exit);
+    expect(failure.stage).toBe('restore');
+    expect(failure.error).toMatch(/^pg_restore \S+ failed: /);
+    expect(failure.error).toContain(pgRestoreError);
+    expect(`${String(failure.error)} ${String(failure.remedy)}`).not.toMatch(/zstd|damaged/);
+    return failure;
+  }
+
+  it('a role the target lacks: create it, or restore without ownership (PGKEEP_RESTORE_NO_OWNER=true), which then succeeds', async () => {
+    // Arrange
+    const catalogName = 'restore-missing-role';
+    await backUp('owned_by_shop_owner', catalogName);
+
+    // Act
+    const exit = await restoreIntoTargetServer(catalogName);
+    const withoutOwnership = await restoreIntoTargetServer(catalogName, { PGKEEP_RESTORE_NO_OWNER: 'true' });
+
+    // Assert
+    const failure = expectPgRestoreError(exit, 'role "shop_owner" does not exist');
+    expect(failure.remedy).toContain('CREATE ROLE shop_owner');
+    expect(failure.remedy).toContain('PGKEEP_RESTORE_NO_OWNER=true');
+    expect(withoutOwnership.code, JSON.stringify(withoutOwnership.logs)).toBe(0);
+  });
+
+  it('a target user that is neither superuser nor a member of the owning role: restore without ownership (which then succeeds) or as a superuser', async () => {
+    // Arrange: the role exists on the target; the restoring user is not a superuser.
+    const catalogName = 'restore-not-member';
+    await backUp('owned_by_clerk', catalogName);
+    const asRestorer = { PGUSER: RESTORER.user, PGPASSWORD: RESTORER.password };
+
+    // Act
+    const exit = await restoreIntoTargetServer(catalogName, asRestorer);
+    const withoutOwnership = await restoreIntoTargetServer(catalogName, { ...asRestorer, PGKEEP_RESTORE_NO_OWNER: 'true' });
+
+    // Assert
+    const failure = expectPgRestoreError(exit, 'must be member of role "clerk"');
+    expect(failure.remedy).toContain(`user ${RESTORER.user} is neither a superuser nor a member of role clerk`);
+    expect(failure.remedy).toContain('PGKEEP_RESTORE_NO_OWNER=true');
+    expect(failure.remedy).not.toContain('CREATE ROLE');
+    expect(withoutOwnership.code, JSON.stringify(withoutOwnership.logs)).toBe(0);
+  });
+
+  it('a target user that is a member of the owning role, which may not create objects in the new database: restore without ownership or as a superuser', async () => {
+    // Arrange: ALTER ... OWNER TO needs the membership and also the new owner's CREATE privilege
+    // on the schema, which a role cannot have in a database created moments before.
+    const catalogName = 'restore-member-without-create';
+    await backUp('owned_by_clerk', catalogName);
+    await withClient(targetServer.connectionString('postgres'), (client) => client.query(`GRANT clerk TO ${RESTORER.user}`));
+
+    // Act
+    const exit = await restoreIntoTargetServer(catalogName, { PGUSER: RESTORER.user, PGPASSWORD: RESTORER.password });
+
+    // Assert
+    const failure = expectPgRestoreError(exit, 'permission denied for schema public');
+    expect(failure.remedy).toContain(`user ${RESTORER.user} lacks a privilege`);
+    expect(failure.remedy).toContain('superuser');
+    expect(failure.remedy).toContain('PGKEEP_RESTORE_NO_OWNER=true');
+  });
+
+  it('a tablespace the target lacks: create it there', async () => {
+    // Arrange
+    const catalogName = 'restore-missing-tablespace';
+    await backUp('in_tablespace', catalogName);
+
+    // Act
+    const exit = await restoreIntoTargetServer(catalogName);
+
+    // Assert
+    const failure = expectPgRestoreError(exit, 'Tablespace "fast_ssd" does not exist');
+    expect(failure.remedy).toContain('CREATE TABLESPACE fast_ssd');
+    expect(failure.remedy).not.toContain('PGKEEP_RESTORE_NO_OWNER');
+  });
+
+  it('an object the new database already has (copied from template1): remove it there, or restore where it is absent', async () => {
+    // Arrange
+    const catalogName = 'restore-conflict';
+    const backup = await backUp('with_function', catalogName);
+
+    // Act
+    const exit = await restoreIntoTargetServer(catalogName);
+
+    // Assert
+    const failure = expectPgRestoreError(exit, 'function "order_total" already exists');
+    expect(failure.remedy).toContain('template1');
+    expect(failure.remedy).not.toContain('PGKEEP_RESTORE_NO_OWNER');
+    const target = defaultTargetName(catalogName, backup.startedAt);
+    expect(await withClient(targetServer.connectionString('postgres'), async (client) => (await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [target])).rowCount)).toBe(0);
+  });
+});
+
+describe('a parallel restore whose download fills the ephemeral storage', () => {
+  // Mounting a small tmpfs (the task's /tmp, as Fargate's ephemeral storage) needs root.
+  const canMount = process.getuid?.() === 0;
+
+  /** Writes into `file` until its filesystem refuses with ENOSPC. */
+  async function fillFilesystem(file: string): Promise<void> {
+    for (let chunk = 1024 * 1024; chunk >= 4096; chunk /= 4) {
+      try {
+        for (;;) await appendFile(file, Buffer.alloc(chunk, 1));
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'ENOSPC') throw error;
+      }
+    }
+  }
+
+  it.skipIf(!canMount)('says the ephemeral storage is full and how to give it more or restore without disk, removes the download and drops the new database', async () => {
+    // Arrange: a 32 MiB /tmp passes the free-space check (the archive is ~17 MiB uncompressed); once the download
+    // has begun, another writer on the same storage takes the rest.
+    const catalogName = 'restore-enospc';
+    const backup = await backUp(SOURCE.bulk, catalogName);
+    const target = defaultTargetName(catalogName, backup.startedAt);
+    const ephemeral = await mkdtemp(join(tmpdir(), 'pgkeep-ephemeral-'));
+    await execFileAsync('mount', ['-t', 'tmpfs', '-o', 'size=32m,mode=1777', 'tmpfs', ephemeral]);
+    proxy.holdObjectDownloads({ afterBytes: 256 * 1024 });
+    const task = startTask({ command: 'restore', env: restoreEnvironment(catalogName, { PGKEEP_S3_ENDPOINT: proxy.endpoint, PGKEEP_RESTORE_JOBS: '2', TMPDIR: ephemeral, TSX_DISABLE_CACHE: '1' }) });
+    try {
+      await proxy.waitForRequest((request) => isObjectDownload(request) && request.path.includes(catalogName));
+      await fillFilesystem(join(ephemeral, 'another-writer'));
+
+      // Act
+      proxy.releaseObjectDownloads();
+      const exit = await task.exited;
+
+      // Assert
+      expect(exit.code, JSON.stringify(exit.logs)).toBe(1);
+      const failure = failureOf(exit);
+      expect(failure.stage).toBe('restore');
+      expect(failure.error).toContain(ephemeral);
+      expect(failure.error).toContain('no space left');
+      expect(failure.remedy).toContain('restore.ephemeralStorageGiB');
+      expect(failure.remedy).toContain('PGKEEP_RESTORE_JOBS=1');
+      expect(failure.remedy).not.toContain('bug');
+      expect(await databaseExists(target), JSON.stringify(exit.logs)).toBe(false);
+      expect(await readdir(ephemeral)).toEqual(['another-writer']);
+    } finally {
+      if (task.child.exitCode === null) task.child.kill('SIGKILL');
+      proxy.releaseObjectDownloads();
+      await execFileAsync('umount', [ephemeral]).catch(() => undefined);
+      await rm(ephemeral, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('tables whose row count the manifest only estimates (larger than PGKEEP_EXACT_COUNT_MAX_MB)', () => {
+  let cloudWatch: LocalCloudWatch;
+  beforeAll(async () => {
+    cloudWatch = await startLocalCloudWatch();
+    // Planner estimates exist once a table has been analyzed.
+    await withClient(connectionTo(SOURCE.tiny), (client) => client.query('ANALYZE'));
+  });
+  afterAll(async () => {
+    await cloudWatch?.stop();
+  });
+
+  /** Every table above a 0 MiB threshold: the manifest holds only planner estimates. */
+  function backUpWithEstimates(catalogName: string): Promise<Backup> {
+    return backUpWithTask(s3, locked, { ...cluster.env(SOURCE.tiny), PGKEEP_EXACT_COUNT_MAX_MB: '0' }, catalogName);
+  }
+
+  function restoreWithMetrics(catalogName: string): Promise<TaskExit> {
+    return restore(catalogName, { PGKEEP_METRICS: 'cloudwatch', AWS_ENDPOINT_URL_CLOUDWATCH: cloudWatch.endpoint });
+  }
+
+  function published(catalogName: string, name: string): number[] {
+    return cloudWatch.metrics.filter((metric) => metric.name === name && metric.dimensions.Database === catalogName).map((metric) => metric.value);
+  }
+
+  it('counts them in the restored database and compares the count with the estimate, saying so in the log and the metrics', async () => {
+    // Arrange
+    const catalogName = 'restore-estimates';
+    await backUpWithEstimates(catalogName);
+
+    // Act
+    const exit = await restoreWithMetrics(catalogName);
+
+    // Assert
+    expect(exit.code, JSON.stringify(exit.logs)).toBe(0);
+    expect(logLine(exit, 'restore completed')).toMatchObject({ tablesCompared: 0, tablesComparedWithEstimate: 3, tablesNotCompared: [], mismatches: [] });
+    expect(published(catalogName, 'RestoreTablesComparedWithEstimate')).toEqual([3]);
+    expect(published(catalogName, 'RestoreTablesNotCompared')).toEqual([0]);
+  });
+
+  it('reports a restored table with far fewer rows than its estimate as a difference, and exits 4', async () => {
+    // Arrange: the estimate says 50 times the rows the backup holds (98 % missing).
+    const catalogName = 'restore-estimate-far-off';
+    const backup = await backUpWithEstimates(catalogName);
+    await rewriteManifest(backup, (manifest) => {
+      manifest.tables.find((table) => table.table === 'orders')!.rows = TINY_ROWS.orders * 50;
+    });
+
+    // Act
+    const exit = await restoreWithMetrics(catalogName);
+
+    // Assert
+    expect(exit.code, JSON.stringify(exit.logs)).toBe(4);
+    const report = logLine(exit, 'restore completed with differences from the manifest');
+    expect(report.mismatches).toEqual([expect.stringMatching(new RegExp(`^table public\\.orders has ${TINY_ROWS.orders} rows; the manifest's planner estimate \\(not an exact count\\) is ${TINY_ROWS.orders * 50}, more than 25 % away`))]);
+    expect(published(catalogName, 'RestoreMismatches')).toEqual([1]);
+  });
+
+  it('names a table with no estimate at all (never analyzed) as not compared, in the log and the metrics', async () => {
+    // Arrange
+    const catalogName = 'restore-no-estimate';
+    const backup = await backUpWithEstimates(catalogName);
+    await rewriteManifest(backup, (manifest) => {
+      manifest.tables.find((table) => table.table === 'audit_log')!.rows = null;
+    });
+
+    // Act
+    const exit = await restoreWithMetrics(catalogName);
+
+    // Assert
+    expect(exit.code, JSON.stringify(exit.logs)).toBe(0);
+    const completed = logLine(exit, 'restore completed');
+    expect(completed).toMatchObject({ tablesComparedWithEstimate: 2, mismatches: [] });
+    expect(completed.tablesNotCompared).toEqual([`public.audit_log: restored with ${TINY_ROWS.audit_log} rows; the manifest has no count or estimate to compare with`]);
+    expect(published(catalogName, 'RestoreTablesNotCompared')).toEqual([1]);
   });
 });
