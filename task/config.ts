@@ -84,6 +84,17 @@ export const BACKUP_SETTINGS = {
 
 const DEFAULT_REGION = 'us-east-1';
 
+/**
+ * A whole number written the plain way: decimal digits, optionally signed. Number() alone also
+ * takes "0x10", "8.0", "1e1", "0b11" and " " (as 16, 8, 10, 3 and 0), none of which an operator
+ * writing a setting means as that number.
+ */
+export function parseDecimalInteger(raw: string): number | undefined {
+  if (!/^[+-]?\d+$/.test(raw)) return undefined;
+  const value = Number(raw);
+  return Number.isSafeInteger(value) ? value : undefined;
+}
+
 /** Reads and validates every setting before anything touches the database or the bucket.
  * All problems are reported together, each naming its variable and what it expects. */
 /** Reads settings from an environment, collecting every problem instead of stopping at the first. */
@@ -101,8 +112,8 @@ export function settingsReader(env: Environment) {
   const integer = (name: string, fallback: number, min: number, max: number): number => {
     const raw = read(name);
     if (raw === undefined) return fallback;
-    const value = Number(raw);
-    if (!Number.isInteger(value) || value < min || value > max) {
+    const value = parseDecimalInteger(raw);
+    if (value === undefined || value < min || value > max) {
       problems.push(`${name}="${raw}" is invalid: expected a whole number from ${min} to ${max}.`);
       return fallback;
     }
@@ -253,7 +264,7 @@ export function readConnection(read: (name: string) => string | undefined, probl
   if (user === undefined) problems.push('PGUSER is not set: expected the user the backup connects as.');
   if (database === undefined) problems.push('PGDATABASE is not set: expected the name of the database to back up.');
   const portRaw = read('PGPORT') ?? '5432';
-  const port = Number(portRaw);
+  const port = parseDecimalInteger(portRaw) ?? Number.NaN;
   if (!Number.isInteger(port) || port < 1 || port > 65_535) problems.push(`PGPORT="${portRaw}" is invalid: expected a port number from 1 to 65535.`);
   return {
     host: host ?? '',

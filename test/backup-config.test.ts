@@ -240,6 +240,16 @@ describe('loadBackupConfig rejects', () => {
     expect(configurationFailure(minimalEnvironment({ [name]: value })).message).toContain(expected);
   });
 
+  // Number() reads all of these as numbers (16, 8, 10, 3, 16); an operator who writes them has
+  // made a mistake (or means something else), so only plain decimal digits are whole numbers.
+  it.each(['0x10', '8.0', '1e1', '0b11', '0o20', '1_000', '16 MiB'])('a whole-number setting written as %j, not as decimal digits', (value) => {
+    const failure = configurationFailure(minimalEnvironment({ PGKEEP_PART_SIZE_MIB: value, PGKEEP_COMPRESSION_LEVEL: value, PGPORT: value }));
+
+    expect(failure.message).toContain(`PGKEEP_PART_SIZE_MIB="${value}" is invalid: expected a whole number from 6 to 512.`);
+    expect(failure.message).toContain(`PGKEEP_COMPRESSION_LEVEL="${value}" is invalid: expected a whole number from 1 to 19.`);
+    expect(failure.message).toContain(`PGPORT="${value}" is invalid: expected a port number from 1 to 65535.`);
+  });
+
   it.each([
     ['on AWS', {}],
     ['with an endpoint', { PGKEEP_S3_ENDPOINT: 'http://127.0.0.1:9000' }],
