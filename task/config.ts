@@ -1,5 +1,6 @@
 import { parse as parseConnectionUrl } from 'pg-connection-string';
 import { encodeDatabaseSegment } from '../catalog/keys.ts';
+import { bucketNameProblem } from './bucket-name.ts';
 import { BackupFailure, registerSecret } from './errors.ts';
 import { MIN_INITIAL_PART_SIZE_MIB } from './part-sizes.ts';
 
@@ -191,8 +192,9 @@ export function loadBackupConfig(env: Environment): BackupConfig {
 export function readS3Settings(reader: SettingsReader): BackupConfig['s3'] {
   const { problems, read, required, boolean } = reader;
   const bucket = required('PGKEEP_BUCKET', 'the name of the backup bucket');
-  if (bucket && !/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket)) {
-    problems.push(`PGKEEP_BUCKET="${bucket}" is not a valid S3 bucket name (3-63 lowercase letters, digits, dots, hyphens).`);
+  const bucketProblem = bucket ? bucketNameProblem(bucket) : undefined;
+  if (bucketProblem) {
+    problems.push(`PGKEEP_BUCKET="${bucket}" is not a valid S3 bucket name: ${bucketProblem} (https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html).`);
   }
   const endpoint = read('PGKEEP_S3_ENDPOINT');
   if (endpoint !== undefined && !/^https?:\/\/[^\s/]+/.test(endpoint)) {
