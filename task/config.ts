@@ -1,7 +1,7 @@
 import { parse as parseConnectionUrl } from 'pg-connection-string';
 import { encodeDatabaseSegment } from '../catalog/keys.ts';
 import { bucketNameProblem } from './bucket-name.ts';
-import { BackupFailure, registerSecret } from './errors.ts';
+import { BackupFailure, EXAMPLE_DATABASE_URL, registerSecret } from './errors.ts';
 import { MIN_INITIAL_PART_SIZE_MIB } from './part-sizes.ts';
 
 export type SslMode = 'disable' | 'allow' | 'prefer' | 'require' | 'verify-ca' | 'verify-full';
@@ -228,14 +228,14 @@ export function readConnection(read: (name: string) => string | undefined, probl
   registerSecret(password);
   if (url !== undefined) {
     if (!/^postgres(ql)?:\/\//i.test(url)) {
-      problems.push('PGKEEP_DATABASE_URL is invalid: expected a postgresql://user:password@host:port/database URL.');
+      problems.push(`PGKEEP_DATABASE_URL is invalid: expected a ${EXAMPLE_DATABASE_URL} URL.`);
       return undefined;
     }
     let parsed: ReturnType<typeof parseConnectionUrl>;
     try {
       parsed = parseConnectionUrl(url);
     } catch {
-      problems.push('PGKEEP_DATABASE_URL could not be parsed: expected a postgresql://user:password@host:port/database URL.');
+      problems.push(`PGKEEP_DATABASE_URL could not be parsed: expected a ${EXAMPLE_DATABASE_URL} URL.`);
       return undefined;
     }
     registerSecret(parsed.password);

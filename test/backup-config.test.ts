@@ -361,6 +361,16 @@ describe('redactSecrets', () => {
     expect(redacted).toBe('pg_dump said: password "[REDACTED]" rejected; url had [REDACTED]');
   });
 
+  it('leaves the placeholder of the example URL in a configuration message readable', () => {
+    const failure = configurationFailure(minimalEnvironment({ PGKEEP_DATABASE_URL: 'mysql://alice:pw@db/orders' }));
+
+    expect(redactSecrets(failure.message)).toContain('PGKEEP_DATABASE_URL is invalid: expected a postgresql://user:PASSWORD@host:port/database URL.');
+  });
+
+  it.each(['Password', 'PASSWORD1', 'password'])('still hides a real URL password %j that merely resembles the placeholder', (password) => {
+    expect(redactSecrets(`postgresql://alice:${password}@db/orders`)).toBe('postgresql://alice:[REDACTED]@db/orders');
+  });
+
   it('leaves text without secrets unchanged', () => {
     expect(redactSecrets('connection to db.example.com:5432 refused')).toBe('connection to db.example.com:5432 refused');
   });
