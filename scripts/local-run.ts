@@ -21,9 +21,11 @@
 import { parseArgs } from 'node:util';
 import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import pg from 'pg';
+import { parse as parseConnectionUrl } from 'pg-connection-string';
 import { findNewestBackup, type Backup } from '../catalog/listing.ts';
 import { parseManifest, type Manifest } from '../catalog/manifest.ts';
 import { readArchiveInto } from '../task/archive-reader.ts';
+import { parseDecimalInteger } from '../task/config.ts';
 import { findPgBinaries } from '../task/postgres-binaries.ts';
 import { startThrowawayCluster, type ThrowawayCluster } from '../task/throwaway-cluster.ts';
 import { startLocalS3 } from './local-s3.ts';
@@ -40,11 +42,13 @@ import { DEFAULT_RETENTION_POLICY } from '../functions/enforce-retention/policy.
 
 const USAGE = `Usage: npm start -- [options]
 
-Runs the whole pgkeep pipeline locally: sample database -> backup task -> local S3 -> read-back checks.
+Runs the whole pgkeep pipeline locally: sample database -> backup task -> local S3 -> read back ->
+verify-backup -> backup-health -> enforce-retention (dry run) -> restore drill.
 
 Options:
   --json                 print one JSON summary object as the last line of stdout
-  --database-url URL     back up this database instead of a throwaway sample (postgresql://...)
+  --database-url URL     back up this database instead of a throwaway sample (postgresql://...);
+                         PGPASSWORD supplies a password the URL lacks, PGSSLMODE and PGSSLROOTCERT apply too
   --s3-endpoint URL      use this S3-compatible endpoint instead of a local server
   --bucket NAME          bucket on --s3-endpoint (required with it); credentials from AWS_* variables
   --size-mb N            size of the generated sample database (default 40)
@@ -151,11 +155,15 @@ async function checkBackupHealth(context: RunContext): Promise<void> {
 async function prepareSourceDatabase(context: RunContext): Promise<void> {
   const { options, say } = context;
   if (options.databaseUrl) {
-    const url = new URL(options.databaseUrl);
+    // The task's own URL parser, which also reads libpq's Unix-socket form (postgresql://user@/db?host=/run/postgresql)
+    // that WHATWG URL refuses; a URL it cannot make sense of is reported by the task, naming the setting.
+    const url = parseConnectionUrl(options.databaseUrl);
     context.source = {
-      env: { PGKEEP_DATABASE_URL: options.databaseUrl },
-      description: `${url.hostname}:${url.port || 5432}${url.pathname}`,
-      databaseName: decodeURIComponent(url.pathname.slice(1)),
+      // The task inherits nothing but PATH and HOME, so the libpq settings the README says complete
+      // the URL (PGPASSWORD supplies a password the URL lacks) are handed over explicitly.
+      env: { ...pickEnvironment(['PGPASSWORD', 'PGSSLMODE', 'PGSSLROOTCERT']), PGKEEP_DATABASE_URL: options.databaseUrl },
+      description: `${url.host ?? '?'}:${url.port ?? 5432}/${url.database ?? ''}`,
+      databaseName: url.database ?? '',
     };
     say(`Using your database ${context.source.description}`);
     return;
@@ -312,9 +320,9 @@ async function main(): Promise<number> {
     console.log(USAGE);
     return 0;
   }
-  const sizeMb = Number(parsed['size-mb']);
-  if (!Number.isFinite(sizeMb) || sizeMb <= 0) {
-    console.error(`--size-mb must be a positive number.\n\n${USAGE}`);
+  const sizeMb = parseDecimalInteger(parsed['size-mb']) ?? 0;
+  if (sizeMb < 1) {
+    console.error(`--size-mb ${parsed['size-mb']} is invalid: expected a whole number of MB, 1 or more.\n\n${USAGE}`);
     return 2;
   }
   const options: RunOptions = {
