@@ -62,7 +62,7 @@ export const PIPELINE_DEFAULTS = {
 
 /** Every setting the backup task reads, with what it expects; the README's table mirrors this. */
 export const BACKUP_SETTINGS = {
-  PGKEEP_BUCKET: 'name of the S3 bucket that receives the backups (required)',
+  PGKEEP_BUCKET: 'name of the S3 bucket that receives the backups (required); S3 bucket naming rules apply',
   PGKEEP_ENVIRONMENT: 'environment name recorded in the manifest, e.g. prod (required)',
   PGKEEP_DATABASE_URL: 'postgresql:// connection URL; alternative to the PG* variables (PGPASSWORD still supplies a missing password)',
   PGKEEP_DATABASE_NAME: 'name the backups are catalogued under; default: the database name',
@@ -77,7 +77,7 @@ export const BACKUP_SETTINGS = {
   PGKEEP_PARTS_IN_FLIGHT: `parts uploaded concurrently (memory is about (this + 1) x part size); default ${PIPELINE_DEFAULTS.partsInFlight}`,
   PGKEEP_EXACT_COUNT_MAX_MB: 'tables larger than this get a planner row estimate instead of count(*); default 1024',
   PGKEEP_LOCK_WAIT_TIMEOUT_SECONDS: 'give up if a table lock cannot be had within this time; default 600',
-  PGKEEP_PG_DUMP_PATH: 'use exactly this pg_dump; default: the newest installed whose major is at least the server major',
+  PGKEEP_PG_DUMP_PATH: 'use exactly this pg_dump file, never another (missing, not executable or not pg_dump: a configuration error); default: the newest installed whose major is at least the server major',
   PGKEEP_PG_BIN_DIRS: 'extra directories (colon-separated) searched for pg_dump first',
   PGKEEP_PROGRESS_SECONDS: 'seconds between progress log lines; default 30',
   PGKEEP_METRICS: 'cloudwatch|off: publish backup succeeded/failed, bytes, duration, throughput and compression ratio; default cloudwatch',
