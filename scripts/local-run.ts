@@ -15,8 +15,7 @@
  * There is no CloudWatch or SNS here: the metrics and alerts the functions would publish are
  * collected and shown in the summary instead.
  *
- * Later steps of the pipeline (verification, health, retention, the restore drill) are added to
- * the STEPS list below in the order they run in AWS.
+ * The steps are the STEPS list below, in the order they run in AWS.
  */
 import { parseArgs } from 'node:util';
 import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
@@ -325,6 +324,21 @@ async function main(): Promise<number> {
     console.error(`--size-mb ${parsed['size-mb']} is invalid: expected a whole number of MB, 1 or more.\n\n${USAGE}`);
     return 2;
   }
+  // Mistakes in the options are found here, before minutes of starting servers and generating data.
+  if (parsed['s3-endpoint'] !== undefined && parsed.bucket === undefined) {
+    console.error(`--bucket is required with --s3-endpoint: name the bucket on ${parsed['s3-endpoint']} to back up into.\n\n${USAGE}`);
+    return 2;
+  }
+  if (parsed.bucket !== undefined && parsed['s3-endpoint'] === undefined) {
+    console.error(`--bucket ${parsed.bucket} needs --s3-endpoint: without one, the run uses a bucket on its own local S3 server.\n\n${USAGE}`);
+    return 2;
+  }
+  const compressionLevel = parsed['compression-level'];
+  const level = compressionLevel === undefined ? undefined : parseDecimalInteger(compressionLevel);
+  if (compressionLevel !== undefined && (level === undefined || level < 1 || level > 19)) {
+    console.error(`--compression-level ${compressionLevel} is invalid: expected a whole number from 1 to 19.\n\n${USAGE}`);
+    return 2;
+  }
   const options: RunOptions = {
     json: parsed.json,
     databaseUrl: parsed['database-url'] ?? process.env.PGKEEP_DATABASE_URL,
@@ -356,7 +370,7 @@ async function main(): Promise<number> {
   if (options.json) {
     process.stdout.write(`${JSON.stringify({ ok, ...(error ? { error } : {}), ...context.summary, totalSeconds: Number(((Date.now() - started) / 1000).toFixed(1)) })}\n`);
   } else {
-    say(ok ? '\nOK: the backup was made, uploaded, read back and its checksum matches.' : '');
+    say(ok ? '\nOK: the backup was made, uploaded, read back with a matching checksum, verified, and restored by the drill.' : '');
   }
   return ok ? 0 : 1;
 }

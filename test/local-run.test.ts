@@ -63,4 +63,17 @@ describe('npm start (the local run of the whole pipeline)', () => {
     expect(stderr).toContain(`--size-mb ${value} is invalid: expected a whole number of MB, 1 or more.`);
     expect(stderr).toContain('Usage: npm start -- [options]');
   });
+
+  it.each([
+    [['--s3-endpoint', 'http://127.0.0.1:9000'], '--bucket is required with --s3-endpoint: name the bucket on http://127.0.0.1:9000 to back up into.'],
+    [['--bucket', 'my-bucket'], '--bucket my-bucket needs --s3-endpoint: without one, the run uses a bucket on its own local S3 server.'],
+    [['--compression-level', '25'], '--compression-level 25 is invalid: expected a whole number from 1 to 19.'],
+    [['--compression-level', '0x3'], '--compression-level 0x3 is invalid: expected a whole number from 1 to 19.'],
+  ])('refuses %j with exit code 2 before starting anything, saying what to change', async (args, message) => {
+    const { code, stdout, stderr } = await runLocalPipeline(args);
+
+    expect(code).toBe(2);
+    expect(stderr).toContain(message);
+    expect(stdout).not.toContain('Starting a throwaway PostgreSQL cluster');
+  });
 });
