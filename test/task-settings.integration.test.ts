@@ -15,6 +15,7 @@ import { startLocalS3, type LocalS3 } from '../scripts/local-s3.ts';
 import { startTask, type TaskExit, type TaskLogLine } from '../scripts/task-process.ts';
 import { startThrowawayCluster, type ThrowawayCluster } from '../task/throwaway-cluster.ts';
 import { findPgBinaries } from '../task/postgres-binaries.ts';
+import { explainConnectionError } from '../task/source-database.ts';
 import { withClient } from './support/backup-harness.ts';
 
 let cluster: ThrowawayCluster;
@@ -110,5 +111,16 @@ describe('a server that asks for a password nobody gave', () => {
     expect(failure.remedy).toContain('Set PGPASSWORD');
     expect(JSON.stringify(exit.logs)).not.toContain('SASL');
     expect(await objectsUnder('no-password')).toEqual([]);
+  });
+
+  // The throwaway clusters log in with SCRAM; under MD5 (older servers), node-postgres hashes a
+  // missing password as if it were one, and the server answers 28P01. This driver error is a
+  // stand-in for such a server, which this machine's clusters are not configured to be.
+  it('names the missing password also when an MD5 server reports it as a failed password', () => {
+    const noPassword = { host: 'db.internal', port: 5432, user: 'backup', password: undefined, database: 'shop', sslMode: undefined, sslRootCert: undefined };
+
+    const failure = explainConnectionError({ code: '28P01', message: 'password authentication failed for user "backup"' }, noPassword);
+
+    expect(failure.message).toBe('backup@db.internal:5432/shop asks for a password, but none was given (neither PGPASSWORD nor a password in PGKEEP_DATABASE_URL).');
   });
 });
