@@ -33,7 +33,7 @@ import {
   type CompletedPart,
 } from '@aws-sdk/client-s3';
 import pg from 'pg';
-import { PIPELINE_DEFAULTS } from '../task/config.ts';
+import { PIPELINE_DEFAULTS, parseDecimalInteger } from '../task/config.ts';
 import { pgDumpArguments, zstdArguments } from '../task/dump-pipeline.ts';
 import { partSizeFor } from '../task/part-sizes.ts';
 import { findPgBinaries, pickPgDumpForServer } from '../task/postgres-binaries.ts';
@@ -190,8 +190,8 @@ function parseOptions(): BenchOptions {
   }
   const whole = (name: keyof typeof values, min: number, max: number): number => {
     const raw = String(values[name]);
-    const value = Number(raw);
-    if (!Number.isInteger(value) || value < min || value > max) {
+    const value = parseDecimalInteger(raw);
+    if (value === undefined || value < min || value > max) {
       throw new UsageError(`--${name} ${raw} is invalid: expected a whole number from ${min} to ${max}.`);
     }
     return value;

@@ -15,15 +15,16 @@
  * There is no CloudWatch or SNS here: the metrics and alerts the functions would publish are
  * collected and shown in the summary instead.
  *
- * Later steps of the pipeline (verification, health, retention, the restore drill) are added to
- * the STEPS list below in the order they run in AWS.
+ * The steps are the STEPS list below, in the order they run in AWS.
  */
 import { parseArgs } from 'node:util';
 import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import pg from 'pg';
+import { parse as parseConnectionUrl } from 'pg-connection-string';
 import { findNewestBackup, type Backup } from '../catalog/listing.ts';
 import { parseManifest, type Manifest } from '../catalog/manifest.ts';
 import { readArchiveInto } from '../task/archive-reader.ts';
+import { parseDecimalInteger } from '../task/config.ts';
 import { findPgBinaries } from '../task/postgres-binaries.ts';
 import { startThrowawayCluster, type ThrowawayCluster } from '../task/throwaway-cluster.ts';
 import { startLocalS3 } from './local-s3.ts';
@@ -40,11 +41,13 @@ import { DEFAULT_RETENTION_POLICY } from '../functions/enforce-retention/policy.
 
 const USAGE = `Usage: npm start -- [options]
 
-Runs the whole pgkeep pipeline locally: sample database -> backup task -> local S3 -> read-back checks.
+Runs the whole pgkeep pipeline locally: sample database -> backup task -> local S3 -> read back ->
+verify-backup -> backup-health -> enforce-retention (dry run) -> restore drill.
 
 Options:
   --json                 print one JSON summary object as the last line of stdout
-  --database-url URL     back up this database instead of a throwaway sample (postgresql://...)
+  --database-url URL     back up this database instead of a throwaway sample (postgresql://...);
+                         PGPASSWORD supplies a password the URL lacks, PGSSLMODE and PGSSLROOTCERT apply too
   --s3-endpoint URL      use this S3-compatible endpoint instead of a local server
   --bucket NAME          bucket on --s3-endpoint (required with it); credentials from AWS_* variables
   --size-mb N            size of the generated sample database (default 40)
@@ -151,11 +154,15 @@ async function checkBackupHealth(context: RunContext): Promise<void> {
 async function prepareSourceDatabase(context: RunContext): Promise<void> {
   const { options, say } = context;
   if (options.databaseUrl) {
-    const url = new URL(options.databaseUrl);
+    // The task's own URL parser, which also reads libpq's Unix-socket form (postgresql://user@/db?host=/run/postgresql)
+    // that WHATWG URL refuses; a URL it cannot make sense of is reported by the task, naming the setting.
+    const url = parseConnectionUrl(options.databaseUrl);
     context.source = {
-      env: { PGKEEP_DATABASE_URL: options.databaseUrl },
-      description: `${url.hostname}:${url.port || 5432}${url.pathname}`,
-      databaseName: decodeURIComponent(url.pathname.slice(1)),
+      // The task inherits nothing but PATH and HOME, so the libpq settings the README says complete
+      // the URL (PGPASSWORD supplies a password the URL lacks) are handed over explicitly.
+      env: { ...pickEnvironment(['PGPASSWORD', 'PGSSLMODE', 'PGSSLROOTCERT']), PGKEEP_DATABASE_URL: options.databaseUrl },
+      description: `${url.host ?? '?'}:${url.port ?? 5432}/${url.database ?? ''}`,
+      databaseName: url.database ?? '',
     };
     say(`Using your database ${context.source.description}`);
     return;
@@ -312,9 +319,24 @@ async function main(): Promise<number> {
     console.log(USAGE);
     return 0;
   }
-  const sizeMb = Number(parsed['size-mb']);
-  if (!Number.isFinite(sizeMb) || sizeMb <= 0) {
-    console.error(`--size-mb must be a positive number.\n\n${USAGE}`);
+  const sizeMb = parseDecimalInteger(parsed['size-mb']) ?? 0;
+  if (sizeMb < 1) {
+    console.error(`--size-mb ${parsed['size-mb']} is invalid: expected a whole number of MB, 1 or more.\n\n${USAGE}`);
+    return 2;
+  }
+  // Mistakes in the options are found here, before minutes of starting servers and generating data.
+  if (parsed['s3-endpoint'] !== undefined && parsed.bucket === undefined) {
+    console.error(`--bucket is required with --s3-endpoint: name the bucket on ${parsed['s3-endpoint']} to back up into.\n\n${USAGE}`);
+    return 2;
+  }
+  if (parsed.bucket !== undefined && parsed['s3-endpoint'] === undefined) {
+    console.error(`--bucket ${parsed.bucket} needs --s3-endpoint: without one, the run uses a bucket on its own local S3 server.\n\n${USAGE}`);
+    return 2;
+  }
+  const compressionLevel = parsed['compression-level'];
+  const level = compressionLevel === undefined ? undefined : parseDecimalInteger(compressionLevel);
+  if (compressionLevel !== undefined && (level === undefined || level < 1 || level > 19)) {
+    console.error(`--compression-level ${compressionLevel} is invalid: expected a whole number from 1 to 19.\n\n${USAGE}`);
     return 2;
   }
   const options: RunOptions = {
@@ -348,7 +370,7 @@ async function main(): Promise<number> {
   if (options.json) {
     process.stdout.write(`${JSON.stringify({ ok, ...(error ? { error } : {}), ...context.summary, totalSeconds: Number(((Date.now() - started) / 1000).toFixed(1)) })}\n`);
   } else {
-    say(ok ? '\nOK: the backup was made, uploaded, read back and its checksum matches.' : '');
+    say(ok ? '\nOK: the backup was made, uploaded, read back with a matching checksum, verified, and restored by the drill.' : '');
   }
   return ok ? 0 : 1;
 }

@@ -6,7 +6,7 @@ import { libpqEnvironment, type BackupConfig } from './config.ts';
 import { startDumpPipeline, type DumpPipelineExit, type ProcessExit } from './dump-pipeline.ts';
 import { BackupFailure, redactSecrets } from './errors.ts';
 import { StreamingMultipartUpload, UploadIntegrityError } from './multipart-upload.ts';
-import { findPgBinaries, pickPgDumpForServer, type PgBinary } from './postgres-binaries.ts';
+import { findPgBinaries, pickPgDumpForServer, probePgBinaryAt, type PgBinary } from './postgres-binaries.ts';
 import { explainS3Error, putJsonObject, reachesS3OverTls } from './s3.ts';
 import { collectTableStats, connectToSource, describeServer, exportSnapshot, type ServerDescription } from './source-database.ts';
 import { PGKEEP_VERSION } from './version.ts';
@@ -172,11 +172,19 @@ export async function runBackup(config: BackupConfig, dependencies: BackupDepend
 
 async function choosePgDump(config: BackupConfig, server: ServerDescription): Promise<PgBinary> {
   if (config.pgDumpPath) {
-    const [chosen] = await findPgBinaries('pg_dump', { pathEnv: '', extraDirs: [config.pgDumpPath.replace(/\/[^/]*$/, '')] });
-    if (!chosen || chosen.major < server.major) {
+    // Exactly that file: falling back to another pg_dump would back up with a tool nobody chose.
+    const { binary: chosen, problem } = await probePgBinaryAt('pg_dump', config.pgDumpPath);
+    if (!chosen) {
+      throw new BackupFailure(
+        'configuration',
+        `PGKEEP_PG_DUMP_PATH=${config.pgDumpPath} ${problem}.`,
+        `Point PGKEEP_PG_DUMP_PATH at a pg_dump executable of major ${server.major} or newer (in the pgkeep image: /usr/lib/postgresql/<major>/bin/pg_dump), or unset it to let pgkeep choose. Nothing was dumped or uploaded.`,
+      );
+    }
+    if (chosen.major < server.major) {
       throw new BackupFailure(
         'version-check',
-        `PGKEEP_PG_DUMP_PATH=${config.pgDumpPath} is ${chosen ? `pg_dump ${chosen.version}` : 'not a working pg_dump'}, but the server runs PostgreSQL ${server.serverVersion}.`,
+        `PGKEEP_PG_DUMP_PATH=${config.pgDumpPath} is pg_dump ${chosen.version}, but the server runs PostgreSQL ${server.serverVersion}.`,
         `Point PGKEEP_PG_DUMP_PATH at a pg_dump of major ${server.major} or newer, or unset it to let pgkeep choose.`,
       );
     }

@@ -1,6 +1,7 @@
 import { parse as parseConnectionUrl } from 'pg-connection-string';
 import { encodeDatabaseSegment } from '../catalog/keys.ts';
-import { BackupFailure, registerSecret } from './errors.ts';
+import { bucketNameProblem } from './bucket-name.ts';
+import { BackupFailure, EXAMPLE_DATABASE_URL, registerSecret } from './errors.ts';
 import { MIN_INITIAL_PART_SIZE_MIB } from './part-sizes.ts';
 
 export type SslMode = 'disable' | 'allow' | 'prefer' | 'require' | 'verify-ca' | 'verify-full';
@@ -61,7 +62,7 @@ export const PIPELINE_DEFAULTS = {
 
 /** Every setting the backup task reads, with what it expects; the README's table mirrors this. */
 export const BACKUP_SETTINGS = {
-  PGKEEP_BUCKET: 'name of the S3 bucket that receives the backups (required)',
+  PGKEEP_BUCKET: 'name of the S3 bucket that receives the backups (required); S3 bucket naming rules apply',
   PGKEEP_ENVIRONMENT: 'environment name recorded in the manifest, e.g. prod (required)',
   PGKEEP_DATABASE_URL: 'postgresql:// connection URL; alternative to the PG* variables (PGPASSWORD still supplies a missing password)',
   PGKEEP_DATABASE_NAME: 'name the backups are catalogued under; default: the database name',
@@ -76,13 +77,24 @@ export const BACKUP_SETTINGS = {
   PGKEEP_PARTS_IN_FLIGHT: `parts uploaded concurrently (memory is about (this + 1) x part size); default ${PIPELINE_DEFAULTS.partsInFlight}`,
   PGKEEP_EXACT_COUNT_MAX_MB: 'tables larger than this get a planner row estimate instead of count(*); default 1024',
   PGKEEP_LOCK_WAIT_TIMEOUT_SECONDS: 'give up if a table lock cannot be had within this time; default 600',
-  PGKEEP_PG_DUMP_PATH: 'use exactly this pg_dump; default: the newest installed whose major is at least the server major',
+  PGKEEP_PG_DUMP_PATH: 'use exactly this pg_dump file, never another (missing, not executable or not pg_dump: a configuration error); default: the newest installed whose major is at least the server major',
   PGKEEP_PG_BIN_DIRS: 'extra directories (colon-separated) searched for pg_dump first',
   PGKEEP_PROGRESS_SECONDS: 'seconds between progress log lines; default 30',
   PGKEEP_METRICS: 'cloudwatch|off: publish backup succeeded/failed, bytes, duration, throughput and compression ratio; default cloudwatch',
 } as const;
 
 const DEFAULT_REGION = 'us-east-1';
+
+/**
+ * A whole number written the plain way: decimal digits, optionally signed. Number() alone also
+ * takes "0x10", "8.0", "1e1", "0b11" and " " (as 16, 8, 10, 3 and 0), none of which an operator
+ * writing a setting means as that number.
+ */
+export function parseDecimalInteger(raw: string): number | undefined {
+  if (!/^[+-]?\d+$/.test(raw)) return undefined;
+  const value = Number(raw);
+  return Number.isSafeInteger(value) ? value : undefined;
+}
 
 /** Reads and validates every setting before anything touches the database or the bucket.
  * All problems are reported together, each naming its variable and what it expects. */
@@ -101,8 +113,8 @@ export function settingsReader(env: Environment) {
   const integer = (name: string, fallback: number, min: number, max: number): number => {
     const raw = read(name);
     if (raw === undefined) return fallback;
-    const value = Number(raw);
-    if (!Number.isInteger(value) || value < min || value > max) {
+    const value = parseDecimalInteger(raw);
+    if (value === undefined || value < min || value > max) {
       problems.push(`${name}="${raw}" is invalid: expected a whole number from ${min} to ${max}.`);
       return fallback;
     }
@@ -180,8 +192,9 @@ export function loadBackupConfig(env: Environment): BackupConfig {
 export function readS3Settings(reader: SettingsReader): BackupConfig['s3'] {
   const { problems, read, required, boolean } = reader;
   const bucket = required('PGKEEP_BUCKET', 'the name of the backup bucket');
-  if (bucket && !/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket)) {
-    problems.push(`PGKEEP_BUCKET="${bucket}" is not a valid S3 bucket name (3-63 lowercase letters, digits, dots, hyphens).`);
+  const bucketProblem = bucket ? bucketNameProblem(bucket) : undefined;
+  if (bucketProblem) {
+    problems.push(`PGKEEP_BUCKET="${bucket}" is not a valid S3 bucket name: ${bucketProblem} (https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html).`);
   }
   const endpoint = read('PGKEEP_S3_ENDPOINT');
   if (endpoint !== undefined && !/^https?:\/\/[^\s/]+/.test(endpoint)) {
@@ -215,14 +228,14 @@ export function readConnection(read: (name: string) => string | undefined, probl
   registerSecret(password);
   if (url !== undefined) {
     if (!/^postgres(ql)?:\/\//i.test(url)) {
-      problems.push('PGKEEP_DATABASE_URL is invalid: expected a postgresql://user:password@host:port/database URL.');
+      problems.push(`PGKEEP_DATABASE_URL is invalid: expected a ${EXAMPLE_DATABASE_URL} URL.`);
       return undefined;
     }
     let parsed: ReturnType<typeof parseConnectionUrl>;
     try {
       parsed = parseConnectionUrl(url);
     } catch {
-      problems.push('PGKEEP_DATABASE_URL could not be parsed: expected a postgresql://user:password@host:port/database URL.');
+      problems.push(`PGKEEP_DATABASE_URL could not be parsed: expected a ${EXAMPLE_DATABASE_URL} URL.`);
       return undefined;
     }
     registerSecret(parsed.password);
@@ -253,7 +266,7 @@ export function readConnection(read: (name: string) => string | undefined, probl
   if (user === undefined) problems.push('PGUSER is not set: expected the user the backup connects as.');
   if (database === undefined) problems.push('PGDATABASE is not set: expected the name of the database to back up.');
   const portRaw = read('PGPORT') ?? '5432';
-  const port = Number(portRaw);
+  const port = parseDecimalInteger(portRaw) ?? Number.NaN;
   if (!Number.isInteger(port) || port < 1 || port > 65_535) problems.push(`PGPORT="${portRaw}" is invalid: expected a port number from 1 to 65535.`);
   return {
     host: host ?? '',

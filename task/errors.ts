@@ -31,6 +31,11 @@ export class BackupFailure extends Error {
   }
 }
 
+/** The password in the example URLs of messages and remedies; a registered secret still wins. */
+export const URL_PASSWORD_PLACEHOLDER = 'PASSWORD';
+/** A connection URL's form, as messages show it. */
+export const EXAMPLE_DATABASE_URL = `postgresql://user:${URL_PASSWORD_PLACEHOLDER}@host:port/database`;
+
 const secretsToRedact = new Set<string>();
 
 /** Registers a value (a password, a connection URL's password) that must never be printed. */
@@ -45,6 +50,10 @@ export function redactSecrets(text: string): string {
     const encoded = encodeURIComponent(secret);
     if (encoded !== secret) redacted = redacted.split(encoded).join('[REDACTED]');
   }
-  // Passwords embedded in any connection URL, registered or not.
-  return redacted.replace(/(postgres(?:ql)?:\/\/[^:/@\s]*:)[^@\s]*@/gi, '$1[REDACTED]@');
+  // Passwords embedded in any connection URL, registered or not, except the placeholder the
+  // messages use to show the URL's form (postgresql://user:PASSWORD@host:port/database), which
+  // redacted would read as if a real password had been there.
+  return redacted.replace(/(postgres(?:ql)?:\/\/[^:/@\s]*:)([^@\s]*)@/gi, (match, prefix: string, password: string) =>
+    password === URL_PASSWORD_PLACEHOLDER ? match : `${prefix}[REDACTED]@`,
+  );
 }

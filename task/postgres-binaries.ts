@@ -138,6 +138,49 @@ export async function probePgVersion(binaryPath: string, env?: NodeJS.ProcessEnv
   }
 }
 
+export type ExactBinaryProbe = { binary: PgBinary; problem?: undefined } | { binary?: undefined; problem: string };
+
+/**
+ * Exactly the file at `filePath`, never a search: what an operator means by "use this pg_dump".
+ * Either the binary with its version, or what is wrong with the file, in words that complete
+ * "<filePath> ...": missing, a directory, not executable, failing, or some other program.
+ */
+export async function probePgBinaryAt(tool: PgTool, filePath: string): Promise<ExactBinaryProbe> {
+  // Absolute, so that running it cannot turn into a PATH search (execFile does one for a bare name).
+  const absolutePath = path.resolve(filePath);
+  let info: Awaited<ReturnType<typeof stat>>;
+  try {
+    info = await stat(absolutePath);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return { problem: 'does not exist' };
+    return { problem: `cannot be read (${code ?? (error as Error).message})` };
+  }
+  if (info.isDirectory()) return { problem: `is a directory, not the ${tool} executable (did you mean ${path.join(absolutePath, tool)}?)` };
+  if (!info.isFile()) return { problem: `is not a regular file, so it cannot be ${tool}` };
+  try {
+    await access(absolutePath, fsConstants.X_OK);
+  } catch {
+    return { problem: `is not executable by this process (mode ${(info.mode & 0o777).toString(8)})` };
+  }
+  let stdout: string;
+  try {
+    ({ stdout } = await execFileAsync(absolutePath, ['--version'], { timeout: VERSION_PROBE_TIMEOUT_MS, encoding: 'utf8' }));
+  } catch (error) {
+    const { code, signal, killed } = error as { code?: string | number; signal?: string; killed?: boolean };
+    const how = killed ? `did not answer within ${VERSION_PROBE_TIMEOUT_MS / 1000} s` : typeof code === 'number' ? `exited with code ${code}` : signal ? `was killed by ${signal}` : `could not be started (${code ?? (error as Error).message})`;
+    return { problem: `is not a working ${tool}: run with --version, it ${how}` };
+  }
+  const firstLine = stdout.trim().split('\n', 1)[0] ?? '';
+  const version = parsePgVersionOutput(firstLine);
+  // "pg_restore (PostgreSQL) 17.6" parses as a version too: the tool's own name must lead.
+  if (!version || !firstLine.startsWith(`${tool} (PostgreSQL) `)) {
+    const shown = firstLine.length > 120 ? `${firstLine.slice(0, 120)}…` : firstLine;
+    return { problem: `is not ${tool}: its --version printed ${shown === '' ? 'nothing' : JSON.stringify(shown)}, where ${tool} prints "${tool} (PostgreSQL) <version>"` };
+  }
+  return { binary: { path: absolutePath, ...version } };
+}
+
 function isVersionedDebianDir(dir: string): boolean {
   return new RegExp(`^${DEBIAN_POSTGRESQL_LIB_DIR}/\\d+(\\.\\d+)?/bin/?$`).test(path.resolve(dir));
 }

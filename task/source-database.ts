@@ -87,6 +87,11 @@ export function explainConnectionError(error: unknown, connection: ConnectionSet
     ENOTFOUND: [`The host name ${connection.host} does not resolve.`, 'Check PGHOST (or the host field of the secret) and the VPC DNS settings.'],
     ETIMEDOUT: [`Connecting to ${connection.host}:${connection.port} timed out.`, 'Check the security group and routing between the task subnets and the database.'],
   };
+  // With no password, node-postgres cannot answer the server's password challenge: SCRAM fails
+  // inside the driver ("SASL: ... client password must be a string"), MD5 as a wrong password.
+  if (connection.password === undefined && (/client password must be a/.test(detail) || code === '28P01')) {
+    return new BackupFailure('connect', `${where} asks for a password, but none was given (neither PGPASSWORD nor a password in PGKEEP_DATABASE_URL).`, 'Set PGPASSWORD, or put the password (URL-encoded) in PGKEEP_DATABASE_URL; in AWS, check the password field of the Secrets Manager secret the task reads.', { cause: error });
+  }
   const explained = (code && known[code]) ?? (/timeout/i.test(detail) ? known.ETIMEDOUT : undefined);
   if (explained) return new BackupFailure('connect', explained[0], explained[1], { cause: error });
   return new BackupFailure('connect', `Could not connect to ${where}: ${detail}`, 'Check the connection settings (PGHOST, PGPORT, PGUSER, PGDATABASE, PGSSLMODE) and that the server is reachable.', { cause: error });

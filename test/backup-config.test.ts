@@ -214,6 +214,12 @@ describe('loadBackupConfig with settings given', () => {
   });
 });
 
+describe('loadBackupConfig accepts', () => {
+  it.each(['acme-db-backups', 'backups.example.com', '1.2.3.example', 'a1b', 'xn-abc', 'my-s3alias-bucket', '999.168.1.1.1'])('PGKEEP_BUCKET=%s, a name S3 allows', (bucket) => {
+    expect(loadBackupConfig(minimalEnvironment({ PGKEEP_BUCKET: bucket })).s3.bucket).toBe(bucket);
+  });
+});
+
 describe('loadBackupConfig rejects', () => {
   it('a missing bucket, environment, host, user and database in one error naming all of them', () => {
     const failure = configurationFailure({});
@@ -233,11 +239,43 @@ describe('loadBackupConfig rejects', () => {
     ['PGKEEP_PARTS_IN_FLIGHT', '1.5', 'PGKEEP_PARTS_IN_FLIGHT="1.5" is invalid: expected a whole number from 1 to 16.'],
     ['PGSSLMODE', 'maybe', 'PGSSLMODE="maybe" is invalid: expected one of disable, allow, prefer, require, verify-ca, verify-full.'],
     ['PGKEEP_S3_CHECKSUM', 'md5', 'PGKEEP_S3_CHECKSUM="md5" is invalid: expected crc64nvme or none.'],
-    ['PGKEEP_BUCKET', 'Bad_Bucket', 'PGKEEP_BUCKET="Bad_Bucket" is not a valid S3 bucket name (3-63 lowercase letters, digits, dots, hyphens).'],
+    ['PGKEEP_BUCKET', 'Bad_Bucket', 'PGKEEP_BUCKET="Bad_Bucket" is not a valid S3 bucket name: S3 bucket names consist only of lowercase letters, digits, dots (.) and hyphens (-) (https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html).'],
     ['PGKEEP_S3_ENDPOINT', 'ftp://x', 'PGKEEP_S3_ENDPOINT="ftp://x" is invalid: expected an http(s):// URL of an S3-compatible store.'],
     ['PGKEEP_S3_FORCE_PATH_STYLE', 'sometimes', 'PGKEEP_S3_FORCE_PATH_STYLE="sometimes" is invalid: expected true or false.'],
   ])('%s=%s, saying what it expects', (name, value, expected) => {
     expect(configurationFailure(minimalEnvironment({ [name]: value })).message).toContain(expected);
+  });
+
+  // Number() reads all of these as numbers (16, 8, 10, 3, 16); an operator who writes them has
+  // made a mistake (or means something else), so only plain decimal digits are whole numbers.
+  it.each(['0x10', '8.0', '1e1', '0b11', '0o20', '1_000', '16 MiB'])('a whole-number setting written as %j, not as decimal digits', (value) => {
+    const failure = configurationFailure(minimalEnvironment({ PGKEEP_PART_SIZE_MIB: value, PGKEEP_COMPRESSION_LEVEL: value, PGPORT: value }));
+
+    expect(failure.message).toContain(`PGKEEP_PART_SIZE_MIB="${value}" is invalid: expected a whole number from 6 to 512.`);
+    expect(failure.message).toContain(`PGKEEP_COMPRESSION_LEVEL="${value}" is invalid: expected a whole number from 1 to 19.`);
+    expect(failure.message).toContain(`PGPORT="${value}" is invalid: expected a port number from 1 to 65535.`);
+  });
+
+  // S3's general purpose bucket naming rules, each one a name S3 refuses to create:
+  // https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html
+  it.each([
+    ['192.168.1.1', 'S3 bucket names are never formatted as an IP address'],
+    ['a..b', 'S3 bucket names never contain two adjacent dots'],
+    ['xn--abc', 'S3 reserves the prefix "xn--"'],
+    ['sthree-backups', 'S3 reserves the prefix "sthree-"'],
+    ['sthree-configurator', 'S3 reserves the prefix "sthree-"'],
+    ['amzn-s3-demo-backups', 'S3 reserves the prefix "amzn-s3-demo-"'],
+    ['backups-s3alias', 'S3 reserves the suffix "-s3alias"'],
+    ['backups--ol-s3', 'S3 reserves the suffix "--ol-s3"'],
+    ['backups.mrap', 'S3 reserves the suffix ".mrap"'],
+    ['backups--x-s3', 'S3 reserves the suffix "--x-s3"'],
+    ['backups--table-s3', 'S3 reserves the suffix "--table-s3"'],
+    ['ab', 'it is 2 characters long; S3 bucket names have 3 to 63'],
+    ['a'.repeat(64), 'it is 64 characters long; S3 bucket names have 3 to 63'],
+    ['-backups', 'S3 bucket names begin and end with a letter or digit'],
+    ['backups.', 'S3 bucket names begin and end with a letter or digit'],
+  ])('PGKEEP_BUCKET=%s, which S3 refuses, saying which rule it breaks', (bucket, rule) => {
+    expect(configurationFailure(minimalEnvironment({ PGKEEP_BUCKET: bucket })).message).toContain(`PGKEEP_BUCKET="${bucket}" is not a valid S3 bucket name: ${rule} (`);
   });
 
   it.each([
@@ -321,6 +359,16 @@ describe('redactSecrets', () => {
     const redacted = redactSecrets(`pg_dump said: password "${secret}" rejected; url had ${encodeURIComponent(secret)}`);
 
     expect(redacted).toBe('pg_dump said: password "[REDACTED]" rejected; url had [REDACTED]');
+  });
+
+  it('leaves the placeholder of the example URL in a configuration message readable', () => {
+    const failure = configurationFailure(minimalEnvironment({ PGKEEP_DATABASE_URL: 'mysql://alice:pw@db/orders' }));
+
+    expect(redactSecrets(failure.message)).toContain('PGKEEP_DATABASE_URL is invalid: expected a postgresql://user:PASSWORD@host:port/database URL.');
+  });
+
+  it.each(['Password', 'PASSWORD1', 'password'])('still hides a real URL password %j that merely resembles the placeholder', (password) => {
+    expect(redactSecrets(`postgresql://alice:${password}@db/orders`)).toBe('postgresql://alice:[REDACTED]@db/orders');
   });
 
   it('leaves text without secrets unchanged', () => {

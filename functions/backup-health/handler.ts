@@ -1,7 +1,7 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { S3Client } from '@aws-sdk/client-s3';
 import { cloudWatchSink, metricData, type MetricsSink } from '../../catalog/metrics.ts';
-import { catalogScope, numberSetting } from '../shared/settings.ts';
+import { catalogScope, integerSetting } from '../shared/settings.ts';
 import { assessDatabaseHealth, healthMetrics, type DatabaseHealth } from './health.ts';
 
 /**
@@ -49,7 +49,7 @@ export const handler = async (): Promise<{ databases: number; withoutVerifiedBac
     metrics: cloudWatchSink(),
     logger,
     ...catalogScope(process.env),
-    baselineCount: numberSetting(process.env, 'PGKEEP_HEALTH_BASELINE_COUNT', 7),
+    baselineCount: integerSetting(process.env, 'PGKEEP_HEALTH_BASELINE_COUNT', 7),
   });
   return { databases: results.length, withoutVerifiedBackup: results.filter((result) => !result.newestVerified).map((result) => result.database) };
 };

@@ -5,11 +5,24 @@ export function requiredSetting(env: Readonly<Record<string, string | undefined>
   return value;
 }
 
+/**
+ * A positive number in plain decimal notation ("48", "0.5"). Number() alone also takes "0x10",
+ * "1e1" and "0b11" (16, 10, 3), which nobody writing a setting means as that number.
+ */
 export function numberSetting(env: Readonly<Record<string, string | undefined>>, name: string, fallback: number): number {
   const raw = env[name]?.trim();
   if (!raw) return fallback;
-  const value = Number(raw);
-  if (!Number.isFinite(value) || value <= 0) throw new Error(`${name}="${raw}" is invalid: expected a positive number.`);
+  const value = /^\d+(\.\d+)?$/.test(raw) ? Number(raw) : Number.NaN;
+  if (!Number.isFinite(value) || value <= 0) throw new Error(`${name}="${raw}" is invalid: expected a positive number such as 48 or 0.5. The pgkeep stack sets it; redeploy.`);
+  return value;
+}
+
+/** A positive whole number in decimal digits: a count or a size, where "8.0" or "1e1" is a mistake. */
+export function integerSetting(env: Readonly<Record<string, string | undefined>>, name: string, fallback: number): number {
+  const raw = env[name]?.trim();
+  if (!raw) return fallback;
+  const value = /^\d+$/.test(raw) ? Number(raw) : Number.NaN;
+  if (!Number.isSafeInteger(value) || value <= 0) throw new Error(`${name}="${raw}" is invalid: expected a positive whole number (decimal digits only). The pgkeep stack sets it; redeploy.`);
   return value;
 }
 

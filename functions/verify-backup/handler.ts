@@ -3,7 +3,7 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { S3Client } from '@aws-sdk/client-s3';
 import { cloudWatchSink } from '../../catalog/metrics.ts';
 import { snsAlertSink } from '../shared/alerts.ts';
-import { numberSetting, requiredSetting } from '../shared/settings.ts';
+import { integerSetting, requiredSetting } from '../shared/settings.ts';
 import { processManifest, type ProcessedManifest, type VerifyDependencies } from './process.ts';
 
 /**
@@ -20,7 +20,7 @@ function fromEnvironment(): VerifyDependencies {
     alerts: snsAlertSink(requiredSetting(process.env, 'PGKEEP_ALERT_TOPIC_ARN', 'the ARN of the alert topic')),
     logger,
     environment: requiredSetting(process.env, 'PGKEEP_ENVIRONMENT', 'the environment name'),
-    maxStreamBytes: numberSetting(process.env, 'PGKEEP_VERIFY_MAX_STREAM_MB', 10_240) * 2 ** 20,
+    maxStreamBytes: integerSetting(process.env, 'PGKEEP_VERIFY_MAX_STREAM_MB', 10_240) * 2 ** 20,
   };
   return dependencies;
 }

@@ -7,10 +7,10 @@ export interface ScriptOutcome {
   stderr: string;
 }
 
-/** Runs one of the repository's TypeScript scripts (as `npm start`/`npm run bench` do) to its end. */
-export function runScript(scriptPath: string, args: string[]): Promise<ScriptOutcome> {
+/** Runs one of the repository's TypeScript scripts (as `npm start`/`npm run bench` do) to its end, in `env` (default: this process's). */
+export function runScript(scriptPath: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<ScriptOutcome> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', scriptPath, ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', scriptPath, ...args], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
