@@ -1,14 +1,24 @@
-import type { S3Client } from '@aws-sdk/client-s3';
+import { HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { backupObjectKeys, newBackupId } from '../catalog/keys.ts';
 import { MANIFEST_SCHEMA_VERSION, serializeManifest, type Manifest, type TableStats } from '../catalog/manifest.ts';
 import { libpqEnvironment, type BackupConfig } from './config.ts';
 import { startDumpPipeline, type DumpPipelineExit, type ProcessExit } from './dump-pipeline.ts';
-import { BackupFailure, redactSecrets } from './errors.ts';
-import { StreamingMultipartUpload, UploadIntegrityError } from './multipart-upload.ts';
+import { BackupFailure, redactSecrets, type FailureStage } from './errors.ts';
+import { StreamingMultipartUpload, UploadIntegrityError, type CleanupOutcome } from './multipart-upload.ts';
 import { findPgBinaries, pickPgDumpForServer, probePgBinaryAt, type PgBinary } from './postgres-binaries.ts';
 import { explainS3Error, putJsonObject, reachesS3OverTls } from './s3.ts';
-import { collectTableStats, connectToSource, describeServer, exportSnapshot, type ServerDescription } from './source-database.ts';
+import {
+  backendPid,
+  cancelBackendQuery,
+  closeSession,
+  collectTableStats,
+  connectToSource,
+  describeServer,
+  exportSnapshot,
+  prepareSnapshotSession,
+  type ServerDescription,
+} from './source-database.ts';
 import { PGKEEP_VERSION } from './version.ts';
 
 export interface BackupDependencies {
@@ -26,11 +36,17 @@ export interface BackupResult {
 }
 
 const APPLICATION_NAME = 'pgkeep-backup';
+/** Closing the database sessions and cancelling the task's own query, each at most this long. */
+const SESSION_CLEANUP_MS = 5_000;
 
 /**
  * One backup: a consistent snapshot of the database, streamed through zstd into a multipart
  * upload, then — only once S3 holds exactly the bytes sent — its manifest. On any failure the
- * upload is aborted and no manifest is written, so nothing half-done ever looks like a backup.
+ * upload is aborted and no manifest is written, so nothing half-done ever looks like a backup; the
+ * failure then says what S3 really holds (aborted, not abortable, or completed without manifest).
+ *
+ * It always ends: SIGTERM, PGKEEP_BACKUP_DEADLINE_SECONDS and the database ending the task's own
+ * session each stop it at once (`stop`), and every S3 request has its own deadline (task/s3.ts).
  */
 export async function runBackup(config: BackupConfig, dependencies: BackupDependencies): Promise<BackupResult> {
   const { s3, logger, signal } = dependencies;
@@ -38,23 +54,64 @@ export async function runBackup(config: BackupConfig, dependencies: BackupDepend
   const startedAt = now();
   const backupId = newBackupId(startedAt);
   const { dataKey, manifestKey } = backupObjectKeys(config.catalogDatabase, backupId);
-  throwIfInterrupted(signal);
+  throwIfInterrupted(signal, 'connect');
 
-  const client = await connectToSource(config.connection, APPLICATION_NAME);
+  const progress: BackupProgress = { stage: 'connect', waitingOn: 'database', dumpedBytes: undefined, uploadedBytes: 0 };
+  const deadline = AbortSignal.timeout(config.deadlineMs);
+  /** Aborted, with the failure as its reason, when the database ends the task's own session. */
+  const sessionLost = new AbortController();
+  const stop = AbortSignal.any([signal, deadline, sessionLost.signal]);
+  /** Throws why the backup was stopped, if it was. */
+  const throwIfStopped = (): void => {
+    throwIfInterrupted(signal, progress.stage === 'dump' && progress.waitingOn === 's3' ? 'upload' : progress.stage);
+    if (sessionLost.signal.aborted) throw sessionLost.signal.reason as BackupFailure;
+    if (deadline.aborted) throw deadlineFailure(config, progress);
+  };
+
+  // Connecting has its own 30 s timeout; a stop must not wait for it.
+  const connecting = connectToSource(config.connection, APPLICATION_NAME);
+  const client = await Promise.race([
+    connecting,
+    new Promise<never>((_resolve, reject) => stop.addEventListener('abort', () => reject(new Error('stopped while connecting')), { once: true })),
+  ]).catch((error: unknown) => {
+    void connecting.then((late) => closeSession(late, SESSION_CLEANUP_MS), () => undefined);
+    throwIfStopped();
+    throw error;
+  });
+  // Without a listener, a session the server ends while idle in its transaction
+  // (idle_in_transaction_session_timeout, pg_terminate_backend) crashes Node ("Unhandled 'error'
+  // event") with no failure line, no metric and the upload left behind.
+  const onSessionError = (error: Error): void => {
+    if (!sessionLost.signal.aborted) sessionLost.abort(sessionLostFailure(error));
+  };
+  client.on('error', onSessionError);
   let upload: StreamingMultipartUpload | undefined;
+  let completedKey: string | undefined;
+  let manifestAttempted = false;
   let killPipeline: (() => void) | undefined;
+  let ownPid: number | undefined;
+  let sessionQueryRunning = false;
   try {
+    progress.stage = 'snapshot';
+    await prepareSnapshotSession(client, config.lockWaitTimeoutSeconds);
+    ownPid = await backendPid(client);
     const server = await describeServer(client);
+    progress.stage = 'version-check';
     const pgDump = await choosePgDump(config, server);
     logger.info('connected', { serverVersion: server.serverVersion, inRecovery: server.inRecovery, pgDump: pgDump.path, pgDumpVersion: pgDump.version });
+    throwIfStopped();
 
+    progress.stage = 'snapshot';
     const snapshotId = await exportSnapshot(client).catch((error: unknown) => {
+      throwIfStopped();
       throw new BackupFailure('snapshot', `Could not export a snapshot: ${redactSecrets((error as Error).message)}`, 'The backup user needs a normal (not replication-only) connection; on a standby, pg_export_snapshot needs PostgreSQL 10 or newer.', { cause: error });
     });
-    throwIfInterrupted(signal);
+    throwIfStopped();
 
     // The upload is created before pg_dump starts, so a denied or missing bucket fails fast,
     // before the database has been read at all.
+    progress.stage = 'upload';
+    progress.waitingOn = 's3';
     upload = await StreamingMultipartUpload.create(
       s3,
       { bucket: config.s3.bucket, key: dataKey, checksum: config.s3.checksum, kmsKeyId: config.s3.kmsKeyId, contentType: 'application/zstd' },
@@ -62,13 +119,17 @@ export async function runBackup(config: BackupConfig, dependencies: BackupDepend
         initialPartSizeBytes: config.upload.initialPartSizeBytes,
         maxPartsInFlight: config.upload.maxPartsInFlight,
         skipPayloadSigningOverTls: reachesS3OverTls(config.s3.endpoint),
-        signal,
+        signal: stop,
+        requestTimeoutMs: config.s3RequestTimeoutMs,
       },
     ).catch((error: unknown) => {
+      throwIfStopped();
       throw explainS3Error(error, 'upload', config.s3.bucket, dataKey);
     });
     logger.info('upload started', { key: dataKey, bucket: config.s3.bucket });
 
+    progress.stage = 'dump';
+    progress.waitingOn = 'database';
     const pipeline = startDumpPipeline({
       pgDumpPath: pgDump.path,
       libpqEnvironment: libpqEnvironment(config.connection, APPLICATION_NAME),
@@ -78,15 +139,25 @@ export async function runBackup(config: BackupConfig, dependencies: BackupDepend
       compressionThreads: config.compression.threads,
     });
     killPipeline = () => pipeline.kill('SIGKILL');
-    const stopOnSignal = (): void => pipeline.kill('SIGTERM');
-    signal.addEventListener('abort', stopOnSignal, { once: true });
+    const stopPipeline = (): void => pipeline.kill('SIGTERM');
+    stop.addEventListener('abort', stopPipeline, { once: true });
 
     // Counted inside the exported snapshot while pg_dump streams from it.
-    const tableStats: Promise<TableStats[] | BackupFailure> = collectTableStats(client, config.exactCountMaxBytes).catch(
-      (error: unknown) => new BackupFailure('snapshot', `Counting rows failed: ${redactSecrets((error as Error).message)}`, 'Grant the backup user SELECT on every table it backs up (on RDS, the pg_read_all_data role).', { cause: error }),
-    );
+    sessionQueryRunning = true;
+    const tableStats: Promise<TableStats[] | BackupFailure> = collectTableStats(client, config.exactCountMaxBytes)
+      .catch((error: unknown) => {
+        if (isSessionEnding(error)) onSessionError(error as Error);
+        if (sessionLost.signal.aborted) return sessionLost.signal.reason as BackupFailure;
+        if ((error as { code?: string }).code === '55P03') {
+          return new BackupFailure('snapshot', `Counting rows failed: ${redactSecrets((error as Error).message)}`, LOCK_TIMEOUT_REMEDY, { cause: error });
+        }
+        return new BackupFailure('snapshot', `Counting rows failed: ${redactSecrets((error as Error).message)}`, 'Grant the backup user SELECT on every table it backs up (on RDS, the pg_read_all_data role).', { cause: error });
+      })
+      .finally(() => {
+        sessionQueryRunning = false;
+      });
 
-    const progress = setInterval(() => {
+    const reportProgress = setInterval(() => {
       logger.info('backup progress', {
         dumpedBytes: pipeline.uncompressedBytesSoFar(),
         uploadedBytes: upload?.uploadedBytes,
@@ -96,30 +167,49 @@ export async function runBackup(config: BackupConfig, dependencies: BackupDepend
     let exit: DumpPipelineExit;
     try {
       try {
-        for await (const chunk of pipeline.output) await upload.write(chunk as Buffer);
+        for await (const chunk of pipeline.output) {
+          // While write() waits, S3 is the bottleneck; while the loop waits, the database is.
+          progress.waitingOn = 's3';
+          await upload.write(chunk as Buffer);
+          progress.waitingOn = 'database';
+          progress.uploadedBytes = upload.uploadedBytes;
+        }
       } catch (error) {
         pipeline.kill('SIGKILL');
         await pipeline.exited;
-        throwIfInterrupted(signal);
+        progress.stage = 'upload';
+        throwIfStopped();
         throw explainS3Error(error, 'upload', config.s3.bucket, dataKey);
       }
       exit = await pipeline.exited;
     } finally {
-      clearInterval(progress);
-      signal.removeEventListener('abort', stopOnSignal);
+      clearInterval(reportProgress);
+      stop.removeEventListener('abort', stopPipeline);
+      progress.dumpedBytes = pipeline.uncompressedBytesSoFar() ?? progress.dumpedBytes;
     }
-    throwIfInterrupted(signal);
+    throwIfStopped();
     throwIfPipelineFailed(exit, pgDump);
+    progress.stage = 'snapshot';
     const tables = await tableStats;
     if (tables instanceof BackupFailure) throw tables;
-    await client.query('COMMIT');
-
-    const uploaded = await upload.complete().catch((error: unknown) => {
-      throwIfInterrupted(signal);
-      if (error instanceof UploadIntegrityError) throw new BackupFailure('upload', error.message, 'The upload was aborted and no manifest was written. Run the backup again; if it repeats, the S3-compatible store is not assembling multipart uploads correctly.', { cause: error });
-      throw explainS3Error(error, 'upload', config.s3.bucket, dataKey);
+    await client.query('COMMIT').catch((error: unknown) => {
+      throwIfStopped();
+      throw sessionLostFailure(error as Error);
     });
+    throwIfStopped();
+
+    progress.stage = 'complete';
+    progress.waitingOn = 's3';
+    const uploaded = await upload.complete().catch((error: unknown) => {
+      throwIfStopped();
+      if (error instanceof UploadIntegrityError) throw new BackupFailure('complete', error.message, 'Run the backup again; if it repeats, the S3-compatible store is not assembling multipart uploads correctly.', { cause: error });
+      throw explainS3Error(error, 'complete', config.s3.bucket, dataKey);
+    });
+    if (upload.completedDespiteLostAnswer) {
+      logger.warn('S3 completed the upload, but its answer was lost; the object was found and checked against what was sent', { key: dataKey, bytes: uploaded.bytes });
+    }
     upload = undefined; // completed: nothing to abort any more
+    completedKey = uploaded.key;
 
     const manifest: Manifest = {
       schemaVersion: MANIFEST_SCHEMA_VERSION,
@@ -152,22 +242,124 @@ export async function runBackup(config: BackupConfig, dependencies: BackupDepend
       },
       tables,
     };
-    await writeManifest(s3, config, manifestKey, manifest);
+    progress.stage = 'manifest';
+    manifestAttempted = true;
+    await writeManifest(s3, config, manifestKey, manifest, stop).catch((error: unknown) => {
+      throwIfStopped();
+      throw error;
+    });
     return { manifest, manifestKey, durationMs: Date.parse(manifest.finishedAt) - startedAt.getTime() };
   } catch (error) {
     killPipeline?.();
+    // The row count may be waiting for a lock: closing the connection would not stop it (see cancelBackendQuery).
+    if (sessionQueryRunning && ownPid !== undefined && !sessionLost.signal.aborted) {
+      const cancel = await cancelBackendQuery(config.connection, APPLICATION_NAME, ownPid, SESSION_CLEANUP_MS);
+      if (cancel.error) logger.warn('could not cancel the backup session\'s query; the server ends it when the lock it waits for is released', { pid: ownPid, error: cancel.error });
+    }
+    let cleanup: Cleanup = { kind: 'nothing-uploaded' };
     if (upload) {
       const uploadId = upload.uploadId;
-      const outcome = await upload.abort((attempt, abortError) =>
+      const outcome = await upload.cleanUp((attempt, abortError) =>
         logger.warn('could not abort the multipart upload yet; retrying', { key: dataKey, uploadId, attempt, error: redactSecrets(abortError.message) }),
       );
-      if (outcome.aborted) logger.info('multipart upload aborted', { key: dataKey, uploadId: upload.uploadId, attempts: outcome.attempts });
-      else logger.warn('could not abort the multipart upload; the bucket lifecycle rule removes incomplete uploads after 1 day', { key: dataKey, uploadId: upload.uploadId, error: redactSecrets(outcome.error.message) });
+      if (outcome.kind === 'aborted') logger.info('multipart upload aborted', { key: dataKey, uploadId, attempts: outcome.attempts });
+      else if (outcome.kind === 'completed') logger.warn('S3 had completed the upload: the data object exists without a manifest', { key: dataKey, uploadId, bytes: outcome.bytes });
+      else if (outcome.kind === 'not-aborted') logger.warn('could not abort the multipart upload; the bucket lifecycle rule removes incomplete uploads', { key: dataKey, uploadId, error: redactSecrets(outcome.error.message) });
+      else logger.warn('S3 no longer knows the multipart upload, and whether the data object exists could not be checked', { key: dataKey, uploadId, error: redactSecrets(outcome.error.message) });
+      cleanup = { ...outcome, uploadId };
+    } else if (completedKey) {
+      cleanup = manifestAttempted && (await objectExists(s3, config.s3.bucket, manifestKey)) ? { kind: 'manifest-stored' } : { kind: 'completed', bytes: undefined };
     }
-    throw error;
+    throw withCleanup(error, cleanup, config.s3.bucket, completedKey ?? dataKey, manifestKey, progress.stage);
   } finally {
-    await client.end().catch(() => undefined);
+    client.off('error', onSessionError);
+    // A late 'error' (the server closing while we end) must not crash the process either.
+    client.on('error', () => undefined);
+    await closeSession(client, SESSION_CLEANUP_MS);
   }
+}
+
+interface BackupProgress {
+  stage: FailureStage;
+  /** Which side the backup waits for while it streams: what was slow if the deadline passes. */
+  waitingOn: 'database' | 's3';
+  dumpedBytes: number | undefined;
+  uploadedBytes: number;
+}
+
+type Cleanup = (CleanupOutcome & { uploadId: string }) | { kind: 'nothing-uploaded' } | { kind: 'completed'; bytes: number | undefined } | { kind: 'manifest-stored' };
+
+const LOCK_TIMEOUT_REMEDY = 'A table stayed locked longer than PGKEEP_LOCK_WAIT_TIMEOUT_SECONDS (a long migration or VACUUM FULL?). Run the backup again when it is released, or raise the timeout.';
+
+/** What the failure line adds about what S3 holds now: only what S3 said, never what was hoped. */
+function cleanupSentence(cleanup: Cleanup, bucket: string, key: string, manifestKey: string): string {
+  const target = `s3://${bucket}/${key}`;
+  switch (cleanup.kind) {
+    case 'nothing-uploaded':
+      return 'Nothing was uploaded.';
+    case 'aborted':
+      return 'The upload was aborted and no manifest was written.';
+    case 'not-aborted':
+      return `No manifest was written, but the multipart upload ${cleanup.uploadId} of ${target} could not be aborted (${redactSecrets(cleanup.error.message)}): the bucket's lifecycle rule removes it after its AbortIncompleteMultipartUpload days (1 by default), or remove it now with aws s3api abort-multipart-upload --bucket ${bucket} --key ${key} --upload-id ${cleanup.uploadId}.`;
+    case 'completed':
+      return `No manifest was written, but S3 had completed the upload, so ${target} exists: a data object without a manifest is not a backup (the catalog lists it as data-only; verification and restore ignore it), and enforce-retention deletes it after its grace period.`;
+    case 'unknown':
+      return `No manifest was written. S3 no longer knows the multipart upload ${cleanup.uploadId}, and whether ${target} exists could not be checked (${redactSecrets(cleanup.error.message)}); if it exists it is data-only, not a backup, and enforce-retention deletes it after its grace period.`;
+    case 'manifest-stored':
+      return `S3 had stored the manifest s3://${bucket}/${manifestKey} before the backup stopped: that backup is complete and usable.`;
+  }
+}
+
+function withCleanup(error: unknown, cleanup: Cleanup, bucket: string, key: string, manifestKey: string, stage: FailureStage): BackupFailure {
+  const sentence = cleanupSentence(cleanup, bucket, key, manifestKey);
+  if (error instanceof BackupFailure) {
+    // The manifest stage's own failure already says the data object has no manifest.
+    const remedy = error.stage === 'manifest' && cleanup.kind === 'completed' ? error.remedy : `${error.remedy} ${sentence}`;
+    return new BackupFailure(error.stage, error.message, remedy, { cause: error.cause });
+  }
+  const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  return new BackupFailure(stage, `Unexpected error: ${redactSecrets(message)}`, `This is a pgkeep bug or an unanticipated condition. Run the backup again and report the log. ${sentence}`, { cause: error });
+}
+
+async function objectExists(s3: S3Client, bucket: string, key: string): Promise<boolean> {
+  try {
+    await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }), { abortSignal: AbortSignal.timeout(SESSION_CLEANUP_MS) });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The server ends a session with an error of class 57 (operator intervention), 25P03 or 57P05, or the connection just drops. */
+function isSessionEnding(error: unknown): boolean {
+  const { code, message = '' } = error as { code?: string; message?: string };
+  return code === '57P01' || code === '57P02' || code === '57P03' || code === '25P03' || code === '57P05' || /Connection terminated/i.test(message);
+}
+
+function sessionLostFailure(error: Error): BackupFailure {
+  const { code } = error as { code?: string };
+  const detail = redactSecrets(error.message);
+  const what = `The database ended the backup's own session, which holds the snapshot pg_dump reads and counts the rows for the manifest: ${detail}.`;
+  const remedy =
+    code === '57P01'
+      ? 'Something terminated the session (pg_terminate_backend, often a job that ends long transactions, or a server shutdown): exempt the backup user or application_name pgkeep-backup from such jobs, then run the backup again.'
+      : code === '25P03' || code === '57P05'
+        ? 'A session timeout ended it although pgkeep turns idle_in_transaction_session_timeout off for its own session: check that nothing in between (a pooler such as PgBouncer in transaction mode) resets session settings, then run the backup again.'
+        : 'The connection to the database broke (a failover, a restart, or the network): run the backup again once the database is reachable.';
+  return new BackupFailure('snapshot', what, remedy, { cause: error });
+}
+
+function deadlineFailure(config: BackupConfig, progress: BackupProgress): BackupFailure {
+  const seconds = config.deadlineMs / 1000;
+  const slowSide = progress.stage === 'dump' || progress.stage === 'upload' ? progress.waitingOn : progress.stage === 'complete' || progress.stage === 'manifest' ? 's3' : 'database';
+  const stage: FailureStage = slowSide === 's3' ? (progress.stage === 'dump' ? 'upload' : progress.stage) : progress.stage === 'upload' ? 'dump' : progress.stage;
+  return new BackupFailure(
+    stage,
+    `The backup did not finish within PGKEEP_BACKUP_DEADLINE_SECONDS=${seconds}: it was stopped in the ${stage} stage, waiting for ${slowSide === 's3' ? 'S3' : 'the database'} (${progress.uploadedBytes} bytes uploaded).`,
+    slowSide === 's3'
+      ? 'S3 accepted the data too slowly: check the network path to S3 (VPC endpoint or NAT gateway) and the S3 errors logged above; if the database has simply grown, raise PGKEEP_BACKUP_DEADLINE_SECONDS.'
+      : 'The database delivered the data too slowly (load, a lock, or a server that stopped answering): check the database; if it has simply grown, raise PGKEEP_BACKUP_DEADLINE_SECONDS.',
+  );
 }
 
 async function choosePgDump(config: BackupConfig, server: ServerDescription): Promise<PgBinary> {
@@ -208,22 +400,24 @@ function throwIfPipelineFailed(exit: DumpPipelineExit, pgDump: PgBinary): void {
     process.spawnError ? `${name} could not be started (${process.spawnError.message})` : process.signal ? `${name} was killed by ${process.signal}` : `${name} exited with code ${process.code}`;
   // zstd first: if it died, pg_dump's failure (a broken pipe) is only the consequence.
   if (exit.zstd.spawnError || exit.zstd.code !== 0) {
-    throw new BackupFailure('compress', `${describe('zstd', exit.zstd)}. ${lastLines(exit.zstd.stderr)}`.trim(), exit.zstd.spawnError ? 'Install zstd (the pgkeep image includes it).' : 'The upload was aborted and no manifest was written. Check the task has enough memory for the zstd level and threads, then run the backup again.');
+    throw new BackupFailure('compress', `${describe('zstd', exit.zstd)}. ${lastLines(exit.zstd.stderr)}`.trim(), exit.zstd.spawnError ? 'Install zstd (the pgkeep image includes it).' : 'Check the task has enough memory for the zstd level and threads, then run the backup again.');
   }
   if (exit.pgDump.spawnError || exit.pgDump.code !== 0) {
     const stderr = redactSecrets(lastLines(exit.pgDump.stderr));
     const remedy = exit.pgDump.signal
-      ? 'pg_dump was stopped from outside (out of memory, or killed by an operator). The upload was aborted and no manifest was written; run the backup again.'
+      ? 'pg_dump was stopped from outside (out of memory, or killed by an operator). Run the backup again.'
       : /lock/i.test(stderr)
-        ? 'A table stayed locked longer than PGKEEP_LOCK_WAIT_TIMEOUT_SECONDS (a long migration or VACUUM FULL?). Run the backup again when it is released, or raise the timeout.'
-        : 'Read pg_dump\'s message above; the upload was aborted and no manifest was written. Fix the cause and run the backup again.';
+        ? LOCK_TIMEOUT_REMEDY
+        : /terminating connection|server closed the connection|connection to server .* (lost|closed)/i.test(stderr)
+          ? 'The database ended pg_dump\'s session (pg_terminate_backend, a failover or restart, or the network): run the backup again once the database is reachable, and exempt the backup user from jobs that end long transactions.'
+          : 'Read pg_dump\'s message above, fix the cause and run the backup again.';
     throw new BackupFailure('dump', `${describe(`pg_dump ${pgDump.version}`, exit.pgDump)}${stderr ? `: ${stderr}` : ''}`, remedy);
   }
 }
 
-async function writeManifest(s3: S3Client, config: BackupConfig, manifestKey: string, manifest: Manifest): Promise<void> {
+async function writeManifest(s3: S3Client, config: BackupConfig, manifestKey: string, manifest: Manifest, signal: AbortSignal): Promise<void> {
   try {
-    await putJsonObject(s3, config.s3, manifestKey, serializeManifest(manifest));
+    await putJsonObject(s3, config.s3, manifestKey, serializeManifest(manifest), signal);
   } catch (error) {
     const failure = explainS3Error(error, 'manifest', config.s3.bucket, manifestKey);
     throw new BackupFailure(
@@ -235,9 +429,9 @@ async function writeManifest(s3: S3Client, config: BackupConfig, manifestKey: st
   }
 }
 
-function throwIfInterrupted(signal: AbortSignal): void {
+function throwIfInterrupted(signal: AbortSignal, stage: FailureStage): void {
   if (signal.aborted) {
-    throw new BackupFailure('interrupted', 'The backup was stopped by a signal (ECS sends SIGTERM when a task is stopped or its deployment replaced) before it finished.', 'Nothing was kept: the upload was aborted and no manifest was written. Run the backup again.');
+    throw new BackupFailure('interrupted', `The backup was stopped by a signal (ECS sends SIGTERM when a task is stopped or its deployment replaced) in the ${stage} stage, before it finished.`, 'Run the backup again.');
   }
 }
 

@@ -40,6 +40,10 @@ export interface BackupConfig {
   /** Tables larger than this get a planner estimate instead of an exact count(*). */
   exactCountMaxBytes: number;
   lockWaitTimeoutSeconds: number;
+  /** The whole backup (connect to manifest) must finish within this, or it is abandoned and cleaned up. */
+  deadlineMs: number;
+  /** Every S3 request (one attempt) must finish, or show progress, within this; the SDK then retries it. */
+  s3RequestTimeoutMs: number;
   /** Use exactly this pg_dump instead of choosing one by server version. */
   pgDumpPath: string | undefined;
   /** Extra directories searched for pg_dump, before the usual ones. */
@@ -60,6 +64,15 @@ export const PIPELINE_DEFAULTS = {
   partsInFlight: 2,
 } as const;
 
+/**
+ * A backup holds a snapshot (and so holds back VACUUM) on the production database for as long as
+ * it runs: it must end, one way or the other. 6 hours is several times what a 100 GB database
+ * takes here (docs/performance.md) and well short of a daily schedule.
+ */
+export const BACKUP_DEADLINE_DEFAULT_SECONDS = 21_600;
+/** S3 answers a small request in well under a second; 30 s without a byte is a dead connection. */
+export const S3_REQUEST_TIMEOUT_DEFAULT_SECONDS = 30;
+
 /** Every setting the backup task reads, with what it expects; the README's table mirrors this. */
 export const BACKUP_SETTINGS = {
   PGKEEP_BUCKET: 'name of the S3 bucket that receives the backups (required); S3 bucket naming rules apply',
@@ -77,6 +90,8 @@ export const BACKUP_SETTINGS = {
   PGKEEP_PARTS_IN_FLIGHT: `parts uploaded concurrently (memory is about (this + 1) x part size); default ${PIPELINE_DEFAULTS.partsInFlight}`,
   PGKEEP_EXACT_COUNT_MAX_MB: 'tables larger than this get a planner row estimate instead of count(*); default 1024',
   PGKEEP_LOCK_WAIT_TIMEOUT_SECONDS: 'give up if a table lock cannot be had within this time; default 600',
+  PGKEEP_BACKUP_DEADLINE_SECONDS: `the whole backup must finish within this, or it is stopped, its upload aborted and the snapshot released; default ${BACKUP_DEADLINE_DEFAULT_SECONDS} (6 hours)`,
+  PGKEEP_S3_REQUEST_TIMEOUT_SECONDS: `an S3 request that gets no answer (or, for a part, makes no progress) within this is cancelled and retried, up to 6 attempts; default ${S3_REQUEST_TIMEOUT_DEFAULT_SECONDS}`,
   PGKEEP_PG_DUMP_PATH: 'use exactly this pg_dump file, never another (missing, not executable or not pg_dump: a configuration error); default: the newest installed whose major is at least the server major',
   PGKEEP_PG_BIN_DIRS: 'extra directories (colon-separated) searched for pg_dump first',
   PGKEEP_PROGRESS_SECONDS: 'seconds between progress log lines; default 30',
@@ -172,6 +187,8 @@ export function loadBackupConfig(env: Environment): BackupConfig {
     },
     exactCountMaxBytes: integer('PGKEEP_EXACT_COUNT_MAX_MB', 1024, 0, 1e9) * 2 ** 20,
     lockWaitTimeoutSeconds: integer('PGKEEP_LOCK_WAIT_TIMEOUT_SECONDS', 600, 1, 86_400),
+    deadlineMs: integer('PGKEEP_BACKUP_DEADLINE_SECONDS', BACKUP_DEADLINE_DEFAULT_SECONDS, 1, 7 * 86_400) * 1000,
+    s3RequestTimeoutMs: integer('PGKEEP_S3_REQUEST_TIMEOUT_SECONDS', S3_REQUEST_TIMEOUT_DEFAULT_SECONDS, 1, 600) * 1000,
     pgDumpPath: read('PGKEEP_PG_DUMP_PATH'),
     pgBinDirs: (read('PGKEEP_PG_BIN_DIRS') ?? '').split(':').filter(Boolean),
     progressIntervalMs: integer('PGKEEP_PROGRESS_SECONDS', 30, 1, 3600) * 1000,

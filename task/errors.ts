@@ -10,6 +10,8 @@ export type FailureStage =
   | 'dump'
   | 'compress'
   | 'upload'
+  /** CompleteMultipartUpload and the check of what S3 assembled. */
+  | 'complete'
   | 'manifest'
   | 'interrupted'
   // restore and drill

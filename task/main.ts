@@ -11,7 +11,8 @@
  * (cleaned up, nothing kept).
  */
 import type { Logger } from '@aws-lambda-powertools/logger';
-import { METRIC, cloudWatchSink, metricData, type MetricValue } from '../catalog/metrics.ts';
+import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
+import { METRIC, cloudWatchSink, metricData, type MetricValue, type MetricsSink } from '../catalog/metrics.ts';
 import { runBackup } from './backup.ts';
 import { failureMetrics, publishBackupMetrics, successMetrics } from './backup-metrics.ts';
 import { loadBackupConfig, type BackupConfig } from './config.ts';
@@ -45,8 +46,8 @@ async function backupCommand({ logger, signal }: CommandContext): Promise<number
   try {
     config = loadBackupConfig(process.env);
     logger.appendKeys({ database: config.catalogDatabase, environment: config.environment });
-    const result = await runBackup(config, { s3: createS3Client(config.s3), logger, signal });
-    await publishBackupMetrics(config, successMetrics(result.manifest, result.durationMs), logger);
+    const result = await runBackup(config, { s3: createS3Client(config.s3, { requestTimeoutMs: config.s3RequestTimeoutMs }), logger, signal });
+    await publishBackupMetrics(config, successMetrics(result.manifest, result.durationMs), logger, backupMetricsSink());
     const { object, dump } = result.manifest;
     logger.info('backup completed', {
       backupId: result.manifest.backupId,
@@ -65,9 +66,18 @@ async function backupCommand({ logger, signal }: CommandContext): Promise<number
     });
     return EXIT_OK;
   } catch (error) {
-    if (config) await publishBackupMetrics(config, failureMetrics, logger);
+    if (config) await publishBackupMetrics(config, failureMetrics, logger, backupMetricsSink());
     return reportFailure(logger, 'backup', error, signal);
   }
+}
+
+/**
+ * The failure metric is published after cleanup, often within ECS's stopTimeout after SIGTERM and
+ * on a network that may be what failed: so it gets a short deadline (2 attempts of 5 s), not the
+ * SDK's default of none.
+ */
+function backupMetricsSink(): MetricsSink {
+  return cloudWatchSink(new CloudWatchClient({ maxAttempts: 2, requestHandler: { connectionTimeout: 5_000, requestTimeout: 5_000, throwOnRequestTimeout: true, socketTimeout: 5_000 } }));
 }
 
 async function restoreCommand({ logger, signal }: CommandContext): Promise<number> {

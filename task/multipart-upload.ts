@@ -53,6 +53,12 @@ export interface MultipartOptions {
   skipPayloadSigningOverTls?: boolean;
   /** Cancels in-flight requests (e.g. on SIGTERM). */
   signal?: AbortSignal;
+  /**
+   * The client's per-attempt request timeout (task/s3.ts). A part gets that plus one second per
+   * MiB of its body, so that a part is never cut off on a slow but working link (1 MiB/s is far
+   * below what a task gets from S3), but one that stalls still fails, and is retried, in bounded time.
+   */
+  requestTimeoutMs?: number;
   onPartUploaded?: (progress: { partNumber: number; partBytes: number; uploadedBytes: number }) => void;
 }
 
@@ -70,11 +76,34 @@ export interface UploadedObject {
 
 export type AbortOutcome = { aborted: true; attempts: number } | { aborted: false; attempts: number; error: Error };
 
+/**
+ * What a failed backup's upload turned into, as S3 says, not as pgkeep hoped:
+ * - aborted: S3 removed the upload and its parts;
+ * - completed: S3 had completed the upload (its answer was lost, or the task was stopped while it
+ *   ran), so a data object without a manifest exists: "data-only" in the catalog, never a backup;
+ * - not-aborted: the abort failed (S3 unreachable); the parts stay until the lifecycle rule removes them;
+ * - unknown: S3 no longer knows the upload, and whether an object exists could not be checked.
+ */
+export type CleanupOutcome =
+  | { kind: 'aborted'; attempts: number }
+  | { kind: 'completed'; bytes: number | undefined }
+  | { kind: 'not-aborted'; attempts: number; error: Error }
+  | { kind: 'unknown'; error: Error };
+
 export class UploadIntegrityError extends Error {
   override name = 'UploadIntegrityError';
 }
 
 const ABORT_RETRY_DELAYS_MS = [0, 1_000, 3_000, 7_000];
+/**
+ * Everything cleanup may take: ECS sends SIGKILL stopTimeout after SIGTERM (infra/task-definition.ts
+ * sets 120 s, the Fargate maximum; the ECS default is 30 s, "ContainerDefinition stopTimeout",
+ * https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_ContainerDefinition.html). 30 s
+ * leaves room for closing the database session and publishing the failure metric.
+ */
+export const CLEANUP_BUDGET_MS = 30_000;
+const MAX_ABORT_ATTEMPT_MS = 10_000;
+const PART_SECONDS_PER_MIB = 1;
 
 export class StreamingMultipartUpload {
   private readonly sha256: Hash = createHash('sha256');
@@ -87,6 +116,9 @@ export class StreamingMultipartUpload {
   private bytesAccepted = 0;
   private bytesUploaded = 0;
   private failure: Error | undefined;
+  private completing = false;
+  /** S3 completed the upload but its answer was lost; the object was found and checked instead. */
+  completedDespiteLostAnswer = false;
 
   private constructor(
     private readonly s3: S3Client,
@@ -142,28 +174,38 @@ export class StreamingMultipartUpload {
     const parts = [...this.completedParts].sort((a, b) => (a.PartNumber ?? 0) - (b.PartNumber ?? 0));
     const enforced = this.target.checksum === 'crc64nvme';
     const crc64nvme = crc64NvmeToBase64(this.fullObjectCrc);
-    const completed = await this.s3.send(
-      new CompleteMultipartUploadCommand({
-        Bucket: this.target.bucket,
-        Key: this.target.key,
-        UploadId: this.uploadId,
-        MultipartUpload: { Parts: parts },
-        // S3 rejects the completion (HTTP 400) if the object it assembled has another size...
-        MpuObjectSize: this.bytesAccepted,
-        // ...or, when checksums are on, another CRC64NVME than the bytes we produced.
-        ...(enforced ? { ChecksumCRC64NVME: crc64nvme, ChecksumType: 'FULL_OBJECT' } : {}),
-      }),
-      { abortSignal: this.options.signal },
-    );
+    this.completing = true;
+    let completed: { VersionId?: string; ETag?: string; ServerSideEncryption?: string; SSEKMSKeyId?: string };
+    try {
+      completed = await this.s3.send(
+        new CompleteMultipartUploadCommand({
+          Bucket: this.target.bucket,
+          Key: this.target.key,
+          UploadId: this.uploadId,
+          MultipartUpload: { Parts: parts },
+          // S3 rejects the completion (HTTP 400) if the object it assembled has another size...
+          MpuObjectSize: this.bytesAccepted,
+          // ...or, when checksums are on, another CRC64NVME than the bytes we produced.
+          ...(enforced ? { ChecksumCRC64NVME: crc64nvme, ChecksumType: 'FULL_OBJECT' } : {}),
+        }),
+        { abortSignal: this.options.signal },
+      );
+    } catch (error) {
+      // S3 may have completed the upload although its answer never arrived (the connection broke
+      // while S3 assembled the object; the SDK's retry then gets NoSuchUpload, since the upload
+      // is gone once complete). The object, checked below against what was sent, says which.
+      if (this.options.signal?.aborted || !isLostAnswer(error)) throw error;
+      const found = await this.headObject(undefined).catch(() => undefined);
+      if (!found) throw error;
+      completed = { VersionId: found.VersionId, ETag: found.ETag, ServerSideEncryption: found.ServerSideEncryption, SSEKMSKeyId: found.SSEKMSKeyId };
+      this.completedDespiteLostAnswer = true;
+    }
 
     // Belt and braces: some S3-compatible stores complete an upload they did not fully assemble
     // (one seen in testing silently completed a 0-byte object when it could not parse the part
     // list). An object that is not exactly what we sent must never get a manifest.
     const versionId = pinnedVersionId(completed.VersionId);
-    const head = await this.s3.send(
-      new HeadObjectCommand({ Bucket: this.target.bucket, Key: this.target.key, ...(versionId ? { VersionId: versionId } : {}), ...(enforced ? { ChecksumMode: 'ENABLED' } : {}) }),
-      { abortSignal: this.options.signal },
-    );
+    const head = await this.headObject(versionId);
     if (head.ContentLength !== this.bytesAccepted) {
       throw new UploadIntegrityError(
         `S3 reports ${head.ContentLength ?? 'no'} bytes for s3://${this.target.bucket}/${this.target.key} after completing the upload, but ${this.bytesAccepted} bytes were sent.`,
@@ -194,23 +236,65 @@ export class StreamingMultipartUpload {
    * upload was still running when the abort arrived. Retries, since the usual reason to abort is
    * that S3 was unreachable a moment ago; the bucket's lifecycle rule removes what still remains.
    */
-  async abort(onRetry?: (attempt: number, error: Error) => void): Promise<AbortOutcome> {
-    await Promise.allSettled(this.inFlight);
-    let lastError = new Error('not attempted');
-    for (const [index, delay] of ABORT_RETRY_DELAYS_MS.entries()) {
+  async abort(onRetry?: (attempt: number, error: Error) => void, budgetMs = CLEANUP_BUDGET_MS): Promise<AbortOutcome> {
+    const outcome = await this.abortUpload(onRetry, Date.now() + budgetMs);
+    if (outcome.kind === 'failed') return { aborted: false, attempts: outcome.attempts, error: outcome.error };
+    return { aborted: true, attempts: outcome.attempts };
+  }
+
+  /**
+   * Aborts the upload, within `budgetMs` in all, and finds out what became of it. NoSuchUpload
+   * does not mean "aborted": it is also what S3 answers once the upload was completed, so then the
+   * key is checked for an object.
+   */
+  async cleanUp(onRetry?: (attempt: number, error: Error) => void, budgetMs = CLEANUP_BUDGET_MS): Promise<CleanupOutcome> {
+    const deadline = Date.now() + budgetMs;
+    const outcome = await this.abortUpload(onRetry, deadline);
+    if (outcome.kind === 'aborted') return { kind: 'aborted', attempts: outcome.attempts };
+    if (outcome.kind === 'failed') return { kind: 'not-aborted', attempts: outcome.attempts, error: outcome.error };
+    // An upload pgkeep never asked to complete cannot have become an object.
+    if (!this.completing) return { kind: 'aborted', attempts: outcome.attempts };
+    try {
+      const head = await this.s3.send(new HeadObjectCommand({ Bucket: this.target.bucket, Key: this.target.key }), { abortSignal: AbortSignal.timeout(Math.max(1_000, Math.min(this.attemptTimeoutMs(), deadline - Date.now()))) });
+      return { kind: 'completed', bytes: head.ContentLength };
+    } catch (error) {
+      if (isNotFound(error)) return { kind: 'aborted', attempts: outcome.attempts };
+      return { kind: 'unknown', error: error as Error };
+    }
+  }
+
+  private async abortUpload(onRetry: ((attempt: number, error: Error) => void) | undefined, deadline: number): Promise<{ kind: 'aborted' | 'gone'; attempts: number } | { kind: 'failed'; attempts: number; error: Error }> {
+    // In-flight parts were cancelled by the signal; waiting is bounded by the request timeouts too.
+    await Promise.race([Promise.allSettled(this.inFlight), sleep(Math.max(0, deadline - Date.now()))]);
+    let lastError = new Error('no attempt fitted in the cleanup time');
+    let attempts = 0;
+    for (const delay of ABORT_RETRY_DELAYS_MS) {
+      if (Date.now() + delay + 1_000 > deadline) break;
       if (delay > 0) await sleep(delay);
+      attempts += 1;
       try {
         await this.s3.send(new AbortMultipartUploadCommand({ Bucket: this.target.bucket, Key: this.target.key, UploadId: this.uploadId }), {
-          abortSignal: AbortSignal.timeout(20_000),
+          abortSignal: AbortSignal.timeout(Math.min(this.attemptTimeoutMs(), deadline - Date.now())),
         });
-        return { aborted: true, attempts: index + 1 };
+        return { kind: 'aborted', attempts };
       } catch (error) {
-        if ((error as { name?: string }).name === 'NoSuchUpload') return { aborted: true, attempts: index + 1 };
+        if ((error as { name?: string }).name === 'NoSuchUpload') return { kind: 'gone', attempts };
         lastError = error as Error;
-        if (index + 1 < ABORT_RETRY_DELAYS_MS.length) onRetry?.(index + 1, lastError);
+        onRetry?.(attempts, lastError);
       }
     }
-    return { aborted: false, attempts: ABORT_RETRY_DELAYS_MS.length, error: lastError };
+    return { kind: 'failed', attempts, error: lastError };
+  }
+
+  private attemptTimeoutMs(): number {
+    return Math.min(this.options.requestTimeoutMs ?? MAX_ABORT_ATTEMPT_MS, MAX_ABORT_ATTEMPT_MS);
+  }
+
+  private async headObject(versionId: string | undefined) {
+    return this.s3.send(
+      new HeadObjectCommand({ Bucket: this.target.bucket, Key: this.target.key, ...(versionId ? { VersionId: versionId } : {}), ...(this.target.checksum === 'crc64nvme' ? { ChecksumMode: 'ENABLED' } : {}) }),
+      { abortSignal: this.options.signal },
+    );
   }
 
   private currentPartSize(): number {
@@ -260,8 +344,9 @@ export class StreamingMultipartUpload {
         { step: 'build', name: 'pgkeepUnsignedPayload' },
       );
     }
+    const requestTimeout = this.options.requestTimeoutMs === undefined ? undefined : this.options.requestTimeoutMs + Math.ceil(body.length / 2 ** 20) * PART_SECONDS_PER_MIB * 1000;
     const upload = this.s3
-      .send(command, { abortSignal: this.options.signal })
+      .send(command, { abortSignal: this.options.signal, ...(requestTimeout ? { requestTimeout } : {}) })
       .then((response) => {
         if (!response.ETag) throw new Error(`S3 returned no ETag for part ${partNumber}.`);
         this.completedParts.push({ PartNumber: partNumber, ETag: response.ETag, ...(checksum.ChecksumCRC64NVME ? { ChecksumCRC64NVME: checksum.ChecksumCRC64NVME } : {}) });
@@ -278,6 +363,17 @@ export class StreamingMultipartUpload {
   private throwIfFailed(): void {
     if (this.failure) throw this.failure;
   }
+}
+
+/** The connection broke or timed out, or S3 no longer knows the upload: it may have completed. */
+function isLostAnswer(error: unknown): boolean {
+  const { name = '', message = '', code = '' } = error as { name?: string; message?: string; code?: string };
+  return name === 'NoSuchUpload' || /ECONNRESET|ECONNREFUSED|EPIPE|ETIMEDOUT|socket hang up|TimeoutError|aborted/i.test(`${name} ${code} ${message}`);
+}
+
+function isNotFound(error: unknown): boolean {
+  const { name, $metadata } = error as { name?: string; $metadata?: { httpStatusCode?: number } };
+  return name === 'NotFound' || name === 'NoSuchKey' || $metadata?.httpStatusCode === 404;
 }
 
 function describeEncryption(serverSideEncryption: string | undefined, kmsKeyId: string | undefined): UploadedObject['encryption'] {

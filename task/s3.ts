@@ -1,11 +1,38 @@
 import { PutObjectCommand, S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
-import type { BackupConfig } from './config.ts';
+import { S3_REQUEST_TIMEOUT_DEFAULT_SECONDS, type BackupConfig } from './config.ts';
 import { BackupFailure, type FailureStage } from './errors.ts';
 
-/** `credentials`: only for callers that run a command in-process against a local server (tests); the task uses its role's. */
-export function createS3Client(s3: BackupConfig['s3'], options: Pick<S3ClientConfig, 'credentials'> = {}): S3Client {
+/** How many times the SDK sends one request before giving up (the first try and 5 retries). */
+export const S3_MAX_ATTEMPTS = 6;
+
+export interface S3ClientOptions extends Pick<S3ClientConfig, 'credentials'> {
+  /** Per attempt: time to S3's answer, and the longest silence on the socket. Default 30 s. */
+  requestTimeoutMs?: number;
+}
+
+/**
+ * `credentials`: only for callers that run a command in-process against a local server (tests); the task uses its role's.
+ *
+ * Every request has a deadline. Without one, a black-holed S3 (the connection open, nothing
+ * answered) hangs the backup for ever, with its snapshot open on the production database: the
+ * SDK's Node handler has no timeout by default ("Defaults to 0, which disables the timeout",
+ * @smithy/types NodeHttpHandlerOptions). So: `connectionTimeout` for the TCP/TLS connect,
+ * `requestTimeout` + `throwOnRequestTimeout` for the time until S3 answers (cleared once the
+ * response headers arrive, so a long download is not cut), and `socketTimeout` for a silent socket
+ * (a download that stops mid-body). A timed-out attempt is a TimeoutError, which the SDK's standard
+ * retry strategy treats as transient and retries, up to S3_MAX_ATTEMPTS.
+ */
+export function createS3Client(s3: BackupConfig['s3'], options: S3ClientOptions = {}): S3Client {
+  const { requestTimeoutMs = S3_REQUEST_TIMEOUT_DEFAULT_SECONDS * 1000, ...clientOptions } = options;
   return new S3Client({
-    ...options,
+    ...clientOptions,
+    // The NodeHttpHandler's options, which the client accepts in place of a handler instance.
+    requestHandler: {
+      connectionTimeout: Math.min(requestTimeoutMs, 10_000),
+      requestTimeout: requestTimeoutMs,
+      throwOnRequestTimeout: true,
+      socketTimeout: requestTimeoutMs,
+    },
     region: s3.region,
     ...(s3.endpoint ? { endpoint: s3.endpoint } : {}),
     forcePathStyle: s3.forcePathStyle,
@@ -15,7 +42,7 @@ export function createS3Client(s3: BackupConfig['s3'], options: Pick<S3ClientCon
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
     // A long backup must survive S3's occasional 503 SlowDown / 500 InternalError on a part.
-    maxAttempts: 6,
+    maxAttempts: S3_MAX_ATTEMPTS,
   });
 }
 
@@ -25,7 +52,7 @@ export function createS3Client(s3: BackupConfig['s3'], options: Pick<S3ClientCon
  * carries neither Content-MD5 nor a checksum header to a bucket with default retention, which is
  * why PGKEEP_S3_CHECKSUM=none is refused there (task/config.ts).
  */
-export async function putJsonObject(s3: S3Client, settings: BackupConfig['s3'], key: string, body: string): Promise<void> {
+export async function putJsonObject(s3: S3Client, settings: BackupConfig['s3'], key: string, body: string, abortSignal?: AbortSignal): Promise<void> {
   await s3.send(
     new PutObjectCommand({
       Bucket: settings.bucket,
@@ -35,6 +62,7 @@ export async function putJsonObject(s3: S3Client, settings: BackupConfig['s3'], 
       ...(settings.checksum === 'crc64nvme' ? { ChecksumAlgorithm: 'CRC64NVME' } : {}),
       ...(settings.kmsKeyId ? { ServerSideEncryption: 'aws:kms', SSEKMSKeyId: settings.kmsKeyId, BucketKeyEnabled: true } : {}),
     }),
+    { abortSignal },
   );
 }
 
@@ -58,7 +86,7 @@ export function explainS3Error(error: unknown, stage: FailureStage, bucket: stri
     SignatureDoesNotMatch: [`S3 rejected the request signature for ${target}.`, 'Check the AWS credentials and the region (AWS_REGION).'],
     CredentialsProviderError: [`No AWS credentials were found for ${target}.`, 'Run the task with a task role, or set AWS credentials in its environment.'],
     KMS: [`S3 could not use the KMS key for ${target}: ${message}`, 'Check PGKEEP_KMS_KEY_ID and that the task role may kms:GenerateDataKey and kms:Decrypt with it.'],
-    BadDigest: [`S3 rejected ${target} because its checksum did not match the bytes received: ${message}`, 'The data was damaged in transit; the upload was aborted. Run the backup again; if it repeats, check network middleboxes.'],
+    BadDigest: [`S3 rejected ${target} because its checksum did not match the bytes received: ${message}`, 'The data was damaged in transit. Run the backup again; if it repeats, check network middleboxes.'],
     InvalidRequest: [`S3 rejected the upload of ${target}: ${message}`, 'If the message mentions a checksum or size, the object S3 assembled differs from what was sent; run the backup again.'],
   };
   // S3 says InvalidRequest "Content-MD5 OR x-amz-checksum- HTTP header is required for Put Object

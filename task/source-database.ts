@@ -36,7 +36,7 @@ function tlsOptions(connection: ConnectionSettings): false | ConnectionOptions {
   }
 }
 
-export async function connectToSource(connection: ConnectionSettings, applicationName: string): Promise<pg.Client> {
+export async function connectToSource(connection: ConnectionSettings, applicationName: string, connectTimeoutMs = 30_000): Promise<pg.Client> {
   const attempt = async (ssl: false | ConnectionOptions): Promise<pg.Client> => {
     const client = new pg.Client({
       host: connection.host,
@@ -46,7 +46,7 @@ export async function connectToSource(connection: ConnectionSettings, applicatio
       database: connection.database,
       ssl,
       application_name: applicationName,
-      connectionTimeoutMillis: 30_000,
+      connectionTimeoutMillis: connectTimeoutMs,
     });
     try {
       await client.connect();
@@ -105,6 +105,78 @@ export async function describeServer(client: pg.Client): Promise<ServerDescripti
   if (!row) throw new Error('The server did not report its version.');
   const serverVersionNum = Number(row.server_version_num);
   return { serverVersion: row.server_version, serverVersionNum, major: parseServerVersionNum(serverVersionNum).major, inRecovery: row.in_recovery };
+}
+
+/**
+ * Readies the task's own session for a transaction that stays open as long as the dump runs.
+ * pg_dump does the same on its own connection (setup_connection in pg_dump.c: SET
+ * statement_timeout = 0, lock_timeout = 0, idle_in_transaction_session_timeout = 0, and
+ * transaction_timeout = 0 from PostgreSQL 17), because a role or parameter group may set them,
+ * and RDS parameter groups often set idle_in_transaction_session_timeout: this session sits idle
+ * in its transaction for the whole dump once the row counts are done, and the server would end it.
+ *
+ * lock_timeout is the one exception: pg_dump waits at most --lock-wait-timeout for a table lock,
+ * and so do the row counts here, instead of queueing behind a migration's lock for ever.
+ * client_connection_check_interval (PostgreSQL 14+) makes the server notice, during a long
+ * count, that this task is gone (SIGKILL, lost network), instead of counting on for nobody.
+ * set_config only for the settings the server has, so older servers are not sent unknown names.
+ */
+export async function prepareSnapshotSession(client: pg.Client, lockWaitTimeoutSeconds: number): Promise<void> {
+  const wanted: Record<string, string> = {
+    statement_timeout: '0',
+    idle_in_transaction_session_timeout: '0',
+    transaction_timeout: '0',
+    lock_timeout: `${lockWaitTimeoutSeconds}s`,
+    client_connection_check_interval: '10s',
+  };
+  await client.query(
+    `SELECT set_config(s.name, w.value, false) FROM pg_settings s JOIN json_each_text($1::json) w ON w.key = s.name`,
+    [JSON.stringify(wanted)],
+  );
+}
+
+/** This session's backend process id, as pg_stat_activity and pg_cancel_backend know it. */
+export async function backendPid(client: pg.Client): Promise<number> {
+  const { rows } = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+  return Number(rows[0]?.pid);
+}
+
+/**
+ * Cancels what the session `pid` is running, from a second connection. Closing a connection does
+ * not stop its query: a backend waiting for a lock does not read its socket, so the task's row
+ * count would wait on, holding the snapshot, until the lock holder commits. node-postgres in pure
+ * JavaScript has no documented cancel, so this uses the server's own pg_cancel_backend, which a
+ * role may call on its own sessions. Bounded by `timeoutMs`; failing is reported, never thrown.
+ */
+export async function cancelBackendQuery(connection: ConnectionSettings, applicationName: string, pid: number, timeoutMs: number): Promise<{ cancelled: boolean; error?: string }> {
+  const attempt = (async () => {
+    const other = await connectToSource(connection, `${applicationName}-cancel`, timeoutMs);
+    try {
+      const { rows } = await other.query<{ cancelled: boolean }>('SELECT pg_cancel_backend($1) AS cancelled', [pid]);
+      return { cancelled: rows[0]?.cancelled === true };
+    } finally {
+      await closeSession(other, timeoutMs);
+    }
+  })();
+  const timer = new Promise<{ cancelled: boolean; error: string }>((resolve) => setTimeout(() => resolve({ cancelled: false, error: `no answer within ${timeoutMs} ms` }), timeoutMs).unref());
+  return Promise.race([attempt.catch((error: unknown) => ({ cancelled: false, error: redactSecrets((error as Error).message) })), timer]);
+}
+
+/**
+ * Ends a session within `timeoutMs`. client.end() waits for the server to close its side, which
+ * a black-holed or dead server never does; then the socket is destroyed instead.
+ */
+export async function closeSession(client: pg.Client, timeoutMs: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const ended = await Promise.race([
+    client.end().then(() => true, () => true),
+    new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), timeoutMs);
+    }),
+  ]);
+  clearTimeout(timer);
+  // The connection's socket is not part of node-postgres's typed API.
+  if (!ended) (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
 }
 
 /**

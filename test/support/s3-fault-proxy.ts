@@ -27,6 +27,22 @@ export interface S3FaultProxy {
   /** Backup data objects downloaded from now on send their headers and first `afterBytes` bytes, then stall. */
   holdObjectDownloads(options?: { afterBytes?: number }): void;
   releaseObjectDownloads(): void;
+  /**
+   * Matching requests from now on are accepted and never answered, their bodies never read: a
+   * black-holed route (the connection stays open, nothing comes back). `heal` lets new requests through.
+   */
+  blackHole(predicate?: (request: RecordedRequest) => boolean): void;
+  heal(): void;
+  /** Matching requests are forwarded only after `delayMs`: a slow S3. */
+  delayRequests(predicate: (request: RecordedRequest) => boolean, delayMs: number): void;
+  /**
+   * The next matching request is forwarded and S3 answers it, but the answer is kept from the
+   * client: `'drop'` destroys the client's connection at once (a network failure after S3 did the
+   * work); `'hold'` keeps it waiting until the client gives up (a task stopped mid-request).
+   */
+  loseAnswer(predicate: (request: RecordedRequest) => boolean, how: 'drop' | 'hold'): Promise<RecordedRequest>;
+  /** Matching requests are parked unforwarded (S3 never sees them) until the client gives up. */
+  holdRequests(predicate: (request: RecordedRequest) => boolean): void;
   goDown(): Promise<void>;
   comeBack(): Promise<void>;
   waitForRequest(predicate: (request: RecordedRequest) => boolean, timeoutMs?: number): Promise<RecordedRequest>;
@@ -87,11 +103,27 @@ export async function startS3FaultProxy(upstreamEndpoint: string): Promise<S3Fau
   let holdingDownloads: { afterBytes: number } | undefined;
   const rejections: { predicate: (request: RecordedRequest) => boolean; error: { status: number; code: string; message: string } }[] = [];
 
+  let blackHoled: ((request: RecordedRequest) => boolean) | undefined;
+  const delays: { predicate: (request: RecordedRequest) => boolean; delayMs: number }[] = [];
+  const parkedForever: ((request: RecordedRequest) => boolean)[] = [];
+  const lostAnswers: { predicate: (request: RecordedRequest) => boolean; how: 'drop' | 'hold'; resolve: (request: RecordedRequest) => void }[] = [];
+
   const pass = (incoming: IncomingMessage, outgoing: ServerResponse, record: RecordedRequest): void => {
+    const lost = lostAnswers.find((candidate) => candidate.predicate(record));
+    if (lost) lostAnswers.splice(lostAnswers.indexOf(lost), 1);
     const proxied = forward(
       { host: upstream.hostname, port: upstream.port, method: incoming.method, path: incoming.url, headers: incoming.headers },
       (response) => {
         record.status = response.statusCode;
+        if (lost) {
+          // S3 has done the work; the client never hears of it.
+          response.resume();
+          response.on('end', () => {
+            if (lost.how === 'drop') outgoing.socket?.destroy();
+            lost.resolve(record);
+          });
+          return;
+        }
         outgoing.writeHead(response.statusCode ?? 502, response.headers);
         if (holdingDownloads && isObjectDownload(record) && response.statusCode === 200) {
           const gate = new DownloadGate(holdingDownloads.afterBytes, () => holdingDownloads !== undefined, (resume) => heldDownloads.push(resume));
@@ -126,7 +158,13 @@ export async function startS3FaultProxy(upstreamEndpoint: string): Promise<S3Fau
       return;
     }
     // A held request's body is left unread, so TCP backpressure stalls the sender.
-    if (holding && isPartUpload(record)) held.push(() => pass(incoming, outgoing, record));
+    if (blackHoled?.(record) || parkedForever.some((predicate) => predicate(record))) return;
+    if (holding && isPartUpload(record)) {
+      held.push(() => pass(incoming, outgoing, record));
+      return;
+    }
+    const delay = delays.find((candidate) => candidate.predicate(record));
+    if (delay) setTimeout(() => pass(incoming, outgoing, record), delay.delayMs);
     else pass(incoming, outgoing, record);
   });
   server.on('connection', (socket) => {
@@ -159,6 +197,19 @@ export async function startS3FaultProxy(upstreamEndpoint: string): Promise<S3Fau
       const release = heldDownloads;
       heldDownloads = [];
       for (const resume of release) resume();
+    },
+    blackHole: (predicate = () => true) => {
+      blackHoled = predicate;
+    },
+    heal: () => {
+      blackHoled = undefined;
+    },
+    delayRequests: (predicate, delayMs) => {
+      delays.push({ predicate, delayMs });
+    },
+    loseAnswer: (predicate, how) => new Promise((resolve) => lostAnswers.push({ predicate, how, resolve })),
+    holdRequests: (predicate) => {
+      parkedForever.push(predicate);
     },
     goDown: async () => {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
