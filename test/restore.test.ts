@@ -270,6 +270,26 @@ describe('the restore settings', () => {
     expect(loadRestoreConfig({ ...minimal, PGKEEP_RESTORE_BACKUP: '2026-11-20T07:00:00+01:00' }).selector).toEqual({ kind: 'at-or-before', at: new Date('2026-11-20T06:00:00Z') });
   });
 
+  it('refuse a timestamp that names no real date or time of day, saying which part is wrong rather than blaming the time zone', () => {
+    const failure = configurationFailure({ ...minimal, PGKEEP_RESTORE_BACKUP: '2026-13-45T99:99:99Z' });
+
+    expect(failure.message).toContain('PGKEEP_RESTORE_BACKUP="2026-13-45T99:99:99Z" is not a valid date and time: month 13 does not exist');
+    expect(failure.message).not.toContain('time zone');
+    expect(configurationFailure({ ...minimal, PGKEEP_RESTORE_BACKUP: '2026-02-30T06:00:00Z' }).message).toContain('February 2026 has no day 30');
+    expect(configurationFailure({ ...minimal, PGKEEP_RESTORE_BACKUP: '2026-12-02T24:30:00Z' }).message).toContain('hour 24 does not exist');
+    expect(configurationFailure({ ...minimal, PGKEEP_RESTORE_BACKUP: '2026-12-02T06:00:00+25:00' }).message).toContain('offset +25:00 does not exist');
+  });
+
+  it('accept a space between date and time, as RFC 3339 allows, and a lower-case t or z', () => {
+    expect(loadRestoreConfig({ ...minimal, PGKEEP_RESTORE_BACKUP: '2026-12-02 06:00:00Z' }).selector).toEqual({ kind: 'at-or-before', at: new Date('2026-12-02T06:00:00Z') });
+    expect(loadRestoreConfig({ ...minimal, PGKEEP_RESTORE_BACKUP: '2026-12-02t06:00:00.5z' }).selector).toEqual({ kind: 'at-or-before', at: new Date('2026-12-02T06:00:00.500Z') });
+    expect(loadRestoreConfig({ ...minimal, PGKEEP_RESTORE_BACKUP: '2026-12-02 07:00:00+01:00' }).selector).toEqual({ kind: 'at-or-before', at: new Date('2026-12-02T06:00:00Z') });
+  });
+
+  it('refuse a date without a time of day as such', () => {
+    expect(configurationFailure({ ...minimal, PGKEEP_RESTORE_BACKUP: '2026-12-02' }).message).toContain('PGKEEP_RESTORE_BACKUP="2026-12-02" has no time of day and no time zone');
+  });
+
   it('refuse replace mode without a confirmation, naming PGKEEP_RESTORE_CONFIRM', () => {
     const failure = configurationFailure({ ...minimal, PGKEEP_RESTORE_MODE: 'replace', PGKEEP_RESTORE_TARGET_DATABASE: 'shop' });
 
