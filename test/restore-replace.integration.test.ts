@@ -44,7 +44,7 @@ function connectionTo(database: string): string {
 }
 
 /**
- * Range partitions with a sub-partitioned (list) partition and a default partition, all under a
+ * Range partitions with a sub-partitioned partition and default partitions, all under a
  * primary key; foreign keys from a plain table and from a partitioned table to a partitioned one;
  * table inheritance with a primary key and a check constraint on the parent.
  */
@@ -52,9 +52,10 @@ async function createPartitionedDatabase(client: pg.Client, rows: number): Promi
   await client.query(`
     CREATE TABLE measurements (id integer, taken_on date, kind integer NOT NULL, value numeric, PRIMARY KEY (id, taken_on)) PARTITION BY RANGE (taken_on);
     CREATE TABLE measurements_2025 PARTITION OF measurements FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
-    CREATE TABLE measurements_2026 PARTITION OF measurements FOR VALUES FROM ('2026-01-01') TO ('2027-01-01') PARTITION BY LIST (kind);
-    CREATE TABLE measurements_2026_k1 PARTITION OF measurements_2026 FOR VALUES IN (1);
-    CREATE TABLE measurements_2026_other PARTITION OF measurements_2026 DEFAULT;
+    CREATE TABLE measurements_2026 PARTITION OF measurements FOR VALUES FROM ('2026-01-01') TO ('2027-01-01') PARTITION BY RANGE (taken_on);
+    CREATE TABLE measurements_2026_h1 PARTITION OF measurements_2026 FOR VALUES FROM ('2026-01-01') TO ('2026-07-01');
+    CREATE TABLE measurements_2026_h2 PARTITION OF measurements_2026 DEFAULT;
+    CREATE TABLE measurements_later PARTITION OF measurements DEFAULT;
     CREATE TABLE measurement_notes (id integer PRIMARY KEY, measurement_id integer NOT NULL, taken_on date NOT NULL, note text,
       FOREIGN KEY (measurement_id, taken_on) REFERENCES measurements ON DELETE CASCADE);
     CREATE TABLE measurement_flags (id integer, taken_on date, flag text, PRIMARY KEY (id, taken_on),
