@@ -313,8 +313,10 @@ export async function swapIn(connection: ConnectionSettings, target: string, rep
       try {
         await client.query('BEGIN');
         const { rows } = await client.query<{ ended: string }>(
-          // Only client sessions: the rename itself stops autovacuum workers, which only a superuser may end.
-          "SELECT count(pg_terminate_backend(pid, $2)) AS ended FROM pg_stat_activity WHERE datname = ANY($1) AND backend_type = 'client backend' AND pid <> pg_backend_pid()",
+          // Sessions of roles, not autovacuum workers (no role; the rename stops them itself, and only
+          // a superuser may end them). backend_type is NULL for other roles' sessions unless the
+          // user may read their statistics.
+          "SELECT count(pg_terminate_backend(pid, $2)) AS ended FROM pg_stat_activity WHERE datname = ANY($1) AND usesysid IS NOT NULL AND coalesce(backend_type, 'client backend') = 'client backend' AND pid <> pg_backend_pid()",
           [[target, replacement], TERMINATE_WAIT_MS],
         );
         await client.query(`ALTER DATABASE ${client.escapeIdentifier(target)} RENAME TO ${client.escapeIdentifier(previous)}`);

@@ -254,6 +254,90 @@ describe('replacing a database', () => {
   });
 });
 
+describe('replacing a database as a restore user that is not a superuser', () => {
+  const password = 'restorer-Pa55';
+
+  async function createRole(name: string, options: string): Promise<Record<string, string>> {
+    await withClient(connectionTo('postgres'), (client) => client.query(`CREATE ROLE ${name} LOGIN PASSWORD '${password}' ${options}`));
+    return { PGUSER: name, PGPASSWORD: password };
+  }
+
+  it('that owns the target and has CREATEDB: replaces it', async () => {
+    // Arrange
+    const catalogName = 'replace-as-owner';
+    await backUp(SOURCE.tiny, catalogName);
+    const login = await createRole('owning_restorer', 'CREATEDB');
+    await cluster.createDatabase('owned_target');
+    await withClient(connectionTo('postgres'), (client) => client.query('ALTER DATABASE owned_target OWNER TO owning_restorer'));
+    await withClient(connectionTo('owned_target'), (client) => createTinyDatabase(client, 30));
+    const before = await databaseProperties('owned_target');
+
+    // Act: the backup's objects belong to the superuser, which this user cannot give objects to.
+    const exit = await restore(catalogName, { ...replaceSettings('owned_target', { PGKEEP_RESTORE_NO_OWNER: 'true' }), ...login });
+
+    // Assert
+    expect(exit.code, JSON.stringify(exit.logs)).toBe(0);
+    expect(await fingerprintOf(connectionTo('owned_target'))).toEqual(await fingerprintOf(connectionTo(SOURCE.tiny)));
+    expect(await databaseProperties('owned_target')).toEqual(before);
+  });
+
+  it('that may not end another role\'s session on the target: says so, and leaves the target as it was and no copy behind', async () => {
+    // Arrange: an application session of another role; the restore user lacks pg_signal_backend.
+    const catalogName = 'replace-foreign-session';
+    await backUp(SOURCE.tiny, catalogName);
+    const login = await createRole('plain_restorer', 'CREATEDB');
+    await withClient(connectionTo('postgres'), (client) => client.query(`CREATE ROLE application LOGIN PASSWORD '${password}'`));
+    await cluster.createDatabase('busy_target');
+    await withClient(connectionTo('postgres'), (client) => client.query('ALTER DATABASE busy_target OWNER TO plain_restorer'));
+    await withClient(connectionTo('busy_target'), (client) => createTinyDatabase(client, 30));
+    const before = await fingerprintOf(connectionTo('busy_target'));
+    const databasesBefore = await databaseNames(connectionTo('postgres'));
+    const application = new pg.Client({ host: cluster.host, port: cluster.port, user: 'application', password, database: 'busy_target', application_name: 'shop-api' });
+    await application.connect();
+
+    try {
+      // Act
+      const exit = await restore(catalogName, { ...replaceSettings('busy_target', { PGKEEP_RESTORE_NO_OWNER: 'true' }), ...login });
+
+      // Assert
+      expect(exit.code, JSON.stringify(exit.logs)).toBe(1);
+      const failure = restoreFailureOf(exit);
+      expect(failure.stage).toBe('restore');
+      expect(failure.error).toContain('may not end the sessions connected to it (1: application (shop-api))');
+      expect(failure.error).toContain('"busy_target" was not replaced and is unchanged');
+      expect(failure.remedy).toContain('pg_signal_backend');
+      expect(await isConnectionAlive(application)).toBe(true);
+      expect(await fingerprintOf(connectionTo('busy_target'))).toEqual(before);
+      expect(await databaseNames(connectionTo('postgres'))).toEqual(databasesBefore);
+    } finally {
+      await application.end().catch(() => undefined);
+    }
+  });
+
+  it('that neither owns the target nor belongs to its owner role: refuses before restoring anything, naming what it lacks', async () => {
+    // Arrange
+    const catalogName = 'replace-not-owner';
+    await backUp(SOURCE.tiny, catalogName);
+    const login = await createRole('outside_restorer', 'CREATEDB');
+    await cluster.createDatabase('foreign_target');
+    await withClient(connectionTo('foreign_target'), (client) => createTinyDatabase(client, 30));
+    const before = await fingerprintOf(connectionTo('foreign_target'));
+    const databasesBefore = await databaseNames(connectionTo('postgres'));
+
+    // Act
+    const exit = await restore(catalogName, { ...replaceSettings('foreign_target'), ...login });
+
+    // Assert
+    expect(exit.code, JSON.stringify(exit.logs)).toBe(2);
+    const failure = restoreFailureOf(exit);
+    expect(failure.stage).toBe('refused');
+    expect(failure.error).toContain(`the restore user "outside_restorer" is not the owner of "foreign_target" (${cluster.user}) nor a member of that role; nothing was changed`);
+    expect(exit.logs.some((line) => line.message === 'restoring')).toBe(false);
+    expect(await fingerprintOf(connectionTo('foreign_target'))).toEqual(before);
+    expect(await databaseNames(connectionTo('postgres'))).toEqual(databasesBefore);
+  });
+});
+
 describe('whether an existing target is empty', () => {
   it.each([
     ['a schema', 'holds_schema', 'CREATE SCHEMA reporting', 'schema reporting'],
