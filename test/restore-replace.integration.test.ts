@@ -15,19 +15,22 @@ import { listBackups, type Backup } from '../catalog/listing.ts';
 import { parseManifest } from '../catalog/manifest.ts';
 import { startTask, type TaskExit } from '../scripts/task-process.ts';
 import { startThrowawayCluster, type ThrowawayCluster } from '../task/throwaway-cluster.ts';
-import { backUpWithTask, schemaOf, withClient } from './support/backup-harness.ts';
+import { backUpWithTask, createIncompressibleDatabase, schemaOf, withClient } from './support/backup-harness.ts';
 import { startMotoS3, type MotoS3 } from './support/moto-s3.ts';
+import { isObjectDownload, startS3FaultProxy, type S3FaultProxy } from './support/s3-fault-proxy.ts';
 import { databaseNames, fingerprintOf, logLine, restoreFailureOf } from './support/restore-harness.ts';
 
 let cluster: ThrowawayCluster;
 let moto: MotoS3;
 let s3: S3Client;
+let proxy: S3FaultProxy;
 
 const SOURCE = { partitioned: 'partitioned', tiny: 'tiny' } as const;
 
 beforeAll(async () => {
   [cluster, moto] = await Promise.all([startThrowawayCluster(), startMotoS3({ bucket: 'pgkeep-restore-replace-test' })]);
   s3 = moto.client();
+  proxy = await startS3FaultProxy(moto.endpoint);
   await cluster.createDatabase(SOURCE.partitioned);
   await withClient(connectionTo(SOURCE.partitioned), (client) => createPartitionedDatabase(client, 1000));
   await cluster.createDatabase(SOURCE.tiny);
@@ -35,6 +38,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  await proxy?.stop();
   await moto?.stop();
   await cluster?.stop();
 });
@@ -251,6 +255,39 @@ describe('replacing a database', () => {
     expect(report.remedy).toContain(`"${copy}"`);
     expect(await fingerprintOf(connectionTo('differs_target'))).toEqual(before);
     expect(await fingerprintOf(connectionTo(copy))).toEqual(await fingerprintOf(connectionTo(SOURCE.tiny)));
+  });
+});
+
+describe('a replace that is stopped', () => {
+  it('exits 143 on SIGTERM, drops the copy it was restoring into, and leaves the target as it was', async () => {
+    // Arrange: ~4 MiB of incompressible rows, whose download stalls after its first bytes.
+    const catalogName = 'replace-sigterm';
+    await createIncompressibleDatabase(cluster, 'bulk', 4);
+    await backUp('bulk', catalogName);
+    await cluster.createDatabase('sigterm_target');
+    await withClient(connectionTo('sigterm_target'), (client) => createTinyDatabase(client, 30));
+    const before = await fingerprintOf(connectionTo('sigterm_target'));
+    const databasesBefore = await databaseNames(connectionTo('postgres'));
+    proxy.holdObjectDownloads({ afterBytes: 256 * 1024 });
+    const task = startTask({ command: 'restore', env: restoreEnvironment(catalogName, { ...replaceSettings('sigterm_target'), PGKEEP_S3_ENDPOINT: proxy.endpoint }) });
+    try {
+      await task.waitForLog((line) => line.message === 'restoring');
+      await proxy.waitForRequest((request) => isObjectDownload(request) && request.path.includes(catalogName));
+
+      // Act
+      task.child.kill('SIGTERM');
+      const exit = await task.exited;
+
+      // Assert
+      expect(exit.code, JSON.stringify(exit.logs)).toBe(143);
+      const failure = restoreFailureOf(exit);
+      expect(failure.stage).toBe('interrupted');
+      expect(failure.remedy).toContain('"sigterm_target" was not changed');
+      expect(await fingerprintOf(connectionTo('sigterm_target'))).toEqual(before);
+      expect(await databaseNames(connectionTo('postgres'))).toEqual(databasesBefore);
+    } finally {
+      proxy.releaseObjectDownloads();
+    }
   });
 });
 

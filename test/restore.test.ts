@@ -17,6 +17,7 @@ import { MANIFEST_SCHEMA_VERSION, type Manifest } from '../catalog/manifest.ts';
 import { BackupFailure } from '../task/errors.ts';
 import { ArchivedBackupError, ensureReadable, restoreBackup, type ResolvedBackup } from '../task/restore.ts';
 import { defaultTargetDatabase, loadRestoreConfig, type RestoreConfig } from '../task/restore-config.ts';
+import { setClause, splitSettingList } from '../task/restore-target.ts';
 
 const BUCKET = 'acme-db-backups';
 const DATABASE = 'shop';
@@ -321,5 +322,20 @@ describe('the restore settings', () => {
 
     for (const setting of ['PGKEEP_RESTORE_SOURCE', 'PGKEEP_RESTORE_BACKUP', 'PGKEEP_RESTORE_JOBS', 'PGHOST', 'PGUSER']) expect(failure.message).toContain(setting);
     expect(`${failure.message} ${failure.remedy}`).not.toContain(minimal.PGPASSWORD);
+  });
+});
+
+describe('a database setting carried over to a replacing copy', () => {
+  const identifier = (name: string): string => `"${name.replace(/"/g, '""')}"`;
+  const literal = (value: string): string => `'${value.replace(/'/g, "''")}'`;
+
+  it('of a list setting is split into its elements, unquoted, as pg_dump does', () => {
+    expect(splitSettingList('"$user", public, "Odd ""Schema"""')).toEqual(['$user', 'public', 'Odd "Schema"']);
+    expect(setClause('search_path="$user", public', identifier, literal)).toBe(`SET "search_path" = '$user', 'public'`);
+  });
+
+  it('of any other setting is one literal, whatever it contains', () => {
+    expect(setClause('work_mem=7MB', identifier, literal)).toBe(`SET "work_mem" = '7MB'`);
+    expect(setClause("myapp.greeting=it's a=b, c", identifier, literal)).toBe(`SET "myapp.greeting" = 'it''s a=b, c'`);
   });
 });
