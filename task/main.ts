@@ -19,7 +19,7 @@ import { loadBackupConfig, type BackupConfig } from './config.ts';
 import { loadDrillConfig, runDrill } from './drill.ts';
 import { BackupFailure, redactSecrets } from './errors.ts';
 import { createTaskLogger } from './logger.ts';
-import { ArchivedBackupError, resolveBackup, restoreBackup } from './restore.ts';
+import { ArchivedBackupError, resolveBackup, restoreBackup, type RestoreResult } from './restore.ts';
 import { loadRestoreConfig } from './restore-config.ts';
 import { createS3Client } from './s3.ts';
 
@@ -92,8 +92,17 @@ async function restoreCommand({ logger, signal }: CommandContext): Promise<numbe
             .publish(metricData({ environment: config.environment, database: config.sourceDatabase }, values))
             .catch((error: unknown) => logger.warn('could not publish restore metrics', { error: (error as Error).message }));
     const s3 = createS3Client(config.s3);
-    const resolved = await resolveBackup(s3, config.s3.bucket, config.sourceDatabase, config.selector);
-    logger.info('backup chosen', { backupId: resolved.manifest.backupId, startedAt: resolved.manifest.startedAt, key: resolved.manifest.object.key, bytes: resolved.manifest.object.bytes, verification: resolved.verification?.status ?? 'none' });
+    const resolved = await resolveBackup(s3, config.s3.bucket, config.sourceDatabase, config.selector, { forceUnverified: config.forceUnverified });
+    const skipped = resolved.skipped ?? [];
+    for (const skip of skipped) logger.warn('skipped a backup', { backupId: skip.backupId, reason: skip.reason, chosen: resolved.manifest.backupId });
+    logger.info('backup chosen', {
+      backupId: resolved.manifest.backupId,
+      startedAt: resolved.manifest.startedAt,
+      key: resolved.manifest.object.key,
+      bytes: resolved.manifest.object.bytes,
+      verification: resolved.verification?.status ?? 'none',
+      ...(skipped.length > 0 ? { skipped: skipped.map((skip) => skip.backupId) } : {}),
+    });
     const result = await restoreBackup(s3, config, resolved, logger, signal);
     const matched = result.comparison.mismatches.length === 0;
     await publish([
@@ -113,13 +122,21 @@ async function restoreCommand({ logger, signal }: CommandContext): Promise<numbe
       tablesComparedWithEstimate: result.comparison.tablesComparedWithEstimate,
       tablesNotCompared: result.comparison.tablesNotCompared,
       mismatches: result.comparison.mismatches,
-      ...(matched ? {} : { remedy: 'The restored database does not match the backup\'s manifest: do not put it into service before checking each difference above.' }),
+      ...(result.replacement ? { replaced: result.replacement.swapped } : {}),
+      ...(matched ? {} : { remedy: differencesRemedy(result) }),
     });
     return matched ? EXIT_OK : EXIT_RESTORED_WITH_DIFFERENCES;
   } catch (error) {
     if (!(error instanceof ArchivedBackupError)) await publish([{ name: METRIC.restoreFailed, value: 1, unit: 'Count' }]);
     return reportFailure(logger, 'restore', error, signal);
   }
+}
+
+function differencesRemedy(result: RestoreResult): string {
+  if (result.replacement && !result.replacement.swapped) {
+    return `"${result.replacement.target}" was not replaced: it is unchanged. The restored copy, "${result.targetDatabase}", does not match the backup's manifest: check each difference above there, then drop it (DROP DATABASE "${result.targetDatabase}").`;
+  }
+  return 'The restored database does not match the backup\'s manifest: do not put it into service before checking each difference above.';
 }
 
 async function drillCommand({ logger, signal }: CommandContext): Promise<number> {

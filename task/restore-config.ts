@@ -35,9 +35,9 @@ export interface RestoreConfig {
 
 export const RESTORE_SETTINGS = {
   PGKEEP_RESTORE_SOURCE: 'catalog name of the database whose backup to restore (required unless PGKEEP_RESTORE_BACKUP is a key)',
-  PGKEEP_RESTORE_BACKUP: 'latest (default); a timestamp (the newest backup at or before it, e.g. 2026-11-20T06:00:00Z); a backup id; or a backup key',
+  PGKEEP_RESTORE_BACKUP: 'latest (default: the newest backup that is complete, not future-dated and did not fail verification); a timestamp with a time zone (the newest backup at or before it, e.g. 2026-11-20T06:00:00Z or 2026-11-20 06:00:00Z); a backup id; or a backup key',
   PGKEEP_RESTORE_TARGET_DATABASE: 'database to restore into; default: a new database <source>_<backup time>',
-  PGKEEP_RESTORE_MODE: 'new (default: the target must not exist or be empty) or replace (drop and recreate its objects: --clean --if-exists, one transaction)',
+  PGKEEP_RESTORE_MODE: 'new (default: the target must not exist or hold no user objects) or replace (restore into a copy beside the target, compare it, then swap it in by renaming; the target is untouched until then)',
   PGKEEP_RESTORE_CONFIRM: 'replace mode only: must repeat the target database name',
   PGKEEP_RESTORE_FORCE_UNVERIFIED: 'true to restore a backup whose verification failed; default false',
   PGKEEP_RESTORE_NO_OWNER: 'true to skip ownership and privileges (when the source roles do not exist on the target); default false',
@@ -63,9 +63,11 @@ export function loadRestoreConfig(env: Environment): RestoreConfig {
     selector = { kind: 'backup-id', backupId: parsedKey.backupId };
     sourceFromKey = parsedKey.database;
   } else if (isBackupId(backupRaw)) selector = { kind: 'backup-id', backupId: backupRaw };
-  else if (/^\d{4}-\d{2}-\d{2}T[\d:.]+(Z|[+-]\d{2}:\d{2})$/i.test(backupRaw) && !Number.isNaN(Date.parse(backupRaw))) selector = { kind: 'at-or-before', at: new Date(backupRaw) };
-  else if (/^\d{4}-\d{2}-\d{2}/.test(backupRaw)) problems.push(`PGKEEP_RESTORE_BACKUP="${backupRaw}" has no time zone: write it in UTC with Z (2026-11-20T06:00:00Z) or with an offset (2026-11-20T07:00:00+01:00), so it means the same instant everywhere.`);
-  else problems.push(`PGKEEP_RESTORE_BACKUP="${backupRaw}" is invalid: expected latest, a timestamp such as 2026-11-20T06:00:00Z, a backup id or a backup key.`);
+  else if (/^\d{4}-\d{2}-\d{2}/.test(backupRaw)) {
+    const parsed = parseTimestamp(backupRaw);
+    if (parsed instanceof Date) selector = { kind: 'at-or-before', at: parsed };
+    else problems.push(`PGKEEP_RESTORE_BACKUP="${backupRaw}" ${parsed.problem}`);
+  } else problems.push(`PGKEEP_RESTORE_BACKUP="${backupRaw}" is invalid: expected latest, a timestamp such as 2026-11-20T06:00:00Z, a backup id or a backup key.`);
 
   const sourceDatabase = read('PGKEEP_RESTORE_SOURCE') ?? sourceFromKey ?? '';
   if (!sourceDatabase) problems.push('PGKEEP_RESTORE_SOURCE is not set: expected the name of the database whose backup to restore.');
@@ -109,6 +111,40 @@ export function loadRestoreConfig(env: Environment): RestoreConfig {
     throw new BackupFailure('configuration', `The restore task is misconfigured:\n  - ${problems.join('\n  - ')}`, 'Fix the settings above (see "Restore" in README.md) and run the task again. Nothing was read or written.');
   }
   return config;
+}
+
+const ZONE_EXAMPLES = 'write it in UTC with Z (2026-11-20T06:00:00Z) or with an offset (2026-11-20T07:00:00+01:00), so it means the same instant everywhere.';
+const MONTHS = ['January', 'February', 'March', 'April', 'May', 'June', 'July', 'August', 'September', 'October', 'November', 'December'];
+
+/**
+ * An RFC 3339 date-time (seconds and fractions optional, as ISO 8601 allows), or what is wrong with
+ * it. RFC 3339 (section 5.6) lets a space stand for the "T" and allows lower-case t and z; a time
+ * without a zone is refused because it would mean different instants on different machines. Every
+ * field is range-checked here: Date.parse would roll 2026-02-30 over to March 2.
+ */
+export function parseTimestamp(text: string): Date | { problem: string } {
+  if (/^\d{4}-\d{2}-\d{2}$/.test(text)) return { problem: `has no time of day and no time zone: ${ZONE_EXAMPLES}` };
+  const match = /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})?$/i.exec(text);
+  if (!match) return { problem: 'is invalid: expected latest, a timestamp such as 2026-11-20T06:00:00Z, a backup id or a backup key.' };
+  const [, year, month, day, hour, minute, second = '00', fraction = '', zone] = match as unknown as [string, string, string, string, string, string, string | undefined, string | undefined, string | undefined];
+  const invalid = (what: string): { problem: string } => ({ problem: `is not a valid date and time: ${what}.` });
+  const [y, mo, d, h, mi, s] = [year, month, day, hour, minute, second].map(Number) as [number, number, number, number, number, number];
+  if (mo < 1 || mo > 12) return invalid(`month ${month} does not exist`);
+  const daysInMonth = new Date(Date.UTC(y, mo, 0)).getUTCDate();
+  if (d < 1 || d > daysInMonth) return invalid(`${MONTHS[mo - 1]} ${year} has no day ${day}`);
+  if (h > 23) return invalid(`hour ${hour} does not exist`);
+  if (mi > 59) return invalid(`minute ${minute} does not exist`);
+  // A leap second (:60) has no representation in JavaScript's or S3's clocks.
+  if (s > 59) return invalid(`second ${second} does not exist`);
+  if (zone === undefined) return { problem: `has no time zone: ${ZONE_EXAMPLES}` };
+  let offsetMinutes = 0;
+  if (zone.toUpperCase() !== 'Z') {
+    const [offsetHours, offsetRest] = zone.slice(1).split(':').map(Number) as [number, number];
+    if (offsetHours > 23 || offsetRest > 59) return invalid(`offset ${zone} does not exist`);
+    offsetMinutes = (zone.startsWith('-') ? -1 : 1) * (offsetHours * 60 + offsetRest);
+  }
+  const milliseconds = fraction ? Math.floor(Number(`0${fraction}`) * 1000) : 0;
+  return new Date(Date.UTC(y, mo - 1, d, h, mi, s, milliseconds) - offsetMinutes * 60_000);
 }
 
 /** `<source>_<yyyymmdd_hhmmss>` of the backup's start, within PostgreSQL's 63-byte name limit. */

@@ -10,8 +10,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { GetObjectCommand, HeadObjectCommand, RestoreObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { Logger } from '@aws-lambda-powertools/logger';
 import type pg from 'pg';
-import { findNewestBackupAtOrBefore, listBackups, type Backup } from '../catalog/listing.ts';
-import { parseManifest, pinnedVersionId, type Manifest } from '../catalog/manifest.ts';
+import { futureDatedByMs, findNewestBackupAtOrBefore, isCompleteBackup, listBackups, listCatalogEntries, type Backup, type CatalogEntry } from '../catalog/listing.ts';
+import { ManifestError, parseManifest, pinnedVersionId, type Manifest } from '../catalog/manifest.ts';
 import { readVerification, type VerificationRecord } from '../catalog/verification.ts';
 import { feedArchive } from './archive-reader.ts';
 import { libpqEnvironment, type ConnectionSettings } from './config.ts';
@@ -21,6 +21,7 @@ import { makeScratchDirectory } from './scratch-directory.ts';
 import type { ArchiveTier, BackupSelector, RestoreConfig } from './restore-config.ts';
 import { defaultTargetDatabase } from './restore-config.ts';
 import { connectToSource } from './source-database.ts';
+import { carryOverProperties, checkCanReplace, createReplacementDatabase, describeUserObjects, findUserObjects, swapIn } from './restore-target.ts';
 
 const APPLICATION_NAME = 'pgkeep-restore';
 
@@ -28,6 +29,13 @@ export interface ResolvedBackup {
   backup: Backup;
   manifest: Manifest;
   verification: VerificationRecord | undefined;
+  /** Newer backups that "latest" passed over, newest first, each with why. */
+  skipped?: SkippedBackup[];
+}
+
+export interface SkippedBackup {
+  backupId: string;
+  reason: string;
 }
 
 export interface TableComparison {
@@ -58,6 +66,8 @@ export interface RestoreResult {
   restoreSeconds: number;
   sha256: string;
   comparison: TableComparison;
+  /** Replace mode: the database replaced, and whether the restored copy took its place. */
+  replacement?: { target: string; swapped: boolean; sessionsEnded: number };
 }
 
 /** The backup exists but sits in an archive storage class: a retrieval was requested or is running. */
@@ -68,22 +78,122 @@ export class ArchivedBackupError extends BackupFailure {
 // ---------------------------------------------------------------------------------------------
 // Which backup
 
-export async function resolveBackup(s3: S3Client, bucket: string, database: string, selector: BackupSelector): Promise<ResolvedBackup> {
+export interface SelectionOptions {
+  /** "latest" also considers backups whose verification failed. */
+  forceUnverified?: boolean;
+  /** The task's clock; a backup's start time may not lie ahead of it (nor of its objects' LastModified). */
+  now?: Date;
+}
+
+export async function resolveBackup(s3: S3Client, bucket: string, database: string, selector: BackupSelector, options: SelectionOptions = {}): Promise<ResolvedBackup> {
   const location = { bucket, database };
-  let backup: Backup | undefined;
-  if (selector.kind === 'at-or-before') backup = await findNewestBackupAtOrBefore(s3, location, selector.at);
-  else {
-    const backups = await listBackups(s3, location);
-    backup = selector.kind === 'latest' ? backups.at(-1) : backups.find((candidate) => candidate.backupId === selector.backupId);
-  }
-  if (!backup) {
-    const which = selector.kind === 'latest' ? 'any backup' : selector.kind === 'at-or-before' ? `a backup at or before ${selector.at.toISOString()}` : `backup ${selector.backupId}`;
-    throw new BackupFailure('restore', `s3://${bucket} holds no finished ${which} of database "${database}".`, 'Check PGKEEP_RESTORE_SOURCE (the catalog name) and PGKEEP_RESTORE_BACKUP; list the backups with `aws s3 ls s3://BUCKET/backups/<database>/`.');
-  }
-  const manifestObject = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: backup.manifestKey }));
-  const manifest = parseManifest(await manifestObject.Body!.transformToString(), backup.manifestKey);
+  if (selector.kind === 'latest') return resolveLatest(s3, bucket, database, options);
+  const backup = selector.kind === 'at-or-before' ? await findNewestBackupAtOrBefore(s3, location, selector.at) : (await listBackups(s3, location)).find((candidate) => candidate.backupId === selector.backupId);
+  if (!backup) throw noBackup(bucket, database, selector.kind === 'at-or-before' ? `backup at or before ${selector.at.toISOString()}` : `backup ${selector.backupId}`);
+  const manifest = await readManifest(s3, bucket, database, backup);
   const verification = await readVerification(s3, bucket, backup.dataKey).catch(() => undefined);
   return { backup, manifest, verification };
+}
+
+function noBackup(bucket: string, database: string, which: string): BackupFailure {
+  return new BackupFailure('restore', `s3://${bucket} holds no finished ${which} of database "${database}".`, 'Check PGKEEP_RESTORE_SOURCE (the catalog name) and PGKEEP_RESTORE_BACKUP; list the backups with `aws s3 ls s3://BUCKET/backups/<database>/`.');
+}
+
+/**
+ * The newest backup that can be trusted to be what it says: "latest" passes over, and names, a
+ * backup whose data object is gone, whose start time lies ahead of the clocks (its real age is
+ * unknown, so it may be older than the one before it) or whose verification failed. A manifest
+ * that cannot be read is not passed over: that is damage someone must look at, so the restore
+ * stops and names the backup to use instead.
+ */
+async function resolveLatest(s3: S3Client, bucket: string, database: string, options: SelectionOptions): Promise<ResolvedBackup> {
+  const now = options.now ?? new Date();
+  const entries = await listCatalogEntries(s3, { bucket, database });
+  const skipped: SkippedBackup[] = [];
+  for (let index = entries.length - 1; index >= 0; index -= 1) {
+    const entry = entries[index]!;
+    if (entry.state === 'manifest-only') {
+      skipped.push({ backupId: entry.backupId, reason: `its data object is gone (only its manifest ${entry.manifestKey} is left), so it cannot be restored` });
+      continue;
+    }
+    // In progress, or failed before its manifest: never a backup.
+    if (!isCompleteBackup(entry)) continue;
+    const ahead = futureDatedByMs(entry, now);
+    if (ahead !== undefined) {
+      skipped.push({ backupId: entry.backupId, reason: `its start time (${entry.startedAt.toISOString()}) lies ${formatDuration(ahead)} ahead of the S3 clock (its objects were written ${lastWritten(entry)}): the clock of the task that made it was wrong, so its real age is unknown` });
+      continue;
+    }
+    const verification = await readVerification(s3, bucket, entry.dataKey).catch(() => undefined);
+    if (verification?.status === 'failed' && !options.forceUnverified) {
+      skipped.push({ backupId: entry.backupId, reason: `it failed verification (${verification.method ?? 'unknown check'}, ${verification.verifiedAt ?? 'unknown time'})` });
+      continue;
+    }
+    const manifest = await readManifest(s3, bucket, database, entry);
+    return { backup: entry, manifest, verification, skipped };
+  }
+  if (skipped.length === 0) throw noBackup(bucket, database, 'backup');
+  const failedVerification = skipped.some((skip) => skip.reason.startsWith('it failed verification'));
+  throw new BackupFailure(
+    'refused',
+    `s3://${bucket} holds no backup of database "${database}" that "latest" can restore; it passed over ${skipped.map((skip) => `${skip.backupId}: ${skip.reason}`).join('; ')}.`,
+    `${failedVerification ? 'Set PGKEEP_RESTORE_FORCE_UNVERIFIED=true to restore a backup that failed verification anyway (its SHA-256 is still checked), or name' : 'Name'} a backup you trust with PGKEEP_RESTORE_BACKUP=<backup id>; run a new backup now.`,
+  );
+}
+
+function lastWritten(entry: CatalogEntry): string {
+  const times = [entry.dataLastModified, entry.manifestLastModified].filter((time): time is Date => time !== undefined);
+  return times.length === 0 ? 'at an unknown time' : `at ${new Date(Math.min(...times.map((time) => time.getTime()))).toISOString()}`;
+}
+
+function formatDuration(milliseconds: number): string {
+  const minutes = Math.round(milliseconds / 60_000);
+  if (minutes < 120) return `${minutes} minutes`;
+  const hours = Math.round(minutes / 60);
+  return hours < 48 ? `${hours} hours` : `${Math.round(hours / 24)} days`;
+}
+
+/**
+ * The backup's manifest, or a refusal naming the backup, the problem and the newest verified
+ * backup before it. A manifest that does not describe the backup whose key it sits under (copied
+ * from another) is as untrustworthy as one that does not parse.
+ */
+async function readManifest(s3: S3Client, bucket: string, database: string, backup: Backup): Promise<Manifest> {
+  let problem: string;
+  let newerSchema = false;
+  try {
+    const text = await (await s3.send(new GetObjectCommand({ Bucket: bucket, Key: backup.manifestKey }))).Body!.transformToString();
+    const manifest = parseManifest(text, backup.manifestKey);
+    if (manifest.backupId === backup.backupId && manifest.database === database) return manifest;
+    problem = `${backup.manifestKey} describes backup ${manifest.backupId} of "${manifest.database}", not the backup its key names`;
+  } catch (error) {
+    if (!(error instanceof ManifestError)) throw error;
+    problem = error.message.replace(/\.$/, '');
+    newerSchema = /newer than this pgkeep understands/.test(error.message);
+  }
+  const alternative = await newestVerifiedBefore(s3, bucket, database, backup);
+  const instead = alternative
+    ? `restore the newest verified backup before it instead: PGKEEP_RESTORE_BACKUP=${alternative.backupId} (started ${alternative.startedAt.toISOString()})`
+    : 'no earlier backup is marked verified: name one you trust with PGKEEP_RESTORE_BACKUP=<backup id> (list them with `aws s3 ls s3://BUCKET/backups/<database>/`)';
+  throw new BackupFailure(
+    'refused',
+    `Backup ${backup.backupId} of database "${database}" cannot be restored: ${problem}. Nothing was changed.`,
+    newerSchema ? `Upgrade pgkeep to restore it, or ${instead}.` : `Its manifest was damaged or not written by pgkeep, so nothing vouches for its data: ${instead}, and find out what wrote s3://${bucket}/${backup.manifestKey}.`,
+  );
+}
+
+async function newestVerifiedBefore(s3: S3Client, bucket: string, database: string, backup: Backup): Promise<Backup | undefined> {
+  const now = new Date();
+  const older = (await listBackups(s3, { bucket, database })).filter((candidate) => candidate.backupId < backup.backupId && futureDatedByMs(candidate, now) === undefined);
+  for (const candidate of older.reverse()) {
+    if ((await readVerification(s3, bucket, candidate.dataKey).catch(() => undefined))?.status !== 'verified') continue;
+    try {
+      const text = await (await s3.send(new GetObjectCommand({ Bucket: bucket, Key: candidate.manifestKey }))).Body!.transformToString();
+      if (parseManifest(text, candidate.manifestKey).backupId === candidate.backupId) return candidate;
+    } catch {
+      // Not one to recommend either.
+    }
+  }
+  return undefined;
 }
 
 /** The newest backup that verify-backup marked verified: what the drill proves restorable. */
@@ -156,30 +266,34 @@ async function withDatabase<T>(connection: ConnectionSettings, database: string,
   }
 }
 
-/** Creates the target if it does not exist; refuses a non-empty one unless replace mode is confirmed. */
-export async function prepareTarget(config: Pick<RestoreConfig, 'target' | 'mode' | 'confirm'>, targetDatabase: string): Promise<{ created: boolean }> {
+/**
+ * Creates the target if it does not exist; refuses a non-empty one unless replace mode is
+ * confirmed. `replacing`: the target exists and replace mode will restore beside it and swap the
+ * copy in (restore-target.ts).
+ */
+export async function prepareTarget(config: Pick<RestoreConfig, 'target' | 'mode' | 'confirm' | 'targetDatabase'>, targetDatabase: string): Promise<{ created: boolean; replacing: boolean }> {
   const exists = await withDatabase(config.target, config.target.database, async (client) => (await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [targetDatabase])).rowCount === 1);
   if (!exists) {
     await withDatabase(config.target, config.target.database, (client) => client.query(`CREATE DATABASE ${client.escapeIdentifier(targetDatabase)}`));
-    return { created: true };
+    return { created: true, replacing: false };
   }
-  const userRelations = await withDatabase(config.target, targetDatabase, async (client) => {
-    const { rows } = await client.query<{ count: string }>(`SELECT count(*) AS count FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-      WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_(toast|temp_)'`);
-    return Number(rows[0]?.count ?? 0);
-  });
-  if (userRelations === 0) return { created: false };
-  if (config.mode !== 'replace') {
-    throw new BackupFailure(
-      'refused',
-      `The target database "${targetDatabase}" already exists and is not empty (${userRelations} relations). pgkeep never restores over existing data by default.`,
-      `Restore into a new database (leave PGKEEP_RESTORE_TARGET_DATABASE unset), or replace it deliberately: PGKEEP_RESTORE_MODE=replace and PGKEEP_RESTORE_CONFIRM=${targetDatabase}.`,
-    );
+  if (config.mode === 'replace') {
+    if (config.confirm !== targetDatabase) {
+      throw new BackupFailure('refused', `PGKEEP_RESTORE_CONFIRM="${config.confirm ?? ''}" does not match the target database "${targetDatabase}"; nothing was changed.`, `To replace "${targetDatabase}", set PGKEEP_RESTORE_CONFIRM=${targetDatabase} exactly.`);
+    }
+    await checkCanReplace(config.target, targetDatabase);
+    return { created: false, replacing: true };
   }
-  if (config.confirm !== targetDatabase) {
-    throw new BackupFailure('refused', `PGKEEP_RESTORE_CONFIRM="${config.confirm ?? ''}" does not match the target database "${targetDatabase}"; nothing was changed.`, `To replace "${targetDatabase}", set PGKEEP_RESTORE_CONFIRM=${targetDatabase} exactly.`);
-  }
-  return { created: false };
+  const found = await findUserObjects(config.target, targetDatabase);
+  if (found.count === 0) return { created: false, replacing: false };
+  const replaceDeliberately = `replace it deliberately: PGKEEP_RESTORE_MODE=replace, PGKEEP_RESTORE_TARGET_DATABASE=${targetDatabase} and PGKEEP_RESTORE_CONFIRM=${targetDatabase}`;
+  throw new BackupFailure(
+    'refused',
+    `The target database "${targetDatabase}" already exists and is not empty (${describeUserObjects(found)}). pgkeep never restores over existing data by default; nothing was changed.`,
+    config.targetDatabase === undefined
+      ? `"${targetDatabase}" is the default target for this backup (<source>_<backup time>), so an earlier restore of this backup may have made it. Use that database; or drop it (DROP DATABASE "${targetDatabase}") and run the restore again; or set PGKEEP_RESTORE_TARGET_DATABASE to a database that does not exist yet; or ${replaceDeliberately}.`
+      : `Restore into a new database (set PGKEEP_RESTORE_TARGET_DATABASE to a name that does not exist yet, or leave it unset for one named after the backup), or ${replaceDeliberately}.`,
+  );
 }
 
 export async function dropDatabase(connection: ConnectionSettings, database: string): Promise<void> {
@@ -247,11 +361,10 @@ export function pickPgRestore(clients: PgBinary[], archiveMajor: number): PgBina
   return clients.filter((client) => client.major >= archiveMajor).sort((a, b) => b.major - a.major)[0];
 }
 
-function pgRestoreArguments(config: Pick<RestoreConfig, 'mode' | 'noOwner' | 'jobs'>, targetDatabase: string): string[] {
+function pgRestoreArguments(config: Pick<RestoreConfig, 'noOwner' | 'jobs'>, targetDatabase: string): string[] {
+  // Always into a database that holds nothing yet: replace mode restores beside the target and
+  // swaps the copy in (restore-target.ts), so nothing needs --clean, and a failure drops the copy.
   const args = ['--exit-on-error', '--dbname', targetDatabase];
-  if (config.mode === 'replace') args.push('--clean', '--if-exists');
-  // One transaction: a failed replace leaves the old contents. pg_restore cannot combine it with -j.
-  if (config.mode === 'replace' && config.jobs === 1) args.push('--single-transaction');
   if (config.noOwner) args.push('--no-owner', '--no-privileges');
   if (config.jobs > 1) args.push('--jobs', String(config.jobs));
   return args;
@@ -502,26 +615,60 @@ export async function restoreBackup(
   await ensureReadable(s3, config.s3.bucket, manifest.object.key, config.archive, logger, signal, pinnedVersionId(manifest.object.versionId));
 
   const targetDatabase = config.targetDatabase ?? defaultTargetDatabase(manifest.database, new Date(manifest.startedAt));
-  const { created } = await prepareTarget(config, targetDatabase);
-  logger.info('restoring', { backupId: manifest.backupId, key: manifest.object.key, targetDatabase, createdTarget: created, mode: config.mode, jobs: config.jobs, pgRestore: pgRestore.version });
+  const { created, replacing } = await prepareTarget(config, targetDatabase);
+  // Replace mode restores into a copy beside the target; the target is not touched until the swap.
+  const restoreInto = replacing ? await createReplacementDatabase(config.target, targetDatabase) : targetDatabase;
+  const dropsOnFailure = created || replacing;
+  const dropRestored = async (): Promise<void> => {
+    try {
+      await dropDatabase(config.target, restoreInto);
+      logger.info('dropped the half-restored database', { targetDatabase: restoreInto });
+    } catch (dropError) {
+      logger.error('could not drop the half-restored database; drop it by hand', { targetDatabase: restoreInto, error: redactSecrets((dropError as Error).message) });
+    }
+  };
+  logger.info('restoring', { backupId: manifest.backupId, key: manifest.object.key, targetDatabase, ...(replacing ? { restoringInto: restoreInto } : {}), createdTarget: created, mode: config.mode, jobs: config.jobs, pgRestore: pgRestore.version });
   const started = Date.now();
   let sha256: string;
   try {
-    sha256 = await restoreObject(s3, config, manifest, pgRestore, targetDatabase, created, logger, signal);
+    sha256 = await restoreObject(s3, config, manifest, pgRestore, restoreInto, created, logger, signal);
   } catch (caught) {
-    const error = signal.aborted
-      ? new BackupFailure('interrupted', 'The restore was stopped by a signal (ECS sends SIGTERM when a task is stopped) before it finished.', created ? 'The half-restored database was dropped. Run the restore again.' : 'The target may hold a partial restore (replace mode restores in one transaction, which was rolled back). Run the restore again.')
-      : caught;
+    const remedy = replacing
+      ? `"${targetDatabase}" was not changed (replace mode restores into a copy beside it); the partial copy was dropped. Run the restore again.`
+      : created
+        ? 'The half-restored database was dropped. Run the restore again.'
+        : `The existing target "${targetDatabase}" may now hold part of the backup: drop it (or empty it), then run the restore again.`;
+    const error = signal.aborted ? new BackupFailure('interrupted', 'The restore was stopped by a signal (ECS sends SIGTERM when a task is stopped) before it finished.', remedy) : caught;
     // A database this run created holds only a partial restore: it must not look like a good one.
-    if (created) {
-      await dropDatabase(config.target, targetDatabase).then(
-        () => logger.info('dropped the half-restored database', { targetDatabase }),
-        (dropError: unknown) => logger.error('could not drop the half-restored database; drop it by hand', { targetDatabase, error: redactSecrets((dropError as Error).message) }),
-      );
-    }
+    if (dropsOnFailure) await dropRestored();
     throw error;
   }
   const restoreSeconds = (Date.now() - started) / 1000;
-  const comparison = await compareWithManifest(config.target, targetDatabase, manifest);
-  return { backup: resolved, targetDatabase, createdTarget: created, restoreSeconds, sha256, comparison };
+  if (!replacing) {
+    const comparison = await compareWithManifest(config.target, targetDatabase, manifest);
+    return { backup: resolved, targetDatabase, createdTarget: created, restoreSeconds, sha256, comparison };
+  }
+  try {
+    const comparison = await compareWithManifest(config.target, restoreInto, manifest);
+    // A copy that differs from its manifest must not take the target's place; it stays for inspection.
+    if (comparison.mismatches.length > 0) return { backup: resolved, targetDatabase: restoreInto, createdTarget: true, restoreSeconds, sha256, comparison, replacement: { target: targetDatabase, swapped: false, sessionsEnded: 0 } };
+    await carryOverProperties(config.target, targetDatabase, restoreInto);
+    const swap = await swapIn(config.target, targetDatabase, restoreInto);
+    if (swap.sessionsEnded > 0) logger.warn('ended the sessions connected to the database being replaced', { targetDatabase, sessions: swap.sessionsEnded });
+    logger.info('swapped the restored copy in', { targetDatabase, previousContents: swap.previous });
+    try {
+      await dropDatabase(config.target, swap.previous);
+    } catch (dropError) {
+      logger.warn('replaced, but could not drop the previous database; it is kept under another name', {
+        targetDatabase,
+        previousDatabase: swap.previous,
+        error: redactSecrets((dropError as Error).message),
+        remedy: `"${targetDatabase}" now holds the backup. Drop "${swap.previous}" (the contents it replaced) once nothing needs it: DROP DATABASE "${swap.previous}".`,
+      });
+    }
+    return { backup: resolved, targetDatabase, createdTarget: false, restoreSeconds, sha256, comparison, replacement: { target: targetDatabase, swapped: true, sessionsEnded: swap.sessionsEnded } };
+  } catch (error) {
+    await dropRestored();
+    throw error;
+  }
 }

@@ -17,6 +17,7 @@ import { MANIFEST_SCHEMA_VERSION, type Manifest } from '../catalog/manifest.ts';
 import { BackupFailure } from '../task/errors.ts';
 import { ArchivedBackupError, ensureReadable, restoreBackup, type ResolvedBackup } from '../task/restore.ts';
 import { defaultTargetDatabase, loadRestoreConfig, type RestoreConfig } from '../task/restore-config.ts';
+import { setClause, splitSettingList } from '../task/restore-target.ts';
 
 const BUCKET = 'acme-db-backups';
 const DATABASE = 'shop';
@@ -270,6 +271,26 @@ describe('the restore settings', () => {
     expect(loadRestoreConfig({ ...minimal, PGKEEP_RESTORE_BACKUP: '2026-11-20T07:00:00+01:00' }).selector).toEqual({ kind: 'at-or-before', at: new Date('2026-11-20T06:00:00Z') });
   });
 
+  it('refuse a timestamp that names no real date or time of day, saying which part is wrong rather than blaming the time zone', () => {
+    const failure = configurationFailure({ ...minimal, PGKEEP_RESTORE_BACKUP: '2026-13-45T99:99:99Z' });
+
+    expect(failure.message).toContain('PGKEEP_RESTORE_BACKUP="2026-13-45T99:99:99Z" is not a valid date and time: month 13 does not exist');
+    expect(failure.message).not.toContain('time zone');
+    expect(configurationFailure({ ...minimal, PGKEEP_RESTORE_BACKUP: '2026-02-30T06:00:00Z' }).message).toContain('February 2026 has no day 30');
+    expect(configurationFailure({ ...minimal, PGKEEP_RESTORE_BACKUP: '2026-12-02T24:30:00Z' }).message).toContain('hour 24 does not exist');
+    expect(configurationFailure({ ...minimal, PGKEEP_RESTORE_BACKUP: '2026-12-02T06:00:00+25:00' }).message).toContain('offset +25:00 does not exist');
+  });
+
+  it('accept a space between date and time, as RFC 3339 allows, and a lower-case t or z', () => {
+    expect(loadRestoreConfig({ ...minimal, PGKEEP_RESTORE_BACKUP: '2026-12-02 06:00:00Z' }).selector).toEqual({ kind: 'at-or-before', at: new Date('2026-12-02T06:00:00Z') });
+    expect(loadRestoreConfig({ ...minimal, PGKEEP_RESTORE_BACKUP: '2026-12-02t06:00:00.5z' }).selector).toEqual({ kind: 'at-or-before', at: new Date('2026-12-02T06:00:00.500Z') });
+    expect(loadRestoreConfig({ ...minimal, PGKEEP_RESTORE_BACKUP: '2026-12-02 07:00:00+01:00' }).selector).toEqual({ kind: 'at-or-before', at: new Date('2026-12-02T06:00:00Z') });
+  });
+
+  it('refuse a date without a time of day as such', () => {
+    expect(configurationFailure({ ...minimal, PGKEEP_RESTORE_BACKUP: '2026-12-02' }).message).toContain('PGKEEP_RESTORE_BACKUP="2026-12-02" has no time of day and no time zone');
+  });
+
   it('refuse replace mode without a confirmation, naming PGKEEP_RESTORE_CONFIRM', () => {
     const failure = configurationFailure({ ...minimal, PGKEEP_RESTORE_MODE: 'replace', PGKEEP_RESTORE_TARGET_DATABASE: 'shop' });
 
@@ -301,5 +322,20 @@ describe('the restore settings', () => {
 
     for (const setting of ['PGKEEP_RESTORE_SOURCE', 'PGKEEP_RESTORE_BACKUP', 'PGKEEP_RESTORE_JOBS', 'PGHOST', 'PGUSER']) expect(failure.message).toContain(setting);
     expect(`${failure.message} ${failure.remedy}`).not.toContain(minimal.PGPASSWORD);
+  });
+});
+
+describe('a database setting carried over to a replacing copy', () => {
+  const identifier = (name: string): string => `"${name.replace(/"/g, '""')}"`;
+  const literal = (value: string): string => `'${value.replace(/'/g, "''")}'`;
+
+  it('of a list setting is split into its elements, unquoted, as pg_dump does', () => {
+    expect(splitSettingList('"$user", public, "Odd ""Schema"""')).toEqual(['$user', 'public', 'Odd "Schema"']);
+    expect(setClause('search_path="$user", public', identifier, literal)).toBe(`SET "search_path" = '$user', 'public'`);
+  });
+
+  it('of any other setting is one literal, whatever it contains', () => {
+    expect(setClause('work_mem=7MB', identifier, literal)).toBe(`SET "work_mem" = '7MB'`);
+    expect(setClause("myapp.greeting=it's a=b, c", identifier, literal)).toBe(`SET "myapp.greeting" = 'it''s a=b, c'`);
   });
 });
