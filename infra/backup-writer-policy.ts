@@ -4,7 +4,7 @@
  *
  * Written out statement by statement instead of with bucket.grantPut()/key.grantEncrypt(), which
  * would also allow object tagging, retention and legal-hold changes and kms:Encrypt/ReEncrypt: the
- * task needs exactly what is below, and in particular no s3:DeleteObject and no s3:ListBucket.
+ * task needs exactly what is below, and in particular no s3:DeleteObject.
  */
 import { Stack, Validations } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -33,6 +33,18 @@ export function createBackupWriterPolicy(scope: Construct, id: string, bucket: s
         // VersionId, which it does because the bucket is versioned.
         actions: ['s3:GetObject', 's3:GetObjectVersion'],
         resources: [backupObjects],
+      }),
+      new iam.PolicyStatement({
+        sid: 'TellMissingBackupObjects',
+        // When the answer to CompleteMultipartUpload (or to the manifest's PutObject) is lost, the
+        // task asks S3 with HeadObject whether the object exists, to say truly what S3 holds. S3
+        // answers a missing key with 404 only to a caller with s3:ListBucket, and with 403
+        // otherwise ("HeadObject", Permissions: https://docs.aws.amazon.com/AmazonS3/latest/API/API_HeadObject.html),
+        // which could not tell "not there" from "not allowed". Listing is confined to backups/, which
+        // the task can already read.
+        actions: ['s3:ListBucket'],
+        resources: [bucket.bucketArn],
+        conditions: { StringLike: { 's3:prefix': `${BACKUP_ROOT_PREFIX}*` } },
       }),
       new iam.PolicyStatement({
         sid: 'EncryptBackupsWithBucketKey',

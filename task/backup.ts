@@ -431,7 +431,9 @@ async function writeManifest(s3: S3Client, config: BackupConfig, manifestKey: st
 
 function throwIfInterrupted(signal: AbortSignal, stage: FailureStage): void {
   if (signal.aborted) {
-    throw new BackupFailure('interrupted', `The backup was stopped by a signal (ECS sends SIGTERM when a task is stopped or its deployment replaced) in the ${stage} stage, before it finished.`, 'Run the backup again.');
+    // Stopped while connecting, the backup has not reached the code that reports what S3 holds
+    // (withCleanup); nothing can have been uploaded yet, so it says so here.
+    throw new BackupFailure('interrupted', `The backup was stopped by a signal (ECS sends SIGTERM when a task is stopped or its deployment replaced) in the ${stage} stage, before it finished.`, stage === 'connect' ? 'Run the backup again. Nothing was uploaded.' : 'Run the backup again.');
   }
 }
 

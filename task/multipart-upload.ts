@@ -265,7 +265,7 @@ export class StreamingMultipartUpload {
 
   private async abortUpload(onRetry: ((attempt: number, error: Error) => void) | undefined, deadline: number): Promise<{ kind: 'aborted' | 'gone'; attempts: number } | { kind: 'failed'; attempts: number; error: Error }> {
     // In-flight parts were cancelled by the signal; waiting is bounded by the request timeouts too.
-    await Promise.race([Promise.allSettled(this.inFlight), sleep(Math.max(0, deadline - Date.now()))]);
+    await settledWithin(this.inFlight, Math.max(0, deadline - Date.now()));
     let lastError = new Error('no attempt fitted in the cleanup time');
     let attempts = 0;
     for (const delay of ABORT_RETRY_DELAYS_MS) {
@@ -381,4 +381,18 @@ function describeEncryption(serverSideEncryption: string | undefined, kmsKeyId: 
   if (serverSideEncryption === 'AES256') return { mode: 'sse-s3' };
   // S3 always encrypts new objects; a store that does not say is reported as unknown, not "none".
   return { mode: 'unknown' };
+}
+
+/**
+ * Waits until every promise has settled or `ms` have passed, whichever comes first, and clears its
+ * timer either way: a timer left running would hold the process open for the rest of the cleanup
+ * budget after the parts had long finished.
+ */
+async function settledWithin(promises: Iterable<Promise<unknown>>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([Promise.allSettled(promises), new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

@@ -38,6 +38,8 @@ const NUMERIC_DEFAULTS: Record<string, (config: BackupConfig) => number> = {
   PGKEEP_EXACT_COUNT_MAX_MB: (config) => config.exactCountMaxBytes / MiB,
   PGKEEP_LOCK_WAIT_TIMEOUT_SECONDS: (config) => config.lockWaitTimeoutSeconds,
   PGKEEP_PROGRESS_SECONDS: (config) => config.progressIntervalMs / 1000,
+  PGKEEP_BACKUP_DEADLINE_SECONDS: (config) => config.deadlineMs / 1000,
+  PGKEEP_S3_REQUEST_TIMEOUT_SECONDS: (config) => config.s3RequestTimeoutMs / 1000,
 };
 
 function documentedNumericDefault(description: string): number | undefined {

@@ -325,6 +325,23 @@ describe('enforce-retention under S3 Object Lock (moto: GOVERNANCE default reten
     }
   });
 
+  it('as a dry run (the prod example starts as one), plans the same deletions once the default retention has run out, reads each planned backup\'s manifest, and deletes nothing', async () => {
+    // Arrange: the settings the prod example deploys (Object Lock on, dry run), so the authorization
+    // model checks these calls against that role, which has no s3:DeleteObject.
+    const dryRunS3 = recordAwsCalls('enforce-retention', locked.client(), { settings: { PGKEEP_OBJECT_LOCK: 'true', PGKEEP_RETENTION_DRY_RUN: 'true' } });
+    const keysBefore = [...(await snapshot()).keys()];
+    const unprotected = seeded.slice(1, -3);
+
+    // Act
+    const result = await enforceRetention({ s3: dryRunS3, bucket: locked.bucket, database: LOCKED_DATABASE, policy: LOCK_POLICY, now: new Date(Date.now() + 36 * DAY), dryRun: true, objectLock: true, incompleteGraceHours: INCOMPLETE_GRACE_HOURS, logger: new Logger({ logLevel: 'SILENT' }) });
+
+    // Assert
+    expect(result.errors).toEqual([]);
+    expect(result.keptUnreadable).toEqual([]);
+    expect(result.deletions.map((deletion) => deletion.backupId).sort()).toEqual(unprotected.map((backup) => backup.backupId).sort());
+    expect([...(await snapshot()).keys()]).toEqual(keysBefore);
+  });
+
   it('once the default retention has run out, deletes what GFS does not keep but a backup whose lock was extended, and S3 keeps each deleted version under a delete marker', async () => {
     // Arrange
     const [extended, ...rest] = seeded as [SeededBackup, ...SeededBackup[]];

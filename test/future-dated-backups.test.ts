@@ -100,7 +100,7 @@ describe('enforce-retention with a backup whose task clock ran a year ahead', ()
     const policy: RetentionPolicy = { daily: 1, weekly: 0, monthly: 0, yearly: 0, timezone: 'UTC', minVerified: 1, unverifiedGraceHours: 24 };
 
     // Act
-    const result = await enforceRetention({ s3: recordAwsCalls('enforce-retention', moto.client()), bucket: moto.bucket, database, policy, now, dryRun: true, objectLock: false, incompleteGraceHours: 48, logger: silentLogger });
+    const result = await enforceRetention({ s3: recordAwsCalls('enforce-retention', moto.client(), { settings: { PGKEEP_OBJECT_LOCK: 'false', PGKEEP_RETENTION_DRY_RUN: 'true' } }), bucket: moto.bucket, database, policy, now, dryRun: true, objectLock: false, incompleteGraceHours: 48, logger: silentLogger });
 
     // Assert
     const decision = (backupId: string) => result.decisions.find((candidate) => candidate.backupId === backupId);

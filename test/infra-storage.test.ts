@@ -153,6 +153,8 @@ describe.each(['dev', 'prod'])('the %s storage stack', (name) => {
           { Sid: 'WriteBackupObjects', Effect: 'Allow', Action: ['s3:AbortMultipartUpload', 's3:PutObject'], Resource: backupObjects },
           // HeadObject after the upload (with the new VersionId) needs GetObject and GetObjectVersion.
           { Sid: 'CheckUploadedBackupObjects', Effect: 'Allow', Action: ['s3:GetObject', 's3:GetObjectVersion'], Resource: backupObjects },
+          // HeadObject of a key that may be missing (a lost answer) must get 404, not 403: S3 needs ListBucket for that.
+          { Sid: 'TellMissingBackupObjects', Effect: 'Allow', Action: 's3:ListBucket', Resource: { 'Fn::GetAtt': [BACKUP_BUCKET, 'Arn'] }, Condition: { StringLike: { 's3:prefix': 'backups/*' } } },
           {
             Sid: 'EncryptBackupsWithBucketKey',
             Effect: 'Allow',
@@ -167,15 +169,16 @@ describe.each(['dev', 'prod'])('the %s storage stack', (name) => {
     });
   });
 
-  it('never lets the backup writer delete, list, or touch anything outside backups/', () => {
+  it('never lets the backup writer delete, list outside backups/, or touch anything outside backups/', () => {
     const writerId = stacks.storage.getLogicalId(stacks.storage.backupWriterPolicy.node.defaultChild as never);
     const policy = storage.findResources('AWS::IAM::ManagedPolicy')[writerId] as { Properties: { PolicyDocument: { Statement: { Action: string | string[]; Resource: unknown }[] } } };
     const statements = policy.Properties.PolicyDocument.Statement;
     const actions = statements.flatMap((statement) => [statement.Action].flat());
 
-    expect(actions.filter((action) => /^s3:(Delete|List)|^s3:\*$|^s3:Put(Bucket|Object(Acl|Tagging|Retention|LegalHold))|^kms:\*$|^kms:(Encrypt|ReEncrypt)/.test(action))).toEqual([]);
+    expect(actions.filter((action) => /^s3:Delete|^s3:List(?!Bucket$)|^s3:\*$|^s3:Put(Bucket|Object(Acl|Tagging|Retention|LegalHold))|^kms:\*$|^kms:(Encrypt|ReEncrypt)/.test(action))).toEqual([]);
     for (const statement of statements.filter((candidate) => [candidate.Action].flat().some((action) => action.startsWith('s3:')))) {
-      expect(JSON.stringify(statement.Resource)).toMatch(/"\/backups\/\*"\]\]\}$/);
+      if (statement.Action === 's3:ListBucket') expect((statement as { Condition?: unknown }).Condition).toEqual({ StringLike: { 's3:prefix': 'backups/*' } });
+      else expect(JSON.stringify(statement.Resource)).toMatch(/"\/backups\/\*"\]\]\}$/);
     }
   });
 

@@ -76,7 +76,7 @@ async function tagOf(key: string): Promise<string | undefined> {
 
 function retention(database: string) {
   // A minute ahead of the real clock, so the objects just written count as written before "now".
-  return enforceRetention({ s3: recordAwsCalls('enforce-retention', localS3.client()), bucket: localS3.bucket, database, policy: POLICY, now: new Date(Date.now() + 60_000), dryRun: false, objectLock: false, incompleteGraceHours: 0, logger: silentLogger });
+  return enforceRetention({ s3: recordAwsCalls('enforce-retention', localS3.client(), { settings: { PGKEEP_OBJECT_LOCK: 'false', PGKEEP_RETENTION_DRY_RUN: 'false' } }), bucket: localS3.bucket, database, policy: POLICY, now: new Date(Date.now() + 60_000), dryRun: false, objectLock: false, incompleteGraceHours: 0, logger: silentLogger });
 }
 
 describe('verify-backup on a manifest written by a newer pgkeep', () => {
