@@ -31,6 +31,7 @@ import { startThrowawayCluster, type ThrowawayCluster } from '../task/throwaway-
 import { backUpWithTask, childPid, createIncompressibleDatabase, schemaOf, withClient } from './support/backup-harness.ts';
 import { startLocalCloudWatch, type LocalCloudWatch } from './support/local-cloudwatch.ts';
 import { startMotoS3, type MotoS3 } from './support/moto-s3.ts';
+import { fingerprintOf, logLine, restoreFailureOf, userRelations } from './support/restore-harness.ts';
 import { isObjectDownload, startS3FaultProxy, type S3FaultProxy } from './support/s3-fault-proxy.ts';
 
 const SOURCE = { tiny: 'tiny', evolving: 'evolving', sample: 'sample', bulk: 'bulk' } as const;
@@ -101,14 +102,6 @@ function restore(catalogName: string, settings: Record<string, string> = {}, buc
   return startTask({ command: 'restore', env: restoreEnvironment(catalogName, settings, bucket) }).exited;
 }
 
-function logLine(exit: TaskExit, message: string): TaskLogLine {
-  const line = exit.logs.find((candidate) => candidate.message === message);
-  if (!line) throw new Error(`no "${message}" log line; exit ${exit.code}; logs: ${JSON.stringify(exit.logs)}`);
-  return line;
-}
-
-const failureOf = (exit: TaskExit): TaskLogLine => logLine(exit, 'restore failed');
-
 /** `<catalog name>_<yyyymmdd_hhmmss>` of the backup's start (UTC): the default target's name. */
 function defaultTargetName(catalogName: string, startedAt: Date): string {
   const iso = startedAt.toISOString(); // 2026-11-23T18:32:54.123Z
@@ -136,42 +129,6 @@ async function rowCounts(database: string): Promise<Record<string, number>> {
     }
     return counts;
   });
-}
-
-/**
- * A digest of everything stored in a database: each table's and materialized view's rows, the
- * large objects' contents and each sequence's position. Two databases with equal fingerprints
- * hold the same data.
- */
-async function fingerprintOf(database: string): Promise<Record<string, string | null>> {
-  return withClient(connectionTo(database), async (client) => {
-    const fingerprint: Record<string, string | null> = {};
-    for (const { schema, table } of await userRelations(client, ['r', 'm'])) {
-      const { rows } = await client.query<{ digest: string | null; count: string }>(
-        `SELECT md5(string_agg(t::text, E'\\n' ORDER BY t::text)) AS digest, count(*) AS count FROM ONLY ${client.escapeIdentifier(schema)}.${client.escapeIdentifier(table)} t`,
-      );
-      fingerprint[`rows of ${schema}.${table}`] = `${rows[0]?.count} rows, md5 ${rows[0]?.digest}`;
-    }
-    const { rows: largeObjects } = await client.query<{ digest: string | null; count: string }>(
-      "SELECT md5(string_agg(oid::text || ':' || encode(lo_get(oid), 'hex'), ',' ORDER BY oid)) AS digest, count(*) AS count FROM pg_largeobject_metadata",
-    );
-    fingerprint['large objects'] = `${largeObjects[0]?.count} objects, md5 ${largeObjects[0]?.digest}`;
-    const { rows: sequences } = await client.query<{ name: string; last_value: string | null }>(
-      "SELECT schemaname || '.' || sequencename AS name, last_value::text AS last_value FROM pg_sequences ORDER BY 1",
-    );
-    for (const sequence of sequences) fingerprint[`sequence ${sequence.name}`] = sequence.last_value;
-    return fingerprint;
-  });
-}
-
-async function userRelations(client: pg.Client, kinds: string[]): Promise<{ schema: string; table: string }[]> {
-  const { rows } = await client.query<{ schema: string; table: string }>(
-    `SELECT n.nspname AS schema, c.relname AS table FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-     WHERE c.relkind = ANY($1) AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_(toast|temp_)'
-     ORDER BY 1, 2`,
-    [kinds],
-  );
-  return rows;
 }
 
 async function relationCount(database: string): Promise<number> {
@@ -266,8 +223,8 @@ describe('restoring into a new database', () => {
     const target = defaultTargetName(catalogName, backup.startedAt);
     expect(logLine(exit, 'restore completed').targetDatabase).toBe(target);
     expect(await schemaOf(connectionTo(target))).toBe(await schemaOf(connectionTo(SOURCE.sample)));
-    const restored = await fingerprintOf(target);
-    const source = await fingerprintOf(SOURCE.sample);
+    const restored = await fingerprintOf(connectionTo(target));
+    const source = await fingerprintOf(connectionTo(SOURCE.sample));
     expect(restored).toEqual(source);
     // The comparison must have covered what the sample database is made of.
     expect(Object.keys(source)).toEqual(expect.arrayContaining(['rows of données.clients_été', 'rows of analytics.events_2024_01', 'rows of analytics.monthly_revenue', 'sequence inventory.product_id_seq']));
@@ -343,19 +300,19 @@ describe('restoring over an existing database', () => {
     const catalogName = 'restore-refuse';
     await backUp(SOURCE.tiny, catalogName);
     await createOccupiedTarget('occupied');
-    const before = await fingerprintOf('occupied');
+    const before = await fingerprintOf(connectionTo('occupied'));
 
     // Act
     const exit = await restore(catalogName, { PGKEEP_RESTORE_TARGET_DATABASE: 'occupied' });
 
     // Assert
     expect(exit.code).toBe(2);
-    const failure = failureOf(exit);
+    const failure = restoreFailureOf(exit);
     expect(failure.stage).toBe('refused');
     expect(failure.error).toContain('"occupied" already exists and is not empty');
     expect(failure.remedy).toContain('PGKEEP_RESTORE_MODE=replace');
     expect(failure.remedy).toContain('PGKEEP_RESTORE_CONFIRM=occupied');
-    expect(await fingerprintOf('occupied')).toEqual(before);
+    expect(await fingerprintOf(connectionTo('occupied'))).toEqual(before);
   });
 
   it('refuses to replace when PGKEEP_RESTORE_CONFIRM does not repeat the target name, and leaves it unchanged', async () => {
@@ -363,18 +320,18 @@ describe('restoring over an existing database', () => {
     const catalogName = 'restore-replace-unconfirmed';
     await backUp(SOURCE.tiny, catalogName);
     await createOccupiedTarget('replace_unconfirmed');
-    const before = await fingerprintOf('replace_unconfirmed');
+    const before = await fingerprintOf(connectionTo('replace_unconfirmed'));
 
     // Act
     const exit = await restore(catalogName, { PGKEEP_RESTORE_TARGET_DATABASE: 'replace_unconfirmed', PGKEEP_RESTORE_MODE: 'replace', PGKEEP_RESTORE_CONFIRM: 'replace_unconfirme' });
 
     // Assert
     expect(exit.code).toBe(2);
-    const failure = failureOf(exit);
+    const failure = restoreFailureOf(exit);
     expect(failure.stage).toBe('refused');
     expect(failure.error).toContain('does not match the target database "replace_unconfirmed"');
     expect(failure.remedy).toContain('PGKEEP_RESTORE_CONFIRM=replace_unconfirmed');
-    expect(await fingerprintOf('replace_unconfirmed')).toEqual(before);
+    expect(await fingerprintOf(connectionTo('replace_unconfirmed'))).toEqual(before);
   });
 
   it('replaces the target\'s contents with the backup\'s when replace mode is confirmed', async () => {
@@ -382,7 +339,7 @@ describe('restoring over an existing database', () => {
     const catalogName = 'restore-replace';
     await backUp(SOURCE.tiny, catalogName);
     await createOccupiedTarget('replace_me');
-    expect(await fingerprintOf('replace_me')).not.toEqual(await fingerprintOf(SOURCE.tiny));
+    expect(await fingerprintOf(connectionTo('replace_me'))).not.toEqual(await fingerprintOf(connectionTo(SOURCE.tiny)));
 
     // Act
     const exit = await restore(catalogName, { PGKEEP_RESTORE_TARGET_DATABASE: 'replace_me', PGKEEP_RESTORE_MODE: 'replace', PGKEEP_RESTORE_CONFIRM: 'replace_me' });
@@ -390,7 +347,7 @@ describe('restoring over an existing database', () => {
     // Assert
     expect(exit.code, JSON.stringify(exit.logs)).toBe(0);
     expect(logLine(exit, 'restore completed')).toMatchObject({ targetDatabase: 'replace_me', createdTarget: false, mismatches: [] });
-    expect(await fingerprintOf('replace_me')).toEqual(await fingerprintOf(SOURCE.tiny));
+    expect(await fingerprintOf(connectionTo('replace_me'))).toEqual(await fingerprintOf(connectionTo(SOURCE.tiny)));
   });
 });
 
@@ -407,7 +364,7 @@ describe('a backup that must not be trusted', () => {
 
     // Assert
     expect(exit.code).toBe(1);
-    const failure = failureOf(exit);
+    const failure = restoreFailureOf(exit);
     expect(['checksum', 'restore']).toContain(failure.stage);
     expect(failure.error).toContain(backup.dataKey);
     const target = defaultTargetName(catalogName, backup.startedAt);
@@ -423,17 +380,17 @@ describe('a backup that must not be trusted', () => {
     await flipMiddleByte(backup.dataKey, unversioned);
     await cluster.createDatabase('corrupt_replace_target');
     await withClient(connectionTo('corrupt_replace_target'), (client) => createTinyDatabase(client, { customers: 10, orders: 20, audit_log: 1 }));
-    const before = await fingerprintOf('corrupt_replace_target');
+    const before = await fingerprintOf(connectionTo('corrupt_replace_target'));
 
     // Act
     const exit = await restore(catalogName, { PGKEEP_RESTORE_TARGET_DATABASE: 'corrupt_replace_target', PGKEEP_RESTORE_MODE: 'replace', PGKEEP_RESTORE_CONFIRM: 'corrupt_replace_target' }, unversioned);
 
     // Assert
     expect(exit.code).toBe(1);
-    const failure = failureOf(exit);
+    const failure = restoreFailureOf(exit);
     expect(failure.stage).toBe('checksum');
     expect(failure.error).toContain(backup.dataKey);
-    expect(await fingerprintOf('corrupt_replace_target')).toEqual(before);
+    expect(await fingerprintOf(connectionTo('corrupt_replace_target'))).toEqual(before);
   });
 
   it('leaves an existing target untouched when the object was swapped for another valid archive that pg_restore alone would accept (a bucket without versions)', async () => {
@@ -446,17 +403,17 @@ describe('a backup that must not be trusted', () => {
     await s3.send(new PutObjectCommand({ Bucket: unversioned.bucket, Key: backup.dataKey, Body: Buffer.from(await donorObject.Body!.transformToByteArray()) }));
     await cluster.createDatabase('swapped_replace_target');
     await withClient(connectionTo('swapped_replace_target'), (client) => createTinyDatabase(client, { customers: 10, orders: 20, audit_log: 1 }));
-    const before = await fingerprintOf('swapped_replace_target');
+    const before = await fingerprintOf(connectionTo('swapped_replace_target'));
 
     // Act
     const exit = await restore(catalogName, { PGKEEP_RESTORE_TARGET_DATABASE: 'swapped_replace_target', PGKEEP_RESTORE_MODE: 'replace', PGKEEP_RESTORE_CONFIRM: 'swapped_replace_target' }, unversioned);
 
     // Assert
     expect(exit.code).toBe(1);
-    const failure = failureOf(exit);
+    const failure = restoreFailureOf(exit);
     expect(failure.stage).toBe('checksum');
     expect(failure.error).toContain(backup.dataKey);
-    expect(await fingerprintOf('swapped_replace_target')).toEqual(before);
+    expect(await fingerprintOf(connectionTo('swapped_replace_target'))).toEqual(before);
   });
 
   it('reports row counts that differ from the manifest, listing each difference, and exits 4', async () => {
@@ -495,7 +452,7 @@ describe('a backup that must not be trusted', () => {
 
     // Assert
     expect(refused.code).toBe(2);
-    const failure = failureOf(refused);
+    const failure = restoreFailureOf(refused);
     expect(failure.stage).toBe('refused');
     expect(failure.error).toContain('failed verification');
     expect(failure.remedy).toContain('PGKEEP_RESTORE_FORCE_UNVERIFIED=true');
@@ -529,7 +486,7 @@ describe('a restore that is stopped', () => {
 
       // Assert
       expect(exit.code, JSON.stringify(exit.logs)).toBe(143);
-      expect(failureOf(exit).stage).toBe('interrupted');
+      expect(restoreFailureOf(exit).stage).toBe('interrupted');
       expect(exit.logs.some((line) => line.message === 'dropped the half-restored database' && line.targetDatabase === target)).toBe(true);
       expect(await databaseExists(target)).toBe(false);
       expect(isAlive(pgRestorePid)).toBe(false);
@@ -561,7 +518,7 @@ describe('a restore that is stopped', () => {
       // Assert: ECS waits 30 s (stopTimeout) before it kills the task outright.
       expect(exit, 'the task was still running 30 s after SIGTERM').toBeDefined();
       expect(exit!.code, JSON.stringify(exit!.logs)).toBe(143);
-      expect(failureOf(exit!).stage).toBe('interrupted');
+      expect(restoreFailureOf(exit!).stage).toBe('interrupted');
       expect(await databaseExists(target)).toBe(false);
       expect(await readdir(temporaryDirectory)).toEqual([]);
     } finally {
@@ -642,7 +599,7 @@ describe('a pg_restore failure names pg_restore\'s error and the remedy that fit
 
   function expectPgRestoreError(exit: TaskExit, pgRestoreError: string): TaskLogLine {
     expect(exit.code, JSON.stringify(exit.logs)).toBe(1);
-    const failure = failureOf(exit);
+    const failure = restoreFailureOf(exit);
     expect(failure.stage).toBe('restore');
     expect(failure.error).toMatch(/^pg_restore \S+ failed: /);
     expect(failure.error).toContain(pgRestoreError);
@@ -767,7 +724,7 @@ describe('a parallel restore whose download fills the ephemeral storage', () => 
 
       // Assert
       expect(exit.code, JSON.stringify(exit.logs)).toBe(1);
-      const failure = failureOf(exit);
+      const failure = restoreFailureOf(exit);
       expect(failure.stage).toBe('restore');
       expect(failure.error).toContain(ephemeral);
       expect(failure.error).toContain('no space left');
