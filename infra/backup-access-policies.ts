@@ -84,7 +84,9 @@ export function createBackupAccessPolicies(scope: Construct, bucket: s3.Bucket, 
       objects('TagBackupObjects', ['s3:GetObjectTagging', 's3:PutObjectTagging']),
       // Retention never deletes what it cannot read: it reads the manifest of every backup it
       // would delete (malformed, or of a newer schema: kept). Manifests only, never backup data.
-      manifests,
+      // Under Object Lock, ReadObjectLockRetention below already allows s3:GetObject on backups/*
+      // (HeadObject needs it), manifests included, so this narrower grant would add nothing.
+      ...(options.objectLock ? [] : [manifests]),
       decryptViaS3,
       // DeleteObjects is authorized as s3:DeleteObject per key. Without a version id, on this
       // versioned bucket, it adds a delete marker: the backup stays recoverable as a noncurrent
@@ -95,7 +97,7 @@ export function createBackupAccessPolicies(scope: Construct, bucket: s3.Bucket, 
       // caller with s3:GetObjectRetention; locked backups are kept, never attempted.
       ...(options.objectLock ? [objects('ReadObjectLockRetention', ['s3:GetObject', 's3:GetObjectRetention'])] : []),
     ]);
-  Validations.of(retentionEnforcer).acknowledge({
+  if (!options.objectLock) Validations.of(retentionEnforcer).acknowledge({
     id: `AwsSolutions-IAM5[Resource::<${bucketLogicalId}.Arn>/${BACKUP_ROOT_PREFIX}*${MANIFEST_SUFFIX}]`,
     reason: 'Manifest keys are backups/<database>/<backup id>.manifest.json, new on every run, so only a pattern can name them; it is confined to the manifests under that prefix of this one bucket, never backup data.',
   });
