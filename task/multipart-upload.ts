@@ -74,8 +74,6 @@ export interface UploadedObject {
   encryption: { mode: 'sse-kms' | 'sse-s3' | 'none' | 'unknown'; kmsKeyId?: string };
 }
 
-export type AbortOutcome = { aborted: true; attempts: number } | { aborted: false; attempts: number; error: Error };
-
 /**
  * What a failed backup's upload turned into, as S3 says, not as pgkeep hoped:
  * - aborted: S3 removed the upload and its parts;
@@ -235,15 +233,7 @@ export class StreamingMultipartUpload {
    * in-flight part uploads first (cancel them with the signal), because S3 may keep a part whose
    * upload was still running when the abort arrived. Retries, since the usual reason to abort is
    * that S3 was unreachable a moment ago; the bucket's lifecycle rule removes what still remains.
-   */
-  async abort(onRetry?: (attempt: number, error: Error) => void, budgetMs = CLEANUP_BUDGET_MS): Promise<AbortOutcome> {
-    const outcome = await this.abortUpload(onRetry, Date.now() + budgetMs);
-    if (outcome.kind === 'failed') return { aborted: false, attempts: outcome.attempts, error: outcome.error };
-    return { aborted: true, attempts: outcome.attempts };
-  }
-
-  /**
-   * Aborts the upload, within `budgetMs` in all, and finds out what became of it. NoSuchUpload
+   * All of it within `budgetMs`, and it finds out what became of the upload: NoSuchUpload
    * does not mean "aborted": it is also what S3 answers once the upload was completed, so then the
    * key is checked for an object.
    */

@@ -389,9 +389,9 @@ describe('a failed part upload', () => {
     await upload.write(Buffer.alloc(6 * MiB));
     await expect(upload.complete()).rejects.toThrow();
 
-    const outcome = await upload.abort();
+    const outcome = await upload.cleanUp();
 
-    expect(outcome).toEqual({ aborted: true, attempts: 1 });
+    expect(outcome).toEqual({ kind: 'aborted', attempts: 1 });
     expect(s3Mock.commandCalls(AbortMultipartUploadCommand).map((call) => call.args[0].input)).toEqual([{ Bucket: BUCKET, Key: KEY, UploadId: UPLOAD_ID }]);
     expect(recordedSleeps).toEqual([]);
   });
@@ -409,9 +409,9 @@ describe('abort', () => {
     const upload = await startedUpload();
     s3Mock.on(AbortMultipartUploadCommand).rejectsOnce(networkError(1)).rejectsOnce(networkError(2)).resolves({});
 
-    const outcome = await upload.abort();
+    const outcome = await upload.cleanUp();
 
-    expect(outcome).toEqual({ aborted: true, attempts: 3 });
+    expect(outcome).toEqual({ kind: 'aborted', attempts: 3 });
     expect(s3Mock.commandCalls(AbortMultipartUploadCommand)).toHaveLength(3);
     expect(recordedSleeps).toEqual([1_000, 3_000]);
   });
@@ -420,10 +420,10 @@ describe('abort', () => {
     const upload = await startedUpload();
     s3Mock.on(AbortMultipartUploadCommand).rejectsOnce(networkError(1)).rejectsOnce(networkError(2)).rejectsOnce(networkError(3)).rejects(networkError(4));
 
-    const outcome = await upload.abort();
+    const outcome = await upload.cleanUp();
 
-    expect(outcome).toMatchObject({ aborted: false, attempts: 4 });
-    expect(outcome.aborted ? undefined : outcome.error.message).toBe('connect ETIMEDOUT (attempt 4)');
+    expect(outcome).toMatchObject({ kind: 'not-aborted', attempts: 4 });
+    expect(outcome.kind === 'not-aborted' ? outcome.error.message : undefined).toBe('connect ETIMEDOUT (attempt 4)');
     expect(recordedSleeps).toEqual([1_000, 3_000, 7_000]);
   });
 
@@ -431,9 +431,9 @@ describe('abort', () => {
     const upload = await startedUpload();
     s3Mock.on(AbortMultipartUploadCommand).rejects(Object.assign(new Error('The specified upload does not exist.'), { name: 'NoSuchUpload' }));
 
-    const outcome = await upload.abort();
+    const outcome = await upload.cleanUp();
 
-    expect(outcome).toEqual({ aborted: true, attempts: 1 });
+    expect(outcome).toEqual({ kind: 'aborted', attempts: 1 });
     expect(s3Mock.commandCalls(AbortMultipartUploadCommand)).toHaveLength(1);
     expect(recordedSleeps).toEqual([]);
   });
@@ -448,12 +448,12 @@ describe('abort', () => {
     s3Mock.on(AbortMultipartUploadCommand).resolves({});
     await upload.write(Buffer.alloc(6 * MiB));
 
-    const aborting = upload.abort();
+    const aborting = upload.cleanUp();
     await letPendingWorkRun();
 
     expect(s3Mock.commandCalls(AbortMultipartUploadCommand)).toHaveLength(0);
     release.resolve();
-    expect(await aborting).toEqual({ aborted: true, attempts: 1 });
+    expect(await aborting).toEqual({ kind: 'aborted', attempts: 1 });
     expect(s3Mock.commandCalls(AbortMultipartUploadCommand)).toHaveLength(1);
   });
 });
