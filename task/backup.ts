@@ -1,6 +1,7 @@
 import { HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { backupObjectKeys, newBackupId } from '../catalog/keys.ts';
+import { isNoSuchObject } from '../catalog/s3-errors.ts';
 import { MANIFEST_SCHEMA_VERSION, serializeManifest, type Manifest, type TableStats } from '../catalog/manifest.ts';
 import { libpqEnvironment, type BackupConfig } from './config.ts';
 import { startDumpPipeline, type DumpPipelineExit, type ProcessExit } from './dump-pipeline.ts';
@@ -268,7 +269,8 @@ export async function runBackup(config: BackupConfig, dependencies: BackupDepend
       else logger.warn('S3 no longer knows the multipart upload, and whether the data object exists could not be checked', { key: dataKey, uploadId, error: redactSecrets(outcome.error.message) });
       cleanup = { ...outcome, uploadId };
     } else if (completedKey) {
-      cleanup = manifestAttempted && (await objectExists(s3, config.s3.bucket, manifestKey)) ? { kind: 'manifest-stored' } : { kind: 'completed', bytes: undefined };
+      const manifestStored = manifestAttempted ? await objectExists(s3, config.s3.bucket, manifestKey) : false;
+      cleanup = manifestStored === true ? { kind: 'manifest-stored' } : manifestStored === false ? { kind: 'completed', bytes: undefined } : { kind: 'manifest-unknown' };
     }
     throw withCleanup(error, cleanup, config.s3.bucket, completedKey ?? dataKey, manifestKey, progress.stage);
   } finally {
@@ -287,7 +289,7 @@ interface BackupProgress {
   uploadedBytes: number;
 }
 
-type Cleanup = (CleanupOutcome & { uploadId: string }) | { kind: 'nothing-uploaded' } | { kind: 'completed'; bytes: number | undefined } | { kind: 'manifest-stored' };
+type Cleanup = (CleanupOutcome & { uploadId: string }) | { kind: 'nothing-uploaded' } | { kind: 'completed'; bytes: number | undefined } | { kind: 'manifest-stored' } | { kind: 'manifest-unknown' };
 
 const LOCK_TIMEOUT_REMEDY = 'A table stayed locked longer than PGKEEP_LOCK_WAIT_TIMEOUT_SECONDS (a long migration or VACUUM FULL?). Run the backup again when it is released, or raise the timeout.';
 
@@ -305,6 +307,8 @@ function cleanupSentence(cleanup: Cleanup, bucket: string, key: string, manifest
       return `No manifest was written, but S3 had completed the upload, so ${target} exists: a data object without a manifest is not a backup (the catalog lists it as data-only; verification and restore ignore it), and enforce-retention deletes it after its grace period.`;
     case 'unknown':
       return `No manifest was written. S3 no longer knows the multipart upload ${cleanup.uploadId}, and whether ${target} exists could not be checked (${redactSecrets(cleanup.error.message)}); if it exists it is data-only, not a backup, and enforce-retention deletes it after its grace period.`;
+    case 'manifest-unknown':
+      return `S3 had completed ${target}, and whether it stored the manifest s3://${bucket}/${manifestKey} before the backup stopped could not be checked: if that manifest exists, the backup is complete and usable; if not, the data object is data-only, not a backup, and enforce-retention deletes it after its grace period.`;
     case 'manifest-stored':
       return `S3 had stored the manifest s3://${bucket}/${manifestKey} before the backup stopped: that backup is complete and usable.`;
   }
@@ -313,20 +317,19 @@ function cleanupSentence(cleanup: Cleanup, bucket: string, key: string, manifest
 function withCleanup(error: unknown, cleanup: Cleanup, bucket: string, key: string, manifestKey: string, stage: FailureStage): BackupFailure {
   const sentence = cleanupSentence(cleanup, bucket, key, manifestKey);
   if (error instanceof BackupFailure) {
-    // The manifest stage's own failure already says the data object has no manifest.
-    const remedy = error.stage === 'manifest' && cleanup.kind === 'completed' ? error.remedy : `${error.remedy} ${sentence}`;
-    return new BackupFailure(error.stage, error.message, remedy, { cause: error.cause });
+    return new BackupFailure(error.stage, error.message, `${error.remedy} ${sentence}`, { cause: error.cause });
   }
   const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
   return new BackupFailure(stage, `Unexpected error: ${redactSecrets(message)}`, `This is a pgkeep bug or an unanticipated condition. Run the backup again and report the log. ${sentence}`, { cause: error });
 }
 
-async function objectExists(s3: S3Client, bucket: string, key: string): Promise<boolean> {
+/** Whether S3 holds the key: undefined when S3 did not say (a timeout, a denial), which is not "no". */
+async function objectExists(s3: S3Client, bucket: string, key: string): Promise<boolean | undefined> {
   try {
     await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }), { abortSignal: AbortSignal.timeout(SESSION_CLEANUP_MS) });
     return true;
-  } catch {
-    return false;
+  } catch (error) {
+    return isNoSuchObject(error) ? false : undefined;
   }
 }
 
@@ -420,12 +423,9 @@ async function writeManifest(s3: S3Client, config: BackupConfig, manifestKey: st
     await putJsonObject(s3, config.s3, manifestKey, serializeManifest(manifest), signal);
   } catch (error) {
     const failure = explainS3Error(error, 'manifest', config.s3.bucket, manifestKey);
-    throw new BackupFailure(
-      'manifest',
-      `${failure.message} The data object ${manifest.object.key} was uploaded but has no manifest, so it is not a backup.`,
-      `${failure.remedy} The orphaned data object is ignored by verification and restore.`,
-      { cause: error },
-    );
+    // What S3 holds now (the data object, and whether the manifest landed after all) is checked
+    // and said by the caller's cleanup, which asks S3 instead of assuming the PUT had no effect.
+    throw new BackupFailure('manifest', failure.message, failure.remedy, { cause: error });
   }
 }
 

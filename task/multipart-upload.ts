@@ -10,6 +10,7 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { pinnedVersionId } from '../catalog/manifest.ts';
+import { isNoSuchObject } from '../catalog/s3-errors.ts';
 import type { S3ChecksumMode } from './config.ts';
 import { combineCrc64Nvme, crc64Nvme, crc64NvmeToBase64 } from './crc64nvme.ts';
 import { MAX_PARTS, partSizeFor } from './part-sizes.ts';
@@ -248,7 +249,7 @@ export class StreamingMultipartUpload {
       const head = await this.s3.send(new HeadObjectCommand({ Bucket: this.target.bucket, Key: this.target.key }), { abortSignal: AbortSignal.timeout(Math.max(1_000, Math.min(this.attemptTimeoutMs(), deadline - Date.now()))) });
       return { kind: 'completed', bytes: head.ContentLength };
     } catch (error) {
-      if (isNotFound(error)) return { kind: 'aborted', attempts: outcome.attempts };
+      if (isNoSuchObject(error)) return { kind: 'aborted', attempts: outcome.attempts };
       return { kind: 'unknown', error: error as Error };
     }
   }
@@ -359,11 +360,6 @@ export class StreamingMultipartUpload {
 function isLostAnswer(error: unknown): boolean {
   const { name = '', message = '', code = '' } = error as { name?: string; message?: string; code?: string };
   return name === 'NoSuchUpload' || /ECONNRESET|ECONNREFUSED|EPIPE|ETIMEDOUT|socket hang up|TimeoutError|aborted/i.test(`${name} ${code} ${message}`);
-}
-
-function isNotFound(error: unknown): boolean {
-  const { name, $metadata } = error as { name?: string; $metadata?: { httpStatusCode?: number } };
-  return name === 'NotFound' || name === 'NoSuchKey' || $metadata?.httpStatusCode === 404;
 }
 
 function describeEncryption(serverSideEncryption: string | undefined, kmsKeyId: string | undefined): UploadedObject['encryption'] {

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { GetObjectCommand, HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { parseBackupKey, backupObjectKeys } from '../../catalog/keys.ts';
+import { isNoSuchObject } from '../../catalog/s3-errors.ts';
 import { ManifestError, NewerManifestError, parseManifest, type Manifest } from '../../catalog/manifest.ts';
 import type { VerificationMethod, VerificationStatus } from '../../catalog/verification.ts';
 
@@ -156,8 +157,7 @@ async function headIfExists(s3: S3Client, bucket: string, key: string) {
   try {
     return await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key, ChecksumMode: 'ENABLED' }));
   } catch (error) {
-    const { name, $metadata } = error as { name?: string; $metadata?: { httpStatusCode?: number } };
-    if (name === 'NotFound' || name === 'NoSuchKey' || $metadata?.httpStatusCode === 404) return undefined;
+    if (isNoSuchObject(error)) return undefined;
     throw error;
   }
 }
