@@ -202,9 +202,12 @@ describe.concurrent('the backup task under faults', () => {
 
     it('slow S3 past PGKEEP_BACKUP_DEADLINE_SECONDS: stops at the deadline, says S3 was the slow side, aborts and releases the snapshot', async ({ expect }) => {
       const proxy = await newProxy();
-      // Each part answered after 8 s (within the request timeout, so never retried): slow, not dead.
-      // 5 parts, 2 at a time: about 24 s, past the 15 s deadline.
-      proxy.delayRequests(isPartUpload, 8_000);
+      // Each part answered after 20 s (within the 30 s request timeout, so never retried): slow, not
+      // dead. No part is answered before the 15 s deadline, so the task is still in the upload stage
+      // then whatever the machine's speed: ~28 MiB is more than the 3 parts of 6 MiB it can hold
+      // (2 in flight, 1 filling), so pg_dump is still writing. (With 8 s, a fast machine had the
+      // first two parts answered and the rest buffered, and was stopped in the complete stage.)
+      proxy.delayRequests(isPartUpload, 20_000);
       const task = startBackup('s3-slow', proxy, { env: { PGKEEP_BACKUP_DEADLINE_SECONDS: '15', PGKEEP_S3_REQUEST_TIMEOUT_SECONDS: '30' } });
       const exit = await task.exited;
 
