@@ -15,7 +15,7 @@ import type { MetricName } from '../catalog/metrics.ts';
 import { METRIC, METRICS_NAMESPACE } from '../catalog/metrics.ts';
 import type { DatabaseConfig, EnvironmentConfig } from './config.ts';
 import { databaseResourceKey } from './config.ts';
-import { boundedName } from './database-backup.ts';
+import { boundedName } from './pgkeep-task.ts';
 import { formatHours, staleThreshold } from './staleness.ts';
 
 /** Where each alarm's runbook entry is (docs/operations.md heading anchors). */

@@ -8,6 +8,10 @@
  *
  * Nothing here reads CDK context or process.env: only infra/app.ts does.
  */
+import { Token } from 'aws-cdk-lib';
+import type * as ec2 from 'aws-cdk-lib/aws-ec2';
+import type * as rds from 'aws-cdk-lib/aws-rds';
+import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { z } from 'zod';
 import { CatalogKeyError, encodeDatabaseSegment } from '../catalog/keys.ts';
 import type { BACKUP_SETTINGS } from '../task/config.ts';
@@ -154,12 +158,35 @@ const scheduleSchema = z.strictObject(
  * guidance: only a complete ARN works). Synth has no AWS access to look the suffix up, so the
  * configuration must carry it.
  */
-const secretReference = z
+const secretArnSchema = z
   .string(required('the complete ARN of the Secrets Manager secret holding this database\'s connection (host, port, username, password, dbname)'))
   .refine((value) => COMPLETE_SECRET_ARN.test(value), {
     message:
       'expected the secret\'s complete ARN, ending in the 6 characters Secrets Manager appends to its name (arn:aws:secretsmanager:<region>:<account>:secret:<name>-AbCdEf): ECS fetches exactly that ARN, and a name or partial ARN makes the task fail to start. Find it with: aws secretsmanager describe-secret --secret-id <name> --query ARN --output text',
   });
+
+
+/** A secret of the same CDK app, e.g. an rds.DatabaseInstance's `secret`: ECS then names its own ARN. */
+export type SecretInput = string | secretsmanager.ISecret;
+
+function isSecretConstruct(value: unknown): value is secretsmanager.ISecret {
+  return typeof value === 'object' && value !== null && 'secretArn' in value && 'grantRead' in value;
+}
+
+/** A secret's complete ARN, checked as above, or a secret construct (whose ARN CDK knows exactly). */
+const secretReference = z.custom<SecretInput>().superRefine((value, context) => {
+  if (isSecretConstruct(value)) return;
+  const result = secretArnSchema.safeParse(value);
+  if (!result.success) for (const issue of result.error.issues) context.addIssue({ ...issue, code: 'custom', message: issue.message });
+});
+
+/** An RDS instance or Aurora cluster of the same CDK app. */
+export type DatabaseConstruct = rds.IDatabaseInstance | rds.IDatabaseCluster;
+
+const databaseConstruct = z.custom<DatabaseConstruct>(
+  (value) => typeof value === 'object' && value !== null && 'connections' in value && ('instanceEndpoint' in value || 'clusterEndpoint' in value),
+  'expected an RDS database construct (rds.DatabaseInstance, rds.DatabaseCluster, or one imported with fromDatabaseInstanceAttributes / fromDatabaseClusterAttributes)',
+);
 
 const kmsKeyArn = z.string().regex(KMS_KEY_ARN, 'expected a KMS key ARN (arn:aws:kms:<region>:<account>:key/<uuid>)');
 
@@ -168,7 +195,11 @@ const databaseSchema = z.strictObject({
   name: z.string(required('the name the backups are catalogued under, e.g. "orders"')).min(1, 'must not be empty'),
   /** The Secrets Manager secret with the connection (RDS layout: host, port, username, password,
    * dbname): its complete ARN, in this environment's account and region. */
-  secret: secretReference,
+  secret: secretReference.optional(),
+  /** The database as a CDK construct of the same app (an RDS instance or Aurora cluster): the
+   * tasks' security group is then let in on its port, and its generated secret (when it has one)
+   * is the default `secret`. */
+  database: databaseConstruct.optional(),
   /** The customer-managed KMS key the secret is encrypted with, if it is not aws/secretsmanager. */
   secretKmsKeyArn: kmsKeyArn.optional(),
   /** The secret (same layout) of the server the restore task restores into. Default: \`secret\`,
@@ -203,7 +234,8 @@ const environmentSchema = z
   .strictObject({
     account: z.string(required('the 12-digit AWS account id')).regex(/^\d{12}$/, 'expected a 12-digit AWS account id'),
     region: z.string(required('the AWS region, e.g. eu-west-1')).regex(/^[a-z]{2}(-[a-z]+)+-\d$/, 'expected an AWS region such as eu-west-1'),
-    /** The existing network the task runs in, imported by id (no lookups, so synth needs no credentials). */
+    /** The existing network the task runs in, imported by id (no lookups, so synth needs no
+     * credentials). Or, in a CDK app that defines its network, `vpc` and the fields beside it. */
     network: z.strictObject(
       {
         vpcId: z.string(required('a VPC id')).regex(/^vpc-([0-9a-f]{8}|[0-9a-f]{17})$/, 'expected a VPC id such as vpc-0123456789abcdef0'),
@@ -213,7 +245,14 @@ const environmentSchema = z
         securityGroupId: z.string(required('a security group id')).regex(/^sg-([0-9a-f]{8}|[0-9a-f]{17})$/, 'expected a security group id such as sg-0123456789abcdef0'),
       },
       required('network: { vpcId, privateSubnets, securityGroupId }'),
-    ),
+    ).optional(),
+    /** The VPC the tasks run in, as a construct of the same CDK app (instead of `network`). */
+    vpc: z.custom<ec2.IVpc>((value) => typeof value === 'object' && value !== null && 'vpcId' in value && 'selectSubnets' in value, 'expected an ec2.IVpc construct').optional(),
+    /** With `vpc`: where in it the tasks run. Default: its private subnets with egress. */
+    taskSubnets: z.custom<ec2.SubnetSelection>((value) => typeof value === 'object' && value !== null, 'expected an ec2.SubnetSelection').optional(),
+    /** With `vpc`: the tasks' security group, which must allow outbound traffic to the databases
+     * and the AWS APIs. Default: a new one with outbound traffic open and no inbound rules. */
+    taskSecurityGroup: z.custom<ec2.ISecurityGroup>((value) => typeof value === 'object' && value !== null && 'securityGroupId' in value, 'expected an ec2.ISecurityGroup construct').optional(),
     databases: z
       .array(databaseSchema, required('the list of databases to back up'))
       .min(1, 'list at least one database to back up')
@@ -345,7 +384,21 @@ const environmentSchema = z
     removalPolicy: z.enum(['retain', 'destroy'], required('"retain" or "destroy"')),
   })
   .superRefine((environment, context) => {
-    for (const [index, subnet] of environment.network.privateSubnets.entries()) {
+    if ((environment.network === undefined) === (environment.vpc === undefined)) {
+      context.addIssue({
+        code: 'custom',
+        path: ['network'],
+        message: environment.network
+          ? 'give either network (ids) or vpc (a construct), not both'
+          : 'required: network: { vpcId, privateSubnets, securityGroupId } (or, in a CDK app that defines the VPC, vpc)',
+      });
+    }
+    for (const field of ['taskSubnets', 'taskSecurityGroup'] as const) {
+      if (environment[field] !== undefined && environment.vpc === undefined) {
+        context.addIssue({ code: 'custom', path: [field], message: 'only applies with vpc; with network ids the tasks run in network.privateSubnets with network.securityGroupId' });
+      }
+    }
+    for (const [index, subnet] of (environment.network?.privateSubnets ?? []).entries()) {
       if (!subnet.availabilityZone.startsWith(environment.region)) {
         context.addIssue({ code: 'custom', path: ['network', 'privateSubnets', index, 'availabilityZone'], message: `"${subnet.availabilityZone}" is not in region ${environment.region}` });
       }
@@ -386,9 +439,18 @@ const environmentSchema = z
           message: `required: the schedule "${database.schedule.cron}" runs fewer than twice in ${GAP_WINDOW_FIRST_YEAR}-${GAP_WINDOW_FIRST_YEAR + 1} (or its first two allowed years), so no stale-backup threshold can be derived from it; give the hours after which a missing backup should alarm`,
         });
       }
+      if (database.secret === undefined && generatedSecret(database.database) === undefined) {
+        context.addIssue({
+          code: 'custom',
+          path: ['databases', index, 'secret'],
+          message: database.database
+            ? 'required: the database construct has no generated secret (it was imported, or created with credentials from elsewhere); give the secret holding its connection (host, port, username, password, dbname)'
+            : "required: the complete ARN of the Secrets Manager secret holding this database's connection (host, port, username, password, dbname), or `database`, an RDS construct with a generated secret",
+        });
+      }
       for (const field of ['secret', 'restoreTargetSecret'] as const) {
         const secret = database[field];
-        if (secret !== undefined && !secret.includes(`:${environment.region}:${environment.account}:`)) {
+        if (typeof secret === 'string' && !Token.isUnresolved(secret) && !secret.includes(`:${environment.region}:${environment.account}:`)) {
           context.addIssue({
             code: 'custom',
             path: ['databases', index, field],
@@ -461,6 +523,16 @@ export function parsePgkeepConfig(input: unknown): PgkeepConfig {
   if (result.success) return result.data;
   const problems = result.error.issues.map((issue) => `  - ${formatPath(issue.path)}: ${issue.message}`);
   throw new PgkeepConfigError(`Invalid pgkeep configuration (infra/environments.ts):\n${problems.join('\n')}`);
+}
+
+export type EnvironmentInput = z.input<typeof environmentSchema>;
+
+/** Validates one environment's configuration; throws a PgkeepConfigError listing every problem by field path. */
+export function parseEnvironmentConfig(name: string, input: EnvironmentInput): EnvironmentConfig {
+  const result = pgkeepConfigSchema.safeParse({ environments: { [name]: input } });
+  if (result.success) return { ...result.data.environments[name]!, name };
+  const problems = result.error.issues.map((issue) => `  - ${formatPath(issue.path.slice(2)) === '(top level)' ? 'name' : formatPath(issue.path.slice(2))}: ${issue.message}`);
+  throw new PgkeepConfigError(`Invalid configuration of pgkeep environment ${JSON.stringify(name)}:\n${problems.join('\n')}`);
 }
 
 /** The environments to synthesize: all of them, or only the one named with `-c env=<name>`. */
@@ -548,4 +620,18 @@ export function overrideEnvironment(overrides: DatabaseOverrides): Record<string
     if (value !== undefined) environment[name] = String(value);
   }
   return environment;
+}
+
+/** The secret a database's tasks connect with: the configured one, else its construct's generated secret. */
+export function databaseSecret(database: Pick<DatabaseConfig, 'name' | 'secret' | 'database'>): SecretInput {
+  const secret = database.secret ?? generatedSecret(database.database);
+  // parsePgkeepConfig has required one of them.
+  if (secret === undefined) throw new Error(`database ${JSON.stringify(database.name)} has no secret`);
+  return secret;
+}
+
+/** rds.DatabaseInstance and DatabaseCluster carry the secret they generated; their interfaces do not. */
+function generatedSecret(database: DatabaseConstruct | undefined): secretsmanager.ISecret | undefined {
+  const secret = (database as { secret?: unknown } | undefined)?.secret;
+  return isSecretConstruct(secret) ? secret : undefined;
 }

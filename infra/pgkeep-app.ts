@@ -1,23 +1,25 @@
 /**
- * Builds the stacks of the configured environments into an app, with the cdk-nag AwsSolutions
- * checks attached (an unacknowledged finding fails synth). Shared by infra/app.ts and the tests,
- * so the tests check exactly what `cdk synth` produces.
+ * The standalone app's stacks: a PgkeepEnvironment per environment configured in
+ * infra/environments.ts, with the cdk-nag AwsSolutions checks attached (an unacknowledged finding
+ * fails synth). Shared by infra/app.ts and the tests, so the tests check exactly what `cdk synth`
+ * produces. A CDK app of your own uses PgkeepEnvironment directly (infra/index.ts, README.md).
  */
 import type { App } from 'aws-cdk-lib';
 import { Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
-import type { EnvironmentConfig } from './config.ts';
+import type { PgkeepAssets } from './assets.ts';
+import type { EnvironmentConfig, EnvironmentInput } from './config.ts';
 import { parsePgkeepConfig, selectEnvironments } from './config.ts';
-import { REPOSITORY_ROOT } from './paths.ts';
-import { PipelineStack } from './pipeline-stack.ts';
-import { StorageStack } from './storage-stack.ts';
+import { PgkeepEnvironment } from './pgkeep-environment.ts';
+import type { PipelineStack } from './pipeline-stack.ts';
+import type { StorageStack } from './storage-stack.ts';
 
 export interface PgkeepAppOptions {
   /** Unvalidated configuration, e.g. PGKEEP_ENVIRONMENTS from environments.ts. */
   config: unknown;
   /** Synthesize only this environment (`-c env=<name>`); all of them when undefined. */
   environment?: string | undefined;
-  repositoryRoot?: string;
+  assets?: PgkeepAssets;
 }
 
 export interface EnvironmentStacks {
@@ -27,18 +29,12 @@ export interface EnvironmentStacks {
 }
 
 export function addPgkeepStacks(app: App, options: PgkeepAppOptions): EnvironmentStacks[] {
+  // The whole configuration first, so every environment's problems are reported at once.
   const environments = selectEnvironments(parsePgkeepConfig(options.config), options.environment);
+  const inputs = (options.config as { environments: Record<string, EnvironmentInput> }).environments;
   Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
-  return environments.map((environment) => {
-    const storage = new StorageStack(app, `pgkeep-${environment.name}-storage`, { environment });
-    const pipeline = new PipelineStack(app, `pgkeep-${environment.name}-pipeline`, {
-      environment,
-      bucket: storage.bucket,
-      key: storage.key,
-      backupWriterPolicy: storage.backupWriterPolicy,
-      accessPolicies: storage.accessPolicies,
-      repositoryRoot: options.repositoryRoot ?? REPOSITORY_ROOT,
-    });
-    return { environment, storage, pipeline };
+  return environments.map(({ name }) => {
+    const environment = new PgkeepEnvironment(app, `pgkeep-${name}`, { name, config: inputs[name]!, ...(options.assets ? { assets: options.assets } : {}) });
+    return { environment: environment.config, storage: environment.storage, pipeline: environment.pipeline };
   });
 }

@@ -9,7 +9,6 @@
 import { CfnOutput, Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
-import { Platform } from 'aws-cdk-lib/aws-ecr-assets';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as kms from 'aws-cdk-lib/aws-kms';
@@ -28,12 +27,14 @@ import type { EnvironmentConfig } from './config.ts';
 import { databaseResourceKey } from './config.ts';
 import type { DatabaseBackup } from './database-backup.ts';
 import type { DatabaseRestore } from './database-restore.ts';
-import { DatabaseStack } from './database-stack.ts';
+import type { PgkeepAssets } from './assets.ts';
+import { PgkeepDatabase } from './pgkeep-database.ts';
 import { allowPublishingMetrics } from './function-policies.ts';
 import type { RestoreAlarms } from './restore-alarms.ts';
 import { drillNotAttemptedAlarm } from './restore-alarms.ts';
 import { RestoreDrill } from './restore-drill.ts';
 import { BackupHealthCheck, RetentionEnforcement } from './scheduled-functions.ts';
+import type { TaskKind } from './task-notifications.ts';
 import { TaskStopNotifications } from './task-notifications.ts';
 import { VerifyBackupFunction } from './verify-backup-function.ts';
 
@@ -45,14 +46,19 @@ export interface PipelineStackProps {
   backupWriterPolicy: iam.IManagedPolicy;
   /** The storage stack's policies for the functions' roles and the restore and drill task roles. */
   accessPolicies: Record<keyof BackupAccessPolicies, iam.IManagedPolicy>;
-  /** Docker build context of the task image: the repository root (task/ imports catalog/). */
-  repositoryRoot: string;
+  /** The task image and the functions' code. */
+  assets: PgkeepAssets;
+  /** Default: the construct id. */
+  stackName?: string;
+  tags?: Record<string, string>;
 }
 
 export class PipelineStack extends Stack {
   readonly cluster: ecs.Cluster;
+  /** The VPC the tasks run in: the configured construct, or the one imported by id. */
+  readonly vpc: ec2.IVpc;
   /** Each database's nested stack, by database name. */
-  readonly databases: ReadonlyMap<string, DatabaseStack>;
+  readonly databases: ReadonlyMap<string, PgkeepDatabase>;
   readonly backups: ReadonlyMap<string, DatabaseBackup>;
   readonly restores: ReadonlyMap<string, DatabaseRestore>;
   /** Shared by the restore task definitions: reads backups, never writes the bucket. */
@@ -74,6 +80,8 @@ export class PipelineStack extends Stack {
   constructor(scope: Construct, id: string, props: PipelineStackProps) {
     const { environment } = props;
     super(scope, id, {
+      ...(props.stackName ? { stackName: props.stackName } : {}),
+      ...(props.tags ? { tags: props.tags } : {}),
       env: { account: environment.account, region: environment.region },
       terminationProtection: environment.terminationProtection,
       description: `pgkeep ${environment.name}: scheduled backup tasks and their cluster, restore tasks, the restore drill, backup verification, health checks, retention, alarms and dashboard`,
@@ -81,57 +89,17 @@ export class PipelineStack extends Stack {
     const removalPolicy = environment.removalPolicy === 'retain' ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY;
     const logRetention = environment.logRetentionDays as logs.RetentionDays;
 
-    // The network, imported by id, never looked up, so synth needs no AWS credentials.
-    const vpc = ec2.Vpc.fromVpcAttributes(this, 'Vpc', {
-      vpcId: environment.network.vpcId,
-      availabilityZones: environment.network.privateSubnets.map((subnet) => subnet.availabilityZone),
-      privateSubnetIds: environment.network.privateSubnets.map((subnet) => subnet.subnetId),
-    });
-    const subnets = vpc.privateSubnets;
-    Validations.of(vpc).acknowledge({
-      id: 'Annotation::@aws-cdk/aws-ec2:noSubnetRouteTableId',
-      reason: 'The subnets are only handed to RunTask; nothing here routes through or reads their route tables.',
-    });
-    const securityGroup = ec2.SecurityGroup.fromSecurityGroupId(this, 'TaskSecurityGroup', environment.network.securityGroupId, { mutable: false });
-
-    this.cluster = new ecs.Cluster(this, 'Cluster', {
-      clusterName: `pgkeep-${environment.name}`,
-      vpc,
-      containerInsightsV2: ecs.ContainerInsights.ENABLED,
-    });
-
-    // The tasks' log groups. No physical names: with removalPolicy 'retain' they outlive a deleted
-    // stack, and a fixed name would make the next create fail with "already exists".
-    const taskLogGroup = (logicalId: string) => new logs.LogGroup(this, logicalId, { retention: logRetention, removalPolicy });
-    const logGroups = { backup: taskLogGroup('TaskLogGroup'), restore: taskLogGroup('RestoreLogGroup'), drill: taskLogGroup('DrillLogGroup') };
-
-    const deadLetterQueue = new sqs.Queue(this, 'ScheduleDeadLetterQueue', {
-      encryption: sqs.QueueEncryption.SQS_MANAGED,
-      enforceSSL: true,
-      retentionPeriod: Duration.days(14),
-      removalPolicy,
-    });
-    Validations.of(deadLetterQueue).acknowledge({
-      id: 'AwsSolutions-SQS3',
-      reason: 'This queue is itself the dead-letter queue of the backup schedules (EventBridge Scheduler, which cdk-nag does not recognise as a DLQ user); nothing consumes it automatically, an alarm reports every message.',
-    });
-
+    const { vpc, subnets, securityGroup } = this.taskNetwork(environment);
+    this.vpc = vpc;
+    this.cluster = new ecs.Cluster(this, 'Cluster', { clusterName: `pgkeep-${environment.name}`, vpc, containerInsightsV2: ecs.ContainerInsights.ENABLED });
+    const network = { cluster: this.cluster, subnets, securityGroup };
+    const logGroups = this.taskLogGroups(logRetention, removalPolicy);
+    const deadLetterQueue = this.scheduleDeadLetterQueue(removalPolicy);
     const alerting = new Alerting(this, 'Alerts', { environmentName: environment.name, emails: environment.notificationEmails });
     this.alertsTopic = alerting.topic;
-    const undelivered = notifyBothWays(
-      new cloudwatch.Alarm(this, 'UndeliveredScheduledRunsAlarm', {
-        alarmName: `pgkeep-${environment.name}-scheduled-run-not-started`,
-        alarmDescription: `pgkeep ${environment.name}: a scheduled run (a backup task, the restore drill, the health check or the retention run) could not be started after retries; its event is in the dead-letter queue with the error. ${runbookPointer('undeliveredScheduledRuns')}`,
-        metric: deadLetterQueue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(5), statistic: cloudwatch.Stats.MAXIMUM }),
-        threshold: environment.alarms.undeliveredScheduledRuns,
-        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-        evaluationPeriods: 1,
-        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-      }),
-      alerting.topic,
-    );
+    const undelivered = this.undeliveredScheduledRunsAlarm(environment, deadLetterQueue, alerting.topic);
 
-    // The task roles, shared by the databases; each database's execution role is its own.
+    // The task roles, shared by the databases; each task's execution role is its own.
     const taskRole = this.ecsTaskRole('BackupTaskRole', `pgkeep ${environment.name}: the backup container's role; may only write backups (the storage stack's BackupWriterPolicy) and publish pgkeep metrics`, [props.backupWriterPolicy]);
     this.restoreTaskRole = this.ecsTaskRole('RestoreTaskRole', `pgkeep ${environment.name}: the restore container's role; may only read backups (the storage stack's BackupReaderPolicy) and publish pgkeep metrics`, [props.accessPolicies.backupReader]);
     this.drillTaskRole = this.ecsTaskRole(
@@ -139,14 +107,17 @@ export class PipelineStack extends Stack {
       `pgkeep ${environment.name}: the restore drill container's role; may only read backups (BackupReaderPolicy), write drill records under drills/ (DrillRecordWriterPolicy) and publish pgkeep metrics`,
       [props.accessPolicies.backupReader, props.accessPolicies.drillRecordWriter],
     );
-
-    const image = ecs.ContainerImage.fromAsset(props.repositoryRoot, { file: 'task/Dockerfile', platform: Platform.LINUX_ARM64 });
+    const image = props.assets.taskImage();
     const scheduleGroup = new scheduler.ScheduleGroup(this, 'ScheduleGroup', { scheduleGroupName: `pgkeep-${environment.name}`, removalPolicy: RemovalPolicy.DESTROY });
-    const network = { cluster: this.cluster, image, subnets, securityGroup };
+    const objectLock = environment.objectLock !== undefined;
 
     this.drill = new RestoreDrill(this, 'Drill', {
-      environment,
-      ...network,
+      environmentName: environment.name,
+      objectLock,
+      drill: environment.drill,
+      databaseNames: environment.databases.map((database) => database.name),
+      network,
+      image,
       logGroup: logGroups.drill,
       taskRole: this.drillTaskRole,
       bucketName: props.bucket.bucketName,
@@ -155,22 +126,22 @@ export class PipelineStack extends Stack {
     });
     const drillNotAttempted = drillNotAttemptedAlarm(this, environment, this.drill.scheduleGroup);
 
-    const databases = new Map<string, DatabaseStack>();
+    const databases = new Map<string, PgkeepDatabase>();
     for (const database of environment.databases) {
       databases.set(
         database.name,
-        new DatabaseStack(this, `Database${databaseResourceKey(database.name)}`, {
+        new PgkeepDatabase(this, `Database${databaseResourceKey(database.name)}`, {
           environment,
           database,
-          backup: { ...network, logGroup: logGroups.backup, taskRole, bucketName: props.bucket.bucketName, keyArn: props.key.keyArn, scheduleGroup, deadLetterQueue },
-          restore: { ...network, logGroup: logGroups.restore, taskRole: this.restoreTaskRole, bucketName: props.bucket.bucketName },
+          backup: { environmentName: environment.name, objectLock, size: environment.task, network, image, logGroup: logGroups.backup, taskRole, bucketName: props.bucket.bucketName, keyArn: props.key.keyArn, scheduleGroup, deadLetterQueue },
+          restore: { environmentName: environment.name, size: environment.restore, network, image, logGroup: logGroups.restore, taskRole: this.restoreTaskRole, bucketName: props.bucket.bucketName },
           alertsTopic: alerting.topic,
           drillNotAttempted,
         }),
       );
     }
     this.databases = databases;
-    const perDatabase = <T>(pick: (stack: DatabaseStack) => T) => new Map([...databases].map(([name, stack]) => [name, pick(stack)]));
+    const perDatabase = <T>(pick: (stack: PgkeepDatabase) => T) => new Map([...databases].map(([name, stack]) => [name, pick(stack)]));
     this.backups = perDatabase((stack) => stack.backup);
     this.restores = perDatabase((stack) => stack.restore);
     this.alarms = perDatabase((stack) => stack.alarms);
@@ -182,23 +153,23 @@ export class PipelineStack extends Stack {
     // S3 notification's custom resource and the permission for S3 to invoke the function then live
     // in this stack, and the storage stack does not come to depend on it (which would be a cycle).
     const bucket = s3.Bucket.fromBucketAttributes(this, 'BackupBucket', { bucketArn: props.bucket.bucketArn, bucketName: props.bucket.bucketName });
+    const logging = { logRetention, logRemovalPolicy: removalPolicy };
     this.verification = new VerifyBackupFunction(this, 'VerifyBackup', {
-      environment,
+      environmentName: environment.name,
       bucket,
       alertsTopic: alerting.topic,
       alertsKey: alerting.key,
       accessPolicy: props.accessPolicies.verifier,
-      repositoryRoot: props.repositoryRoot,
-      logRetention,
-      logRemovalPolicy: removalPolicy,
+      code: props.assets.functionCode('verify-backup'),
+      ...logging,
     });
     const functionScheduleRole = new iam.Role(this, 'FunctionScheduleRole', {
       description: `pgkeep ${environment.name}: EventBridge Scheduler invokes the health-check and retention functions with this role`,
       assumedBy: new iam.ServicePrincipal('scheduler.amazonaws.com', { conditions: { StringEquals: { 'aws:SourceAccount': this.account } } }),
     });
-    const scheduled = { environment, bucketName: props.bucket.bucketName, repositoryRoot: props.repositoryRoot, logRetention, logRemovalPolicy: removalPolicy, scheduleGroup, scheduleRole: functionScheduleRole, deadLetterQueue };
-    this.healthCheck = new BackupHealthCheck(this, 'HealthCheck', { ...scheduled, accessPolicy: props.accessPolicies.healthReader });
-    this.retention = new RetentionEnforcement(this, 'Retention', { ...scheduled, accessPolicy: props.accessPolicies.retentionEnforcer });
+    const scheduled = { environment, bucketName: props.bucket.bucketName, ...logging, scheduleGroup, scheduleRole: functionScheduleRole, deadLetterQueue };
+    this.healthCheck = new BackupHealthCheck(this, 'HealthCheck', { ...scheduled, code: props.assets.functionCode('backup-health'), accessPolicy: props.accessPolicies.healthReader });
+    this.retention = new RetentionEnforcement(this, 'Retention', { ...scheduled, code: props.assets.functionCode('enforce-retention'), accessPolicy: props.accessPolicies.retentionEnforcer });
     const functions = [
       { id: 'VerifyBackupFunctionErrorsAlarm', name: 'verify-backup', function: this.verification.function, output: 'VerifyBackupLogGroupName' },
       { id: 'HealthCheckFunctionErrorsAlarm', name: 'backup-health', function: this.healthCheck.function, output: 'HealthCheckLogGroupName' },
@@ -216,20 +187,98 @@ export class PipelineStack extends Stack {
       functions,
     });
 
+    this.outputs(environment, { subnets, securityGroup, logGroups, functions, alertsTopic: alerting.topic });
+  }
+
+  /** Where the tasks run. Ids are imported, never looked up, so synth needs no AWS credentials;
+   * a VPC construct of the same app is used as it is. */
+  private taskNetwork(environment: EnvironmentConfig): { vpc: ec2.IVpc; subnets: ec2.ISubnet[]; securityGroup: ec2.ISecurityGroup } {
+    if (environment.vpc) {
+      const subnets = environment.vpc.selectSubnets(environment.taskSubnets ?? { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS }).subnets;
+      const securityGroup =
+        environment.taskSecurityGroup ??
+        new ec2.SecurityGroup(this, 'TaskSecurityGroup', {
+          vpc: environment.vpc,
+          description: `pgkeep ${environment.name}: the backup, restore and drill tasks (outbound only: the databases, S3, Secrets Manager, ECR, CloudWatch)`,
+          allowAllOutbound: true,
+        });
+      return { vpc: environment.vpc, subnets, securityGroup };
+    }
+    const ids = environment.network!;
+    const vpc = ec2.Vpc.fromVpcAttributes(this, 'Vpc', {
+      vpcId: ids.vpcId,
+      availabilityZones: ids.privateSubnets.map((subnet) => subnet.availabilityZone),
+      privateSubnetIds: ids.privateSubnets.map((subnet) => subnet.subnetId),
+    });
+    Validations.of(vpc).acknowledge({
+      id: 'Annotation::@aws-cdk/aws-ec2:noSubnetRouteTableId',
+      reason: 'The subnets are only handed to RunTask; nothing here routes through or reads their route tables.',
+    });
+    return { vpc, subnets: vpc.privateSubnets, securityGroup: ec2.SecurityGroup.fromSecurityGroupId(this, 'TaskSecurityGroup', ids.securityGroupId, { mutable: false }) };
+  }
+
+  /** The tasks' log groups. No physical names: with removalPolicy 'retain' they outlive a deleted
+   * stack, and a fixed name would make the next create fail with "already exists". */
+  private taskLogGroups(retention: logs.RetentionDays, removalPolicy: RemovalPolicy): Record<TaskKind, logs.LogGroup> {
+    const taskLogGroup = (logicalId: string) => new logs.LogGroup(this, logicalId, { retention, removalPolicy });
+    return { backup: taskLogGroup('TaskLogGroup'), restore: taskLogGroup('RestoreLogGroup'), drill: taskLogGroup('DrillLogGroup') };
+  }
+
+  /** Where every schedule of the environment drops a run it could not start. */
+  private scheduleDeadLetterQueue(removalPolicy: RemovalPolicy): sqs.Queue {
+    const queue = new sqs.Queue(this, 'ScheduleDeadLetterQueue', {
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+      removalPolicy,
+    });
+    Validations.of(queue).acknowledge({
+      id: 'AwsSolutions-SQS3',
+      reason: 'This queue is itself the dead-letter queue of the backup schedules (EventBridge Scheduler, which cdk-nag does not recognise as a DLQ user); nothing consumes it automatically, an alarm reports every message.',
+    });
+    return queue;
+  }
+
+  private undeliveredScheduledRunsAlarm(environment: EnvironmentConfig, deadLetterQueue: sqs.IQueue, topic: sns.ITopic): cloudwatch.Alarm {
+    return notifyBothWays(
+      new cloudwatch.Alarm(this, 'UndeliveredScheduledRunsAlarm', {
+        alarmName: `pgkeep-${environment.name}-scheduled-run-not-started`,
+        alarmDescription: `pgkeep ${environment.name}: a scheduled run (a backup task, the restore drill, the health check or the retention run) could not be started after retries; its event is in the dead-letter queue with the error. ${runbookPointer('undeliveredScheduledRuns')}`,
+        metric: deadLetterQueue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(5), statistic: cloudwatch.Stats.MAXIMUM }),
+        threshold: environment.alarms.undeliveredScheduledRuns,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        evaluationPeriods: 1,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      }),
+      topic,
+    );
+  }
+
+  /** What an operator needs from the deployed stack: names, links and commands to paste. */
+  private outputs(
+    environment: EnvironmentConfig,
+    parts: {
+      subnets: ec2.ISubnet[];
+      securityGroup: ec2.ISecurityGroup;
+      logGroups: Record<TaskKind, logs.ILogGroup>;
+      functions: readonly { function: { logGroup: logs.ILogGroup; functionName: string }; name: string; output: string }[];
+      alertsTopic: sns.ITopic;
+    },
+  ): void {
     const output = (key: string, description: string, value: string) => new CfnOutput(this, key, { key, description, value });
     output('ClusterName', 'ECS cluster the backup tasks run in.', this.cluster.clusterName);
-    output('PrivateSubnetIds', 'Private subnets the backup tasks run in (no public IP).', subnets.map((subnet) => subnet.subnetId).join(','));
-    output('TaskSecurityGroupId', 'Security group of the backup tasks; the databases must accept connections from it.', securityGroup.securityGroupId);
-    output('TaskLogGroupName', 'CloudWatch Logs group of the backup tasks (stream prefix: the database\'s resource key).', logGroups.backup.logGroupName);
-    output('RestoreLogGroupName', 'CloudWatch Logs group of the restore tasks (stream prefix: the database\'s resource key).', logGroups.restore.logGroupName);
-    output('DrillLogGroupName', 'CloudWatch Logs group of the restore drill (stream prefix drill/): one drill passed or drill failed line per database.', logGroups.drill.logGroupName);
-    for (const { name, function: fn, output: key } of functions) output(key, `CloudWatch Logs group of the ${name} function.`, fn.logGroup.logGroupName);
-    output('AlertsTopicArn', 'SNS topic that receives failed-backup notifications and alarms; subscribe more endpoints here.', alerting.topic.topicArn);
+    output('PrivateSubnetIds', 'Private subnets the backup tasks run in (no public IP).', parts.subnets.map((subnet) => subnet.subnetId).join(','));
+    output('TaskSecurityGroupId', 'Security group of the backup tasks; the databases must accept connections from it.', parts.securityGroup.securityGroupId);
+    output('TaskLogGroupName', 'CloudWatch Logs group of the backup tasks (stream prefix: the database\'s resource key).', parts.logGroups.backup.logGroupName);
+    output('RestoreLogGroupName', 'CloudWatch Logs group of the restore tasks (stream prefix: the database\'s resource key).', parts.logGroups.restore.logGroupName);
+    output('DrillLogGroupName', 'CloudWatch Logs group of the restore drill (stream prefix drill/): one drill passed or drill failed line per database.', parts.logGroups.drill.logGroupName);
+    for (const { name, function: fn, output: key } of parts.functions) output(key, `CloudWatch Logs group of the ${name} function.`, fn.logGroup.logGroupName);
+    output('AlertsTopicArn', 'SNS topic that receives failed-backup notifications and alarms; subscribe more endpoints here.', parts.alertsTopic.topicArn);
     output('DashboardUrl', 'CloudWatch dashboard of this environment: alarm states, backup age, size, duration, verification and retention per database.', this.dashboard.url(this.region));
     output('VerifyBackupFunctionName', 'Lambda function that verifies each new backup; invoke it with an S3-shaped event to re-verify one (docs/operations.md).', this.verification.function.functionName);
     output('RetentionFunctionName', `Lambda function that enforces retention daily${environment.retention.dryRun ? ' (DRY RUN: it deletes nothing)' : ''}; its log lists every decision with its reason.`, this.retention.function.functionName);
     output('RunDrillCommand', 'Paste into a shell with AWS credentials to run the restore drill of every database now (it restores into a throwaway PostgreSQL inside the task, never into a production database).', this.drill.runDrillCommand);
-    for (const [name, stack] of databases) {
+    for (const [name, stack] of this.databases) {
       const key = databaseResourceKey(name);
       output(`TaskDefinition${key}`, `Task definition that backs up database ${JSON.stringify(name)} (its secret and settings).`, stack.backup.taskDefinition.taskDefinitionArn);
       output(`RunTaskCommand${key}`, `Paste into a shell with AWS credentials to back up database ${JSON.stringify(name)} now.`, stack.backup.runTaskCommand);

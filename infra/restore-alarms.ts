@@ -25,7 +25,7 @@ import type { AlarmKind } from './backup-alarms.ts';
 import { ALARM_NAME_MAX_LENGTH, backupMetric, notifyBothWays, runbookPointer } from './backup-alarms.ts';
 import type { DatabaseConfig, EnvironmentConfig } from './config.ts';
 import { databaseResourceKey } from './config.ts';
-import { boundedName } from './database-backup.ts';
+import { boundedName } from './pgkeep-task.ts';
 
 const HOUR = Duration.hours(1);
 const HOURS_PER_DAY = 24;

@@ -4,7 +4,6 @@
  * tags for the lifecycle rules, and the deletes). Both run from EventBridge Scheduler schedules in
  * the environment's schedule group, with the same dead-letter queue as the backup schedules.
  */
-import { join } from 'node:path';
 import type { RemovalPolicy } from 'aws-cdk-lib';
 import { Duration, Stack, TimeZone, Validations } from 'aws-cdk-lib';
 import type * as iam from 'aws-cdk-lib/aws-iam';
@@ -28,7 +27,8 @@ export interface ScheduledFunctionProps {
   bucketName: string;
   /** The storage stack's policy with this function's access to the bucket. */
   accessPolicy: iam.IManagedPolicy;
-  repositoryRoot: string;
+  /** The function's bundle (infra/assets.ts). */
+  code: lambda.Code;
   logRetention: logs.RetentionDays;
   logRemovalPolicy: RemovalPolicy;
   scheduleGroup: scheduler.IScheduleGroup;
@@ -47,7 +47,7 @@ export class BackupHealthCheck extends Construct {
 
     this.function = new PgkeepFunction(this, 'Function', {
       functionName: `pgkeep-${environment.name}-backup-health`,
-      entry: join(props.repositoryRoot, 'functions/backup-health/handler.ts'),
+      code: props.code,
       description: `pgkeep ${environment.name}: hourly age and size of each database's newest verified backup, for the stale and undersized alarms`,
       serviceName: 'pgkeep-backup-health',
       logRetention: props.logRetention,
@@ -94,7 +94,7 @@ export class RetentionEnforcement extends Construct {
 
     this.function = new PgkeepFunction(this, 'Function', {
       functionName: `pgkeep-${environment.name}-enforce-retention`,
-      entry: join(props.repositoryRoot, 'functions/enforce-retention/handler.ts'),
+      code: props.code,
       description: `pgkeep ${environment.name}: daily GFS retention (${retention.daily}/${retention.weekly}/${retention.monthly}/${retention.yearly})${retention.dryRun ? ', DRY RUN: deletes nothing' : ''}; tags kept backups with their tier`,
       serviceName: 'pgkeep-enforce-retention',
       logRetention: props.logRetention,

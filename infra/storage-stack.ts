@@ -16,6 +16,9 @@ import { backupBucketLifecycleRules } from './lifecycle.ts';
 
 export interface StorageStackProps {
   environment: EnvironmentConfig;
+  /** Default: the construct id. */
+  stackName?: string;
+  tags?: Record<string, string>;
 }
 
 export class StorageStack extends Stack {
@@ -26,8 +29,10 @@ export class StorageStack extends Stack {
   /** What the verify, health and retention functions may do to the bucket (pipeline stack roles). */
   readonly accessPolicies: BackupAccessPolicies;
 
-  constructor(scope: Construct, id: string, { environment }: StorageStackProps) {
+  constructor(scope: Construct, id: string, { environment, stackName, tags }: StorageStackProps) {
     super(scope, id, {
+      ...(stackName ? { stackName } : {}),
+      ...(tags ? { tags } : {}),
       env: { account: environment.account, region: environment.region },
       terminationProtection: environment.terminationProtection,
       description: `pgkeep ${environment.name}: backup bucket and its KMS key (stateful; retained on stack deletion)`,

@@ -7,11 +7,11 @@
  * configuration without touching anything else there. The storage stack must therefore never
  * declare notifications on the bucket itself: CloudFormation would replace this one.
  */
-import { join } from 'node:path';
 import type { RemovalPolicy } from 'aws-cdk-lib';
 import { Duration, Stack, Validations } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as kms from 'aws-cdk-lib/aws-kms';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as s3Notifications from 'aws-cdk-lib/aws-s3-notifications';
@@ -19,14 +19,13 @@ import type * as sns from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
 import { BACKUP_ROOT_PREFIX, MANIFEST_SUFFIX } from '../catalog/keys.ts';
 import { PgkeepFunction } from './constructs/pgkeep-function.ts';
-import type { EnvironmentConfig } from './config.ts';
 import { allowPublishingMetrics } from './function-policies.ts';
 
 /** Above this the store's checksum is the only affordable check; on AWS S3 it always has one. */
 export const VERIFY_MAX_STREAM_MB = 10_240;
 
 export interface VerifyBackupFunctionProps {
-  environment: EnvironmentConfig;
+  environmentName: string;
   /** The storage stack's backup bucket, imported into this stack (see the file comment). */
   bucket: s3.IBucket;
   /** The storage stack's BackupVerifierPolicy: the S3 and KMS access the handler needs. */
@@ -34,7 +33,8 @@ export interface VerifyBackupFunctionProps {
   alertsTopic: sns.ITopic;
   /** The key the alerts topic is encrypted with. */
   alertsKey: kms.IKey;
-  repositoryRoot: string;
+  /** The function's bundle (infra/assets.ts). */
+  code: lambda.Code;
   logRetention: logs.RetentionDays;
   logRemovalPolicy: RemovalPolicy;
 }
@@ -44,13 +44,13 @@ export class VerifyBackupFunction extends Construct {
 
   constructor(scope: Construct, id: string, props: VerifyBackupFunctionProps) {
     super(scope, id);
-    const { environment } = props;
+    const { environmentName } = props;
     const stack = Stack.of(this);
 
     this.function = new PgkeepFunction(this, 'Function', {
-      functionName: `pgkeep-${environment.name}-verify-backup`,
-      entry: join(props.repositoryRoot, 'functions/verify-backup/handler.ts'),
-      description: `pgkeep ${environment.name}: verifies each new backup against its manifest (size and checksum), tags the verdict, alerts on failure`,
+      functionName: `pgkeep-${environmentName}-verify-backup`,
+      code: props.code,
+      description: `pgkeep ${environmentName}: verifies each new backup against its manifest (size and checksum), tags the verdict, alerts on failure`,
       serviceName: 'pgkeep-verify-backup',
       logRetention: props.logRetention,
       logRemovalPolicy: props.logRemovalPolicy,
@@ -58,7 +58,7 @@ export class VerifyBackupFunction extends Construct {
       timeout: Duration.minutes(15),
       memorySize: 1024,
       environment: {
-        PGKEEP_ENVIRONMENT: environment.name,
+        PGKEEP_ENVIRONMENT: environmentName,
         PGKEEP_ALERT_TOPIC_ARN: props.alertsTopic.topicArn,
         PGKEEP_VERIFY_MAX_STREAM_MB: String(VERIFY_MAX_STREAM_MB),
       },

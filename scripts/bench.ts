@@ -38,7 +38,7 @@ import { pgDumpArguments, zstdArguments } from '../task/dump-pipeline.ts';
 import { partSizeFor } from '../task/part-sizes.ts';
 import { findPgBinaries, pickPgDumpForServer } from '../task/postgres-binaries.ts';
 import { startThrowawayCluster, type ThrowawayCluster } from '../task/throwaway-cluster.ts';
-import { buildTaskBundle } from './build-task.ts';
+import { buildTaskBundle } from '../task/build.ts';
 import { createSampleDatabase } from './sample-database.ts';
 import { REPO_ROOT, startTask, type TaskLogLine } from './task-process.ts';
 

@@ -18,7 +18,7 @@ import { PGKEEP_ENVIRONMENTS } from '../infra/environments.ts';
 import { addPgkeepStacks } from '../infra/pgkeep-app.ts';
 import { REPOSITORY_ROOT } from '../infra/paths.ts';
 import { COMPONENTS, RECORDINGS_ENV, readRecordedCalls, type RecordedCall } from '../scripts/aws-call-recorder.ts';
-import { buildTaskBundle } from '../scripts/build-task.ts';
+import { buildTaskBundle } from '../task/build.ts';
 import { KNOWN_FINDINGS } from './authz/known-findings.ts';
 import { modelEnvironment, type EnvironmentModel } from './authz/model.ts';
 import { mutateEveryStatement, type StatementCoverage } from './authz/mutation.ts';

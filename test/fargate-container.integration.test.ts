@@ -40,7 +40,7 @@ import { findNewestBackup, type Backup } from '../catalog/listing.ts';
 import { parsePgkeepConfig } from '../infra/config.ts';
 import { PGKEEP_ENVIRONMENTS } from '../infra/environments.ts';
 import { REPOSITORY_ROOT } from '../infra/paths.ts';
-import { buildTaskBundle } from '../scripts/build-task.ts';
+import { buildTaskBundle } from '../task/build.ts';
 import { startLocalS3, type LocalS3 } from '../scripts/local-s3.ts';
 import type { TaskLogLine } from '../scripts/task-process.ts';
 import { startThrowawayCluster, type ThrowawayCluster } from '../task/throwaway-cluster.ts';

@@ -8,7 +8,7 @@ import { cronExpressionProblem, timeZoneProblem } from '../infra/cron.ts';
 import { DEFAULT_RETENTION_POLICY } from '../functions/enforce-retention/policy.ts';
 import { databaseResourceKey, parsePgkeepConfig, PgkeepConfigError, retentionPolicy, selectEnvironments } from '../infra/config.ts';
 import { PGKEEP_ENVIRONMENTS } from '../infra/environments.ts';
-import { boundedName } from '../infra/database-backup.ts';
+import { boundedName } from '../infra/pgkeep-task.ts';
 import { REPOSITORY_ROOT } from '../infra/paths.ts';
 import { addPgkeepStacks } from '../infra/pgkeep-app.ts';
 

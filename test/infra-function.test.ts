@@ -5,16 +5,17 @@ import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { afterAll, describe, expect, it } from 'vitest';
+import { sourceAssets } from '../infra/assets.ts';
 import { PgkeepFunction } from '../infra/constructs/pgkeep-function.ts';
 import { REPOSITORY_ROOT } from '../infra/paths.ts';
 import { scratchApp } from './fixtures/infra-synth.ts';
 
-// Bundling runs the locally installed esbuild; with forceDockerBundling: false a missing esbuild
-// fails synth instead of silently trying Docker (there is no Docker here, nor in CI).
+// A synth from the sources bundles with the locally installed esbuild (functions/build.ts), never
+// Docker (there is no Docker here, nor in CI).
 const scratch = scratchApp();
 const stack = new Stack(scratch.app, 'FunctionUnderTest', { env: { account: '111111111111', region: 'eu-west-1' } });
 const fn = new PgkeepFunction(stack, 'Hello', {
-  entry: join(REPOSITORY_ROOT, 'test/fixtures/hello-handler.ts'),
+  code: sourceAssets(REPOSITORY_ROOT).functionCode('backup-health'),
   description: 'says hello (test fixture)',
   serviceName: 'pgkeep-hello',
   logRetention: logs.RetentionDays.ONE_MONTH,
@@ -24,7 +25,7 @@ const fn = new PgkeepFunction(stack, 'Hello', {
 const template = Template.fromStack(stack);
 afterAll(() => scratch.dispose());
 
-describe('the house NodejsFunction construct', () => {
+describe('the house Lambda function construct', () => {
   it('runs on ARM64 and the current Node.js runtime, as cdk-nag expects', () => {
     template.hasResourceProperties('AWS::Lambda::Function', { Runtime: 'nodejs24.x', Architectures: ['arm64'], Handler: 'index.handler', Timeout: 10 });
     expect(new AwsSolutionsChecks().validateScope(stack).violations.filter((violation) => violation.ruleName === 'AwsSolutions-L1')).toEqual([]);
@@ -81,6 +82,6 @@ describe('the house NodejsFunction construct', () => {
     expect(/export\s*\{[^}]*\bas handler\b[^}]*\}/.test(bundle), 'the handler is an ESM export').toBe(true);
     expect(bundle.includes('//# sourceMappingURL=index.mjs.map'), 'Node finds the source map through its comment').toBe(true);
     const sourceMap = JSON.parse(readFileSync(join(bundleDirectory, 'index.mjs.map'), 'utf8')) as { sources: string[] };
-    expect(sourceMap.sources.some((source) => source.endsWith('test/fixtures/hello-handler.ts'))).toBe(true);
+    expect(sourceMap.sources.some((source) => source.endsWith('functions/backup-health/handler.ts'))).toBe(true);
   });
 });

@@ -52,7 +52,7 @@ describe.each(['dev', 'prod'])('the %s pipeline stack', (name) => {
     (Object.values(pipeline.findResources('AWS::IAM::Policy')) as PolicyResource[])
       .filter((policy) => JSON.stringify(policy.Properties.Roles).includes(`"${roleLogicalId}"`))
       .flatMap((policy) => policy.Properties.PolicyDocument.Statement);
-  const subnetIds = environment.network.privateSubnets.map((subnet) => subnet.subnetId);
+  const subnetIds = environment.network!.privateSubnets.map((subnet) => subnet.subnetId);
   const ruleNamed = (ruleName: string) =>
     Object.values(pipeline.findResources('AWS::Events::Rule', { Properties: { Name: ruleName } })).map(
       (rule) => rule.Properties as { Targets: { InputTransformer: { InputTemplate: unknown } }[] },
@@ -197,7 +197,7 @@ describe.each(['dev', 'prod'])('the %s pipeline stack', (name) => {
           EcsParameters: {
             TaskDefinitionArn: { Ref: logicalId(backupOf(database).taskDefinition) },
             LaunchType: 'FARGATE',
-            NetworkConfiguration: { AwsvpcConfiguration: { AssignPublicIp: 'DISABLED', Subnets: subnetIds, SecurityGroups: [environment.network.securityGroupId] } },
+            NetworkConfiguration: { AwsvpcConfiguration: { AssignPublicIp: 'DISABLED', Subnets: subnetIds, SecurityGroups: [environment.network!.securityGroupId] } },
           },
           RetryPolicy: { MaximumRetryAttempts: 3, MaximumEventAgeInSeconds: 3600 },
           DeadLetterConfig: { Arn: { 'Fn::GetAtt': [Match.stringLikeRegexp('^ScheduleDeadLetterQueue'), 'Arn'] } },
@@ -354,7 +354,7 @@ describe.each(['dev', 'prod'])('the %s pipeline stack', (name) => {
     expect(Object.keys(outputs).sort()).toEqual(expected.sort());
     for (const key of expected) expect(outputs[key]?.Description, key).toMatch(/^.{20,}$/);
     pipeline.hasOutput('PrivateSubnetIds', { Value: subnetIds.join(',') });
-    pipeline.hasOutput('TaskSecurityGroupId', { Value: environment.network.securityGroupId });
+    pipeline.hasOutput('TaskSecurityGroupId', { Value: environment.network!.securityGroupId });
   });
 
   describe.each(environment.databases.map((database) => [database.name, database] as const))('the run-task command for %s', (_databaseName, database) => {
@@ -381,7 +381,7 @@ describe.each(['dev', 'prod'])('the %s pipeline stack', (name) => {
 
     it('runs in the private subnets with the security group and no public IP', () => {
       expect(JSON.parse(option('--network-configuration') as string)).toEqual({
-        awsvpcConfiguration: { subnets: subnetIds, securityGroups: [environment.network.securityGroupId], assignPublicIp: 'DISABLED' },
+        awsvpcConfiguration: { subnets: subnetIds, securityGroups: [environment.network!.securityGroupId], assignPublicIp: 'DISABLED' },
       });
     });
 

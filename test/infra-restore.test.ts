@@ -81,7 +81,7 @@ describe.each(['dev', 'prod'])('restores and the restore drill in the %s environ
   const restoreTaskRoleId = pipelineId(stacks.pipeline.restoreTaskRole);
   const drillTaskRoleId = pipelineId(stacks.pipeline.drillTaskRole);
   const drillDefinition = taskDefinition(stacks.pipeline.drill.taskDefinition);
-  const subnetIds = environment.network.privateSubnets.map((subnet) => subnet.subnetId);
+  const subnetIds = environment.network!.privateSubnets.map((subnet) => subnet.subnetId);
 
   describe('the restore task definitions', () => {
     it('are one ARM64 Fargate task definition per database, sized as configured, running `restore` with a read-only root, a writable /tmp and 120 s to stop', () => {
@@ -131,7 +131,7 @@ describe.each(['dev', 'prod'])('restores and the restore drill in the %s environ
 
     it("connect to the restore target from a secret, by default the database's own (a new database on the same server)", () => {
       for (const database of environment.databases) {
-        const secretArn = secretArnOf(database.restoreTargetSecret ?? database.secret, environment);
+        const secretArn = secretArnOf(String(database.restoreTargetSecret ?? database.secret), environment);
 
         expect(containerOf(restoreOf(database).taskDefinition).Secrets).toEqual([
           { Name: 'PGHOST', ValueFrom: `${secretArn}:host::` },
@@ -148,7 +148,7 @@ describe.each(['dev', 'prod'])('restores and the restore drill in the %s environ
         const roleId = taskDefinition(restoreOf(database).taskDefinition).ExecutionRoleArn['Fn::GetAtt'][0];
         const statements = inlineStatementsOf(roleId);
         const secretStatements = statements.filter((statement) => actionsOf([statement]).some((action) => action.startsWith('secretsmanager:')));
-        const reference = database.restoreTargetSecret ?? database.secret;
+        const reference = String(database.restoreTargetSecret ?? database.secret);
         const expectedSecret = reference.startsWith('arn:') ? reference : `${secretArnOf(reference, environment)}-??????`;
 
         expect(secretStatements).toEqual([{ Effect: 'Allow', Action: ['secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue'], Resource: expectedSecret }]);
@@ -282,7 +282,7 @@ describe.each(['dev', 'prod'])('restores and the restore drill in the %s environ
           EcsParameters: {
             TaskDefinitionArn: { Ref: pipelineId(stacks.pipeline.drill.taskDefinition) },
             LaunchType: 'FARGATE',
-            NetworkConfiguration: { AwsvpcConfiguration: { AssignPublicIp: 'DISABLED', Subnets: subnetIds, SecurityGroups: [environment.network.securityGroupId] } },
+            NetworkConfiguration: { AwsvpcConfiguration: { AssignPublicIp: 'DISABLED', Subnets: subnetIds, SecurityGroups: [environment.network!.securityGroupId] } },
           },
           RetryPolicy: { MaximumRetryAttempts: 3, MaximumEventAgeInSeconds: 6 * 3600 },
           DeadLetterConfig: { Arn: { 'Fn::GetAtt': [expect.stringMatching(/^ScheduleDeadLetterQueue/), 'Arn'] } },
@@ -478,7 +478,7 @@ describe.each(['dev', 'prod'])('restores and the restore drill in the %s environ
         },
       };
     };
-    const network = { awsvpcConfiguration: { subnets: subnetIds, securityGroups: [environment.network.securityGroupId], assignPublicIp: 'DISABLED' } };
+    const network = { awsvpcConfiguration: { subnets: subnetIds, securityGroups: [environment.network!.securityGroupId], assignPublicIp: 'DISABLED' } };
 
     it.each(environment.databases.map((database) => [database.name, database] as const))('RestoreLatestCommand restores the latest backup of %s with its restore task definition', (_databaseName, database) => {
       const { option } = wordsOf(`RestoreLatestCommand${databaseResourceKey(database.name)}`);

@@ -50,6 +50,6 @@ describe(`the runtime is Node.js ${NODE_MAJOR} everywhere`, () => {
     const stages = [...read('task/Dockerfile').matchAll(/^FROM\s+(\S+)/gm)].map((match) => match[1]);
     expect(stages.length).toBeGreaterThan(0);
     for (const image of stages) expect(image).toMatch(new RegExp(`^node:${NODE_MAJOR}-`));
-    expect(read('scripts/build-task.ts')).toContain(`target: 'node${NODE_MAJOR}'`);
+    expect(read('task/build.ts')).toContain(`target: 'node${NODE_MAJOR}'`);
   });
 });

@@ -1,6 +1,6 @@
 /**
  * Bundles the task into one ESM file (dist/task/main.mjs): what the container runs, and what the
- * benchmark measures. `npm run build:task`.
+ * benchmark measures. `npm run build:task`; task/Dockerfile runs it in its build stage.
  */
 import { build } from 'esbuild';
 import { fileURLToPath } from 'node:url';
@@ -10,7 +10,7 @@ export const TASK_BUNDLE = fileURLToPath(new URL('../dist/task/main.mjs', import
 /** `outfile` elsewhere than dist/ gives a caller its own copy that a concurrent build cannot rewrite under it. */
 export async function buildTaskBundle(outfile: string = TASK_BUNDLE): Promise<string> {
   await build({
-    entryPoints: [fileURLToPath(new URL('../task/main.ts', import.meta.url))],
+    entryPoints: [fileURLToPath(new URL('./main.ts', import.meta.url))],
     outfile,
     bundle: true,
     platform: 'node',
@@ -30,5 +30,5 @@ export async function buildTaskBundle(outfile: string = TASK_BUNDLE): Promise<st
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  console.log(`built ${await buildTaskBundle()}`);
+  process.stdout.write(`built ${await buildTaskBundle()}\n`);
 }

@@ -1,0 +1,53 @@
+/**
+ * One pgkeep environment as a construct: its storage stack (the backup bucket and its key, which
+ * outlive everything else) and its pipeline stack (the tasks, functions, alarms and dashboard,
+ * with a nested stack per database). This is what the package exports for use in any CDK app
+ * (infra/index.ts), and what the standalone app (infra/app.ts) builds per configured environment.
+ *
+ * Two stacks, not one: the pipeline can be destroyed and redeployed freely while the backups stay;
+ * the storage stack never depends on the pipeline stack (see PipelineStack's bucket import).
+ */
+import { Construct } from 'constructs';
+import type { PgkeepAssets } from './assets.ts';
+import { pgkeepAssets } from './assets.ts';
+import type { EnvironmentConfig, EnvironmentInput } from './config.ts';
+import { parseEnvironmentConfig } from './config.ts';
+import { PipelineStack } from './pipeline-stack.ts';
+import { StorageStack } from './storage-stack.ts';
+
+export interface PgkeepEnvironmentProps {
+  /** 1-20 lowercase letters, digits or hyphens: part of every stack and resource name (`pgkeep-<name>-…`). */
+  name: string;
+  /** The environment's account, region, network, databases and policies, checked in full when the
+   * construct is created: every problem is reported with the path of its field. */
+  config: EnvironmentInput;
+  /** The task image and function bundles. Default: the package's own (infra/assets.ts). */
+  assets?: PgkeepAssets;
+}
+
+export class PgkeepEnvironment extends Construct {
+  /** The validated configuration, defaults filled in. */
+  readonly config: EnvironmentConfig;
+  readonly storage: StorageStack;
+  readonly pipeline: PipelineStack;
+
+  constructor(scope: Construct, id: string, props: PgkeepEnvironmentProps) {
+    super(scope, id);
+    const environment = parseEnvironmentConfig(props.name, props.config);
+    this.config = environment;
+    // Stack tags: CloudFormation copies them onto every resource it creates in the stack, so cost
+    // reports and tag-based policies can tell pgkeep's resources and environments apart.
+    const tags = { project: 'pgkeep', environment: environment.name };
+    this.storage = new StorageStack(this, 'Storage', { environment, stackName: `pgkeep-${environment.name}-storage`, tags });
+    this.pipeline = new PipelineStack(this, 'Pipeline', {
+      environment,
+      stackName: `pgkeep-${environment.name}-pipeline`,
+      tags,
+      bucket: this.storage.bucket,
+      key: this.storage.key,
+      backupWriterPolicy: this.storage.backupWriterPolicy,
+      accessPolicies: this.storage.accessPolicies,
+      assets: props.assets ?? pgkeepAssets(),
+    });
+  }
+}
