@@ -10,8 +10,10 @@ import { AwsSolutionsChecks } from 'cdk-nag';
 import type { PgkeepAssets } from './assets.ts';
 import type { EnvironmentConfig, EnvironmentInput } from './config.ts';
 import { parsePgkeepConfig, selectEnvironments } from './config.ts';
+import { REPOSITORY_ROOT } from './paths.ts';
 import { PgkeepEnvironment } from './pgkeep-environment.ts';
 import type { PipelineStack } from './pipeline-stack.ts';
+import { sourceAssets } from './source-assets.ts';
 import type { StorageStack } from './storage-stack.ts';
 
 export interface PgkeepAppOptions {
@@ -19,6 +21,7 @@ export interface PgkeepAppOptions {
   config: unknown;
   /** Synthesize only this environment (`-c env=<name>`); all of them when undefined. */
   environment?: string | undefined;
+  /** Default: built from this repository's sources. */
   assets?: PgkeepAssets;
 }
 
@@ -34,7 +37,7 @@ export function addPgkeepStacks(app: App, options: PgkeepAppOptions): Environmen
   const inputs = (options.config as { environments: Record<string, EnvironmentInput> }).environments;
   Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
   return environments.map(({ name }) => {
-    const environment = new PgkeepEnvironment(app, `pgkeep-${name}`, { name, config: inputs[name]!, ...(options.assets ? { assets: options.assets } : {}) });
+    const environment = new PgkeepEnvironment(app, `pgkeep-${name}`, { name, config: inputs[name]!, assets: options.assets ?? sourceAssets(REPOSITORY_ROOT) });
     return { environment: environment.config, storage: environment.storage, pipeline: environment.pipeline };
   });
 }

@@ -9,7 +9,7 @@
  */
 import { Construct } from 'constructs';
 import type { PgkeepAssets } from './assets.ts';
-import { pgkeepAssets } from './assets.ts';
+import { packagedAssets } from './assets.ts';
 import type { EnvironmentConfig, EnvironmentInput } from './config.ts';
 import { parseEnvironmentConfig } from './config.ts';
 import { PipelineStack } from './pipeline-stack.ts';
@@ -21,7 +21,7 @@ export interface PgkeepEnvironmentProps {
   /** The environment's account, region, network, databases and policies, checked in full when the
    * construct is created: every problem is reported with the path of its field. */
   config: EnvironmentInput;
-  /** The task image and function bundles. Default: the package's own (infra/assets.ts). */
+  /** The task image and function bundles. Default: the ones the package ships (infra/assets.ts). */
   assets?: PgkeepAssets;
 }
 
@@ -47,7 +47,7 @@ export class PgkeepEnvironment extends Construct {
       key: this.storage.key,
       backupWriterPolicy: this.storage.backupWriterPolicy,
       accessPolicies: this.storage.accessPolicies,
-      assets: props.assets ?? pgkeepAssets(),
+      assets: props.assets ?? packagedAssets(),
     });
   }
 }

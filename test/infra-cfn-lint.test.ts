@@ -9,7 +9,7 @@ import { parsePgkeepConfig } from '../infra/config.ts';
 import { PGKEEP_ENVIRONMENTS } from '../infra/environments.ts';
 import { addPgkeepStacks } from '../infra/pgkeep-app.ts';
 import type { ScratchApp } from './fixtures/infra-synth.ts';
-import { scratchApp } from './fixtures/infra-synth.ts';
+import { scratchApp, stackTemplateFile } from './fixtures/infra-synth.ts';
 import type { CfnLintFinding } from './support/cfn-lint.ts';
 import { cfnLint } from './support/cfn-lint.ts';
 
@@ -40,18 +40,20 @@ const resourceOf = (finding: CfnLintFinding) => /^Resources\/([^/]+)/.exec(findi
 describe.each(Object.keys(config.environments))('cfn-lint over the %s environment', (name) => {
   let findings: CfnLintFinding[] = [];
   let templates: string[] = [];
+  let outdir = '';
   beforeAll(async () => {
     const scratch = scratchApp();
     scratches.push(scratch);
     addPgkeepStacks(scratch.app, { config: PGKEEP_ENVIRONMENTS, environment: name });
     scratch.app.synth();
+    outdir = scratch.outdir;
     templates = readdirSync(scratch.outdir).filter((file) => file.endsWith('.template.json'));
     findings = await cfnLint(scratch.outdir, config.environments[name]!.region);
   });
 
   it("checks every template: storage, pipeline and each database's nested stack", () => {
     expect(templates.filter((file) => file.endsWith('.nested.template.json'))).toHaveLength(config.environments[name]!.databases.length);
-    expect(templates.filter((file) => !file.endsWith('.nested.template.json')).sort()).toEqual([`pgkeep-${name}-pipeline.template.json`, `pgkeep-${name}-storage.template.json`]);
+    expect(templates.filter((file) => !file.endsWith('.nested.template.json')).sort()).toEqual([stackTemplateFile(outdir, `pgkeep-${name}-pipeline`), stackTemplateFile(outdir, `pgkeep-${name}-storage`)].sort());
   });
 
   it('reports no error', () => {

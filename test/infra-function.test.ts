@@ -5,7 +5,7 @@ import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { afterAll, describe, expect, it } from 'vitest';
-import { sourceAssets } from '../infra/assets.ts';
+import { sourceAssets } from '../infra/source-assets.ts';
 import { PgkeepFunction } from '../infra/constructs/pgkeep-function.ts';
 import { REPOSITORY_ROOT } from '../infra/paths.ts';
 import { scratchApp } from './fixtures/infra-synth.ts';

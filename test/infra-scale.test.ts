@@ -17,7 +17,7 @@ import { MAX_DATABASES_PER_ENVIRONMENT, PgkeepConfigError, parsePgkeepConfig } f
 import { PGKEEP_ENVIRONMENTS } from '../infra/environments.ts';
 import { addPgkeepStacks } from '../infra/pgkeep-app.ts';
 import type { ScratchApp, TemplateJson } from './fixtures/infra-synth.ts';
-import { resolveTemplateText, scratchApp } from './fixtures/infra-synth.ts';
+import { resolveTemplateText, scratchApp, stackTemplateFile } from './fixtures/infra-synth.ts';
 import { cfnLint } from './support/cfn-lint.ts';
 
 const LIMITS = { resources: 500, outputs: 200, parameters: 200, templateBytes: 1_000_000, dashboardWidgets: 500, metricsPerWidget: 500, dashboardMetrics: 2_500, alarmsPerStatusWidget: 100, rulesPerEventBus: 300 };
@@ -39,10 +39,14 @@ function synthesize(config: PgkeepConfigInput): { outdir: string; templates: Map
   addPgkeepStacks(scratch.app, { config, environment: 'prod' });
   // The app carries the cdk-nag checks: any unacknowledged finding throws here.
   scratch.app.synth();
+  // Top-level stacks by their stack name (`pgkeep-prod-pipeline.template.json`), nested ones by file.
+  const pipelineFile = stackTemplateFile(scratch.outdir, 'pgkeep-prod-pipeline');
+  const storageFile = stackTemplateFile(scratch.outdir, 'pgkeep-prod-storage');
+  const keyOf = (file: string) => (file === pipelineFile ? 'pgkeep-prod-pipeline.template.json' : file === storageFile ? 'pgkeep-prod-storage.template.json' : file);
   const templates = new Map(
     readdirSync(scratch.outdir)
       .filter((file) => file.endsWith('.template.json'))
-      .map((file) => [file, JSON.parse(readFileSync(join(scratch.outdir, file), 'utf8')) as TemplateJson]),
+      .map((file) => [keyOf(file), JSON.parse(readFileSync(join(scratch.outdir, file), 'utf8')) as TemplateJson]),
   );
   const report = JSON.parse(readFileSync(join(scratch.outdir, 'validation-report.json'), 'utf8')) as { pluginReports: { violations: unknown[] }[] };
   expect(report.pluginReports.flatMap((plugin) => plugin.violations)).toEqual([]);
@@ -92,7 +96,8 @@ describe(`an environment with the most databases allowed (${MAX_DATABASES_PER_EN
 
   it('passes cfn-lint, the pipeline stack and a nested stack checked for the region (the nested stacks differ only in names)', async () => {
     const [firstNested] = nested()[0]!;
-    const findings = await cfnLint(assembly.outdir, 'eu-central-1', (file) => file === 'pgkeep-prod-pipeline.template.json' || file === firstNested);
+    const pipelineFile = stackTemplateFile(assembly.outdir, 'pgkeep-prod-pipeline');
+    const findings = await cfnLint(assembly.outdir, 'eu-central-1', (file) => file === pipelineFile || file === firstNested);
     expect(findings.filter((finding) => finding.level === 'Error')).toEqual([]);
   });
 });
@@ -113,7 +118,7 @@ describe("each database's resources in a stack of its own", () => {
     three = synthesize(environmentWith(['alpha', 'beta', 'gamma'])).templates;
     two = synthesize(environmentWith(['alpha', 'gamma'])).templates;
   });
-  const nestedOf = (templates: Map<string, TemplateJson>, key: string) => [...templates].find(([file]) => file.startsWith(`pgkeepprodpipelineDatabase${key}`) && file.endsWith('.nested.template.json'))?.[1];
+  const nestedOf = (templates: Map<string, TemplateJson>, key: string) => [...templates].find(([file]) => file.startsWith(`pgkeepprodPipelineDatabase${key}`) && file.endsWith('.nested.template.json'))?.[1];
 
   it('leaves the other databases\' stacks exactly as they were when one is removed', () => {
     for (const key of ['Alpha', 'Gamma']) {

@@ -106,6 +106,9 @@ function defaultKeyPolicy(account: string, keyArn: string): NamedPolicy {
 export interface ServicePathOptions {
   /** The customer-managed key a database secret is encrypted with, where the configuration names one. */
   secretKmsKey(secretArn: string): string | undefined;
+  /** Stacks of the app around pgkeep (examples/: its VPC and database): their resources are read
+   * where pgkeep's refer to them, but what they do themselves is the app's, not modelled here. */
+  applicationStacks?: readonly string[];
 }
 
 /** (b) The service-to-service paths the templates declare. */
@@ -176,7 +179,8 @@ export function serviceChecks(deployment: Deployment, options: ServicePathOption
       checks.push(asRole(deployment, handlerRole, 'cloudformation', { label: `CDK's notification handler (deploy time)`, family: 'service', action, resource: bucket.arn, context: { ...secure, 's3:TlsVersion': '1.2' }, expect: 'allowed', because: ['Custom::S3BucketNotifications merges its configuration into the bucket\'s'] }));
     }
   }
-  for (const custom of assembly.stacks.flatMap((stack) => Object.entries(stack.template.Resources ?? {}).filter(([, resource]) => resource.Type.startsWith('Custom::') && resource.Type !== 'Custom::S3BucketNotifications'))) {
+  const ownStacks = assembly.stacks.filter((stack) => !(options.applicationStacks ?? []).includes(stack.stackName));
+  for (const custom of ownStacks.flatMap((stack) => Object.entries(stack.template.Resources ?? {}).filter(([, resource]) => resource.Type.startsWith('Custom::') && resource.Type !== 'Custom::S3BucketNotifications'))) {
     throw new Error(`custom resource ${custom[0]} (${custom[1].Type}) is not modelled: what does its handler do, as which role?`);
   }
 
@@ -273,16 +277,16 @@ export function serviceChecks(deployment: Deployment, options: ServicePathOption
     checks.push(asService(deployment, 'logging.s3.amazonaws.com', { label: `access logs of ${bucket.name}`, action: 's3:PutObject', resource: `${destination.arn}/${bucket.logging.prefix}2026-01-01-00-00-00-0123456789ABCDEF`, context: { ...secure, ...sourceAccount, 'aws:SourceArn': bucket.arn }, because: ['S3 server access logging'] }));
   }
 
-  checks.push(...trustChecks(deployment, usage));
+  checks.push(...trustChecks(deployment, usage, new Set(ownStacks.map((stack) => stack.path))));
   return checks;
 }
 
 /** Each role's trust policy admits exactly the services that use it, as they send the request, and nobody else. */
-function trustChecks(deployment: Deployment, usage: Map<string, { service: string; context: RequestContext; label: string }[]>): Check[] {
+function trustChecks(deployment: Deployment, usage: Map<string, { service: string; context: RequestContext; label: string }[]>, ownStackPaths: ReadonlySet<string>): Check[] {
   const checks: Check[] = [];
   const services = new Set([...usage.values()].flat().map((use) => use.service));
   const strangers = [...new Set([...services, 'ec2.amazonaws.com', 'events.amazonaws.com', 'cloudwatch.amazonaws.com'])];
-  for (const role of deployment.roles) {
+  for (const role of deployment.roles.filter((candidate) => ownStackPaths.has(candidate.where.split('/')[0]!))) {
     const uses = usage.get(role.arn);
     if (!uses) throw new Error(`role ${role.where} is used by nothing the model knows: no task definition, function or schedule names it`);
     const assume = (principal: string, context: RequestContext, label: string, expect: 'allowed' | 'denied', because: string): Check => ({

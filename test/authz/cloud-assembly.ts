@@ -51,7 +51,7 @@ export interface LocatedResource {
 }
 
 interface AssemblyManifest {
-  artifacts?: Record<string, { type: string; environment?: string; properties?: { templateFile?: string; file?: string }; displayName?: string }>;
+  artifacts?: Record<string, { type: string; environment?: string; properties?: { templateFile?: string; file?: string; stackName?: string }; displayName?: string }>;
 }
 
 interface AssetManifest {
@@ -81,7 +81,7 @@ export class CloudAssembly {
       if (!environment?.[1] || !environment[2]) throw new Error(`stack ${id} has no concrete environment (${artifact.environment}); pgkeep stacks name their account and region`);
       const templateFile = artifact.properties?.templateFile;
       if (!templateFile) throw new Error(`stack ${id} names no template file`);
-      this.addStack({ stackName: artifact.displayName ?? id, path: id, account: environment[1], region: environment[2], template: this.readTemplate(templateFile) });
+      this.addStack({ stackName: artifact.properties?.stackName ?? artifact.displayName ?? id, path: id, account: environment[1], region: environment[2], template: this.readTemplate(templateFile) });
     }
   }
 
@@ -301,6 +301,16 @@ export class CloudAssembly {
         return named('AlarmName', () => generatedName(stack, name, 255));
       case 'AWS::CloudFormation::Stack':
         return `arn:aws:cloudformation:${region}:${account}:stack/${this.nestedStack(stack, name).stackName}/${placeholderUuid(`${stack.path}/${name}`)}`;
+      // A secret's Ref is its complete ARN: its name and the 6 characters Secrets Manager appends.
+      case 'AWS::SecretsManager::Secret':
+        return `arn:aws:secretsmanager:${region}:${account}:secret:${named('Name', () => generatedName(stack, name, 256))}-${placeholderId(stack.path, name).slice(0, 6)}`;
+      // Its Ref is the ARN of the secret it attaches (the SecretId it was given).
+      case 'AWS::SecretsManager::SecretTargetAttachment':
+        return named('SecretId', () => {
+          throw new Error(`${stack.path}: ${name} has no SecretId`);
+        });
+      case 'AWS::EC2::SecurityGroup':
+        return `sg-${placeholderId(stack.path, name).slice(0, 17)}`;
       default:
         return `${name}-${placeholderId(stack.path, name).slice(0, 8)}`;
     }
@@ -339,6 +349,12 @@ export class CloudAssembly {
     if (resource.Type === 'AWS::IAM::Role' && attribute === 'RoleId') return `AROA${placeholderId(stack.path, logicalId).slice(0, 17).toUpperCase()}`;
     if (resource.Type === 'AWS::S3::Bucket' && attribute === 'RegionalDomainName') return `${ref()}.s3.${region}.amazonaws.com`;
     if (resource.Type === 'AWS::S3::Bucket' && attribute === 'DomainName') return `${ref()}.s3.amazonaws.com`;
+    // The network and database of an app that defines them (examples/): ids and an endpoint in their formats.
+    if (resource.Type === 'AWS::EC2::VPC' && attribute === 'DefaultSecurityGroup') return `sg-${placeholderId(stack.path, `${logicalId}/default`).slice(0, 17)}`;
+    if (resource.Type === 'AWS::EC2::VPC' && attribute === 'CidrBlock') return this.asText(stack, this.resolveValue(stack, resource.Properties?.CidrBlock ?? '10.0.0.0/16'));
+    if (resource.Type === 'AWS::EC2::SecurityGroup' && attribute === 'GroupId') return ref();
+    if (resource.Type === 'AWS::RDS::DBInstance' && attribute === 'Endpoint.Port') return this.asText(stack, this.resolveValue(stack, resource.Properties?.Port ?? '5432'));
+    if (resource.Type === 'AWS::RDS::DBInstance' && attribute === 'Endpoint.Address') return `${ref()}.${placeholderId(stack.path, logicalId).slice(0, 12)}.${region}.rds.amazonaws.com`;
     throw new Error(`${stack.path}: the authorization model does not know ${resource.Type}.${attribute} (Fn::GetAtt ${logicalId}.${attribute}); teach test/authz/cloud-assembly.ts`);
   }
 
