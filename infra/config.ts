@@ -13,8 +13,8 @@ import { CatalogKeyError, encodeDatabaseSegment } from '../catalog/keys.ts';
 import type { BACKUP_SETTINGS } from '../task/config.ts';
 import { loadBackupConfig } from '../task/config.ts';
 import { BackupFailure } from '../task/errors.ts';
-import type { RetentionPolicy } from '../functions/enforce-retention/policy.ts';
-import { DEFAULT_RETENTION_POLICY, validatePolicy } from '../functions/enforce-retention/policy.ts';
+import type { RetentionPolicy } from '../catalog/retention-policy.ts';
+import { DEFAULT_RETENTION_POLICY, validatePolicy } from '../catalog/retention-policy.ts';
 import { cronExpressionProblem, timeZoneProblem } from './cron.ts';
 import { GAP_WINDOW_FIRST_YEAR, longestGapBetweenFirings } from './cron-firings.ts';
 

@@ -12,7 +12,8 @@
  */
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
-import { METRIC, cloudWatchSink, metricData, type MetricValue, type MetricsSink } from '../catalog/metrics.ts';
+import { METRIC } from '../catalog/metrics.ts';
+import { cloudWatchSink, metricData, type MetricValue, type MetricsSink } from '../runtime/metrics.ts';
 import { runBackup } from './backup.ts';
 import { failureMetrics, publishBackupMetrics, successMetrics } from './backup-metrics.ts';
 import { loadBackupConfig, type BackupConfig } from './config.ts';

@@ -1,6 +1,6 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { S3Client } from '@aws-sdk/client-s3';
-import { cloudWatchSink, metricData, type MetricsSink } from '../../catalog/metrics.ts';
+import { cloudWatchSink, metricData, type MetricsSink } from '../../runtime/metrics.ts';
 import { catalogScope, integerSetting } from '../shared/settings.ts';
 import { assessDatabaseHealth, healthMetrics, type DatabaseHealth } from './health.ts';
 

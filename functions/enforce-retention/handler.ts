@@ -1,9 +1,10 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { S3Client } from '@aws-sdk/client-s3';
-import { METRIC, cloudWatchSink, metricData, type MetricsSink } from '../../catalog/metrics.ts';
+import { METRIC } from '../../catalog/metrics.ts';
+import { cloudWatchSink, metricData, type MetricsSink } from '../../runtime/metrics.ts';
 import { catalogScope, numberSetting, requiredSetting } from '../shared/settings.ts';
 import { enforceRetention, type RetentionRunResult } from './enforce.ts';
-import { validatePolicy, type RetentionPolicy } from './policy.ts';
+import { validatePolicy, type RetentionPolicy } from '../../catalog/retention-policy.ts';
 
 /**
  * enforce-retention: scheduled daily. Settings (set by the stack): PGKEEP_BUCKET,

@@ -1,7 +1,7 @@
 import type { Context, S3Event } from 'aws-lambda';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { S3Client } from '@aws-sdk/client-s3';
-import { cloudWatchSink } from '../../catalog/metrics.ts';
+import { cloudWatchSink } from '../../runtime/metrics.ts';
 import { snsAlertSink } from '../shared/alerts.ts';
 import { integerSetting, requiredSetting } from '../shared/settings.ts';
 import { processManifest, type ProcessedManifest, type VerifyDependencies } from './process.ts';
