@@ -36,7 +36,8 @@ import { METRIC } from '../catalog/metrics.ts';
 import { collectingSink } from '../runtime/metrics.ts';
 import { verificationTags } from '../runtime/verification.ts';
 import { enforceRetention, type RetentionRunResult } from '../functions/enforce-retention/enforce.ts';
-import { parsePolicy, runRetention } from '../functions/enforce-retention/handler.ts';
+import { parsePolicy } from '../catalog/function-settings.ts';
+import { runRetention } from '../functions/enforce-retention/handler.ts';
 import type { RetentionPolicy } from '../catalog/retention-policy.ts';
 import { syntheticManifestTextFor } from './support/synthetic-manifest.ts';
 
