@@ -43,10 +43,6 @@ export interface DrillOutcome {
   recordKey: string | undefined;
 }
 
-export const DRILL_SETTINGS = {
-  PGKEEP_DRILL_DATABASES: 'JSON array of the catalog names to drill, e.g. ["orders","billing"] (required)',
-} as const;
-
 export function loadDrillConfig(env: Environment): DrillConfig {
   const reader = settingsReader(env);
   const { problems, required, oneOf } = reader;

@@ -2,9 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { EXIT_CODES } from '../catalog/exit-codes.ts';
 import { parseManifest } from '../catalog/manifest.ts';
-import { BACKUP_SETTINGS } from '../task/config.ts';
-import { DRILL_SETTINGS } from '../task/drill.ts';
-import { RESTORE_SETTINGS } from '../task/restore-config.ts';
+import { BACKUP_SETTINGS, DRILL_SETTINGS, RESTORE_SETTINGS } from '../catalog/task-settings.ts';
 
 const read = (path: string): string => readFileSync(new URL(`../${path}`, import.meta.url), 'utf8');
 
