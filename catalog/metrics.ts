@@ -1,5 +1,3 @@
-import { CloudWatchClient, PutMetricDataCommand, type MetricDatum, type StandardUnit } from '@aws-sdk/client-cloudwatch';
-
 /**
  * Every CloudWatch metric pgkeep publishes: one namespace, dimensions Environment and Database.
  * The task, the Lambdas and the CDK alarms all take names from here, so an alarm can never watch a
@@ -26,7 +24,7 @@ export const METRIC = {
   /** newest verified size / median of the recent verified ones before it. */
   newestVerifiedBackupSizeRatio: 'NewestVerifiedBackupSizeRatio',
   /** backup-health, every run (0 when none): finished backups whose start time lies ahead of the
-   * S3 clock by more than CLOCK_SKEW_TOLERANCE_MS (catalog/listing.ts); none of them counts as fresh. */
+   * S3 clock by more than CLOCK_SKEW_TOLERANCE_MS (runtime/listing.ts); none of them counts as fresh. */
   futureDatedBackups: 'FutureDatedBackups',
   /** enforce-retention: per run (a dry run publishes what it would do). */
   retentionKept: 'RetentionKept',
@@ -56,51 +54,4 @@ export type MetricName = (typeof METRIC)[keyof typeof METRIC];
 export interface MetricScope {
   environment: string;
   database: string;
-}
-
-export interface MetricValue {
-  name: MetricName;
-  value: number;
-  unit: StandardUnit;
-}
-
-export function metricData(scope: MetricScope, values: readonly MetricValue[], timestamp = new Date()): MetricDatum[] {
-  return values.map((metric) => ({
-    MetricName: metric.name,
-    Value: metric.value,
-    Unit: metric.unit,
-    Timestamp: timestamp,
-    Dimensions: [
-      { Name: 'Environment', Value: scope.environment },
-      { Name: 'Database', Value: scope.database },
-    ],
-  }));
-}
-
-/** Where metrics go: CloudWatch in AWS; in the local run, the run's own report. */
-export interface MetricsSink {
-  publish(data: readonly MetricDatum[]): Promise<void>;
-}
-
-export function cloudWatchSink(client: CloudWatchClient = new CloudWatchClient({}), namespace = METRICS_NAMESPACE): MetricsSink {
-  return {
-    async publish(data) {
-      // PutMetricData takes at most 1,000 values per call.
-      for (let start = 0; start < data.length; start += 1000) {
-        await client.send(new PutMetricDataCommand({ Namespace: namespace, MetricData: data.slice(start, start + 1000) }));
-      }
-    },
-  };
-}
-
-/** Keeps what would have been published, for the local run's report and for tests. */
-export function collectingSink(): MetricsSink & { published: MetricDatum[] } {
-  const published: MetricDatum[] = [];
-  return {
-    published,
-    async publish(data) {
-      published.push(...data);
-      return Promise.resolve();
-    },
-  };
 }

@@ -14,31 +14,12 @@ import type * as rds from 'aws-cdk-lib/aws-rds';
 import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { z } from 'zod';
 import { CatalogKeyError, encodeDatabaseSegment } from '../catalog/keys.ts';
-import type { BACKUP_SETTINGS } from '../task/config.ts';
-import { loadBackupConfig } from '../task/config.ts';
-import { BackupFailure } from '../task/errors.ts';
-import type { RetentionPolicy } from '../functions/enforce-retention/policy.ts';
-import { DEFAULT_RETENTION_POLICY, validatePolicy } from '../functions/enforce-retention/policy.ts';
+import { OVERRIDABLE_TASK_SETTINGS, overrideProblems, type OverridableTaskSetting } from '../catalog/task-settings.ts';
+import type { RetentionPolicy } from '../catalog/retention-policy.ts';
+import { DEFAULT_RETENTION_POLICY, validatePolicy } from '../catalog/retention-policy.ts';
 import { cronExpressionProblem, timeZoneProblem } from './cron.ts';
 import { GAP_WINDOW_FIRST_YEAR, longestGapBetweenFirings } from './cron-firings.ts';
 
-/** The task settings a database may override. Settings the infrastructure owns (bucket, key,
- * environment, catalog name) and ones that would bypass Secrets Manager (PGKEEP_DATABASE_URL) or
- * point away from AWS S3 (PGKEEP_S3_ENDPOINT) are deliberately absent. */
-export const OVERRIDABLE_TASK_SETTINGS = [
-  'PGKEEP_COMPRESSION_LEVEL',
-  'PGKEEP_COMPRESSION_THREADS',
-  'PGKEEP_PART_SIZE_MIB',
-  'PGKEEP_PARTS_IN_FLIGHT',
-  'PGKEEP_EXACT_COUNT_MAX_MB',
-  'PGKEEP_LOCK_WAIT_TIMEOUT_SECONDS',
-  'PGKEEP_BACKUP_DEADLINE_SECONDS',
-  'PGKEEP_S3_REQUEST_TIMEOUT_SECONDS',
-  'PGKEEP_PROGRESS_SECONDS',
-  'PGKEEP_S3_CHECKSUM',
-  'PGKEEP_PG_DUMP_PATH',
-  'PGKEEP_PG_BIN_DIRS',
-] as const satisfies readonly (keyof typeof BACKUP_SETTINGS)[];
 
 const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'] as const;
 
@@ -115,7 +96,7 @@ const overrideValue = z.union([z.string(), z.number()], required('a string or a 
 const overridesSchema = z
   .strictObject({
     ...(Object.fromEntries(OVERRIDABLE_TASK_SETTINGS.map((name) => [name, overrideValue.optional()])) as Record<
-      (typeof OVERRIDABLE_TASK_SETTINGS)[number],
+      OverridableTaskSetting,
       z.ZodOptional<typeof overrideValue>
     >),
     PGSSLMODE: z.enum(SSL_MODES, required(`one of ${SSL_MODES.join(', ')}`)).optional(),
@@ -209,7 +190,7 @@ const databaseSchema = z.strictObject({
    * when restoreTargetSecret is not set. */
   restoreTargetSecretKmsKeyArn: kmsKeyArn.optional(),
   schedule: scheduleSchema,
-  /** Task settings for this database only, by their environment variable names (see BACKUP_SETTINGS). */
+  /** Task settings for this database only, by their environment variable names (see BACKUP_SETTINGS in catalog/task-settings.ts). */
   overrides: overridesSchema,
   /** This database's alarm thresholds, where the environment's defaults do not fit. */
   alarms: z
@@ -416,7 +397,7 @@ const environmentSchema = z
         });
       }
       // The task's own check would report the same "none" again, less precisely.
-      const problem = databaseNameProblem(database.name) ?? (checksumsOffUnderLock ? undefined : overridesProblem(database.name, database.overrides, environment.objectLock !== undefined));
+      const problem = databaseNameProblem(database.name) ?? (checksumsOffUnderLock ? undefined : overridesProblem(database.overrides, environment.objectLock !== undefined));
       if (problem) {
         context.addIssue({ code: 'custom', path: ['databases', index, problem.field], message: problem.message });
         continue;
@@ -583,28 +564,11 @@ function databaseNameProblem(name: string): { field: string; message: string } |
   return undefined;
 }
 
-/** Runs the task's own settings check on the overrides, so a value the task would reject fails
- * synth with the task's message instead of failing every scheduled run. */
-function overridesProblem(name: string, overrides: DatabaseOverrides, objectLock: boolean): { field: string; message: string } | undefined {
-  try {
-    loadBackupConfig({
-      PGKEEP_BUCKET: 'synth-time-check',
-      PGKEEP_ENVIRONMENT: 'synth-time-check',
-      PGHOST: 'synth-time-check',
-      PGUSER: 'synth-time-check',
-      PGDATABASE: 'synth-time-check',
-      PGKEEP_DATABASE_NAME: name,
-      PGKEEP_OBJECT_LOCK: String(objectLock),
-      ...overrideEnvironment(overrides),
-    });
-  } catch (error) {
-    if (error instanceof BackupFailure) {
-      const problems = error.message.split('\n').slice(1).map((line) => line.replace(/^\s*-\s*/, '')).join('; ');
-      return { field: 'overrides', message: problems || error.message };
-    }
-    throw error;
-  }
-  return undefined;
+/** Runs the task's own settings check on the overrides (catalog/task-settings.ts), so a value the
+ * task would reject fails synth with the task's message instead of failing every scheduled run. */
+function overridesProblem(overrides: DatabaseOverrides, objectLock: boolean): { field: string; message: string } | undefined {
+  const problems = overrideProblems(overrideEnvironment(overrides), { objectLock });
+  return problems.length > 0 ? { field: 'overrides', message: problems.join('; ') } : undefined;
 }
 
 /** The retention function's policy (PGKEEP_RETENTION_POLICY) from the environment's retention settings. */

@@ -13,8 +13,8 @@
 import { Duration } from 'aws-cdk-lib';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { BACKUP_ROOT_PREFIX } from '../catalog/keys.ts';
-import type { RetentionTier } from '../functions/enforce-retention/policy.ts';
-import { TIER_TAG } from '../functions/enforce-retention/enforce.ts';
+import type { RetentionTier } from '../catalog/retention-policy.ts';
+import { TIER_TAG } from '../catalog/retention-policy.ts';
 import type { LifecycleConfig } from './config.ts';
 
 export function backupBucketLifecycleRules(lifecycle: LifecycleConfig): s3.LifecycleRule[] {

@@ -13,6 +13,7 @@ import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import * as schedulerTargets from 'aws-cdk-lib/aws-scheduler-targets';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import { functionSettings } from '../catalog/function-settings.ts';
 import { PgkeepFunction } from './constructs/pgkeep-function.ts';
 import type { EnvironmentConfig } from './config.ts';
 import { retentionPolicy } from './config.ts';
@@ -53,12 +54,12 @@ export class BackupHealthCheck extends Construct {
       logRetention: props.logRetention,
       logRemovalPolicy: props.logRemovalPolicy,
       timeout: Duration.minutes(5),
-      environment: {
+      environment: functionSettings.backupHealth.environment({
         PGKEEP_BUCKET: bucketName,
         PGKEEP_ENVIRONMENT: environment.name,
-        PGKEEP_DATABASES: JSON.stringify(environment.databases.map((database) => database.name)),
-        PGKEEP_HEALTH_BASELINE_COUNT: String(environment.alarms.sizeBaselineBackups),
-      },
+        PGKEEP_DATABASES: environment.databases.map((database) => database.name),
+        PGKEEP_HEALTH_BASELINE_COUNT: environment.alarms.sizeBaselineBackups,
+      }),
     });
     // BackupHealthReaderPolicy: the listing (sizes, start times) and the verification tags, never an object.
     this.function.role.addManagedPolicy(props.accessPolicy);
@@ -102,15 +103,15 @@ export class RetentionEnforcement extends Construct {
       // Lists and reads the tags of every backup of every database (thousands over the years).
       timeout: Duration.minutes(15),
       memorySize: 512,
-      environment: {
+      environment: functionSettings.enforceRetention.environment({
         PGKEEP_BUCKET: bucketName,
         PGKEEP_ENVIRONMENT: environment.name,
-        PGKEEP_DATABASES: JSON.stringify(environment.databases.map((database) => database.name)),
-        PGKEEP_RETENTION_POLICY: JSON.stringify(retentionPolicy(retention)),
-        PGKEEP_RETENTION_DRY_RUN: String(retention.dryRun),
-        PGKEEP_OBJECT_LOCK: String(objectLock),
-        PGKEEP_INCOMPLETE_GRACE_HOURS: String(retention.incompleteGraceHours),
-      },
+        PGKEEP_DATABASES: environment.databases.map((database) => database.name),
+        PGKEEP_RETENTION_POLICY: retentionPolicy(retention),
+        PGKEEP_RETENTION_DRY_RUN: retention.dryRun,
+        PGKEEP_OBJECT_LOCK: objectLock,
+        PGKEEP_INCOMPLETE_GRACE_HOURS: retention.incompleteGraceHours,
+      }),
     });
     // RetentionEnforcerPolicy: list, tags, delete (and Object Lock dates where the bucket has it).
     this.function.role.addManagedPolicy(props.accessPolicy);

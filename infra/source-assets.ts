@@ -9,7 +9,6 @@ import { join } from 'node:path';
 import { Platform } from 'aws-cdk-lib/aws-ecr-assets';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
-import type { FunctionName } from '../catalog/function-bundles.ts';
 // The functions' build step, not their runtime code.
 import { buildFunctionBundleSync } from '../functions/build.ts';
 import type { PgkeepAssets } from './assets.ts';

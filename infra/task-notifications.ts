@@ -20,10 +20,12 @@ import { Construct } from 'constructs';
 import { AlertsTopicTarget, environmentNamePrefix } from './alerting.ts';
 import { logGroupConsoleUrl } from './console-links.ts';
 import { TASK_CONTAINER_NAME } from './run-task-command.ts';
+import { EXIT } from '../catalog/exit-codes.ts';
 
-/** The restore task's exit codes (task/main.ts) that are not plain failures. */
-export const RESTORE_EXIT_ARCHIVED = 3;
-export const RESTORE_EXIT_RESTORED_WITH_DIFFERENCES = 4;
+/** The restore's exit codes that are not plain failures, and the others the messages explain. */
+const { ok, failed, misconfigured, archived, restoredWithDifferences, interrupted } = EXIT;
+/** Not the task's: the kernel's SIGKILL (128 + 9), which ECS sends when the container exceeds its memory. */
+const KILLED = 137;
 
 export type TaskKind = 'backup' | 'restore' | 'drill';
 
@@ -85,10 +87,10 @@ export class TaskStopNotifications extends Construct {
         {
           name: 'backup-failed',
           description: `pgkeep ${env}: a backup task stopped with a non-zero exit code`,
-          detail: exitCodeDetail({ 'anything-but': 0 }),
+          detail: exitCodeDetail({ 'anything-but': ok }),
           message: ({ exitCode, reason, task, taskDefinition }) =>
             `pgkeep ${env}: a backup FAILED with exit code ${exitCode} ` +
-            '(1 = the backup failed and the log says why and what to do; 2 = misconfigured, nothing was touched; 143 = stopped by SIGTERM, upload aborted; 137 = killed, usually out of memory). ' +
+            `(${failed} = the backup failed and the log says why and what to do; ${misconfigured} = misconfigured, nothing was touched; ${interrupted} = stopped by SIGTERM, upload aborted; ${KILLED} = killed, usually out of memory). ` +
             `Task definition: ${taskDefinition} (its family ends with the database). ECS: ${reason}. Task: ${task}. ${perDatabase('backup')}`,
         },
         {
@@ -104,28 +106,28 @@ export class TaskStopNotifications extends Construct {
       restore: [
         {
           name: 'restore-failed',
-          description: `pgkeep ${env}: a restore task failed (exit code other than 0, 3 and 4)`,
-          detail: exitCodeDetail({ 'anything-but': [0, RESTORE_EXIT_ARCHIVED, RESTORE_EXIT_RESTORED_WITH_DIFFERENCES] }),
+          description: `pgkeep ${env}: a restore task failed (exit code other than ${ok}, ${archived} and ${restoredWithDifferences})`,
+          detail: exitCodeDetail({ 'anything-but': [ok, archived, restoredWithDifferences] }),
           message: ({ exitCode, reason, task, taskDefinition }) =>
             `pgkeep ${env}: a restore FAILED with exit code ${exitCode} ` +
-            '(1 = the restore failed, a half-restored new database was dropped, and the log says why and what to do; 2 = misconfigured or refused, nothing was touched; 143 = stopped by SIGTERM; 137 = killed, usually out of memory). ' +
+            `(${failed} = the restore failed, a half-restored new database was dropped, and the log says why and what to do; ${misconfigured} = misconfigured or refused, nothing was touched; ${interrupted} = stopped by SIGTERM; ${KILLED} = killed, usually out of memory). ` +
             `Task definition: ${taskDefinition} (its family ends with the database). ECS: ${reason}. Task: ${task}. ${perDatabase('restore')}`,
         },
         {
           name: 'restore-archived',
-          description: `pgkeep ${env}: a restore task found the backup archived and requested its retrieval (exit code 3)`,
-          detail: exitCodeDetail(RESTORE_EXIT_ARCHIVED),
+          description: `pgkeep ${env}: a restore task found the backup archived and requested its retrieval (exit code ${archived})`,
+          detail: exitCodeDetail(archived),
           message: ({ task, taskDefinition }) =>
-            `pgkeep ${env} (information, not a failure): a restore found the backup in Glacier Flexible Retrieval or Deep Archive and requested a retrieval (exit code 3). ` +
+            `pgkeep ${env} (information, not a failure): a restore found the backup in Glacier Flexible Retrieval or Deep Archive and requested a retrieval (exit code ${archived}). ` +
             'The log says which tier and how long it takes (hours for Standard, up to 48 hours from Deep Archive); run the same restore again once it is retrieved, or with PGKEEP_RESTORE_WAIT_FOR_ARCHIVE=true to wait in the task. ' +
             `Task definition: ${taskDefinition}. Task: ${task}. ${perDatabase('restore')}`,
         },
         {
           name: 'restore-differences',
-          description: `pgkeep ${env}: a restore task restored, but the result differs from the manifest (exit code 4)`,
-          detail: exitCodeDetail(RESTORE_EXIT_RESTORED_WITH_DIFFERENCES),
+          description: `pgkeep ${env}: a restore task restored, but the result differs from the manifest (exit code ${restoredWithDifferences})`,
+          detail: exitCodeDetail(restoredWithDifferences),
           message: ({ task, taskDefinition }) =>
-            `pgkeep ${env}: a restore finished, but the restored database DIFFERS from the backup's manifest (exit code 4: tables or row counts do not match). ` +
+            `pgkeep ${env}: a restore finished, but the restored database DIFFERS from the backup's manifest (exit code ${restoredWithDifferences}: tables or row counts do not match). ` +
             'Do not put it into service before checking each difference in the log (the restore completed with differences line). ' +
             `Task definition: ${taskDefinition}. Task: ${task}. ${perDatabase('restore')}`,
         },
@@ -143,10 +145,10 @@ export class TaskStopNotifications extends Construct {
         {
           name: 'drill-task-failed',
           description: `pgkeep ${env}: the restore drill task stopped with a non-zero exit code`,
-          detail: exitCodeDetail({ 'anything-but': 0 }),
+          detail: exitCodeDetail({ 'anything-but': ok }),
           message: ({ exitCode, reason, task }) =>
             `pgkeep ${env}: the restore drill FAILED with exit code ${exitCode} ` +
-            '(1 = at least one database did not restore or did not match its manifest: the drill failed lines in the log name it and why; 2 = misconfigured, nothing was restored; 143 = stopped by SIGTERM; 137 = killed, usually out of memory: raise drill.memoryMiB). ' +
+            `(${failed} = at least one database did not restore or did not match its manifest: the drill failed lines in the log name it and why; ${misconfigured} = misconfigured, nothing was restored; ${interrupted} = stopped by SIGTERM; ${KILLED} = killed, usually out of memory: raise drill.memoryMiB). ` +
             `ECS: ${reason}. Task: ${task}. ${logs('drill', 'drill')}`,
         },
         {

@@ -17,12 +17,10 @@ import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as s3Notifications from 'aws-cdk-lib/aws-s3-notifications';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
+import { functionSettings } from '../catalog/function-settings.ts';
 import { BACKUP_ROOT_PREFIX, MANIFEST_SUFFIX } from '../catalog/keys.ts';
 import { PgkeepFunction } from './constructs/pgkeep-function.ts';
 import { allowPublishingMetrics } from './function-policies.ts';
-
-/** Above this the store's checksum is the only affordable check; on AWS S3 it always has one. */
-export const VERIFY_MAX_STREAM_MB = 10_240;
 
 export interface VerifyBackupFunctionProps {
   environmentName: string;
@@ -57,11 +55,10 @@ export class VerifyBackupFunction extends Construct {
       // Where the store keeps no checksum it streams the whole object through SHA-256.
       timeout: Duration.minutes(15),
       memorySize: 1024,
-      environment: {
+      environment: functionSettings.verifyBackup.environment({
         PGKEEP_ENVIRONMENT: environmentName,
         PGKEEP_ALERT_TOPIC_ARN: props.alertsTopic.topicArn,
-        PGKEEP_VERIFY_MAX_STREAM_MB: String(VERIFY_MAX_STREAM_MB),
-      },
+      }),
     });
 
     const role = this.function.role;

@@ -21,7 +21,7 @@ import { parseArgs } from 'node:util';
 import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import pg from 'pg';
 import { parse as parseConnectionUrl } from 'pg-connection-string';
-import { findNewestBackup, type Backup } from '../catalog/listing.ts';
+import { findNewestBackup, type Backup } from '../runtime/listing.ts';
 import { parseManifest, type Manifest } from '../catalog/manifest.ts';
 import { readArchiveInto } from '../task/archive-reader.ts';
 import { parseDecimalInteger } from '../task/config.ts';
@@ -32,12 +32,12 @@ import { createSampleDatabase } from './sample-database.ts';
 import { startTask, type TaskLogLine } from './task-process.ts';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { objectCreatedEvent } from './s3-event.ts';
-import { collectingSink } from '../catalog/metrics.ts';
+import { collectingSink } from '../runtime/metrics.ts';
 import { collectingAlertSink } from '../functions/shared/alerts.ts';
 import { handleS3Event } from '../functions/verify-backup/handler.ts';
 import { checkHealth } from '../functions/backup-health/handler.ts';
 import { runRetention } from '../functions/enforce-retention/handler.ts';
-import { DEFAULT_RETENTION_POLICY } from '../functions/enforce-retention/policy.ts';
+import { DEFAULT_RETENTION_POLICY } from '../catalog/retention-policy.ts';
 
 const USAGE = `Usage: npm start -- [options]
 

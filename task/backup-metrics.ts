@@ -1,6 +1,7 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
 import type { Manifest } from '../catalog/manifest.ts';
-import { METRIC, cloudWatchSink, metricData, type MetricValue, type MetricsSink } from '../catalog/metrics.ts';
+import { METRIC } from '../catalog/metrics.ts';
+import { cloudWatchSink, metricData, type MetricValue, type MetricsSink } from '../runtime/metrics.ts';
 import type { BackupConfig } from './config.ts';
 import { redactSecrets } from './errors.ts';
 

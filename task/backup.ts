@@ -1,7 +1,7 @@
 import { HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { backupObjectKeys, newBackupId } from '../catalog/keys.ts';
-import { isNoSuchObject } from '../catalog/s3-errors.ts';
+import { isNoSuchObject } from '../runtime/s3-errors.ts';
 import { MANIFEST_SCHEMA_VERSION, serializeManifest, type Manifest, type TableStats } from '../catalog/manifest.ts';
 import { libpqEnvironment, type BackupConfig } from './config.ts';
 import { startDumpPipeline, type DumpPipelineExit, type ProcessExit } from './dump-pipeline.ts';

@@ -1,5 +1,6 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { Logger } from '@aws-lambda-powertools/logger';
+import { DRILL_RECORD_KIND, DRILL_RECORD_SCHEMA_VERSION, type DrillRecord } from '../catalog/drill-record.ts';
 import { drillRecordKey } from '../catalog/keys.ts';
 import type { BackupConfig, Environment } from './config.ts';
 import { readS3Settings, settingsReader } from './config.ts';
@@ -13,8 +14,8 @@ import { startThrowawayCluster, type ThrowawayCluster } from './throwaway-cluste
  * The restore drill: for each database, restore its newest verified backup into a throwaway
  * PostgreSQL inside the container, re-hash the whole object on the way (a deep check beside the
  * O(1) upload check), compare every table with the manifest, time it (the RTO), write a drill
- * record to the bucket as audit evidence, and throw the cluster away. It never connects to a
- * production database.
+ * record (catalog/drill-record.ts) to the bucket as audit evidence, and throw the cluster away.
+ * It never connects to a production database.
  */
 export interface DrillConfig {
   s3: BackupConfig['s3'];
@@ -42,10 +43,6 @@ export interface DrillOutcome {
   error: string | undefined;
   recordKey: string | undefined;
 }
-
-export const DRILL_SETTINGS = {
-  PGKEEP_DRILL_DATABASES: 'JSON array of the catalog names to drill, e.g. ["orders","billing"] (required)',
-} as const;
 
 export function loadDrillConfig(env: Environment): DrillConfig {
   const reader = settingsReader(env);
@@ -132,9 +129,9 @@ async function drillDatabase(config: DrillConfig, database: string, dependencies
     await cluster?.stop().catch(() => undefined);
   }
 
-  const record = {
-    schemaVersion: 1,
-    kind: 'pgkeep-restore-drill',
+  const record: DrillRecord = {
+    schemaVersion: DRILL_RECORD_SCHEMA_VERSION,
+    kind: DRILL_RECORD_KIND,
     environment: config.environment,
     database,
     drillStartedAt: drillStartedAt.toISOString(),

@@ -5,14 +5,14 @@
  *   restore  restore a backup into a new (or, confirmed, an existing) database
  *   drill    restore each database's newest verified backup into a throwaway cluster and compare
  *
- * Exit codes: 0 done; 1 failed (the log says what and what to do); 2 misconfigured or refused
- * (nothing was touched); 3 the backup is archived and a retrieval was requested (run again once it
- * is retrieved); 4 restored, but the result differs from the manifest; 143 stopped by SIGTERM
- * (cleaned up, nothing kept).
+ * It ends with one of the exit codes in catalog/exit-codes.ts, which says what each means and what
+ * to do; the infrastructure's stop notifications match the same table.
  */
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
-import { METRIC, cloudWatchSink, metricData, type MetricValue, type MetricsSink } from '../catalog/metrics.ts';
+import { EXIT } from '../catalog/exit-codes.ts';
+import { METRIC } from '../catalog/metrics.ts';
+import { cloudWatchSink, metricData, type MetricValue, type MetricsSink } from '../runtime/metrics.ts';
 import { runBackup } from './backup.ts';
 import { failureMetrics, publishBackupMetrics, successMetrics } from './backup-metrics.ts';
 import { loadBackupConfig, type BackupConfig } from './config.ts';
@@ -22,13 +22,6 @@ import { createTaskLogger } from './logger.ts';
 import { ArchivedBackupError, resolveBackup, restoreBackup, type RestoreResult } from './restore.ts';
 import { loadRestoreConfig } from './restore-config.ts';
 import { createS3Client } from './s3.ts';
-
-export const EXIT_OK = 0;
-export const EXIT_FAILED = 1;
-export const EXIT_MISCONFIGURED = 2;
-export const EXIT_ARCHIVED = 3;
-export const EXIT_RESTORED_WITH_DIFFERENCES = 4;
-export const EXIT_INTERRUPTED = 143;
 
 interface CommandContext {
   logger: Logger;
@@ -64,7 +57,7 @@ async function backupCommand({ logger, signal }: CommandContext): Promise<number
       durationMs: result.durationMs,
       throughputMBps: dump.uncompressedBytes === null ? null : Number((dump.uncompressedBytes / 1e6 / Math.max(result.durationMs / 1000, 0.001)).toFixed(1)),
     });
-    return EXIT_OK;
+    return EXIT.ok;
   } catch (error) {
     if (config) await publishBackupMetrics(config, failureMetrics, logger, backupMetricsSink());
     return reportFailure(logger, 'backup', error, signal);
@@ -125,7 +118,7 @@ async function restoreCommand({ logger, signal }: CommandContext): Promise<numbe
       ...(result.replacement ? { replaced: result.replacement.swapped } : {}),
       ...(matched ? {} : { remedy: differencesRemedy(result) }),
     });
-    return matched ? EXIT_OK : EXIT_RESTORED_WITH_DIFFERENCES;
+    return matched ? EXIT.ok : EXIT.restoredWithDifferences;
   } catch (error) {
     if (!(error instanceof ArchivedBackupError)) await publish([{ name: METRIC.restoreFailed, value: 1, unit: 'Count' }]);
     return reportFailure(logger, 'restore', error, signal);
@@ -158,7 +151,7 @@ async function drillCommand({ logger, signal }: CommandContext): Promise<number>
       }
     }
     logger.info('drill finished', { databases: outcomes.length, passed: outcomes.filter((outcome) => outcome.ok).map((outcome) => outcome.database), failed: outcomes.filter((outcome) => !outcome.ok).map((outcome) => outcome.database) });
-    return outcomes.every((outcome) => outcome.ok) ? EXIT_OK : EXIT_FAILED;
+    return outcomes.every((outcome) => outcome.ok) ? EXIT.ok : EXIT.failed;
   } catch (error) {
     return reportFailure(logger, 'drill', error, signal);
   }
@@ -167,17 +160,17 @@ async function drillCommand({ logger, signal }: CommandContext): Promise<number>
 function reportFailure(logger: Logger, command: string, error: unknown, signal: AbortSignal): number {
   if (error instanceof BackupFailure) {
     logger.error(`${command} failed`, { stage: error.stage, error: redactSecrets(error.message), remedy: error.remedy });
-    if (error.stage === 'configuration' || error.stage === 'refused') return EXIT_MISCONFIGURED;
-    if (error.stage === 'archived') return EXIT_ARCHIVED;
-    if (error.stage === 'interrupted') return EXIT_INTERRUPTED;
-    return EXIT_FAILED;
+    if (error.stage === 'configuration' || error.stage === 'refused') return EXIT.misconfigured;
+    if (error.stage === 'archived') return EXIT.archived;
+    if (error.stage === 'interrupted') return EXIT.interrupted;
+    return EXIT.failed;
   }
   logger.error(`${command} failed`, {
     stage: 'unexpected',
     error: redactSecrets(error instanceof Error ? `${error.name}: ${error.message}` : String(error)),
     remedy: `This is a pgkeep bug or an unanticipated condition; nothing half-done was kept. Run the ${command} again and report the log.`,
   });
-  return signal.aborted ? EXIT_INTERRUPTED : EXIT_FAILED;
+  return signal.aborted ? EXIT.interrupted : EXIT.failed;
 }
 
 async function main(argv: readonly string[]): Promise<number> {
@@ -187,7 +180,7 @@ async function main(argv: readonly string[]): Promise<number> {
   const command = COMMANDS[commandName];
   if (!command) {
     logger.error('unknown command', { command: commandName, remedy: `Run one of: ${Object.keys(COMMANDS).join(', ')}.` });
-    return EXIT_MISCONFIGURED;
+    return EXIT.misconfigured;
   }
 
   const stop = new AbortController();
@@ -195,7 +188,7 @@ async function main(argv: readonly string[]): Promise<number> {
   const onSignal = (signal: NodeJS.Signals): void => {
     if (signalled) {
       // A second signal means "now": the first one is already cleaning up.
-      process.exit(EXIT_INTERRUPTED);
+      process.exit(EXIT.interrupted);
     }
     signalled = true;
     logger.warn(`stop requested; aborting the ${commandName} and cleaning up`, { signal });

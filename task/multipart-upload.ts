@@ -10,7 +10,7 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { pinnedVersionId } from '../catalog/manifest.ts';
-import { isNoSuchObject } from '../catalog/s3-errors.ts';
+import { isNoSuchObject } from '../runtime/s3-errors.ts';
 import type { S3ChecksumMode } from './config.ts';
 import { combineCrc64Nvme, crc64Nvme, crc64NvmeToBase64 } from './crc64nvme.ts';
 import { MAX_PARTS, partSizeFor } from './part-sizes.ts';

@@ -30,6 +30,5 @@ export function maxObjectBytes(initialPartSizeBytes: number): number {
   return total;
 }
 
-/** With doubling every 1,000 parts, a first part of 6 MiB is the smallest whole number of MiB
- * that still reaches 5 TiB (5 MiB tops out at 4.88 TiB). */
-export const MIN_INITIAL_PART_SIZE_MIB = 6;
+/** The smallest first part (PGKEEP_PART_SIZE_MIB's lower bound): a setting, so it lives with the settings. */
+export { MIN_INITIAL_PART_SIZE_MIB } from '../catalog/task-settings.ts';

@@ -33,21 +33,6 @@ export interface RestoreConfig {
   metrics: 'cloudwatch' | 'off';
 }
 
-export const RESTORE_SETTINGS = {
-  PGKEEP_RESTORE_SOURCE: 'catalog name of the database whose backup to restore (required unless PGKEEP_RESTORE_BACKUP is a key)',
-  PGKEEP_RESTORE_BACKUP: 'latest (default: the newest backup that is complete, not future-dated and did not fail verification); a timestamp with a time zone (the newest backup at or before it, e.g. 2026-11-20T06:00:00Z or 2026-11-20 06:00:00Z); a backup id; or a backup key',
-  PGKEEP_RESTORE_TARGET_DATABASE: 'database to restore into; default: a new database <source>_<backup time>',
-  PGKEEP_RESTORE_MODE: 'new (default: the target must not exist or hold no user objects) or replace (restore into a copy beside the target, compare it, then swap it in by renaming; the target is untouched until then)',
-  PGKEEP_RESTORE_CONFIRM: 'replace mode only: must repeat the target database name',
-  PGKEEP_RESTORE_FORCE_UNVERIFIED: 'true to restore a backup whose verification failed; default false',
-  PGKEEP_RESTORE_NO_OWNER: 'true to skip ownership and privileges (when the source roles do not exist on the target); default false',
-  PGKEEP_RESTORE_JOBS: 'parallel pg_restore jobs; above 1 the archive is first downloaded to ephemeral storage; default 1 (streaming)',
-  PGKEEP_RESTORE_ARCHIVE_TIER: 'retrieval tier for archived backups: Expedited, Standard (default) or Bulk',
-  PGKEEP_RESTORE_WAIT_FOR_ARCHIVE: 'true to wait for an archived backup to be retrieved, then restore; default false (request and exit 3)',
-  PGKEEP_RESTORE_ARCHIVE_MAX_WAIT_HOURS: 'how long to wait for a retrieval; default 48',
-  PGKEEP_RESTORE_ARCHIVE_POLL_SECONDS: 'seconds between checks while waiting for a retrieval; default 300',
-} as const;
-
 export function loadRestoreConfig(env: Environment): RestoreConfig {
   const reader = settingsReader(env);
   const { problems, read, integer, boolean, oneOf } = reader;

@@ -18,7 +18,7 @@ import { CreateTopicCommand, SNSClient, SubscribeCommand } from '@aws-sdk/client
 import type { S3Event } from 'aws-lambda';
 import { addPgkeepStacks } from '../infra/pgkeep-app.ts';
 import { PGKEEP_ENVIRONMENTS } from '../infra/environments.ts';
-import { findNewestBackup, type Backup } from '../catalog/listing.ts';
+import { findNewestBackup, type Backup } from '../runtime/listing.ts';
 import { parseManifest, serializeManifest } from '../catalog/manifest.ts';
 import { METRICS_NAMESPACE } from '../catalog/metrics.ts';
 import type { Component } from '../scripts/aws-call-recorder.ts';

@@ -12,7 +12,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { findNewestBackup, listBackups } from '../catalog/listing.ts';
+import { findNewestBackup, listBackups } from '../runtime/listing.ts';
 import { startThrowawayCluster, type ThrowawayCluster } from '../task/throwaway-cluster.ts';
 import { createSampleDatabase } from '../scripts/sample-database.ts';
 import { startTask, type TaskExit, type TaskLogLine } from '../scripts/task-process.ts';

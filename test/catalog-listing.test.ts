@@ -10,7 +10,7 @@ import {
   listCatalogDatabases,
   listCatalogEntries,
   type DatabaseLocation,
-} from '../catalog/listing.ts';
+} from '../runtime/listing.ts';
 import { startLocalS3, type LocalS3 } from '../scripts/local-s3.ts';
 
 /** These run against a real S3-protocol server (fauxqs on loopback), so paging, prefixes and

@@ -32,11 +32,13 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { backupObjectKeys, databasePrefix, newBackupId } from '../catalog/keys.ts';
-import { METRIC, collectingSink } from '../catalog/metrics.ts';
-import { verificationTags } from '../catalog/verification.ts';
+import { METRIC } from '../catalog/metrics.ts';
+import { collectingSink } from '../runtime/metrics.ts';
+import { verificationTags } from '../runtime/verification.ts';
 import { enforceRetention, type RetentionRunResult } from '../functions/enforce-retention/enforce.ts';
-import { parsePolicy, runRetention } from '../functions/enforce-retention/handler.ts';
-import type { RetentionPolicy } from '../functions/enforce-retention/policy.ts';
+import { parsePolicy } from '../catalog/function-settings.ts';
+import { runRetention } from '../functions/enforce-retention/handler.ts';
+import type { RetentionPolicy } from '../catalog/retention-policy.ts';
 import { syntheticManifestTextFor } from './support/synthetic-manifest.ts';
 
 const BUCKET = 'acme-db-backups';

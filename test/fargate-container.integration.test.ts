@@ -36,7 +36,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { findNewestBackup, type Backup } from '../catalog/listing.ts';
+import { findNewestBackup, type Backup } from '../runtime/listing.ts';
 import { parsePgkeepConfig } from '../infra/config.ts';
 import { PGKEEP_ENVIRONMENTS } from '../infra/environments.ts';
 import { REPOSITORY_ROOT } from '../infra/paths.ts';

@@ -22,7 +22,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AbortMultipartUploadCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, it, type ExpectStatic } from 'vitest';
-import { listCatalogEntries } from '../catalog/listing.ts';
+import { listCatalogEntries } from '../runtime/listing.ts';
 import { METRIC } from '../catalog/metrics.ts';
 import { startTask, type RunningTask, type TaskExit, type TaskLogLine } from '../scripts/task-process.ts';
 import { startThrowawayCluster, type ThrowawayCluster } from '../task/throwaway-cluster.ts';

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { App } from 'aws-cdk-lib';
 import { describe, expect, it } from 'vitest';
 import { cronExpressionProblem, timeZoneProblem } from '../infra/cron.ts';
-import { DEFAULT_RETENTION_POLICY } from '../functions/enforce-retention/policy.ts';
+import { DEFAULT_RETENTION_POLICY } from '../catalog/retention-policy.ts';
 import { databaseResourceKey, parsePgkeepConfig, PgkeepConfigError, retentionPolicy, selectEnvironments } from '../infra/config.ts';
 import { PGKEEP_ENVIRONMENTS } from '../infra/environments.ts';
 import { boundedName } from '../infra/pgkeep-task.ts';

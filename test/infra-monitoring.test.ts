@@ -4,8 +4,7 @@ import type { Template } from 'aws-cdk-lib/assertions';
 import { Match } from 'aws-cdk-lib/assertions';
 import { afterAll, describe, expect, it } from 'vitest';
 import { METRIC, METRICS_NAMESPACE } from '../catalog/metrics.ts';
-import { parsePolicy } from '../functions/enforce-retention/handler.ts';
-import { parseDatabases } from '../functions/shared/settings.ts';
+import { functionSettings } from '../catalog/function-settings.ts';
 import { RUNBOOK_SECTIONS } from '../infra/backup-alarms.ts';
 import { databaseResourceKey, parsePgkeepConfig, retentionPolicy } from '../infra/config.ts';
 import { PGKEEP_ENVIRONMENTS } from '../infra/environments.ts';
@@ -140,47 +139,56 @@ describe.each(['dev', 'prod'])('the %s environment\'s verification, health and r
       expect(resources[logGroupId]!.Properties).toEqual({ RetentionInDays: environment.logRetentionDays });
     });
 
-    it.each([
-      ['verify', 'functions/verify-backup/handler.ts'],
-      ['health', 'functions/backup-health/handler.ts'],
-      ['retention', 'functions/enforce-retention/handler.ts'],
-    ] as const)('%s gets every setting its handler (%s) reads', (fn, handlerPath) => {
-      const source = readFileSync(join(REPOSITORY_ROOT, handlerPath), 'utf8');
-      // The handler's header lists its settings (some are read through functions/shared/settings.ts).
-      const read = [...new Set([...source.matchAll(/\bPGKEEP_[A-Z_]+\b/g)].map((match) => match[0]))];
+    /** The settings each handler reads, as catalog/function-settings.ts defines them (the handlers parse nothing else). */
+    const settingsOf = { verify: functionSettings.verifyBackup, health: functionSettings.backupHealth, retention: functionSettings.enforceRetention } as const;
+    /** A reference CloudFormation resolves at deploy time (the topic ARN, the bucket name) stands in as its JSON text. */
+    const deployedEnvironment = (fn: FunctionName): Record<string, string> =>
+      Object.fromEntries(Object.entries(variablesOf(fn)).map(([variable, value]) => [variable, typeof value === 'string' ? value : JSON.stringify(value)]));
+    const reference = (value: unknown) => JSON.stringify(value);
 
-      expect(read.length).toBeGreaterThan(0);
-      expect(read.filter((setting) => !(setting in variablesOf(fn)))).toEqual([]);
+    it.each(['verify', 'health', 'retention'] as const)('%s has every setting its handler reads either in its environment or defaulted in the catalog, and no PGKEEP_ variable the handler does not read', (fn) => {
+      const definitions: Record<string, { expectation: string; default?: unknown }> = settingsOf[fn].definitions;
+      const variables = variablesOf(fn);
+
+      expect(Object.keys(definitions).filter((setting) => !(setting in variables) && definitions[setting]!.default === undefined)).toEqual([]);
+      expect(Object.keys(variables).filter((variable) => variable.startsWith('PGKEEP_') && !(variable in definitions))).toEqual([]);
     });
 
-    it('tells verify-backup its environment, the alerts topic and the streaming limit', () => {
-      expect(variablesOf('verify')).toMatchObject({
+    it('tells verify-backup its environment, the alerts topic and the streaming limit (the catalog default)', () => {
+      expect(settingsOf.verify.parse(deployedEnvironment('verify'))).toEqual({
         PGKEEP_ENVIRONMENT: name,
-        PGKEEP_ALERT_TOPIC_ARN: { Ref: pipelineId(stacks.pipeline.alertsTopic) },
-        PGKEEP_VERIFY_MAX_STREAM_MB: '10240',
+        PGKEEP_ALERT_TOPIC_ARN: reference({ Ref: pipelineId(stacks.pipeline.alertsTopic) }),
+        PGKEEP_VERIFY_MAX_STREAM_MB: functionSettings.verifyBackup.definitions.PGKEEP_VERIFY_MAX_STREAM_MB.default,
       });
+      // What the default is, in words: 10 GiB, above which only the store's own checksum is affordable.
+      expect(variablesOf('verify').PGKEEP_VERIFY_MAX_STREAM_MB).toBe('10240');
     });
 
     it('tells backup-health the bucket, the configured databases and the size baseline', () => {
-      const variables = variablesOf('health');
+      const settings = settingsOf.health.parse(deployedEnvironment('health'));
 
-      expect(storageOutputOf(variables.PGKEEP_BUCKET)).toMatch(/^PublishOutputRefBackupBucket/);
-      expect(parseDatabases(variables.PGKEEP_DATABASES as string)).toEqual(environment.databases.map((database) => database.name));
-      expect(variables).toMatchObject({ PGKEEP_ENVIRONMENT: name, PGKEEP_HEALTH_BASELINE_COUNT: String(environment.alarms.sizeBaselineBackups) });
+      expect(storageOutputOf(variablesOf('health').PGKEEP_BUCKET)).toMatch(/^PublishOutputRefBackupBucket/);
+      expect(settings).toEqual({
+        PGKEEP_BUCKET: reference(variablesOf('health').PGKEEP_BUCKET),
+        PGKEEP_ENVIRONMENT: name,
+        PGKEEP_DATABASES: environment.databases.map((database) => database.name),
+        PGKEEP_HEALTH_BASELINE_COUNT: environment.alarms.sizeBaselineBackups,
+      });
     });
 
-    it('tells enforce-retention the configured policy (which its own parser accepts), dry run, Object Lock and grace period', () => {
-      const variables = variablesOf('retention');
+    it('tells enforce-retention the bucket, the databases, the configured policy, dry run, Object Lock and grace period', () => {
+      const settings = settingsOf.retention.parse(deployedEnvironment('retention'));
 
-      expect(parsePolicy(variables.PGKEEP_RETENTION_POLICY as string)).toEqual(retentionPolicy(environment.retention));
-      expect(parseDatabases(variables.PGKEEP_DATABASES as string)).toEqual(environment.databases.map((database) => database.name));
-      expect(variables).toMatchObject({
+      expect(storageOutputOf(variablesOf('retention').PGKEEP_BUCKET)).toMatch(/^PublishOutputRefBackupBucket/);
+      expect(settings).toEqual({
+        PGKEEP_BUCKET: reference(variablesOf('retention').PGKEEP_BUCKET),
         PGKEEP_ENVIRONMENT: name,
-        PGKEEP_RETENTION_DRY_RUN: String(environment.retention.dryRun),
-        PGKEEP_OBJECT_LOCK: String(environment.objectLock !== undefined),
-        PGKEEP_INCOMPLETE_GRACE_HOURS: String(environment.retention.incompleteGraceHours),
+        PGKEEP_DATABASES: environment.databases.map((database) => database.name),
+        PGKEEP_RETENTION_POLICY: retentionPolicy(environment.retention),
+        PGKEEP_RETENTION_DRY_RUN: environment.retention.dryRun,
+        PGKEEP_OBJECT_LOCK: environment.objectLock !== undefined,
+        PGKEEP_INCOMPLETE_GRACE_HOURS: environment.retention.incompleteGraceHours,
       });
-      expect(storageOutputOf(variables.PGKEEP_BUCKET)).toMatch(/^PublishOutputRefBackupBucket/);
     });
   });
 

@@ -5,7 +5,7 @@ import type { DatabaseConfig } from '../infra/config.ts';
 import { databaseResourceKey, parsePgkeepConfig } from '../infra/config.ts';
 import { PGKEEP_ENVIRONMENTS } from '../infra/environments.ts';
 import type { SynthesizedEnvironment } from './fixtures/infra-synth.ts';
-import { resolveTemplateText, synthesizeEnvironment } from './fixtures/infra-synth.ts';
+import { configuredSecretArn, resolveTemplateText, synthesizeEnvironment } from './fixtures/infra-synth.ts';
 
 const config = parsePgkeepConfig(PGKEEP_ENVIRONMENTS);
 const synthesized: Record<string, SynthesizedEnvironment> = {
@@ -108,7 +108,7 @@ describe.each(['dev', 'prod'])('the %s pipeline stack', (name) => {
   it("injects each database's whole connection from its own secret, and never a password in the environment", () => {
     for (const database of environment.databases) {
       const container = containerOf(database);
-      const secretArn = database.secret;
+      const secretArn = configuredSecretArn(database.secret);
 
       expect(container.Secrets).toEqual([
         { Name: 'PGHOST', ValueFrom: `${secretArn}:host::` },

@@ -8,7 +8,7 @@ import { databaseResourceKey, parsePgkeepConfig, PgkeepConfigError } from '../in
 import { PGKEEP_ENVIRONMENTS } from '../infra/environments.ts';
 import { addPgkeepStacks } from '../infra/pgkeep-app.ts';
 import type { SynthesizedEnvironment } from './fixtures/infra-synth.ts';
-import { resolveTemplateText, scratchApp, synthesizeEnvironment } from './fixtures/infra-synth.ts';
+import { configuredSecretArn, resolveTemplateText, scratchApp, synthesizeEnvironment } from './fixtures/infra-synth.ts';
 
 const config = parsePgkeepConfig(PGKEEP_ENVIRONMENTS);
 const synthesized: Record<string, SynthesizedEnvironment> = {
@@ -131,7 +131,7 @@ describe.each(['dev', 'prod'])('restores and the restore drill in the %s environ
 
     it("connect to the restore target from a secret, by default the database's own (a new database on the same server)", () => {
       for (const database of environment.databases) {
-        const secretArn = secretArnOf(String(database.restoreTargetSecret ?? database.secret), environment);
+        const secretArn = secretArnOf(configuredSecretArn(database.restoreTargetSecret ?? database.secret), environment);
 
         expect(containerOf(restoreOf(database).taskDefinition).Secrets).toEqual([
           { Name: 'PGHOST', ValueFrom: `${secretArn}:host::` },
@@ -148,7 +148,7 @@ describe.each(['dev', 'prod'])('restores and the restore drill in the %s environ
         const roleId = taskDefinition(restoreOf(database).taskDefinition).ExecutionRoleArn['Fn::GetAtt'][0];
         const statements = inlineStatementsOf(roleId);
         const secretStatements = statements.filter((statement) => actionsOf([statement]).some((action) => action.startsWith('secretsmanager:')));
-        const reference = String(database.restoreTargetSecret ?? database.secret);
+        const reference = configuredSecretArn(database.restoreTargetSecret ?? database.secret);
         const expectedSecret = reference.startsWith('arn:') ? reference : `${secretArnOf(reference, environment)}-??????`;
 
         expect(secretStatements).toEqual([{ Effect: 'Allow', Action: ['secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue'], Resource: expectedSecret }]);

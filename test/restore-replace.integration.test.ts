@@ -11,7 +11,7 @@
 import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { listBackups, type Backup } from '../catalog/listing.ts';
+import { listBackups, type Backup } from '../runtime/listing.ts';
 import { parseManifest } from '../catalog/manifest.ts';
 import { startTask, type TaskExit } from '../scripts/task-process.ts';
 import { startThrowawayCluster, type ThrowawayCluster } from '../task/throwaway-cluster.ts';

@@ -8,8 +8,8 @@
 import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backupObjectKeys, newBackupId } from '../catalog/keys.ts';
-import type { Backup } from '../catalog/listing.ts';
-import { mergeTags, verificationTags } from '../catalog/verification.ts';
+import type { Backup } from '../runtime/listing.ts';
+import { mergeTags, verificationTags } from '../runtime/verification.ts';
 import { startTask, type TaskExit } from '../scripts/task-process.ts';
 import { startThrowawayCluster, type ThrowawayCluster } from '../task/throwaway-cluster.ts';
 import { backUpWithTask, markBackupVerified, withClient } from './support/backup-harness.ts';

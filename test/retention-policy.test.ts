@@ -16,7 +16,7 @@ import {
   type RetentionPolicy,
   type RetentionTier,
   type RetentionVerification,
-} from '../functions/enforce-retention/policy.ts';
+} from '../catalog/retention-policy.ts';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;

@@ -1,13 +1,12 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { S3Client } from '@aws-sdk/client-s3';
-import { cloudWatchSink, metricData, type MetricsSink } from '../../catalog/metrics.ts';
-import { catalogScope, integerSetting } from '../shared/settings.ts';
+import { cloudWatchSink, metricData, type MetricsSink } from '../../runtime/metrics.ts';
+import { functionSettings } from '../../catalog/function-settings.ts';
 import { assessDatabaseHealth, healthMetrics, type DatabaseHealth } from './health.ts';
 
 /**
- * backup-health: scheduled (hourly). Settings (set by the stack): PGKEEP_BUCKET,
- * PGKEEP_ENVIRONMENT, PGKEEP_DATABASES (JSON array of catalog names), PGKEEP_HEALTH_BASELINE_COUNT
- * (default 7).
+ * backup-health: scheduled (hourly). Its settings, and their defaults, are
+ * functionSettings.backupHealth (catalog/function-settings.ts); the stack sets them.
  */
 export interface HealthDependencies {
   s3: S3Client;
@@ -39,17 +38,18 @@ export async function checkHealth(dependencies: HealthDependencies): Promise<Dat
   return results;
 }
 
-export { parseDatabases } from '../shared/settings.ts';
-
 const logger = new Logger({ serviceName: 'pgkeep-backup-health' });
 
 export const handler = async (): Promise<{ databases: number; withoutVerifiedBackup: string[] }> => {
+  const settings = functionSettings.backupHealth.parse(process.env);
   const results = await checkHealth({
     s3: new S3Client({}),
     metrics: cloudWatchSink(),
     logger,
-    ...catalogScope(process.env),
-    baselineCount: integerSetting(process.env, 'PGKEEP_HEALTH_BASELINE_COUNT', 7),
+    bucket: settings.PGKEEP_BUCKET,
+    environment: settings.PGKEEP_ENVIRONMENT,
+    databases: settings.PGKEEP_DATABASES,
+    baselineCount: settings.PGKEEP_HEALTH_BASELINE_COUNT,
   });
   return { databases: results.length, withoutVerifiedBackup: results.filter((result) => !result.newestVerified).map((result) => result.database) };
 };

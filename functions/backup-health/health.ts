@@ -1,7 +1,8 @@
 import type { S3Client } from '@aws-sdk/client-s3';
-import { futureDatedByMs, listBackups } from '../../catalog/listing.ts';
-import { METRIC, type MetricValue } from '../../catalog/metrics.ts';
-import { readVerification } from '../../catalog/verification.ts';
+import { futureDatedByMs, listBackups } from '../../runtime/listing.ts';
+import { METRIC } from '../../catalog/metrics.ts';
+import type { MetricValue } from '../../runtime/metrics.ts';
+import { readVerification } from '../../runtime/verification.ts';
 
 /**
  * How one database's backups stand: the age and size of its newest *verified* backup, and that

@@ -1,12 +1,9 @@
 import { DeleteObjectsCommand, GetObjectCommand, HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { Logger } from '@aws-lambda-powertools/logger';
-import { futureDatedByMs, listCatalogEntries, type CatalogEntry } from '../../catalog/listing.ts';
+import { futureDatedByMs, listCatalogEntries, type CatalogEntry } from '../../runtime/listing.ts';
 import { ManifestError, parseManifest } from '../../catalog/manifest.ts';
-import { readTags, mergeTags, verificationFromTags } from '../../catalog/verification.ts';
-import { planRetention, type RetentionCandidate, type RetentionDecision, type RetentionPolicy, type RetentionTier } from './policy.ts';
-
-/** The tag lifecycle rules read to move long-lived backups to colder storage. */
-export const TIER_TAG = 'pgkeep:tier';
+import { readTags, mergeTags, verificationFromTags } from '../../runtime/verification.ts';
+import { TIER_TAG, planRetention, type RetentionCandidate, type RetentionDecision, type RetentionPolicy, type RetentionTier } from '../../catalog/retention-policy.ts';
 
 export interface RetentionRunOptions {
   s3: S3Client;

@@ -1,15 +1,14 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { S3Client } from '@aws-sdk/client-s3';
-import { METRIC, cloudWatchSink, metricData, type MetricsSink } from '../../catalog/metrics.ts';
-import { catalogScope, numberSetting, requiredSetting } from '../shared/settings.ts';
+import { METRIC } from '../../catalog/metrics.ts';
+import { cloudWatchSink, metricData, type MetricsSink } from '../../runtime/metrics.ts';
+import { functionSettings } from '../../catalog/function-settings.ts';
 import { enforceRetention, type RetentionRunResult } from './enforce.ts';
-import { validatePolicy, type RetentionPolicy } from './policy.ts';
+import type { RetentionPolicy } from '../../catalog/retention-policy.ts';
 
 /**
- * enforce-retention: scheduled daily. Settings (set by the stack): PGKEEP_BUCKET,
- * PGKEEP_ENVIRONMENT, PGKEEP_DATABASES (JSON array), PGKEEP_RETENTION_POLICY (JSON: daily,
- * weekly, monthly, yearly, timezone, minVerified, unverifiedGraceHours), PGKEEP_RETENTION_DRY_RUN
- * (true|false), PGKEEP_OBJECT_LOCK (true|false), PGKEEP_INCOMPLETE_GRACE_HOURS (default 48).
+ * enforce-retention: scheduled daily. Its settings, and their defaults, are
+ * functionSettings.enforceRetention (catalog/function-settings.ts); the stack sets them.
  */
 export interface RetentionDependencies {
   s3: S3Client;
@@ -58,41 +57,22 @@ export async function runRetention(dependencies: RetentionDependencies): Promise
   return results;
 }
 
-export function parsePolicy(raw: string): RetentionPolicy {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(raw);
-  } catch {
-    throw new Error('PGKEEP_RETENTION_POLICY is not JSON: expected an object such as {"daily":7,"weekly":4,"monthly":12,"yearly":3,"timezone":"UTC","minVerified":3,"unverifiedGraceHours":24}.');
-  }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-    throw new Error('PGKEEP_RETENTION_POLICY must be a JSON object with daily, weekly, monthly, yearly, timezone, minVerified and unverifiedGraceHours.');
-  }
-  const policy = parsed as RetentionPolicy;
-  validatePolicy(policy);
-  return policy;
-}
-
-function booleanSetting(name: string): boolean {
-  const raw = process.env[name]?.trim().toLowerCase();
-  if (raw === undefined || raw === '' || raw === 'false') return false;
-  if (raw === 'true') return true;
-  throw new Error(`${name}="${raw}" is invalid: expected true or false.`);
-}
-
 const logger = new Logger({ serviceName: 'pgkeep-enforce-retention' });
 
 export const handler = async (): Promise<{ databases: number; deleted: number; errors: number; dryRun: boolean }> => {
-  const dryRun = booleanSetting('PGKEEP_RETENTION_DRY_RUN');
+  const settings = functionSettings.enforceRetention.parse(process.env);
+  const dryRun = settings.PGKEEP_RETENTION_DRY_RUN;
   const results = await runRetention({
     s3: new S3Client({}),
     metrics: cloudWatchSink(),
     logger,
-    ...catalogScope(process.env),
-    policy: parsePolicy(requiredSetting(process.env, 'PGKEEP_RETENTION_POLICY', 'the retention policy as JSON')),
+    bucket: settings.PGKEEP_BUCKET,
+    environment: settings.PGKEEP_ENVIRONMENT,
+    databases: settings.PGKEEP_DATABASES,
+    policy: settings.PGKEEP_RETENTION_POLICY,
     dryRun,
-    objectLock: booleanSetting('PGKEEP_OBJECT_LOCK'),
-    incompleteGraceHours: numberSetting(process.env, 'PGKEEP_INCOMPLETE_GRACE_HOURS', 48),
+    objectLock: settings.PGKEEP_OBJECT_LOCK,
+    incompleteGraceHours: settings.PGKEEP_INCOMPLETE_GRACE_HOURS,
   });
   return {
     databases: results.length,

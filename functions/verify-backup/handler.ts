@@ -1,26 +1,28 @@
 import type { Context, S3Event } from 'aws-lambda';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { S3Client } from '@aws-sdk/client-s3';
-import { cloudWatchSink } from '../../catalog/metrics.ts';
+import { cloudWatchSink } from '../../runtime/metrics.ts';
 import { snsAlertSink } from '../shared/alerts.ts';
-import { integerSetting, requiredSetting } from '../shared/settings.ts';
+import { functionSettings } from '../../catalog/function-settings.ts';
 import { processManifest, type ProcessedManifest, type VerifyDependencies } from './process.ts';
 
 /**
- * verify-backup: invoked by S3 for every new `backups/**.manifest.json`. Settings (set by the
- * stack): PGKEEP_ENVIRONMENT, PGKEEP_ALERT_TOPIC_ARN, PGKEEP_VERIFY_MAX_STREAM_MB (default 10240).
+ * verify-backup: invoked by S3 for every new `backups/**.manifest.json`. Its settings, and their
+ * defaults, are functionSettings.verifyBackup (catalog/function-settings.ts); the stack sets them.
  */
 const logger = new Logger({ serviceName: 'pgkeep-verify-backup' });
 let dependencies: VerifyDependencies | undefined;
 
 function fromEnvironment(): VerifyDependencies {
-  dependencies ??= {
+  if (dependencies) return dependencies;
+  const settings = functionSettings.verifyBackup.parse(process.env);
+  dependencies = {
     s3: new S3Client({}),
     metrics: cloudWatchSink(),
-    alerts: snsAlertSink(requiredSetting(process.env, 'PGKEEP_ALERT_TOPIC_ARN', 'the ARN of the alert topic')),
+    alerts: snsAlertSink(settings.PGKEEP_ALERT_TOPIC_ARN),
     logger,
-    environment: requiredSetting(process.env, 'PGKEEP_ENVIRONMENT', 'the environment name'),
-    maxStreamBytes: integerSetting(process.env, 'PGKEEP_VERIFY_MAX_STREAM_MB', 10_240) * 2 ** 20,
+    environment: settings.PGKEEP_ENVIRONMENT,
+    maxStreamBytes: settings.PGKEEP_VERIFY_MAX_STREAM_MB * 2 ** 20,
   };
   return dependencies;
 }

@@ -1,8 +1,9 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { backupObjectKeys, parseBackupKey } from '../../catalog/keys.ts';
-import { METRIC, metricData, type MetricsSink } from '../../catalog/metrics.ts';
-import { NEWER_SCHEMA_STATUS, mergeTags, readVerification, verificationTags, type VerificationStatus } from '../../catalog/verification.ts';
+import { METRIC } from '../../catalog/metrics.ts';
+import { metricData, type MetricsSink } from '../../runtime/metrics.ts';
+import { NEWER_SCHEMA_STATUS, mergeTags, readVerification, verificationTags, type VerificationStatus } from '../../runtime/verification.ts';
 import type { AlertSink } from '../shared/alerts.ts';
 import { ManifestGoneError, verifyBackup, type VerificationReport } from './verify.ts';
 

@@ -2,9 +2,9 @@ import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { GetObjectCommand, HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { parseBackupKey, backupObjectKeys } from '../../catalog/keys.ts';
-import { isNoSuchObject } from '../../catalog/s3-errors.ts';
+import { isNoSuchObject } from '../../runtime/s3-errors.ts';
 import { ManifestError, NewerManifestError, parseManifest, type Manifest } from '../../catalog/manifest.ts';
-import type { VerificationMethod, VerificationStatus } from '../../catalog/verification.ts';
+import type { VerificationMethod, VerificationStatus } from '../../runtime/verification.ts';
 
 /**
  * Checks one backup against its manifest: the data object exists, has the manifest's size, and

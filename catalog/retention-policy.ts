@@ -28,6 +28,13 @@
 export type RetentionVerification = 'verified' | 'failed' | 'unverifiable' | 'newer-schema' | 'pending';
 export type RetentionTier = 'daily' | 'weekly' | 'monthly' | 'yearly';
 
+/**
+ * The tag enforce-retention puts on each data object it keeps, with the longest-lived GFS slot it
+ * fills (a RetentionTier); the bucket's lifecycle rules (infra/lifecycle.ts) read it to move
+ * long-lived backups to colder storage. Here, beside the tiers, because both sides must agree on it.
+ */
+export const TIER_TAG = 'pgkeep:tier';
+
 export interface RetentionCandidate {
   backupId: string;
   startedAt: Date;

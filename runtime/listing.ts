@@ -1,5 +1,7 @@
+// runtime/: code the task and the functions share that talks to AWS (the SDK), so it cannot live in
+// catalog/, which stays pure for the infra to import at synth time. infra/ never imports runtime/.
 import { paginateListObjectsV2, type S3Client, type _Object } from '@aws-sdk/client-s3';
-import { BACKUP_ROOT_PREFIX, backupIdTime, databasePrefix, decodeDatabaseSegment, parseBackupKey, parseSiblingKey } from './keys.ts';
+import { BACKUP_ROOT_PREFIX, backupIdTime, databasePrefix, decodeDatabaseSegment, parseBackupKey, parseSiblingKey } from '../catalog/keys.ts';
 
 /** One backup id's objects as found in the bucket. Only `complete` entries are backups. */
 export interface CatalogEntry {

@@ -1,3 +1,5 @@
+// runtime/: code the task and the functions share that talks to AWS (the SDK), so it cannot live in
+// catalog/, which stays pure for the infra to import at synth time. infra/ never imports runtime/.
 import { GetObjectTaggingCommand, PutObjectTaggingCommand, type S3Client, type Tag } from '@aws-sdk/client-s3';
 
 /**
