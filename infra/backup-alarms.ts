@@ -64,7 +64,8 @@ export function runbookPointer(kind: AlarmKind): string {
 }
 
 export interface DatabaseAlarmsProps {
-  environment: EnvironmentConfig;
+  /** Its name and alarm thresholds. */
+  environment: Pick<EnvironmentConfig, 'name' | 'alarms'>;
   database: DatabaseConfig;
   topic: sns.ITopic;
 }
@@ -201,7 +202,7 @@ export class DatabaseAlarms extends Construct {
 }
 
 /** A function that throws (not a reported backup problem: a crash, a timeout, missing permissions). */
-export function functionErrorsAlarm(scope: Construct, id: string, environment: EnvironmentConfig, fn: lambda.IFunction & { logGroup: logs.ILogGroup }, what: string, topic: sns.ITopic): cloudwatch.Alarm {
+export function functionErrorsAlarm(scope: Construct, id: string, environment: Pick<EnvironmentConfig, 'name'>, fn: lambda.IFunction & { logGroup: logs.ILogGroup }, what: string, topic: sns.ITopic): cloudwatch.Alarm {
   return notifyBothWays(
     new cloudwatch.Alarm(scope, id, {
       alarmName: `pgkeep-${environment.name}-${what}-errors`,

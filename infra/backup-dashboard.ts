@@ -15,7 +15,8 @@ import type { EnvironmentConfig } from './config.ts';
 import { staleThreshold } from './staleness.ts';
 
 export interface BackupDashboardProps {
-  environment: EnvironmentConfig;
+  /** Its name, its databases and the size-ratio threshold the dashboard draws. */
+  environment: Pick<EnvironmentConfig, 'name' | 'alarms' | 'databases'>;
   /** Every alarm of the environment, by name (most live in the databases' nested stacks). */
   alarmNames: readonly string[];
   functions: { name: string; function: lambda.IFunction }[];

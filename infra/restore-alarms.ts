@@ -34,7 +34,7 @@ export const LONGEST_ALARM_WINDOW_DAYS = 7;
 
 /** No drill start attempt in the last `alarmAfterDays - 7` days: one input of the composite
  * overdue alarms, shared by the databases. Undefined when a single alarm can cover the window. */
-export function drillNotAttemptedAlarm(scope: Construct, environment: EnvironmentConfig, scheduleGroup: scheduler.IScheduleGroup): cloudwatch.Alarm | undefined {
+export function drillNotAttemptedAlarm(scope: Construct, environment: Pick<EnvironmentConfig, 'name' | 'drill'>, scheduleGroup: scheduler.IScheduleGroup): cloudwatch.Alarm | undefined {
   const days = environment.drill.alarmAfterDays - LONGEST_ALARM_WINDOW_DAYS;
   if (days <= 0) return undefined;
   return new cloudwatch.Alarm(scope, 'DrillNotAttemptedAlarm', {
@@ -53,7 +53,8 @@ export function drillNotAttemptedAlarm(scope: Construct, environment: Environmen
 }
 
 export interface RestoreAlarmsProps {
-  environment: EnvironmentConfig;
+  /** Its name and the drill's alarm window. */
+  environment: Pick<EnvironmentConfig, 'name' | 'drill'>;
   database: DatabaseConfig;
   topic: sns.ITopic;
   /** From drillNotAttemptedAlarm(), when alarmAfterDays is more than 7. */

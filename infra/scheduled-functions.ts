@@ -24,7 +24,8 @@ import { allowPublishingMetrics } from './function-policies.ts';
 export const HEALTH_CHECK_CRON = '15 * * * ? *';
 
 export interface ScheduledFunctionProps {
-  environment: EnvironmentConfig;
+  /** Its name, databases, health baseline, retention policy and Object Lock. */
+  environment: Pick<EnvironmentConfig, 'name' | 'databases' | 'alarms' | 'retention' | 'objectLock'>;
   bucketName: string;
   /** The storage stack's policy with this function's access to the bucket. */
   accessPolicy: iam.IManagedPolicy;

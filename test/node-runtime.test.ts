@@ -43,7 +43,7 @@ describe(`the runtime is Node.js ${NODE_MAJOR} everywhere`, () => {
 
   it('runs the Lambda functions on nodejs24.x', () => {
     expect(PGKEEP_FUNCTION_RUNTIME.name).toBe(`nodejs${NODE_MAJOR}.x`);
-    expect(read('infra/constructs/pgkeep-function.ts')).toContain(`target: 'node${NODE_MAJOR}'`);
+    expect(read('functions/build.ts')).toContain(`target: 'node${NODE_MAJOR}'`);
   });
 
   it('builds and runs the task image and its bundle on it', () => {
