@@ -30,6 +30,21 @@ beforeAll(async () => {
   if (result.status !== 0) throw new Error(`the example app failed to synthesize:\n${result.stderr}`);
 }, 600_000);
 
+describe('the construct package, as npm would pack it', () => {
+  it("carries what its exports name, the prebuilt assets, and nothing of the repository's sources", () => {
+    const packed = spawnSync('npm', ['pack', '--dry-run', '--json'], { cwd: REPOSITORY_ROOT, encoding: 'utf8' });
+    const files = (JSON.parse(packed.stdout) as { files: { path: string }[] }[])[0]!.files.map((file) => file.path);
+    const manifest = JSON.parse(readFileSync(join(REPOSITORY_ROOT, 'package.json'), 'utf8')) as { exports: { '.': { types: string; default: string } } };
+
+    expect(files).toContain(manifest.exports['.'].default.replace(/^\.\//, ''));
+    expect(files).toContain(manifest.exports['.'].types.replace(/^\.\//, ''));
+    for (const name of ['verify-backup', 'backup-health', 'enforce-retention']) expect(files).toContain(`dist/assets/functions/${name}/index.mjs`);
+    expect(files).toEqual(expect.arrayContaining(['dist/assets/task/Dockerfile', 'dist/assets/task/main.mjs']));
+    expect(files.filter((file) => /^(task|functions|catalog|runtime|infra|test|dev|scripts)\//.test(file))).toEqual([]);
+    expect(files.filter((file) => file.endsWith('.ts') && !file.endsWith('.d.ts'))).toEqual([]);
+  });
+});
+
 describe('the example app (examples/rds-instance) with pgkeep from its package', () => {
   it('synthesizes offline, with no lookups, and cdk-nag finds nothing unacknowledged in any of its stacks', () => {
     const manifest = JSON.parse(readFileSync(join(outdir, 'manifest.json'), 'utf8')) as { missing?: unknown[] };
