@@ -7,31 +7,23 @@
  * definition would have to carry every database's secret, and every run could read them all.
  */
 import { Duration } from 'aws-cdk-lib';
-import type * as ecs from 'aws-cdk-lib/aws-ecs';
-import type * as iam from 'aws-cdk-lib/aws-iam';
-import type * as logs from 'aws-cdk-lib/aws-logs';
 import type * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
 import type { DatabaseConfig, FargateSize } from './config.ts';
 import { databaseResourceKey, overrideEnvironment } from './config.ts';
-import type { TaskNetwork } from './pgkeep-task.ts';
+import type { TaskEnvironment } from './pgkeep-task.ts';
 import { boundedName, PgkeepTask, SCHEDULE_NAME_MAX_LENGTH, TASK_FAMILY_MAX_LENGTH } from './pgkeep-task.ts';
 import { taskOverrides } from './run-task-command.ts';
 import { taskFamily } from './task-notifications.ts';
 
 /** What the backups of one environment share. */
-export interface SharedBackupResources {
-  environmentName: string;
+export interface SharedBackupResources extends TaskEnvironment {
   /** Under Object Lock every upload must carry a checksum: the task turns them on, refuses "none". */
   objectLock: boolean;
   size: FargateSize;
-  network: TaskNetwork;
-  image: ecs.ContainerImage;
-  logGroup: logs.ILogGroup;
-  taskRole: iam.IRole;
-  bucketName: string;
+  /** The bucket's key: the task encrypts its uploads with it. */
   keyArn: string;
   scheduleGroup: scheduler.IScheduleGroup;
   deadLetterQueue: sqs.IQueue;

@@ -9,29 +9,22 @@
  * the restore creates a NEW database named after the source and the backup time; the secret's user
  * then needs CREATEDB. A dedicated `restoreTargetSecret` points restores at another server or user.
  */
-import type * as ecs from 'aws-cdk-lib/aws-ecs';
 import type * as iam from 'aws-cdk-lib/aws-iam';
-import type * as logs from 'aws-cdk-lib/aws-logs';
 import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import type { Construct } from 'constructs';
 import type { DatabaseConfig, FargateSize } from './config.ts';
 import { databaseResourceKey } from './config.ts';
-import type { TaskNetwork } from './pgkeep-task.ts';
+import type { TaskEnvironment } from './pgkeep-task.ts';
 import { boundedName, PgkeepTask, TASK_FAMILY_MAX_LENGTH } from './pgkeep-task.ts';
 import { taskOverrides } from './run-task-command.ts';
 import { taskFamily } from './task-notifications.ts';
 
 /** What the restore tasks of one environment share. */
-export interface SharedRestoreResources {
-  environmentName: string;
+export interface SharedRestoreResources extends TaskEnvironment {
   /** PGKEEP_RESTORE_JOBS above 1 downloads the whole backup to the ephemeral storage before pg_restore -j. */
   size: FargateSize;
-  network: TaskNetwork;
-  image: ecs.ContainerImage;
-  logGroup: logs.ILogGroup;
   /** May read backups (BackupReaderPolicy) and publish metrics; never write the bucket. */
   taskRole: iam.IRole;
-  bucketName: string;
 }
 
 /** Where one database's backups are restored to. */

@@ -66,6 +66,17 @@ export interface TaskNetwork {
   securityGroup: ec2.ISecurityGroup;
 }
 
+/** What every task of an environment is given: where it runs, its image, where it logs, what its
+ * container may do, and the bucket it works on. */
+export interface TaskEnvironment {
+  environmentName: string;
+  network: TaskNetwork;
+  image: ecs.ContainerImage;
+  logGroup: logs.ILogGroup;
+  taskRole: iam.IRole;
+  bucketName: string;
+}
+
 /** The database connection a task is started with. */
 export interface TaskConnection {
   /** Holds host, port, username, password and dbname (the RDS layout). */

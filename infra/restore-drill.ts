@@ -8,31 +8,25 @@
  * restore-alarms.ts).
  */
 import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
-import type * as ecs from 'aws-cdk-lib/aws-ecs';
 import * as iam from 'aws-cdk-lib/aws-iam';
-import type * as logs from 'aws-cdk-lib/aws-logs';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
 import type { DrillConfig } from './config.ts';
-import type { TaskNetwork } from './pgkeep-task.ts';
+import type { TaskEnvironment } from './pgkeep-task.ts';
 import { PgkeepTask } from './pgkeep-task.ts';
 import { taskFamily } from './task-notifications.ts';
 
-export interface RestoreDrillProps {
-  environmentName: string;
+export interface RestoreDrillProps extends TaskEnvironment {
   /** The drill record must carry a checksum under Object Lock (task/drill.ts). */
   objectLock: boolean;
   /** Its size and schedule. */
   drill: DrillConfig;
   /** Whose newest verified backups it restores. */
   databaseNames: readonly string[];
-  network: TaskNetwork;
-  image: ecs.ContainerImage;
-  logGroup: logs.ILogGroup;
   /** May read backups and write drill records (BackupReaderPolicy, DrillRecordWriterPolicy) and publish metrics. */
   taskRole: iam.IRole;
-  bucketName: string;
+  /** Drill records are written encrypted with the bucket's key. */
   keyArn: string;
   deadLetterQueue: sqs.IQueue;
 }
