@@ -19,8 +19,8 @@ export default tseslint.config(
     },
   },
   {
-    // Scripts and tests are command-line programs whose job includes printing to the terminal.
-    files: ['scripts/**', 'test/**'],
+    // Scripts, dev tools and tests are command-line programs whose job includes printing to the terminal.
+    files: ['scripts/**', 'dev/**', 'test/**'],
     rules: { 'no-console': 'off' },
   },
   {

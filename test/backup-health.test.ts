@@ -13,7 +13,7 @@ import { mergeTags, verificationTags, type VerificationStatus } from '../catalog
 import { checkHealth, parseDatabases } from '../functions/backup-health/handler.ts';
 import { assessDatabaseHealth, healthMetrics, median } from '../functions/backup-health/health.ts';
 import { recordAwsCalls } from '../scripts/aws-call-recorder.ts';
-import { startLocalS3, type LocalS3 } from '../scripts/local-s3.ts';
+import { startLocalS3, type LocalS3 } from '../dev/local-s3.ts';
 
 const NOW = new Date('2026-11-23T12:00:00.000Z');
 const HOUR = 3600 * 1000;

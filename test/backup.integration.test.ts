@@ -14,8 +14,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { findNewestBackup, listBackups } from '../catalog/listing.ts';
 import { startThrowawayCluster, type ThrowawayCluster } from '../task/throwaway-cluster.ts';
-import { createSampleDatabase } from '../scripts/sample-database.ts';
-import { startTask, type TaskExit, type TaskLogLine } from '../scripts/task-process.ts';
+import { createSampleDatabase } from '../dev/sample-database.ts';
+import { startTask, type TaskExit, type TaskLogLine } from '../dev/task-process.ts';
 import { isAbortUpload, isCompleteUpload, isCreateUpload, isPartUpload, isUncheckedWrite, startS3FaultProxy, type S3FaultProxy } from './support/s3-fault-proxy.ts';
 import { startMotoS3, type MotoS3 } from './support/moto-s3.ts';
 import {

@@ -26,7 +26,7 @@ interface BenchSummary {
 }
 
 function runBench(args: string[]): Promise<ScriptOutcome> {
-  return runScript('scripts/bench.ts', args);
+  return runScript('dev/bench/main.ts', args);
 }
 
 describe('npm run bench (smoke run at 10 MiB)', () => {

@@ -11,7 +11,7 @@ import {
   listCatalogEntries,
   type DatabaseLocation,
 } from '../catalog/listing.ts';
-import { startLocalS3, type LocalS3 } from '../scripts/local-s3.ts';
+import { startLocalS3, type LocalS3 } from '../dev/local-s3.ts';
 
 /** These run against a real S3-protocol server (fauxqs on loopback), so paging, prefixes and
  * delimiters behave as S3 serves them rather than as a mock imagines them. */

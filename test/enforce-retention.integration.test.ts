@@ -17,7 +17,7 @@ import { VERIFICATION_METHOD_TAG, VERIFICATION_TAG, VERIFIED_AT_TAG, mergeTags, 
 import { TIER_TAG, enforceRetention, type RetentionRunResult } from '../functions/enforce-retention/enforce.ts';
 import type { RetentionPolicy, RetentionTier } from '../functions/enforce-retention/policy.ts';
 import { recordAwsCalls } from '../scripts/aws-call-recorder.ts';
-import { startLocalS3, type LocalS3 } from '../scripts/local-s3.ts';
+import { startLocalS3, type LocalS3 } from '../dev/local-s3.ts';
 import { startMotoS3, type MotoS3 } from './support/moto-s3.ts';
 import { syntheticManifest } from './support/synthetic-manifest.ts';
 import { serializeManifest } from '../catalog/manifest.ts';
@@ -142,7 +142,7 @@ async function seedAndRun(start: () => Promise<LocalS3>): Promise<void> {
 }
 
 /**
- * Both stores: fauxqs, whose tagging is pgkeep's own emulation (scripts/local-s3.ts), and moto,
+ * Both stores: fauxqs, whose tagging is pgkeep's own emulation (dev/local-s3.ts), and moto,
  * an Object-Lock bucket shaped like the stacks' (versioned, default retention), where S3 must
  * accept every tag and delete retention makes, and a delete leaves a delete marker. The plan is
  * run with objectLock: false there, because this calendar lies in the past while moto locks from

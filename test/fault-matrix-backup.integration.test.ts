@@ -1,6 +1,6 @@
 /**
  * The backup fault matrix: every fault injected from outside the task, into real servers, while
- * the task runs as its own process (scripts/task-process.ts), as in the container.
+ * the task runs as its own process (dev/task-process.ts), as in the container.
  *
  * - PostgreSQL: a throwaway cluster; faults by pg_terminate_backend, a database setting, a table
  *   lock held by another session, or a TCP proxy (test/support/tcp-fault-proxy.ts) that cuts or
@@ -24,7 +24,7 @@ import { AbortMultipartUploadCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, it, type ExpectStatic } from 'vitest';
 import { listCatalogEntries } from '../catalog/listing.ts';
 import { METRIC } from '../catalog/metrics.ts';
-import { startTask, type RunningTask, type TaskExit, type TaskLogLine } from '../scripts/task-process.ts';
+import { startTask, type RunningTask, type TaskExit, type TaskLogLine } from '../dev/task-process.ts';
 import { startThrowawayCluster, type ThrowawayCluster } from '../task/throwaway-cluster.ts';
 import { catalogState, childPid, createIncompressibleDatabase, openUploads, withClient } from './support/backup-harness.ts';
 import { startLocalCloudWatch, type LocalCloudWatch } from './support/local-cloudwatch.ts';

@@ -4,7 +4,7 @@ import { createTinyShop, withClient } from './support/backup-harness.ts';
 import { runScript, type ScriptOutcome } from './support/run-script.ts';
 
 function runLocalPipeline(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<ScriptOutcome> {
-  return runScript('scripts/local-run.ts', args, env);
+  return runScript('dev/local-run.ts', args, env);
 }
 
 describe('npm start (the local run of the whole pipeline)', () => {

@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   CompleteMultipartUploadCommand,
@@ -9,10 +10,11 @@ import {
   GetObjectTaggingCommand,
   PutObjectCommand,
   PutObjectTaggingCommand,
+  S3Client,
   UploadPartCommand,
-  type S3Client,
 } from '@aws-sdk/client-s3';
-import { startLocalS3, type LocalS3 } from '../scripts/local-s3.ts';
+import { startLocalS3, type LocalS3 } from '../dev/local-s3.ts';
+import { REPO_ROOT } from '../dev/task-process.ts';
 
 let server: LocalS3;
 let s3: S3Client;
@@ -81,5 +83,33 @@ describe('the local S3 server\'s object tagging (which fauxqs alone lacks)', () 
     await s3.send(new CompleteMultipartUploadCommand({ Bucket: 'tags', Key: 'multipart', UploadId, MultipartUpload: { Parts: [{ PartNumber: 1, ETag }] } }));
 
     expect(await tagsOf('multipart')).toEqual({});
+  });
+});
+
+describe('npm run local-s3 (the server on its own, for running the task by hand)', () => {
+  it('prints the endpoint, the bucket and the env vars to export, serves that bucket, and stops on Ctrl-C', async () => {
+    // Arrange
+    const child = spawn(process.execPath, ['--import', 'tsx', 'dev/local-s3-server.ts', '--bucket', 'by-hand'], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
+    let output = '';
+    child.stdout.setEncoding('utf8').on('data', (text: string) => (output += text));
+    try {
+      await expect.poll(() => output, { timeout: 60_000 }).toContain('npm run build:task');
+
+      // Act
+      const env = Object.fromEntries([...output.matchAll(/^ {2}export (\w+)=(.*)$/gm)].map((match) => [match[1] ?? '', match[2] ?? '']));
+      const client = new S3Client({ endpoint: env.PGKEEP_S3_ENDPOINT, region: env.AWS_REGION, forcePathStyle: true, credentials: { accessKeyId: env.AWS_ACCESS_KEY_ID ?? '', secretAccessKey: env.AWS_SECRET_ACCESS_KEY ?? '' } });
+      await client.send(new PutObjectCommand({ Bucket: env.PGKEEP_BUCKET, Key: 'hello', Body: 'by hand' }));
+      const body = await (await client.send(new GetObjectCommand({ Bucket: env.PGKEEP_BUCKET, Key: 'hello' }))).Body!.transformToString();
+      client.destroy();
+
+      // Assert
+      expect(env).toMatchObject({ PGKEEP_BUCKET: 'by-hand', PGKEEP_S3_ENDPOINT: expect.stringMatching(/^http:\/\/127\.0\.0\.1:\d+$/) as unknown, PGKEEP_METRICS: 'off' });
+      expect(output).toContain(`Local S3 server at ${env.PGKEEP_S3_ENDPOINT}, bucket by-hand`);
+      expect(body).toBe('by hand');
+    } finally {
+      child.kill('SIGINT');
+    }
+    expect(await exited).toBe(0);
   });
 });

@@ -13,7 +13,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listBackups, type Backup } from '../catalog/listing.ts';
 import { parseManifest } from '../catalog/manifest.ts';
-import { startTask, type TaskExit } from '../scripts/task-process.ts';
+import { startTask, type TaskExit } from '../dev/task-process.ts';
 import { startThrowawayCluster, type ThrowawayCluster } from '../task/throwaway-cluster.ts';
 import { backUpWithTask, createIncompressibleDatabase, schemaOf, withClient } from './support/backup-harness.ts';
 import { startMotoS3, type MotoS3 } from './support/moto-s3.ts';

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backupObjectKeys, newBackupId } from '../catalog/keys.ts';
 import type { Backup } from '../catalog/listing.ts';
 import { mergeTags, verificationTags } from '../catalog/verification.ts';
-import { startTask, type TaskExit } from '../scripts/task-process.ts';
+import { startTask, type TaskExit } from '../dev/task-process.ts';
 import { startThrowawayCluster, type ThrowawayCluster } from '../task/throwaway-cluster.ts';
 import { backUpWithTask, markBackupVerified, withClient } from './support/backup-harness.ts';
 import { startMotoS3, type MotoS3 } from './support/moto-s3.ts';

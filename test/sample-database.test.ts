@@ -5,8 +5,8 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { SampleDatabaseSummary } from '../scripts/sample-database.ts';
-import { createSampleDatabase } from '../scripts/sample-database.ts';
+import type { SampleDatabaseSummary } from '../dev/sample-database.ts';
+import { createSampleDatabase } from '../dev/sample-database.ts';
 import type { ThrowawayCluster } from '../task/throwaway-cluster.ts';
 import { startThrowawayCluster } from '../task/throwaway-cluster.ts';
 

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { RECORDER_PRELOAD, isComponent, recordingEnvironment } from './aws-call-recorder.ts';
+import { RECORDER_PRELOAD, isComponent, recordingEnvironment } from '../scripts/aws-call-recorder.ts';
 
 /**
  * Runs the pgkeep task as its own process, exactly as the container does (configuration only
