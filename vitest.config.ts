@@ -32,6 +32,8 @@ export default defineConfig({
     testTimeout: 120_000,
     hookTimeout: 120_000,
     reporters: ['default'],
+    // As root (CI), every worker's throwaway PostgreSQL clusters run as the postgres user (dev/postgres-as-root.ts).
+    setupFiles: ['dev/postgres-as-root-preload.ts'],
     env: { [RECORDINGS_ENV]: recordings },
     // Two groups, run one after the other: every suite first, then the model over what they recorded.
     // groupOrder is Vitest's own guarantee that group 1 starts only after group 0 has finished, which

@@ -28,6 +28,7 @@ import { parseDecimalInteger } from '../task/config.ts';
 import { findPgBinaries } from '../task/postgres-binaries.ts';
 import { startThrowawayCluster, type ThrowawayCluster } from '../task/throwaway-cluster.ts';
 import { startLocalS3 } from './local-s3.ts';
+import { runPostgresAsRootWhenRoot } from './postgres-as-root.ts';
 import { createSampleDatabase } from './sample-database.ts';
 import { startTask, type TaskLogLine } from './task-process.ts';
 import { Logger } from '@aws-lambda-powertools/logger';
@@ -404,4 +405,5 @@ function formatBytes(bytes: number | undefined): string {
   return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
 }
 
+runPostgresAsRootWhenRoot();
 process.exitCode = await main();

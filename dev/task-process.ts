@@ -8,6 +8,7 @@ import { RECORDER_PRELOAD, isComponent, recordingEnvironment } from '../scripts/
  */
 export const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
 export const TASK_SOURCE_ENTRY = fileURLToPath(new URL('../task/main.ts', import.meta.url));
+const POSTGRES_AS_ROOT_PRELOAD = fileURLToPath(new URL('./postgres-as-root-preload.ts', import.meta.url));
 
 export interface TaskLogLine {
   level: string;
@@ -44,7 +45,10 @@ export function startTask({ command, env, bundledEntry }: StartTaskOptions): Run
   // preloads the recorder; a bundle has its own copy of the SDK, which the preload cannot reach.
   const recording = !bundledEntry && isComponent(command) ? recordingEnvironment(command) : {};
   const preload = Object.keys(recording).length > 0 ? ['--import', RECORDER_PRELOAD] : [];
-  const args = bundledEntry ? [bundledEntry, command] : ['--import', 'tsx', ...preload, TASK_SOURCE_ENTRY, command];
+  // As root (CI, this machine), the drill's throwaway cluster must run as the postgres user, which
+  // the container's task never needs (dev/postgres-as-root.ts); a bundle runs as the container does.
+  const asRoot = process.getuid?.() === 0 ? ['--import', POSTGRES_AS_ROOT_PRELOAD] : [];
+  const args = bundledEntry ? [bundledEntry, command] : ['--import', 'tsx', ...asRoot, ...preload, TASK_SOURCE_ENTRY, command];
   const child = spawn(process.execPath, args, {
     cwd: REPO_ROOT,
     env: { PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', ...env, ...recording },

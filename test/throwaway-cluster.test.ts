@@ -195,6 +195,7 @@ describe('throwaway cluster lifecycle', () => {
       script,
       [
         `import { readFileSync } from 'node:fs';`,
+        `import ${JSON.stringify(path.join(REPO_ROOT, 'dev/postgres-as-root-preload.ts'))};`,
         `import { startThrowawayCluster } from ${JSON.stringify(path.join(REPO_ROOT, 'task/throwaway-cluster.ts'))};`,
         `const cluster = await startThrowawayCluster({ parentDir: ${JSON.stringify(parentDir)} });`,
         `const pid = Number(readFileSync(cluster.dataDir + '/postmaster.pid', 'utf8').split('\\n')[0]);`,
@@ -229,47 +230,5 @@ describe('throwaway cluster lifecycle', () => {
 
     expect(cluster.major).toBe(17);
     expect(Math.floor(Number(rows[0]?.version) / 10_000)).toBe(17);
-  });
-});
-
-describe('a kept cluster (persistentDir), as the benchmark caches its generated database', () => {
-  const keptDirs: string[] = [];
-  afterEach(stopAllStarted);
-  afterAll(async () => {
-    await Promise.all(keptDirs.map((dir) => rm(dir, { recursive: true, force: true })));
-  });
-
-  async function newKeptDir(): Promise<string> {
-    const parentDir = await makeParentDir();
-    keptDirs.push(parentDir);
-    return path.join(parentDir, 'kept');
-  }
-
-  it('keeps its data through stop() and serves it again on the next start, with the new password', async () => {
-    const keptDir = await newKeptDir();
-    const first = await startTracked({ persistentDir: keptDir, password: 'first-password' });
-    await first.createDatabase('cached');
-    await queryOnce(connectionConfig(first, 'cached'), 'CREATE TABLE kept AS SELECT 42 AS answer');
-    await first.stop();
-
-    const second = await startTracked({ persistentDir: keptDir, password: 'second-password' });
-    const rows = await queryOnce<{ answer: number }>(connectionConfig(second, 'cached'), 'SELECT answer FROM kept');
-
-    expect(existsSync(path.join(keptDir, 'data', 'PG_VERSION'))).toBe(true);
-    expect(rows).toEqual([{ answer: 42 }]);
-    await expect(queryOnce({ ...connectionConfig(second, 'cached'), password: 'first-password' }, 'SELECT 1')).rejects.toMatchObject({ code: '28P01' });
-  });
-
-  it('refuses data from another PostgreSQL major and says to delete the directory, leaving it as it was', async () => {
-    const keptDir = await newKeptDir();
-    const first = await startTracked({ persistentDir: keptDir });
-    await first.stop();
-    await writeFile(path.join(keptDir, 'data', 'PG_VERSION'), '14\n');
-
-    const starting = startTracked({ persistentDir: keptDir });
-
-    await expect(starting).rejects.toThrow(`The kept cluster in ${keptDir} was initialized by PostgreSQL 14, but the server binaries are PostgreSQL 15`);
-    await expect(starting).rejects.toThrow(/delete that directory to start from scratch/);
-    expect(readFileSync(path.join(keptDir, 'data', 'PG_VERSION'), 'utf8')).toBe('14\n');
   });
 });

@@ -8,9 +8,10 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { startThrowawayCluster, type ThrowawayCluster } from '../../task/throwaway-cluster.ts';
+import type { ThrowawayCluster } from '../../task/throwaway-cluster.ts';
 import { createSampleDatabase } from '../sample-database.ts';
 import { REPO_ROOT } from '../task-process.ts';
+import { startKeptCluster } from './kept-cluster.ts';
 import type { BenchOptions } from './options.ts';
 
 export const DATABASE_NAME = 'bench';
@@ -37,7 +38,7 @@ export async function prepareSourceDatabase(options: BenchOptions, say: (line: s
 
   if (reusable) {
     say(`Reusing the sample database in ${path.relative(REPO_ROOT, cacheDir)} (built ${marker.builtAt}; --fresh rebuilds it)`);
-    const cluster = await startThrowawayCluster({ persistentDir: cacheDir });
+    const cluster = await startKeptCluster(cacheDir);
     try {
       return { cluster, databaseBytes: await databaseSize(cluster) };
     } catch (error) {
@@ -49,7 +50,7 @@ export async function prepareSourceDatabase(options: BenchOptions, say: (line: s
   await rm(cacheDir, { recursive: true, force: true });
   await mkdir(options.cacheRoot, { recursive: true });
   say(`Generating a ${options.sizeMb} MiB sample database in ${path.relative(REPO_ROOT, cacheDir)} (kept for later runs)...`);
-  const cluster = await startThrowawayCluster({ persistentDir: cacheDir });
+  const cluster = await startKeptCluster(cacheDir);
   try {
     await cluster.createDatabase(DATABASE_NAME);
     const client = new pg.Client({ connectionString: cluster.connectionString(DATABASE_NAME) });

@@ -23,6 +23,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { findPgBinaries, pickPgDumpForServer } from '../../task/postgres-binaries.ts';
 import { buildTaskBundle } from '../../scripts/build-task.ts';
+import { runPostgresAsRootWhenRoot } from '../postgres-as-root.ts';
 import { DATABASE_NAME, prepareSourceDatabase } from './generated-database.ts';
 import { MB, readPostmasterPid, waitForQuietMachine, type RunMeasurement } from './measure.ts';
 import { USAGE, UsageError, parseOptions, type ScenarioName } from './options.ts';
@@ -32,6 +33,7 @@ import { SCENARIO_RUNNERS, runReadLimit, type ScenarioContext } from './scenario
 
 async function main(): Promise<void> {
   const options = parseOptions();
+  runPostgresAsRootWhenRoot();
   const say = (line: string): void => void process.stderr.write(`${line}\n`);
   const cleanups: (() => Promise<void>)[] = [];
   const stopOnSignal = (): void => {
