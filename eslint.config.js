@@ -28,7 +28,7 @@ export default tseslint.config(
     // bundled and deployed (task, functions, catalog, infra) may import it. test/authz-model.test.ts
     // checks the bundles themselves too.
     files: ['task/**', 'functions/**', 'catalog/**', 'infra/**'],
-    rules: { 'no-restricted-imports': ['error', { patterns: [{ group: ['@cloud-copilot/*'], message: 'AGPL-3.0: a devDependency for test/authz only, never in anything deployed.' }] }] },
+    rules: { 'no-restricted-imports': ['error', { patterns: [{ group: ['@cloud-copilot/*'], message: 'AGPL-3.0: a devDependency for test/support/authz only, never in anything deployed.' }] }] },
   },
   { files: ['eslint.config.js'], ...tseslint.configs.disableTypeChecked },
 );

@@ -2,11 +2,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { defineConfig } from 'vitest/config';
-import { RECORDINGS_ENV } from './scripts/aws-call-recorder.ts';
+import { RECORDINGS_ENV } from './test/support/aws-call-recorder.ts';
 
 /**
  * The suites record the AWS calls each component sends into a directory made fresh for this run
- * (scripts/aws-call-recorder.ts); the authorization model (test/authz-model.test.ts) checks exactly
+ * (test/support/aws-call-recorder.ts); the authorization model (test/authz-model.test.ts) checks exactly
  * those recordings, never older ones. The config is evaluated once, in vitest's main process, before
  * any worker exists, so every worker and every process they start sees the same directory.
  */

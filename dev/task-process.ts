@@ -1,6 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { RECORDER_PRELOAD, isComponent, recordingEnvironment } from '../scripts/aws-call-recorder.ts';
+// The one import of dev/ from test/support/: under the test suite (which sets PGKEEP_AWS_CALL_RECORDINGS),
+// the task processes that npm start and the tests start record their AWS calls for the authorization
+// model; outside a test run no task process gets the recorder.
+import { RECORDER_PRELOAD, isComponent, recordingEnvironment } from '../test/support/aws-call-recorder.ts';
 
 /**
  * Runs the pgkeep task as its own process, exactly as the container does (configuration only

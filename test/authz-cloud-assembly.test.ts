@@ -9,9 +9,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CfnOutput, NestedStack, Stack } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as s3 from 'aws-cdk-lib/aws-s3';
-import { CloudAssembly } from './authz/cloud-assembly.ts';
-import { Deployment } from './authz/deployment.ts';
-import { scratchApp, type ScratchApp } from './fixtures/infra-synth.ts';
+import { CloudAssembly } from './support/authz/cloud-assembly.ts';
+import { Deployment } from './support/authz/deployment.ts';
+import { scratchApp, type ScratchApp } from './support/fixtures/infra-synth.ts';
 
 let scratch: ScratchApp;
 let deployment: Deployment;

@@ -5,7 +5,7 @@
  *
  * It runs after every other suite of the same `npm test` (vitest.config.ts: its own project,
  * sequence.groupOrder 1) and reads exactly the AWS calls those suites recorded in this run
- * (scripts/aws-call-recorder.ts), never older ones. No AWS account, no network: the evaluator is the
+ * (test/support/aws-call-recorder.ts), never older ones. No AWS account, no network: the evaluator is the
  * only stand-in for AWS's authorization, and where the templates do not say something (an external
  * key's policy) the check says what it assumes.
  */
@@ -17,15 +17,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PGKEEP_ENVIRONMENTS } from '../infra/environments.ts';
 import { addPgkeepStacks } from '../infra/pgkeep-app.ts';
 import { REPOSITORY_ROOT } from '../infra/paths.ts';
-import { COMPONENTS, RECORDINGS_ENV, readRecordedCalls, type RecordedCall } from '../scripts/aws-call-recorder.ts';
+import { COMPONENTS, RECORDINGS_ENV, readRecordedCalls, type RecordedCall } from './support/aws-call-recorder.ts';
 import { buildTaskBundle } from '../scripts/build-task.ts';
-import { KNOWN_FINDINGS } from './authz/known-findings.ts';
-import { modelEnvironment, type EnvironmentModel } from './authz/model.ts';
-import { mutateEveryStatement, type StatementCoverage } from './authz/mutation.ts';
-import { permissionTable, withPermissionTable } from './authz/permission-table.ts';
-import { UNCOVERED_STATEMENTS } from './authz/uncovered-statements.ts';
-import type { Check } from './authz/evaluate.ts';
-import { scratchApp } from './fixtures/infra-synth.ts';
+import { KNOWN_FINDINGS } from './support/authz/known-findings.ts';
+import { modelEnvironment, type EnvironmentModel } from './support/authz/model.ts';
+import { mutateEveryStatement, type StatementCoverage } from './support/authz/mutation.ts';
+import { permissionTable, withPermissionTable } from './support/authz/permission-table.ts';
+import { UNCOVERED_STATEMENTS } from './support/authz/uncovered-statements.ts';
+import type { Check } from './support/authz/evaluate.ts';
+import { scratchApp } from './support/fixtures/infra-synth.ts';
 
 const ENVIRONMENTS = Object.keys(PGKEEP_ENVIRONMENTS.environments);
 const DOCS = join(REPOSITORY_ROOT, 'docs/infrastructure.md');

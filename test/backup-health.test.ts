@@ -12,7 +12,7 @@ import { METRIC, collectingSink } from '../catalog/metrics.ts';
 import { mergeTags, verificationTags, type VerificationStatus } from '../catalog/verification.ts';
 import { checkHealth, parseDatabases } from '../functions/backup-health/handler.ts';
 import { assessDatabaseHealth, healthMetrics, median } from '../functions/backup-health/health.ts';
-import { recordAwsCalls } from '../scripts/aws-call-recorder.ts';
+import { recordAwsCalls } from './support/aws-call-recorder.ts';
 import { startLocalS3, type LocalS3 } from '../dev/local-s3.ts';
 
 const NOW = new Date('2026-11-23T12:00:00.000Z');

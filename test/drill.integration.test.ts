@@ -17,7 +17,7 @@ import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client
 import { Logger } from '@aws-lambda-powertools/logger';
 import { DRILL_ROOT_PREFIX, encodeDatabaseSegment } from '../catalog/keys.ts';
 import type { Backup } from '../catalog/listing.ts';
-import { recordAwsCalls } from '../scripts/aws-call-recorder.ts';
+import { recordAwsCalls } from './support/aws-call-recorder.ts';
 import { loadDrillConfig, runDrill, type DrillOutcome } from '../task/drill.ts';
 import { createS3Client } from '../task/s3.ts';
 import { startThrowawayCluster, type ThrowawayCluster } from '../task/throwaway-cluster.ts';

@@ -16,7 +16,7 @@ import { backupObjectKeys, databasePrefix, newBackupId } from '../catalog/keys.t
 import { VERIFICATION_METHOD_TAG, VERIFICATION_TAG, VERIFIED_AT_TAG, mergeTags, readTags, verificationTags, type VerificationStatus } from '../catalog/verification.ts';
 import { TIER_TAG, enforceRetention, type RetentionRunResult } from '../functions/enforce-retention/enforce.ts';
 import type { RetentionPolicy, RetentionTier } from '../functions/enforce-retention/policy.ts';
-import { recordAwsCalls } from '../scripts/aws-call-recorder.ts';
+import { recordAwsCalls } from './support/aws-call-recorder.ts';
 import { startLocalS3, type LocalS3 } from '../dev/local-s3.ts';
 import { startMotoS3, type MotoS3 } from './support/moto-s3.ts';
 import { syntheticManifest } from './support/synthetic-manifest.ts';

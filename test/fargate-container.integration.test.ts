@@ -44,7 +44,7 @@ import { buildTaskBundle } from '../scripts/build-task.ts';
 import { startLocalS3, type LocalS3 } from '../dev/local-s3.ts';
 import type { TaskLogLine } from '../dev/task-process.ts';
 import { startThrowawayCluster, type ThrowawayCluster } from '../task/throwaway-cluster.ts';
-import { synthesizeEnvironment } from './fixtures/infra-synth.ts';
+import { synthesizeEnvironment } from './support/fixtures/infra-synth.ts';
 import { countRows, createTinyShop, markBackupVerified, withClient } from './support/backup-harness.ts';
 import {
   assertCanEmulateFargate,

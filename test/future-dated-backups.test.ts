@@ -17,7 +17,7 @@ import { mergeTags, verificationTags } from '../catalog/verification.ts';
 import { checkHealth } from '../functions/backup-health/handler.ts';
 import { enforceRetention } from '../functions/enforce-retention/enforce.ts';
 import type { RetentionPolicy } from '../functions/enforce-retention/policy.ts';
-import { recordAwsCalls } from '../scripts/aws-call-recorder.ts';
+import { recordAwsCalls } from './support/aws-call-recorder.ts';
 import { startMotoS3, type MotoS3 } from './support/moto-s3.ts';
 import { syntheticManifest } from './support/synthetic-manifest.ts';
 

@@ -8,8 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parsePgkeepConfig } from '../infra/config.ts';
 import { PGKEEP_ENVIRONMENTS } from '../infra/environments.ts';
 import { addPgkeepStacks } from '../infra/pgkeep-app.ts';
-import type { ScratchApp } from './fixtures/infra-synth.ts';
-import { scratchApp } from './fixtures/infra-synth.ts';
+import type { ScratchApp } from './support/fixtures/infra-synth.ts';
+import { scratchApp } from './support/fixtures/infra-synth.ts';
 import type { CfnLintFinding } from './support/cfn-lint.ts';
 import { cfnLint } from './support/cfn-lint.ts';
 

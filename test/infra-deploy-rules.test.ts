@@ -12,8 +12,8 @@ import type { PgkeepConfigInput } from '../infra/config.ts';
 import { parsePgkeepConfig } from '../infra/config.ts';
 import { PGKEEP_ENVIRONMENTS } from '../infra/environments.ts';
 import { REPOSITORY_ROOT } from '../infra/paths.ts';
-import type { SynthesizedEnvironment, TemplateJson } from './fixtures/infra-synth.ts';
-import { resolveTemplateText, synthesizeEnvironment } from './fixtures/infra-synth.ts';
+import type { SynthesizedEnvironment, TemplateJson } from './support/fixtures/infra-synth.ts';
+import { resolveTemplateText, synthesizeEnvironment } from './support/fixtures/infra-synth.ts';
 
 const config = parsePgkeepConfig(PGKEEP_ENVIRONMENTS);
 const synthesized: Record<string, SynthesizedEnvironment> = Object.fromEntries(Object.keys(config.environments).map((name) => [name, synthesizeEnvironment(PGKEEP_ENVIRONMENTS, name)]));

@@ -7,14 +7,14 @@ import { AwsSolutionsChecks } from 'cdk-nag';
 import { afterAll, describe, expect, it } from 'vitest';
 import { PgkeepFunction } from '../infra/constructs/pgkeep-function.ts';
 import { REPOSITORY_ROOT } from '../infra/paths.ts';
-import { scratchApp } from './fixtures/infra-synth.ts';
+import { scratchApp } from './support/fixtures/infra-synth.ts';
 
 // Bundling runs the locally installed esbuild; with forceDockerBundling: false a missing esbuild
 // fails synth instead of silently trying Docker (there is no Docker here, nor in CI).
 const scratch = scratchApp();
 const stack = new Stack(scratch.app, 'FunctionUnderTest', { env: { account: '111111111111', region: 'eu-west-1' } });
 const fn = new PgkeepFunction(stack, 'Hello', {
-  entry: join(REPOSITORY_ROOT, 'test/fixtures/hello-handler.ts'),
+  entry: join(REPOSITORY_ROOT, 'test/support/fixtures/hello-handler.ts'),
   description: 'says hello (test fixture)',
   serviceName: 'pgkeep-hello',
   logRetention: logs.RetentionDays.ONE_MONTH,
@@ -81,6 +81,6 @@ describe('the house NodejsFunction construct', () => {
     expect(/export\s*\{[^}]*\bas handler\b[^}]*\}/.test(bundle), 'the handler is an ESM export').toBe(true);
     expect(bundle.includes('//# sourceMappingURL=index.mjs.map'), 'Node finds the source map through its comment').toBe(true);
     const sourceMap = JSON.parse(readFileSync(join(bundleDirectory, 'index.mjs.map'), 'utf8')) as { sources: string[] };
-    expect(sourceMap.sources.some((source) => source.endsWith('test/fixtures/hello-handler.ts'))).toBe(true);
+    expect(sourceMap.sources.some((source) => source.endsWith('test/support/fixtures/hello-handler.ts'))).toBe(true);
   });
 });

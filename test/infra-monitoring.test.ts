@@ -10,8 +10,8 @@ import { RUNBOOK_SECTIONS } from '../infra/backup-alarms.ts';
 import { databaseResourceKey, parsePgkeepConfig, retentionPolicy } from '../infra/config.ts';
 import { PGKEEP_ENVIRONMENTS } from '../infra/environments.ts';
 import { REPOSITORY_ROOT } from '../infra/paths.ts';
-import type { SynthesizedEnvironment } from './fixtures/infra-synth.ts';
-import { resolveTemplateText, synthesizeEnvironment } from './fixtures/infra-synth.ts';
+import type { SynthesizedEnvironment } from './support/fixtures/infra-synth.ts';
+import { resolveTemplateText, synthesizeEnvironment } from './support/fixtures/infra-synth.ts';
 
 const config = parsePgkeepConfig(PGKEEP_ENVIRONMENTS);
 const synthesized: Record<string, SynthesizedEnvironment> = {

@@ -7,8 +7,8 @@ import type { IConstruct } from 'constructs';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { PGKEEP_ENVIRONMENTS } from '../infra/environments.ts';
 import { addPgkeepStacks } from '../infra/pgkeep-app.ts';
-import type { ScratchApp } from './fixtures/infra-synth.ts';
-import { scratchApp } from './fixtures/infra-synth.ts';
+import type { ScratchApp } from './support/fixtures/infra-synth.ts';
+import { scratchApp } from './support/fixtures/infra-synth.ts';
 
 interface ValidationReport {
   pluginReports: { pluginName: string; violations: { ruleName: string; severity: string; violatingConstructs: { constructPath: string }[] }[] }[];

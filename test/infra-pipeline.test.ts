@@ -4,8 +4,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { DatabaseConfig } from '../infra/config.ts';
 import { databaseResourceKey, parsePgkeepConfig } from '../infra/config.ts';
 import { PGKEEP_ENVIRONMENTS } from '../infra/environments.ts';
-import type { SynthesizedEnvironment } from './fixtures/infra-synth.ts';
-import { resolveTemplateText, synthesizeEnvironment } from './fixtures/infra-synth.ts';
+import type { SynthesizedEnvironment } from './support/fixtures/infra-synth.ts';
+import { resolveTemplateText, synthesizeEnvironment } from './support/fixtures/infra-synth.ts';
 
 const config = parsePgkeepConfig(PGKEEP_ENVIRONMENTS);
 const synthesized: Record<string, SynthesizedEnvironment> = {

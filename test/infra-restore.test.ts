@@ -7,8 +7,8 @@ import type { DatabaseConfig } from '../infra/config.ts';
 import { databaseResourceKey, parsePgkeepConfig, PgkeepConfigError } from '../infra/config.ts';
 import { PGKEEP_ENVIRONMENTS } from '../infra/environments.ts';
 import { addPgkeepStacks } from '../infra/pgkeep-app.ts';
-import type { SynthesizedEnvironment } from './fixtures/infra-synth.ts';
-import { resolveTemplateText, scratchApp, synthesizeEnvironment } from './fixtures/infra-synth.ts';
+import type { SynthesizedEnvironment } from './support/fixtures/infra-synth.ts';
+import { resolveTemplateText, scratchApp, synthesizeEnvironment } from './support/fixtures/infra-synth.ts';
 
 const config = parsePgkeepConfig(PGKEEP_ENVIRONMENTS);
 const synthesized: Record<string, SynthesizedEnvironment> = {

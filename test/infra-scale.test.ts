@@ -16,8 +16,8 @@ import type { PgkeepConfigInput } from '../infra/config.ts';
 import { MAX_DATABASES_PER_ENVIRONMENT, PgkeepConfigError, parsePgkeepConfig } from '../infra/config.ts';
 import { PGKEEP_ENVIRONMENTS } from '../infra/environments.ts';
 import { addPgkeepStacks } from '../infra/pgkeep-app.ts';
-import type { ScratchApp, TemplateJson } from './fixtures/infra-synth.ts';
-import { resolveTemplateText, scratchApp } from './fixtures/infra-synth.ts';
+import type { ScratchApp, TemplateJson } from './support/fixtures/infra-synth.ts';
+import { resolveTemplateText, scratchApp } from './support/fixtures/infra-synth.ts';
 import { cfnLint } from './support/cfn-lint.ts';
 
 const LIMITS = { resources: 500, outputs: 200, parameters: 200, templateBytes: 1_000_000, dashboardWidgets: 500, metricsPerWidget: 500, dashboardMetrics: 2_500, alarmsPerStatusWidget: 100, rulesPerEventBus: 300 };

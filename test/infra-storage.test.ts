@@ -2,8 +2,8 @@ import { Match } from 'aws-cdk-lib/assertions';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parsePgkeepConfig } from '../infra/config.ts';
 import { PGKEEP_ENVIRONMENTS } from '../infra/environments.ts';
-import type { SynthesizedEnvironment } from './fixtures/infra-synth.ts';
-import { synthesizeEnvironment } from './fixtures/infra-synth.ts';
+import type { SynthesizedEnvironment } from './support/fixtures/infra-synth.ts';
+import { synthesizeEnvironment } from './support/fixtures/infra-synth.ts';
 
 const config = parsePgkeepConfig(PGKEEP_ENVIRONMENTS);
 const synthesized: Record<string, SynthesizedEnvironment> = {

@@ -18,7 +18,7 @@ import { enforceRetention } from '../functions/enforce-retention/enforce.ts';
 import type { RetentionPolicy } from '../functions/enforce-retention/policy.ts';
 import { collectingAlertSink } from '../functions/shared/alerts.ts';
 import { processManifest, type VerifyDependencies } from '../functions/verify-backup/process.ts';
-import { recordAwsCalls } from '../scripts/aws-call-recorder.ts';
+import { recordAwsCalls } from './support/aws-call-recorder.ts';
 import { startLocalS3, type LocalS3 } from '../dev/local-s3.ts';
 import { newerSchemaManifestText, syntheticManifest } from './support/synthetic-manifest.ts';
 

@@ -20,7 +20,7 @@ import { collectingAlertSink } from '../functions/shared/alerts.ts';
 import { handleS3Event } from '../functions/verify-backup/handler.ts';
 import { processManifest, type VerifyDependencies } from '../functions/verify-backup/process.ts';
 import { verifyBackup } from '../functions/verify-backup/verify.ts';
-import { recordAwsCalls } from '../scripts/aws-call-recorder.ts';
+import { recordAwsCalls } from './support/aws-call-recorder.ts';
 import { objectCreatedEvent } from '../dev/s3-event.ts';
 import { startLocalS3, type LocalS3 } from '../dev/local-s3.ts';
 import { startMotoS3 } from './support/moto-s3.ts';

@@ -216,7 +216,7 @@ export class CloudAssembly {
       case 'Condition':
         return this.conditionHolds(stack, text(argument));
       default:
-        throw new Error(`${stack.path}: the authorization model does not resolve ${name} (${JSON.stringify(argument)}); teach test/authz/cloud-assembly.ts`);
+        throw new Error(`${stack.path}: the authorization model does not resolve ${name} (${JSON.stringify(argument)}); teach test/support/authz/cloud-assembly.ts`);
     }
   }
 
@@ -339,7 +339,7 @@ export class CloudAssembly {
     if (resource.Type === 'AWS::IAM::Role' && attribute === 'RoleId') return `AROA${placeholderId(stack.path, logicalId).slice(0, 17).toUpperCase()}`;
     if (resource.Type === 'AWS::S3::Bucket' && attribute === 'RegionalDomainName') return `${ref()}.s3.${region}.amazonaws.com`;
     if (resource.Type === 'AWS::S3::Bucket' && attribute === 'DomainName') return `${ref()}.s3.amazonaws.com`;
-    throw new Error(`${stack.path}: the authorization model does not know ${resource.Type}.${attribute} (Fn::GetAtt ${logicalId}.${attribute}); teach test/authz/cloud-assembly.ts`);
+    throw new Error(`${stack.path}: the authorization model does not know ${resource.Type}.${attribute} (Fn::GetAtt ${logicalId}.${attribute}); teach test/support/authz/cloud-assembly.ts`);
   }
 
   private resourceOf(stack: AssemblyStack, logicalId: string): CfnResource {

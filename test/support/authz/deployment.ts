@@ -1,13 +1,13 @@
 /**
- * The deployed system's authorization facts, read from a cloud assembly (test/authz/cloud-assembly.ts):
+ * The deployed system's authorization facts, read from a cloud assembly (test/support/authz/cloud-assembly.ts):
  * every role with its trust policy and identity policies (inline, AWS::IAM::Policy, customer-managed
  * ones from any stack, AWS-managed ones), every resource policy (bucket, key, topic and queue
  * policies, Lambda permissions), and which role each runtime component runs as, with the settings
  * its task definition or function gives it. Nothing here is a list of pgkeep's resources: a new
  * role, policy, key or function in any stack, nested ones included, is found the same way.
  */
-import type { Component } from '../../scripts/aws-call-recorder.ts';
-import { isComponent } from '../../scripts/aws-call-recorder.ts';
+import type { Component } from '../aws-call-recorder.ts';
+import { isComponent } from '../aws-call-recorder.ts';
 import { text, type AssemblyStack, type CloudAssembly, type Json, type JsonObject, type LocatedResource } from './cloud-assembly.ts';
 
 export interface PolicyDocument {
@@ -168,7 +168,7 @@ export class Deployment {
         const own = managed.get(arn);
         if (own) return own;
         const aws = AWS_MANAGED_POLICIES[arn];
-        if (!aws) throw new Error(`${where(role)} attaches ${arn}, which is neither in the assembly nor an AWS-managed policy the model knows; add its document to test/authz/deployment.ts`);
+        if (!aws) throw new Error(`${where(role)} attaches ${arn}, which is neither in the assembly nor an AWS-managed policy the model knows; add its document to test/support/authz/deployment.ts`);
         return { id: arn, kind: 'identity' as const, document: aws, ours: false };
       });
       const inline = asList(role.properties.Policies).map((policy) => {

@@ -1,6 +1,6 @@
 /**
- * `node --import tsx --import scripts/aws-call-recorder-preload.ts <entry>`: records every AWS call
- * the process sends (scripts/aws-call-recorder.ts) when PGKEEP_AWS_CALL_RECORDINGS and
+ * `node --import tsx --import test/support/aws-call-recorder-preload.ts <entry>`: records every AWS call
+ * the process sends (test/support/aws-call-recorder.ts) when PGKEEP_AWS_CALL_RECORDINGS and
  * PGKEEP_AWS_CALL_COMPONENT are set; does nothing otherwise.
  *
  * Every client of the AWS SDK v3 extends smithy's Client and sends through its `send`. The preload
@@ -17,7 +17,7 @@ const component = process.env[COMPONENT_ENV] ?? '';
 if (directory) {
   if (!isComponent(component)) throw new Error(`${COMPONENT_ENV}="${component}" is not a pgkeep component`);
   const write = callWriter(directory, component, pgkeepSettings(process.env));
-  const manifest = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { dependencies: Record<string, string> };
+  const manifest = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { dependencies: Record<string, string> };
   const clientPackages = Object.keys(manifest.dependencies).filter((name) => name.startsWith('@aws-sdk/client-'));
   const recorded = new WeakSet<object>();
   const wrapped = new WeakSet<object>();

@@ -3,7 +3,7 @@
  * assembly, every check (a), (b) and negative, each check's verdict, and what the recorded calls
  * mean in IAM terms (for the permission table). Glue over the pure parts in this directory.
  */
-import type { RecordedCall } from '../../scripts/aws-call-recorder.ts';
+import type { RecordedCall } from '../aws-call-recorder.ts';
 import { CloudAssembly } from './cloud-assembly.ts';
 import { deployedBucketName } from './call-permissions.ts';
 import { bucketTransportProbes, leastPrivilegeNegatives, runtimeChecks, serviceChecks, transportNegatives, type RuntimePermission, type ServicePathOptions } from './checks.ts';

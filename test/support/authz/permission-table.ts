@@ -3,8 +3,8 @@
  * (what each component really sends, as IAM requests of the deployed system), so the
  * documentation says what the code does and a test keeps it so.
  */
-import type { Component } from '../../scripts/aws-call-recorder.ts';
-import { COMPONENTS } from '../../scripts/aws-call-recorder.ts';
+import type { Component } from '../aws-call-recorder.ts';
+import { COMPONENTS } from '../aws-call-recorder.ts';
 import type { RuntimePermission } from './checks.ts';
 import type { Deployment } from './deployment.ts';
 

@@ -39,7 +39,7 @@
  *   Node.js negotiates by default (tls.DEFAULT_MIN_VERSION, TLSv1.2 on Node 24).
  */
 import { DEFAULT_MIN_VERSION } from 'node:tls';
-import type { RecordedCall } from '../../scripts/aws-call-recorder.ts';
+import type { RecordedCall } from '../aws-call-recorder.ts';
 import { text } from './cloud-assembly.ts';
 import type { ComponentInstance, Deployment } from './deployment.ts';
 
@@ -89,7 +89,7 @@ export function callPermissions(call: RecordedCall, instance: ComponentInstance,
       ];
     }
   }
-  throw new Error(`the authorization model has no IAM mapping for ${operation}: add one to test/authz/call-permissions.ts, citing AWS's documentation`);
+  throw new Error(`the authorization model has no IAM mapping for ${operation}: add one to test/support/authz/call-permissions.ts, citing AWS's documentation`);
 }
 
 function s3Permissions(call: RecordedCall, instance: ComponentInstance, deployment: Deployment, secure: RequestContext): IamRequest[] {
@@ -156,7 +156,7 @@ function s3Permissions(call: RecordedCall, instance: ComponentInstance, deployme
     case 'RestoreObjectCommand':
       return [request('s3:RestoreObject')];
   }
-  throw new Error(`the authorization model has no IAM mapping for S3Client.${call.command}: add one to test/authz/call-permissions.ts, citing AWS's documentation`);
+  throw new Error(`the authorization model has no IAM mapping for S3Client.${call.command}: add one to test/support/authz/call-permissions.ts, citing AWS's documentation`);
 }
 
 /** The bucket the component is deployed with: its PGKEEP_BUCKET, or (verify-backup, which gets the

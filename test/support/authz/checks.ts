@@ -7,7 +7,7 @@
  *     roles' trust policies);
  * and negatives: each deny a policy has for a reason, and the least-privilege promises.
  */
-import type { Component, RecordedCall } from '../../scripts/aws-call-recorder.ts';
+import type { Component, RecordedCall } from '../aws-call-recorder.ts';
 import { callPermissions, type IamRequest, type RequestContext } from './call-permissions.ts';
 import type { Check } from './evaluate.ts';
 import { asList, type ComponentInstance, type Deployment, type NamedPolicy, type Role } from './deployment.ts';

@@ -13,7 +13,7 @@
  *   client the test injects into the domain function, so the test's own set-up calls are not
  *   attributed to the component;
  * - in a child process (the task run by startTask, the Lambda-like runner): the `--import` preload
- *   scripts/aws-call-recorder-preload.ts installs it on every SDK client the process creates,
+ *   test/support/aws-call-recorder-preload.ts installs it on every SDK client the process creates,
  *   under the component named by PGKEEP_AWS_CALL_COMPONENT.
  */
 import { appendFileSync, readdirSync, readFileSync } from 'node:fs';
