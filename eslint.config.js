@@ -19,16 +19,16 @@ export default tseslint.config(
     },
   },
   {
-    // Scripts and tests are command-line programs whose job includes printing to the terminal.
-    files: ['scripts/**', 'test/**'],
+    // Scripts, dev tools and tests are command-line programs whose job includes printing to the terminal.
+    files: ['scripts/**', 'dev/**', 'test/**'],
     rules: { 'no-console': 'off' },
   },
   {
     // The IAM evaluator is AGPL-3.0 and only for the tests' authorization model: nothing that is
-    // bundled and deployed (task, functions, catalog, runtime, infra) may import it. test/authz-model.test.ts
+    // bundled and deployed (task, functions, catalog, runtime, infra) may import it. test/infra/authz-model.test.ts
     // checks the bundles themselves too.
     files: ['task/**', 'functions/**', 'catalog/**', 'runtime/**', 'infra/**'],
-    rules: { 'no-restricted-imports': ['error', { patterns: [{ group: ['@cloud-copilot/*'], message: 'AGPL-3.0: a devDependency for test/authz only, never in anything deployed.' }] }] },
+    rules: { 'no-restricted-imports': ['error', { patterns: [{ group: ['@cloud-copilot/*'], message: 'AGPL-3.0: a devDependency for test/support/authz only, never in anything deployed.' }] }] },
   },
   {
     // The contracts between the runtimes (task/, functions/) and the infrastructure live in
@@ -39,7 +39,7 @@ export default tseslint.config(
     rules: {
       'no-restricted-imports': ['error', {
         patterns: [
-          { group: ['@cloud-copilot/*'], message: 'AGPL-3.0: a devDependency for test/authz only, never in anything deployed.' },
+          { group: ['@cloud-copilot/*'], message: 'AGPL-3.0: a devDependency for test/support/authz only, never in anything deployed.' },
           { group: ['**/task/*', '**/functions/**', '**/runtime/*'], message: 'infra/ takes what it shares with the task and the functions from catalog/ only (the one contract room).' },
         ],
       }],
@@ -52,7 +52,7 @@ export default tseslint.config(
     rules: {
       'no-restricted-imports': ['error', {
         patterns: [
-          { group: ['@cloud-copilot/*'], message: 'AGPL-3.0: a devDependency for test/authz only, never in anything deployed.' },
+          { group: ['@cloud-copilot/*'], message: 'AGPL-3.0: a devDependency for test/support/authz only, never in anything deployed.' },
           { group: ['**/task/*', '!**/task/build.ts', '**/functions/**', '!**/functions/build.ts', '**/runtime/*'], message: 'only the build steps (task/build.ts, functions/build.ts), never runtime code.' },
         ],
       }],
@@ -65,7 +65,7 @@ export default tseslint.config(
     rules: {
       'no-restricted-imports': ['error', {
         patterns: [
-          { group: ['@cloud-copilot/*'], message: 'AGPL-3.0: a devDependency for test/authz only, never in anything deployed.' },
+          { group: ['@cloud-copilot/*'], message: 'AGPL-3.0: a devDependency for test/support/authz only, never in anything deployed.' },
           { group: ['@aws-sdk/*', '@aws-lambda-powertools/*'], message: 'catalog/ is pure: AWS SDK code goes in runtime/.' },
           { group: ['pg', 'pg-*'], message: 'catalog/ is pure: PostgreSQL code belongs to the task.' },
           { group: ['**/task/*', '**/functions/**', '**/runtime/*', '**/infra/*'], message: 'catalog/ depends on nothing of the sides it connects.' },

@@ -47,7 +47,7 @@ function range(from: number, to: number, step: number): number[] {
  * The most databases one environment holds. Each database's resources live in a nested stack of
  * their own, so CloudFormation's 500 resources per stack bind nowhere; what binds is the pipeline
  * stack's 200 outputs (3 per database, for the printed commands) and the dashboard's 2,500 metrics.
- * test/infra-scale.test.ts synthesizes an environment of this size and checks every limit.
+ * test/infra/scale.test.ts synthesizes an environment of this size and checks every limit.
  */
 export const MAX_DATABASES_PER_ENVIRONMENT = 60;
 

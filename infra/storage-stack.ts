@@ -39,7 +39,7 @@ export class StorageStack extends Stack {
     });
 
     // The construct ids of the key and the bucket fix their logical ids, and a changed logical id
-    // makes CloudFormation create a new (empty) bucket: test/infra-storage.test.ts pins them.
+    // makes CloudFormation create a new (empty) bucket: test/infra/storage.test.ts pins them.
     this.key = new kms.Key(this, 'BackupKey', {
       description: `pgkeep ${environment.name}: encrypts the backups (SSE-KMS) in the backup bucket`,
       alias: `alias/pgkeep/${environment.name}/backups`,

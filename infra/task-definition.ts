@@ -11,7 +11,7 @@ import { TASK_CONTAINER_NAME } from './run-task-command.ts';
  * path (the parallel restore's download and the throwaway cluster's scratch space). ECS mounts that
  * empty volume owned by root with mode 0755 unless the image declares VOLUME ["/tmp"], which
  * task/Dockerfile does, with mode 1777, for its non-root user (docs/infrastructure.md, "The
- * container on Fargate"; test/fargate-container.integration.test.ts).
+ * container on Fargate"; test/task/fargate-container.integration.test.ts).
  */
 /** Time a task gets between SIGTERM and SIGKILL to clean up (the Fargate maximum). */
 export const STOP_TIMEOUT = Duration.seconds(120);

@@ -79,7 +79,7 @@ export function crc64NvmeFromBase64(encoded: string): bigint {
  * ~2.0 GB/s (~4 ms per 8 MiB part). The SDK's native alternative (aws-crt's crc64nvme, through
  * @aws-sdk/crc64-nvme-crt) measured the same 2.0 GB/s on this machine for 44 MB of platform-specific
  * binaries. The WebAssembly module is assembled below from named instructions rather than shipped
- * as an opaque binary; test/crc64nvme.test.ts checks it against the SDK's implementation.
+ * as an opaque binary; test/task/crc64nvme.test.ts checks it against the SDK's implementation.
  */
 export function crc64Nvme(bytes: Uint8Array): bigint {
   const { update, heap } = crc64NvmeKernel();

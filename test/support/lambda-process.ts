@@ -5,7 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { RECORDER_PRELOAD, recordingEnvironment, type Component } from '../../scripts/aws-call-recorder.ts';
+import { RECORDER_PRELOAD, recordingEnvironment, type Component } from './aws-call-recorder.ts';
 
 const RUNNER = fileURLToPath(new URL('./lambda-runner.ts', import.meta.url));
 const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));

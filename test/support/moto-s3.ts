@@ -16,12 +16,12 @@ import {
   UploadPartCommand,
   type ObjectLockRetentionMode,
 } from '@aws-sdk/client-s3';
-import { localTaskEnvironment, type LocalS3 } from '../../scripts/local-s3.ts';
+import { localTaskEnvironment, type LocalS3 } from '../../dev/local-s3.ts';
 import { crc64Nvme, crc64NvmeToBase64 } from '../../task/crc64nvme.ts';
 
 /**
  * moto_server (https://docs.getmoto.org, 5.2) on loopback, for the suites whose assertions depend
- * on S3 semantics that fauxqs (scripts/local-s3.ts) does not model: versioning, Object Lock
+ * on S3 semantics that fauxqs (dev/local-s3.ts) does not model: versioning, Object Lock
  * (moto refuses a PutObject without Content-MD5 or a checksum on a bucket with default retention,
  * as S3 does), stored checksums, ListMultipartUploads and GetObjectAttributes.
  *

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import type { TaskExit, TaskLogLine } from '../../scripts/task-process.ts';
+import type { TaskExit, TaskLogLine } from '../../dev/task-process.ts';
 import { withClient } from './backup-harness.ts';
 
 /**

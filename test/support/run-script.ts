@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { REPO_ROOT } from '../../scripts/task-process.ts';
+import { REPO_ROOT } from '../../dev/task-process.ts';
 
 export interface ScriptOutcome {
   code: number | null;
