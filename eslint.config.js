@@ -28,7 +28,12 @@ export default tseslint.config(
     // bundled and deployed (task, functions, catalog, runtime, infra) may import it. test/infra/authz-model.test.ts
     // checks the bundles themselves too.
     files: ['task/**', 'functions/**', 'catalog/**', 'runtime/**', 'infra/**'],
-    rules: { 'no-restricted-imports': ['error', { patterns: [{ group: ['@cloud-copilot/*'], message: 'AGPL-3.0: a devDependency for test/support/authz only, never in anything deployed.' }] }] },
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { patterns: [{ group: ['@cloud-copilot/*'], message: 'AGPL-3.0: a devDependency for test/support/authz only, never in anything deployed.' }] },
+      ],
+    },
   },
   {
     // The contracts between the runtimes (task/, functions/) and the infrastructure live in
@@ -37,12 +42,18 @@ export default tseslint.config(
     // one room. (A later rule for the same files replaces this option, so the AGPL group is repeated.)
     files: ['infra/**'],
     rules: {
-      'no-restricted-imports': ['error', {
-        patterns: [
-          { group: ['@cloud-copilot/*'], message: 'AGPL-3.0: a devDependency for test/support/authz only, never in anything deployed.' },
-          { group: ['**/task/*', '**/functions/**', '**/runtime/*'], message: 'infra/ takes what it shares with the task and the functions from catalog/ only (the one contract room).' },
-        ],
-      }],
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { group: ['@cloud-copilot/*'], message: 'AGPL-3.0: a devDependency for test/support/authz only, never in anything deployed.' },
+            {
+              group: ['**/task/*', '**/functions/**', '**/runtime/*'],
+              message: 'infra/ takes what it shares with the task and the functions from catalog/ only (the one contract room).',
+            },
+          ],
+        },
+      ],
     },
   },
   {
@@ -50,12 +61,18 @@ export default tseslint.config(
     // the task and the functions with them (infra/build-package.ts, infra/source-assets.ts).
     files: ['infra/build-package.ts', 'infra/source-assets.ts'],
     rules: {
-      'no-restricted-imports': ['error', {
-        patterns: [
-          { group: ['@cloud-copilot/*'], message: 'AGPL-3.0: a devDependency for test/support/authz only, never in anything deployed.' },
-          { group: ['**/task/*', '!**/task/build.ts', '**/functions/**', '!**/functions/build.ts', '**/runtime/*'], message: 'only the build steps (task/build.ts, functions/build.ts), never runtime code.' },
-        ],
-      }],
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { group: ['@cloud-copilot/*'], message: 'AGPL-3.0: a devDependency for test/support/authz only, never in anything deployed.' },
+            {
+              group: ['**/task/*', '!**/task/build.ts', '**/functions/**', '!**/functions/build.ts', '**/runtime/*'],
+              message: 'only the build steps (task/build.ts, functions/build.ts), never runtime code.',
+            },
+          ],
+        },
+      ],
     },
   },
   {
@@ -63,14 +80,17 @@ export default tseslint.config(
     // and by both runtimes. Code that talks to AWS or PostgreSQL belongs in runtime/ or the runtime itself.
     files: ['catalog/**'],
     rules: {
-      'no-restricted-imports': ['error', {
-        patterns: [
-          { group: ['@cloud-copilot/*'], message: 'AGPL-3.0: a devDependency for test/support/authz only, never in anything deployed.' },
-          { group: ['@aws-sdk/*', '@aws-lambda-powertools/*'], message: 'catalog/ is pure: AWS SDK code goes in runtime/.' },
-          { group: ['pg', 'pg-*'], message: 'catalog/ is pure: PostgreSQL code belongs to the task.' },
-          { group: ['**/task/*', '**/functions/**', '**/runtime/*', '**/infra/*'], message: 'catalog/ depends on nothing of the sides it connects.' },
-        ],
-      }],
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { group: ['@cloud-copilot/*'], message: 'AGPL-3.0: a devDependency for test/support/authz only, never in anything deployed.' },
+            { group: ['@aws-sdk/*', '@aws-lambda-powertools/*'], message: 'catalog/ is pure: AWS SDK code goes in runtime/.' },
+            { group: ['pg', 'pg-*'], message: 'catalog/ is pure: PostgreSQL code belongs to the task.' },
+            { group: ['**/task/*', '**/functions/**', '**/runtime/*', '**/infra/*'], message: 'catalog/ depends on nothing of the sides it connects.' },
+          ],
+        },
+      ],
     },
   },
   { files: ['eslint.config.js'], ...tseslint.configs.disableTypeChecked },

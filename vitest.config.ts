@@ -17,10 +17,11 @@ const recordings = inherited ?? mkdtempSync(join(tmpdir(), 'pgkeep-aws-calls-'))
 process.env[RECORDINGS_ENV] = recordings;
 process.env[RECORDINGS_OWNER] = String(process.pid);
 // PGKEEP_KEEP_AWS_CALL_RECORDINGS=1 keeps them for a look (the model still reads only this run's).
-if (!inherited) process.on('exit', () => {
-  if (process.env.PGKEEP_KEEP_AWS_CALL_RECORDINGS === '1') console.error(`AWS call recordings kept in ${recordings}`);
-  else rmSync(recordings, { recursive: true, force: true });
-});
+if (!inherited)
+  process.on('exit', () => {
+    if (process.env.PGKEEP_KEEP_AWS_CALL_RECORDINGS === '1') console.error(`AWS call recordings kept in ${recordings}`);
+    else rmSync(recordings, { recursive: true, force: true });
+  });
 
 export const AUTHORIZATION_MODEL_TEST = 'test/infra/authz-model.test.ts';
 /** Every suite that starts a PostgreSQL cluster, an S3 server or the task as a child process (docs/testing.md). */
@@ -44,7 +45,15 @@ export default defineConfig({
     // groupOrder is Vitest's own guarantee that group 1 starts only after group 0 has finished, which
     // neither file order nor a custom sequencer gives with two workers running files in parallel.
     projects: [
-      { extends: true, test: { name: 'suites', include: ['test/**/*.test.ts'], exclude: [AUTHORIZATION_MODEL_TEST, ...(unitOnly ? [INTEGRATION_TESTS] : [])], sequence: { groupOrder: 0 } } },
+      {
+        extends: true,
+        test: {
+          name: 'suites',
+          include: ['test/**/*.test.ts'],
+          exclude: [AUTHORIZATION_MODEL_TEST, ...(unitOnly ? [INTEGRATION_TESTS] : [])],
+          sequence: { groupOrder: 0 },
+        },
+      },
       { extends: true, test: { name: 'authorization-model', include: [AUTHORIZATION_MODEL_TEST], sequence: { groupOrder: 1 } } },
     ],
   },

@@ -21,19 +21,23 @@ export const EXIT_CODES = [
   {
     code: 0,
     name: 'ok',
-    meaning: 'backup finished (data object uploaded and checked by size, and by CRC64NVME on AWS; manifest written); restore finished and matches its manifest; drill passed',
+    meaning:
+      'backup finished (data object uploaded and checked by size, and by CRC64NVME on AWS; manifest written); restore finished and matches its manifest; drill passed',
     whatToDo: 'nothing',
   },
   {
     code: 1,
     name: 'failed',
-    meaning: 'failed: no manifest was written for the backup; a half-restored database was dropped; at least one database of a drill did not restore, did not match its manifest or left no drill record',
-    whatToDo: 'read the failure line: it says what failed, what to do, and what S3 holds now (the upload aborted; or, if S3 could not be reached, which upload is left for the lifecycle rule; or a data object S3 had completed, which is data-only, never a backup)',
+    meaning:
+      'failed: no manifest was written for the backup; a half-restored database was dropped; at least one database of a drill did not restore, did not match its manifest or left no drill record',
+    whatToDo:
+      'read the failure line: it says what failed, what to do, and what S3 holds now (the upload aborted; or, if S3 could not be reached, which upload is left for the lifecycle rule; or a data object S3 had completed, which is data-only, never a backup)',
   },
   {
     code: 2,
     name: 'misconfigured',
-    meaning: 'misconfigured or refused (e.g. a non-empty restore target, or a `PGKEEP_PG_DUMP_PATH` that is not a `pg_dump`): nothing was dumped, restored or written',
+    meaning:
+      'misconfigured or refused (e.g. a non-empty restore target, or a `PGKEEP_PG_DUMP_PATH` that is not a `pg_dump`): nothing was dumped, restored or written',
     whatToDo: 'fix what the failure line names and run the task again',
   },
   {

@@ -60,7 +60,8 @@ export function positiveIntegerSetting(expectation: string, fallback: number): D
     default: fallback,
     parse(raw, name) {
       const value = /^\d+$/.test(raw) ? Number(raw) : Number.NaN;
-      if (!Number.isSafeInteger(value) || value <= 0) throw new Error(`${name}="${raw}" is invalid: expected a positive whole number (decimal digits only). ${REDEPLOY}`);
+      if (!Number.isSafeInteger(value) || value <= 0)
+        throw new Error(`${name}="${raw}" is invalid: expected a positive whole number (decimal digits only). ${REDEPLOY}`);
       return value;
     },
     format: String,
@@ -100,7 +101,9 @@ export function parsePolicy(raw: string): RetentionPolicy {
   try {
     parsed = JSON.parse(raw);
   } catch {
-    throw new Error('PGKEEP_RETENTION_POLICY is not JSON: expected an object such as {"daily":7,"weekly":4,"monthly":12,"yearly":3,"timezone":"UTC","minVerified":3,"unverifiedGraceHours":24}.');
+    throw new Error(
+      'PGKEEP_RETENTION_POLICY is not JSON: expected an object such as {"daily":7,"weekly":4,"monthly":12,"yearly":3,"timezone":"UTC","minVerified":3,"unverifiedGraceHours":24}.',
+    );
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
     throw new Error('PGKEEP_RETENTION_POLICY must be a JSON object with daily, weekly, monthly, yearly, timezone, minVerified and unverifiedGraceHours.');
@@ -116,7 +119,9 @@ type RequiredNames<D> = { [Name in keyof D]: D[Name] extends { default: unknown 
 /** The parsed settings of a function, by variable name. */
 export type FunctionSettingValues<D> = { readonly [Name in keyof D]: ValueOf<D[Name]> };
 /** What the infrastructure gives: every required setting; a setting with a default only where it differs. */
-export type FunctionSettingInput<D> = { readonly [Name in RequiredNames<D>]: ValueOf<D[Name]> } & { readonly [Name in Exclude<keyof D, RequiredNames<D>>]?: ValueOf<D[Name]> };
+export type FunctionSettingInput<D> = { readonly [Name in RequiredNames<D>]: ValueOf<D[Name]> } & {
+  readonly [Name in Exclude<keyof D, RequiredNames<D>>]?: ValueOf<D[Name]>;
+};
 
 export interface FunctionSettings<D> {
   readonly definitions: D;
@@ -157,7 +162,11 @@ function functionSettingsOf<D extends Record<string, FunctionSetting<unknown>>>(
 const catalogScope = {
   PGKEEP_BUCKET: textSetting('the backup bucket name'),
   PGKEEP_ENVIRONMENT: textSetting('the environment name'),
-  PGKEEP_DATABASES: { expectation: 'a JSON array of database names', parse: parseDatabases, format: (databases: readonly string[]) => JSON.stringify(databases) } satisfies FunctionSetting<readonly string[]>,
+  PGKEEP_DATABASES: {
+    expectation: 'a JSON array of database names',
+    parse: parseDatabases,
+    format: (databases: readonly string[]) => JSON.stringify(databases),
+  } satisfies FunctionSetting<readonly string[]>,
 };
 
 export const functionSettings = {
@@ -177,13 +186,17 @@ export const functionSettings = {
   /** enforce-retention: the daily GFS run. */
   enforceRetention: functionSettingsOf({
     ...catalogScope,
-    PGKEEP_RETENTION_POLICY: { expectation: 'the retention policy as JSON', parse: parsePolicy, format: (policy: RetentionPolicy) => JSON.stringify(policy) } satisfies FunctionSetting<RetentionPolicy>,
+    PGKEEP_RETENTION_POLICY: {
+      expectation: 'the retention policy as JSON',
+      parse: parsePolicy,
+      format: (policy: RetentionPolicy) => JSON.stringify(policy),
+    } satisfies FunctionSetting<RetentionPolicy>,
     /** Only log and publish what would be deleted. */
     PGKEEP_RETENTION_DRY_RUN: flagSetting('true to delete nothing'),
     /** The bucket is under S3 Object Lock: nothing locked is deleted. */
     PGKEEP_OBJECT_LOCK: flagSetting('true when the bucket is under S3 Object Lock'),
     /** Objects of an incomplete backup are removed after this many hours. */
-    PGKEEP_INCOMPLETE_GRACE_HOURS: positiveNumberSetting('the hours after which an incomplete backup\'s objects are removed', 48),
+    PGKEEP_INCOMPLETE_GRACE_HOURS: positiveNumberSetting("the hours after which an incomplete backup's objects are removed", 48),
   }),
 };
 

@@ -31,7 +31,8 @@ export function encodeDatabaseSegment(database: string): string {
   if (database.length === 0) throw new CatalogKeyError('The database name is empty; give the name under which its backups are catalogued.');
   if (database.includes('\u0000')) throw new CatalogKeyError('The database name contains a NUL character, which PostgreSQL does not allow.');
   // A lone surrogate has no UTF-8 form (Buffer.from writes U+FFFD instead), so two names would share a segment.
-  if (/\p{Cs}/u.test(database)) throw new CatalogKeyError('The database name contains an unpaired UTF-16 surrogate, which is not valid text; PostgreSQL names are UTF-8.');
+  if (/\p{Cs}/u.test(database))
+    throw new CatalogKeyError('The database name contains an unpaired UTF-16 surrogate, which is not valid text; PostgreSQL names are UTF-8.');
   let segment = '';
   for (const character of database) {
     if (VERBATIM_SEGMENT_CHARACTER.test(character)) {
@@ -131,11 +132,7 @@ export function parseBackupKey(key: string): ParsedBackupKey | undefined {
   const slash = rest.indexOf('/');
   if (slash <= 0 || rest.indexOf('/', slash + 1) !== -1) return undefined;
   const fileName = rest.slice(slash + 1);
-  const kind: BackupObjectKind | undefined = fileName.endsWith(DATA_OBJECT_SUFFIX)
-    ? 'data'
-    : fileName.endsWith(MANIFEST_SUFFIX)
-      ? 'manifest'
-      : undefined;
+  const kind: BackupObjectKind | undefined = fileName.endsWith(DATA_OBJECT_SUFFIX) ? 'data' : fileName.endsWith(MANIFEST_SUFFIX) ? 'manifest' : undefined;
   if (!kind) return undefined;
   const backupId = fileName.slice(0, fileName.length - (kind === 'data' ? DATA_OBJECT_SUFFIX : MANIFEST_SUFFIX).length);
   if (!isBackupId(backupId)) return undefined;

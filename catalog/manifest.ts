@@ -150,7 +150,12 @@ export function validateManifest(document: unknown, source = 'manifest'): Manife
     const writtenBy = (document as { pgkeepVersion?: unknown }).pgkeepVersion;
     const by = typeof writtenBy === 'string' && writtenBy !== '' ? writtenBy : undefined;
     const problem = `schemaVersion: ${version} is newer than the ${MANIFEST_SCHEMA_VERSION} this pgkeep reads (written by ${by ? `pgkeep ${by}` : 'a newer pgkeep'}); upgrade pgkeep to read it`;
-    throw new NewerManifestError(`${source} has schemaVersion ${version}, newer than this pgkeep understands (${MANIFEST_SCHEMA_VERSION}); it was written by ${by ? `pgkeep ${by}` : 'a newer pgkeep'}: upgrade pgkeep to read it.`, [problem], version, by);
+    throw new NewerManifestError(
+      `${source} has schemaVersion ${version}, newer than this pgkeep understands (${MANIFEST_SCHEMA_VERSION}); it was written by ${by ? `pgkeep ${by}` : 'a newer pgkeep'}: upgrade pgkeep to read it.`,
+      [problem],
+      version,
+      by,
+    );
   }
   const result = ManifestSchema.safeParse(document);
   if (result.success) return result.data;

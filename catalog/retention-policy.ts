@@ -89,7 +89,8 @@ export function validatePolicy(policy: RetentionPolicy): void {
   }
   if (policy.minVerified < 1) throw new RangeError('retention.minVerified must be at least 1: the newest verified backup is always kept.');
   // Intl accepts an absent timeZone as "this machine's zone": periods would silently follow the host.
-  if (typeof policy.timezone !== 'string') throw new RangeError(`retention.timezone must be an IANA time zone name such as "UTC" or "Europe/Berlin" (got ${String(policy.timezone)}).`);
+  if (typeof policy.timezone !== 'string')
+    throw new RangeError(`retention.timezone must be an IANA time zone name such as "UTC" or "Europe/Berlin" (got ${String(policy.timezone)}).`);
   try {
     new Intl.DateTimeFormat('en-US', { timeZone: policy.timezone });
   } catch {
@@ -113,14 +114,19 @@ export function planRetention(candidates: readonly RetentionCandidate[], policy:
 
   for (const backup of newestFirst) {
     if (backup.futureDatedByMs !== undefined) {
-      keep(backup, `future-dated: it claims to have started ${formatSkew(backup.futureDatedByMs)} after S3 stored it, so its real age is unknown; never deleted, never counted as good (docs/operations.md#backup-future-dated)`);
+      keep(
+        backup,
+        `future-dated: it claims to have started ${formatSkew(backup.futureDatedByMs)} after S3 stored it, so its real age is unknown; never deleted, never counted as good (docs/operations.md#backup-future-dated)`,
+      );
     }
     if (backup.unreadable !== undefined) keep(backup, `its manifest cannot be read (${backup.unreadable}); retention never deletes what it cannot read`);
-    if (backup.verification === 'newer-schema') keep(backup, 'written by a newer pgkeep (verification "newer-schema"): this version cannot judge it, so it never deletes it');
+    if (backup.verification === 'newer-schema')
+      keep(backup, 'written by a newer pgkeep (verification "newer-schema"): this version cannot judge it, so it never deletes it');
     if (backup.retainUntil && backup.retainUntil.getTime() > now.getTime()) keep(backup, `under S3 Object Lock until ${backup.retainUntil.toISOString()}`);
     if (!newestVerified) keep(backup, 'no verified backup exists yet: nothing is proven good, so nothing is deleted');
     // A future-dated start time says nothing about being newer; it is kept above for what it is.
-    else if (backup.futureDatedByMs === undefined && backup.startedAt.getTime() > newestVerified.startedAt.getTime()) keep(backup, `newer than the newest verified backup (${newestVerified.backupId})`);
+    else if (backup.futureDatedByMs === undefined && backup.startedAt.getTime() > newestVerified.startedAt.getTime())
+      keep(backup, `newer than the newest verified backup (${newestVerified.backupId})`);
     if (backup.verification === 'pending' && now.getTime() - backup.startedAt.getTime() < policy.unverifiedGraceHours * 3_600_000) {
       keep(backup, `awaiting verification (within the ${policy.unverifiedGraceHours} h grace period)`);
     }

@@ -42,7 +42,8 @@ export const BACKUP_SETTINGS = {
   PGKEEP_DATABASE_NAME: 'name the backups are catalogued under; default: the database name',
   PGKEEP_S3_ENDPOINT: 'URL of an S3-compatible store; default: AWS S3',
   PGKEEP_S3_FORCE_PATH_STYLE: 'true|false; default: true when PGKEEP_S3_ENDPOINT is set',
-  PGKEEP_S3_CHECKSUM: 'crc64nvme|none: have S3 verify per-part and full-object CRC64NVME; default: crc64nvme on AWS or with PGKEEP_OBJECT_LOCK=true, otherwise none with PGKEEP_S3_ENDPOINT; none is refused with PGKEEP_OBJECT_LOCK=true',
+  PGKEEP_S3_CHECKSUM:
+    'crc64nvme|none: have S3 verify per-part and full-object CRC64NVME; default: crc64nvme on AWS or with PGKEEP_OBJECT_LOCK=true, otherwise none with PGKEEP_S3_ENDPOINT; none is refused with PGKEEP_OBJECT_LOCK=true',
   PGKEEP_OBJECT_LOCK: 'true|false: the bucket is under S3 Object Lock, which refuses uploads without a checksum (set by the stacks); default false',
   PGKEEP_KMS_KEY_ID: 'KMS key id, ARN or alias for SSE-KMS; default: the bucket default encryption',
   PGKEEP_COMPRESSION_LEVEL: `zstd level 1-19; default ${PIPELINE_DEFAULTS.compressionLevel}`,
@@ -53,7 +54,8 @@ export const BACKUP_SETTINGS = {
   PGKEEP_LOCK_WAIT_TIMEOUT_SECONDS: 'give up if a table lock cannot be had within this time; default 600',
   PGKEEP_BACKUP_DEADLINE_SECONDS: `the whole backup must finish within this, or it is stopped, its upload aborted and the snapshot released; default ${BACKUP_DEADLINE_DEFAULT_SECONDS} (6 hours)`,
   PGKEEP_S3_REQUEST_TIMEOUT_SECONDS: `an S3 request that gets no answer (or, for a part, makes no progress) within this is cancelled and retried, up to 6 attempts; default ${S3_REQUEST_TIMEOUT_DEFAULT_SECONDS}`,
-  PGKEEP_PG_DUMP_PATH: 'use exactly this pg_dump file, never another (missing, not executable or not pg_dump: a configuration error); default: the newest installed whose major is at least the server major',
+  PGKEEP_PG_DUMP_PATH:
+    'use exactly this pg_dump file, never another (missing, not executable or not pg_dump: a configuration error); default: the newest installed whose major is at least the server major',
   PGKEEP_PG_BIN_DIRS: 'extra directories (colon-separated) searched for pg_dump first',
   PGKEEP_PROGRESS_SECONDS: 'seconds between progress log lines; default 30',
   PGKEEP_METRICS: 'cloudwatch|off: publish backup succeeded/failed, bytes, duration, throughput and compression ratio; default cloudwatch',
@@ -62,9 +64,11 @@ export const BACKUP_SETTINGS = {
 /** Every setting of the `restore` command (task/restore-config.ts reads them), beside the connection's. */
 export const RESTORE_SETTINGS = {
   PGKEEP_RESTORE_SOURCE: 'catalog name of the database whose backup to restore (required unless PGKEEP_RESTORE_BACKUP is a key)',
-  PGKEEP_RESTORE_BACKUP: 'latest (default: the newest backup that is complete, not future-dated and did not fail verification); a timestamp with a time zone (the newest backup at or before it, e.g. 2026-11-20T06:00:00Z or 2026-11-20 06:00:00Z); a backup id; or a backup key',
+  PGKEEP_RESTORE_BACKUP:
+    'latest (default: the newest backup that is complete, not future-dated and did not fail verification); a timestamp with a time zone (the newest backup at or before it, e.g. 2026-11-20T06:00:00Z or 2026-11-20 06:00:00Z); a backup id; or a backup key',
   PGKEEP_RESTORE_TARGET_DATABASE: 'database to restore into; default: a new database <source>_<backup time>',
-  PGKEEP_RESTORE_MODE: 'new (default: the target must not exist or hold no user objects) or replace (restore into a copy beside the target, compare it, then swap it in by renaming; the target is untouched until then)',
+  PGKEEP_RESTORE_MODE:
+    'new (default: the target must not exist or hold no user objects) or replace (restore into a copy beside the target, compare it, then swap it in by renaming; the target is untouched until then)',
   PGKEEP_RESTORE_CONFIRM: 'replace mode only: must repeat the target database name',
   PGKEEP_RESTORE_FORCE_UNVERIFIED: 'true to restore a backup whose verification failed; default false',
   PGKEEP_RESTORE_NO_OWNER: 'true to skip ownership and privileges (when the source roles do not exist on the target); default false',
@@ -173,7 +177,9 @@ export function readS3Checksum(reader: SettingsReader, endpoint: string | undefi
   if (checksumRaw === 'crc64nvme' || checksumRaw === 'none') checksum = checksumRaw;
   else if (checksumRaw !== undefined) problems.push(`PGKEEP_S3_CHECKSUM="${checksumRaw}" is invalid: expected crc64nvme or none.`);
   if (objectLock && checksumRaw === 'none') {
-    problems.push('PGKEEP_S3_CHECKSUM=none cannot be used with PGKEEP_OBJECT_LOCK=true: S3 refuses every upload without a checksum to a bucket under Object Lock; remove PGKEEP_S3_CHECKSUM (crc64nvme is the default there) or set it to crc64nvme.');
+    problems.push(
+      'PGKEEP_S3_CHECKSUM=none cannot be used with PGKEEP_OBJECT_LOCK=true: S3 refuses every upload without a checksum to a bucket under Object Lock; remove PGKEEP_S3_CHECKSUM (crc64nvme is the default there) or set it to crc64nvme.',
+    );
   }
   return checksum;
 }

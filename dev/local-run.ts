@@ -95,11 +95,17 @@ async function runRestoreDrill(context: RunContext): Promise<void> {
   const { say, s3, source } = context;
   if (!s3 || !source) throw new Error('internal: drill before the backup');
   say('  restoring the newest verified backup into a throwaway PostgreSQL cluster...');
-  const task = startTask({ command: 'drill', env: { ...s3.env, PGKEEP_ENVIRONMENT: 'local', PGKEEP_DRILL_DATABASES: JSON.stringify([source.databaseName]), PGKEEP_METRICS: 'off' } });
+  const task = startTask({
+    command: 'drill',
+    env: { ...s3.env, PGKEEP_ENVIRONMENT: 'local', PGKEEP_DRILL_DATABASES: JSON.stringify([source.databaseName]), PGKEEP_METRICS: 'off' },
+  });
   const exit = await task.exited;
   const outcome = exit.logs.find((line) => line.message === 'drill passed' || line.message === 'drill failed');
   const failure = exit.logs.find((line) => line.message === 'drill failed' || line.message === 'drill failed to run');
-  if (!outcome) throw new Error(`the drill task exited with ${exit.code ?? exit.signal} without an outcome: ${describeFailure(exit.logs.find((line) => line.level === 'ERROR'))}`);
+  if (!outcome)
+    throw new Error(
+      `the drill task exited with ${exit.code ?? exit.signal} without an outcome: ${describeFailure(exit.logs.find((line) => line.level === 'ERROR'))}`,
+    );
   const drill = {
     ok: outcome.ok === true && exit.code === 0,
     restoreSeconds: outcome.restoreSeconds as number | undefined,
@@ -108,7 +114,9 @@ async function runRestoreDrill(context: RunContext): Promise<void> {
     record: outcome.recordKey as string | undefined,
   };
   context.summary.drill = drill;
-  say(`  ${drill.ok ? 'passed' : 'FAILED'}: restored ${outcome.backupId as string} in ${drill.restoreSeconds ?? '?'} s (the RTO), ${drill.tablesCompared} tables compared, ${drill.mismatches.length} mismatches`);
+  say(
+    `  ${drill.ok ? 'passed' : 'FAILED'}: restored ${outcome.backupId as string} in ${drill.restoreSeconds ?? '?'} s (the RTO), ${drill.tablesCompared} tables compared, ${drill.mismatches.length} mismatches`,
+  );
   if (drill.record) say(`  drill record: s3://${s3.bucket}/${drill.record}`);
   if (!drill.ok) throw new Error(`the restore drill failed: ${(failure?.error as string | undefined) ?? drill.mismatches.join('; ')}`);
 }
@@ -117,10 +125,26 @@ async function planRetentionDryRun(context: RunContext): Promise<void> {
   const { say, s3, source } = context;
   if (!s3 || !source) throw new Error('internal: retention before the backup');
   const policy = DEFAULT_RETENTION_POLICY;
-  say(`  policy: ${policy.daily} daily, ${policy.weekly} weekly, ${policy.monthly} monthly, ${policy.yearly} yearly (${policy.timezone}), at least ${policy.minVerified} verified kept`);
-  const [result] = await runRetention({ s3: s3.client, metrics: context.metrics, logger: quietLogger, bucket: s3.bucket, environment: 'local', databases: [source.databaseName], policy, dryRun: true, objectLock: false, incompleteGraceHours: 48 });
+  say(
+    `  policy: ${policy.daily} daily, ${policy.weekly} weekly, ${policy.monthly} monthly, ${policy.yearly} yearly (${policy.timezone}), at least ${policy.minVerified} verified kept`,
+  );
+  const [result] = await runRetention({
+    s3: s3.client,
+    metrics: context.metrics,
+    logger: quietLogger,
+    bucket: s3.bucket,
+    environment: 'local',
+    databases: [source.databaseName],
+    policy,
+    dryRun: true,
+    objectLock: false,
+    incompleteGraceHours: 48,
+  });
   if (!result || 'error' in result) throw new Error(`retention failed: ${result && 'error' in result ? result.error : 'no result'}`);
-  for (const decision of result.decisions) say(`  ${decision.action === 'keep' ? 'keep  ' : 'DELETE'} ${decision.backupId}${decision.tier ? ` [${decision.tier}]` : ''}: ${decision.reasons.join('; ')}`);
+  for (const decision of result.decisions)
+    say(
+      `  ${decision.action === 'keep' ? 'keep  ' : 'DELETE'} ${decision.backupId}${decision.tier ? ` [${decision.tier}]` : ''}: ${decision.reasons.join('; ')}`,
+    );
   say(`  would delete ${result.deletions.length}, keep ${result.kept}; nothing was deleted (dry run)`);
   context.summary.retention = { dryRun: true, kept: result.kept, deleted: result.deletions.length };
 }
@@ -132,11 +156,19 @@ async function verifyUploadedBackup(context: RunContext): Promise<void> {
   const { say, s3, backup } = context;
   if (!s3 || !backup) throw new Error('internal: verification before the backup');
   const event = objectCreatedEvent(s3.bucket, backup.backup.manifestKey);
-  const [result] = await handleS3Event({ s3: s3.client, metrics: context.metrics, alerts: context.alerts, logger: quietLogger, environment: 'local', maxStreamBytes: 10 * 2 ** 30 }, event);
+  const [result] = await handleS3Event(
+    { s3: s3.client, metrics: context.metrics, alerts: context.alerts, logger: quietLogger, environment: 'local', maxStreamBytes: 10 * 2 ** 30 },
+    event,
+  );
   if (!result) throw new Error('verify-backup returned no result');
-  say(`  ${result.status} (${result.method === 'sha256' ? 'SHA-256 recomputed: this store reports no checksum' : result.method})${result.problems.length > 0 ? `: ${result.problems.join('; ')}` : ''}`);
+  say(
+    `  ${result.status} (${result.method === 'sha256' ? 'SHA-256 recomputed: this store reports no checksum' : result.method})${result.problems.length > 0 ? `: ${result.problems.join('; ')}` : ''}`,
+  );
   // A second delivery of the same event, as S3 may do: it must not count twice.
-  const [again] = await handleS3Event({ s3: s3.client, metrics: context.metrics, alerts: context.alerts, logger: quietLogger, environment: 'local', maxStreamBytes: 10 * 2 ** 30 }, event);
+  const [again] = await handleS3Event(
+    { s3: s3.client, metrics: context.metrics, alerts: context.alerts, logger: quietLogger, environment: 'local', maxStreamBytes: 10 * 2 ** 30 },
+    event,
+  );
   say(`  duplicate delivery of the same event: ${again?.duplicate ? 'recognised, nothing counted twice' : 'NOT recognised'}`);
   context.summary.verification = { status: result.status, method: result.method, problems: result.problems, duplicateIgnored: again?.duplicate === true };
   if (result.status !== 'verified') throw new Error(`verification ${result.status}: ${result.problems.join('; ')} What to do: ${result.remedy}`);
@@ -145,9 +177,19 @@ async function verifyUploadedBackup(context: RunContext): Promise<void> {
 async function checkBackupHealth(context: RunContext): Promise<void> {
   const { say, s3, source } = context;
   if (!s3 || !source) throw new Error('internal: health before the backup');
-  const [health] = await checkHealth({ s3: s3.client, metrics: context.metrics, logger: quietLogger, bucket: s3.bucket, environment: 'local', databases: [source.databaseName], baselineCount: 7 });
+  const [health] = await checkHealth({
+    s3: s3.client,
+    metrics: context.metrics,
+    logger: quietLogger,
+    bucket: s3.bucket,
+    environment: 'local',
+    databases: [source.databaseName],
+    baselineCount: 7,
+  });
   if (!health) throw new Error('backup-health returned no result');
-  say(`  newest verified backup: ${health.newestVerified ? `${health.newestVerified.backupId}, ${health.ageSeconds} s old, ${formatBytes(health.sizeBytes ?? undefined)}` : 'none'}`);
+  say(
+    `  newest verified backup: ${health.newestVerified ? `${health.newestVerified.backupId}, ${health.ageSeconds} s old, ${formatBytes(health.sizeBytes ?? undefined)}` : 'none'}`,
+  );
   say(`  size ratio to the recent median: ${health.sizeRatio ?? 'n/a (no earlier verified backup to compare with)'}`);
   context.summary.health = { ageSeconds: health.ageSeconds, sizeRatio: health.sizeRatio, sizeBytes: health.sizeBytes, backups: health.backups };
 }
@@ -182,7 +224,11 @@ async function prepareSourceDatabase(context: RunContext): Promise<void> {
   } finally {
     await client.end();
   }
-  context.source = { env: cluster.env(databaseName), description: `throwaway PostgreSQL ${cluster.version} on 127.0.0.1:${cluster.port}/${databaseName}`, databaseName };
+  context.source = {
+    env: cluster.env(databaseName),
+    description: `throwaway PostgreSQL ${cluster.version} on 127.0.0.1:${cluster.port}/${databaseName}`,
+    databaseName,
+  };
 }
 
 async function prepareS3(context: RunContext): Promise<void> {
@@ -191,7 +237,12 @@ async function prepareS3(context: RunContext): Promise<void> {
     if (!options.bucket) throw new Error('--bucket is required with --s3-endpoint.');
     const { S3Client } = await import('@aws-sdk/client-s3');
     context.s3 = {
-      client: new S3Client({ endpoint: options.s3Endpoint, forcePathStyle: true, region: process.env.AWS_REGION ?? 'us-east-1', requestChecksumCalculation: 'WHEN_REQUIRED' }),
+      client: new S3Client({
+        endpoint: options.s3Endpoint,
+        forcePathStyle: true,
+        region: process.env.AWS_REGION ?? 'us-east-1',
+        requestChecksumCalculation: 'WHEN_REQUIRED',
+      }),
       bucket: options.bucket,
       env: {
         PGKEEP_BUCKET: options.bucket,
@@ -205,7 +256,12 @@ async function prepareS3(context: RunContext): Promise<void> {
   }
   const local = await startLocalS3();
   context.cleanups.push(() => local.stop());
-  context.s3 = { client: local.client(), bucket: local.bucket, env: local.taskEnvironment(), description: `local S3 server ${local.endpoint} bucket ${local.bucket}` };
+  context.s3 = {
+    client: local.client(),
+    bucket: local.bucket,
+    env: local.taskEnvironment(),
+    description: `local S3 server ${local.endpoint} bucket ${local.bucket}`,
+  };
   say(`Started a ${context.s3.description}`);
 }
 
@@ -225,7 +281,9 @@ async function runBackupTask(context: RunContext): Promise<void> {
   });
   task.onLog((line) => {
     if (line.message === 'backup progress') {
-      say(`  ${line.elapsedSeconds as number}s: dumped ${formatBytes(line.dumpedBytes as number | undefined)}, uploaded ${formatBytes(line.uploadedBytes as number | undefined)}`);
+      say(
+        `  ${line.elapsedSeconds as number}s: dumped ${formatBytes(line.dumpedBytes as number | undefined)}, uploaded ${formatBytes(line.uploadedBytes as number | undefined)}`,
+      );
     } else if (line.message === 'connected') {
       say(`  server ${line.serverVersion as string}, using ${line.pgDump as string} (${line.pgDumpVersion as string})`);
     }
@@ -253,7 +311,10 @@ async function readBackBackup(context: RunContext): Promise<void> {
   if (read.consumer.code !== 0) throw new Error(`pg_restore --list could not read the archive: ${read.consumer.stderr.trim()}`);
   const tocEntries = read.consumer.stdout.split('\n').filter((line) => /^\d+;/.test(line)).length;
   context.readBack = { sha256Matches: read.sha256 === backup.manifest.object.sha256 && read.bytes === backup.manifest.object.bytes, tocEntries };
-  if (!context.readBack.sha256Matches) throw new Error(`the object read back has SHA-256 ${read.sha256} (${read.bytes} bytes), the manifest says ${backup.manifest.object.sha256} (${backup.manifest.object.bytes} bytes).`);
+  if (!context.readBack.sha256Matches)
+    throw new Error(
+      `the object read back has SHA-256 ${read.sha256} (${read.bytes} bytes), the manifest says ${backup.manifest.object.sha256} (${backup.manifest.object.bytes} bytes).`,
+    );
 }
 
 function summarize(context: RunContext): void {
@@ -269,7 +330,9 @@ function summarize(context: RunContext): void {
   say('Backup summary');
   say(`  object        s3://${context.s3?.bucket}/${manifest.object.key}`);
   say(`  manifest      ${backup.backup.manifestKey}`);
-  say(`  size          ${formatBytes(manifest.object.bytes)} compressed from ${formatBytes(manifest.dump.uncompressedBytes ?? undefined)} (ratio ${ratio.toFixed(2)}, zstd -${manifest.compression.level})`);
+  say(
+    `  size          ${formatBytes(manifest.object.bytes)} compressed from ${formatBytes(manifest.dump.uncompressedBytes ?? undefined)} (ratio ${ratio.toFixed(2)}, zstd -${manifest.compression.level})`,
+  );
   say(`  duration      ${(durationMs / 1000).toFixed(2)} s, ${throughput.toFixed(1)} MB/s of dump`);
   say(`  parts         ${manifest.object.partCount}`);
   say(`  sha256        ${manifest.object.sha256} (read back: ${readBack.sha256Matches ? 'matches' : 'MISMATCH'})`);
@@ -366,10 +429,13 @@ async function main(): Promise<number> {
     error = (caught as Error).message;
     say(`\nFAILED: ${error}`);
   } finally {
-    for (const cleanup of context.cleanups.reverse()) await cleanup().catch((cleanupError: unknown) => say(`cleanup failed: ${(cleanupError as Error).message}`));
+    for (const cleanup of context.cleanups.reverse())
+      await cleanup().catch((cleanupError: unknown) => say(`cleanup failed: ${(cleanupError as Error).message}`));
   }
   if (options.json) {
-    process.stdout.write(`${JSON.stringify({ ok, ...(error ? { error } : {}), ...context.summary, totalSeconds: Number(((Date.now() - started) / 1000).toFixed(1)) })}\n`);
+    process.stdout.write(
+      `${JSON.stringify({ ok, ...(error ? { error } : {}), ...context.summary, totalSeconds: Number(((Date.now() - started) / 1000).toFixed(1)) })}\n`,
+    );
   } else {
     say(ok ? '\nOK: the backup was made, uploaded, read back with a matching checksum, verified, and restored by the drill.' : '');
   }

@@ -22,7 +22,14 @@ Options:
 function parseOptions(): { port: number; bucket: string } | number {
   let values;
   try {
-    values = parseArgs({ options: { port: { type: 'string', default: '0' }, bucket: { type: 'string', default: 'pgkeep-local' }, help: { type: 'boolean', short: 'h', default: false } }, strict: true }).values;
+    values = parseArgs({
+      options: {
+        port: { type: 'string', default: '0' },
+        bucket: { type: 'string', default: 'pgkeep-local' },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+      strict: true,
+    }).values;
   } catch (error) {
     console.error(`${(error as Error).message}\n\n${USAGE}`);
     return 2;

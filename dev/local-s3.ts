@@ -104,7 +104,15 @@ export async function startLocalS3(options: { bucket?: string; port?: number } =
     bucket,
     region,
     credentials,
-    client: () => new S3Client({ endpoint, region, credentials, forcePathStyle: true, requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED' }),
+    client: () =>
+      new S3Client({
+        endpoint,
+        region,
+        credentials,
+        forcePathStyle: true,
+        requestChecksumCalculation: 'WHEN_REQUIRED',
+        responseChecksumValidation: 'WHEN_REQUIRED',
+      }),
     taskEnvironment: () => localTaskEnvironment({ bucket, endpoint, region, credentials }),
     stop: async () => {
       if (stopped) return;

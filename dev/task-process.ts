@@ -120,12 +120,21 @@ export function watchTask(child: ChildProcess): RunningTask {
       const seen = logs.find(predicate);
       if (seen) return Promise.resolve(seen);
       return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`timed out waiting for a task log line; saw: ${logs.map((line) => line.message).join(', ')}`)), timeoutMs);
+        const timer = setTimeout(
+          () => reject(new Error(`timed out waiting for a task log line; saw: ${logs.map((line) => line.message).join(', ')}`)),
+          timeoutMs,
+        );
         void exited.then(() => {
           clearTimeout(timer);
           reject(new Error(`the task exited before the expected log line; saw: ${logs.map((line) => line.message).join(', ')}`));
         });
-        waiters.push({ predicate, resolve: (line) => { clearTimeout(timer); resolve(line); } });
+        waiters.push({
+          predicate,
+          resolve: (line) => {
+            clearTimeout(timer);
+            resolve(line);
+          },
+        });
       });
     },
   };

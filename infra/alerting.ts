@@ -36,7 +36,12 @@ export class Alerting extends Construct {
     const stack = Stack.of(this);
     const prefix = environmentNamePrefix(props.environmentName);
     const fromThisAccount = { StringEquals: { 'aws:SourceAccount': stack.account } };
-    const alarmsOfThisEnvironment = stack.formatArn({ service: 'cloudwatch', resource: 'alarm', resourceName: `${prefix}*`, arnFormat: ArnFormat.COLON_RESOURCE_NAME });
+    const alarmsOfThisEnvironment = stack.formatArn({
+      service: 'cloudwatch',
+      resource: 'alarm',
+      resourceName: `${prefix}*`,
+      arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+    });
     const rulesOfThisEnvironment = stack.formatArn({ service: 'events', resource: 'rule', resourceName: `${prefix}*` });
 
     // A customer-managed key, because the AWS-managed aws/sns key's policy cannot let EventBridge

@@ -32,7 +32,6 @@ export const PACKAGE_ROOT = fileURLToPath(new URL(import.meta.url.endsWith('.ts'
 /** Where the package build writes the bundles. */
 export const PACKAGED_ASSETS = join(PACKAGE_ROOT, 'dist/assets');
 
-
 /** The bundles the package ships (dist/assets), the default of every PgkeepEnvironment. */
 export function packagedAssets(directory: string = PACKAGED_ASSETS): PgkeepAssets {
   const taskContext = join(directory, 'task');

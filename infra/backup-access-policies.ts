@@ -29,7 +29,12 @@ export interface BackupAccessPolicies {
   drillRecordWriter: iam.ManagedPolicy;
 }
 
-export function createBackupAccessPolicies(scope: Construct, bucket: s3.Bucket, key: kms.Key, options: { objectLock: boolean; retentionDeletes: boolean }): BackupAccessPolicies {
+export function createBackupAccessPolicies(
+  scope: Construct,
+  bucket: s3.Bucket,
+  key: kms.Key,
+  options: { objectLock: boolean; retentionDeletes: boolean },
+): BackupAccessPolicies {
   const stack = Stack.of(scope);
   const objects = (sid: string, actions: string[]) => new iam.PolicyStatement({ sid, actions, resources: [bucket.arnForObjects(`${BACKUP_ROOT_PREFIX}*`)] });
   // ListObjectsV2 under backups/ only. It is also what makes S3 answer a HeadObject or GetObject
@@ -47,7 +52,8 @@ export function createBackupAccessPolicies(scope: Construct, bucket: s3.Bucket, 
     const managed = new iam.ManagedPolicy(scope, id, { description, statements });
     Validations.of(managed).acknowledge({
       id: `AwsSolutions-IAM5[Resource::<${bucketLogicalId}.Arn>/${BACKUP_ROOT_PREFIX}*]`,
-      reason: 'Backup keys are backups/<database>/<backup id>.*, new on every run and of every database, so only the prefix can name them; the wildcard is confined to that prefix of this one bucket.',
+      reason:
+        'Backup keys are backups/<database>/<backup id>.*, new on every run and of every database, so only the prefix can name them; the wildcard is confined to that prefix of this one bucket.',
     });
     return managed;
   };
@@ -58,7 +64,11 @@ export function createBackupAccessPolicies(scope: Construct, bucket: s3.Bucket, 
     conditions: { StringEquals: { 'kms:ViaService': `s3.${stack.region}.amazonaws.com` } },
   });
 
-  const manifests = new iam.PolicyStatement({ sid: 'ReadManifests', actions: ['s3:GetObject'], resources: [bucket.arnForObjects(`${BACKUP_ROOT_PREFIX}*${MANIFEST_SUFFIX}`)] });
+  const manifests = new iam.PolicyStatement({
+    sid: 'ReadManifests',
+    actions: ['s3:GetObject'],
+    resources: [bucket.arnForObjects(`${BACKUP_ROOT_PREFIX}*${MANIFEST_SUFFIX}`)],
+  });
 
   const drillRecordWriter = new iam.ManagedPolicy(scope, 'DrillRecordWriterPolicy', {
     description: 'pgkeep restore drill: write drill records (audit evidence) under drills/, encrypted with the bucket key; nothing under backups/',
@@ -75,10 +85,14 @@ export function createBackupAccessPolicies(scope: Construct, bucket: s3.Bucket, 
   });
   Validations.of(drillRecordWriter).acknowledge({
     id: `AwsSolutions-IAM5[Resource::<${bucketLogicalId}.Arn>/${DRILL_ROOT_PREFIX}*]`,
-    reason: 'Drill record keys are drills/<database>/<drill id>.json, new on every drill, so only the prefix can name them; the wildcard is confined to that prefix of this one bucket.',
+    reason:
+      'Drill record keys are drills/<database>/<drill id>.json, new on every drill, so only the prefix can name them; the wildcard is confined to that prefix of this one bucket.',
   });
 
-  const retentionEnforcer = policy('RetentionEnforcerPolicy', 'pgkeep enforce-retention: list backups, read and write their tags, read their manifests, delete them under backups/ (delete markers only: never a version)', [
+  const retentionEnforcer = policy(
+    'RetentionEnforcerPolicy',
+    'pgkeep enforce-retention: list backups, read and write their tags, read their manifests, delete them under backups/ (delete markers only: never a version)',
+    [
       list,
       // Reads verdicts and current tiers; writes the tier tag the lifecycle rules filter on.
       objects('TagBackupObjects', ['s3:GetObjectTagging', 's3:PutObjectTagging']),
@@ -96,37 +110,49 @@ export function createBackupAccessPolicies(scope: Construct, bucket: s3.Bucket, 
       // HeadObject (which needs s3:GetObject) returns the Object Lock retain-until date only to a
       // caller with s3:GetObjectRetention; locked backups are kept, never attempted.
       ...(options.objectLock ? [objects('ReadObjectLockRetention', ['s3:GetObject', 's3:GetObjectRetention'])] : []),
-    ]);
-  if (!options.objectLock) Validations.of(retentionEnforcer).acknowledge({
-    id: `AwsSolutions-IAM5[Resource::<${bucketLogicalId}.Arn>/${BACKUP_ROOT_PREFIX}*${MANIFEST_SUFFIX}]`,
-    reason: 'Manifest keys are backups/<database>/<backup id>.manifest.json, new on every run, so only a pattern can name them; it is confined to the manifests under that prefix of this one bucket, never backup data.',
-  });
+    ],
+  );
+  if (!options.objectLock)
+    Validations.of(retentionEnforcer).acknowledge({
+      id: `AwsSolutions-IAM5[Resource::<${bucketLogicalId}.Arn>/${BACKUP_ROOT_PREFIX}*${MANIFEST_SUFFIX}]`,
+      reason:
+        'Manifest keys are backups/<database>/<backup id>.manifest.json, new on every run, so only a pattern can name them; it is confined to the manifests under that prefix of this one bucket, never backup data.',
+    });
 
   return {
-    verifier: policy('BackupVerifierPolicy', 'pgkeep verify-backup: read manifests and data objects under backups/, tag them with the verdict; no delete, no write', [
-      // GetObject: the manifest, HeadObject of the data object (size, CRC64NVME), the SHA-256 stream.
-      objects('ReadBackupObjects', ['s3:GetObject']),
-      // The verdict is recorded as tags, merged with the tags already there.
-      objects('TagBackupObjects', ['s3:GetObjectTagging', 's3:PutObjectTagging']),
-      list,
-      decryptViaS3,
-    ]),
-    healthReader: policy('BackupHealthReaderPolicy', 'pgkeep backup-health: list backups under backups/ and read their verification tags; no object reads, no writes', [
-      list,
-      objects('ReadVerificationTags', ['s3:GetObjectTagging']),
-    ]),
+    verifier: policy(
+      'BackupVerifierPolicy',
+      'pgkeep verify-backup: read manifests and data objects under backups/, tag them with the verdict; no delete, no write',
+      [
+        // GetObject: the manifest, HeadObject of the data object (size, CRC64NVME), the SHA-256 stream.
+        objects('ReadBackupObjects', ['s3:GetObject']),
+        // The verdict is recorded as tags, merged with the tags already there.
+        objects('TagBackupObjects', ['s3:GetObjectTagging', 's3:PutObjectTagging']),
+        list,
+        decryptViaS3,
+      ],
+    ),
+    healthReader: policy(
+      'BackupHealthReaderPolicy',
+      'pgkeep backup-health: list backups under backups/ and read their verification tags; no object reads, no writes',
+      [list, objects('ReadVerificationTags', ['s3:GetObjectTagging'])],
+    ),
     retentionEnforcer,
-    backupReader: policy('BackupReaderPolicy', 'pgkeep restore and drill tasks: list and read backups under backups/ (versions, tags), request retrievals of archived ones; no write, no delete, no tag change', [
-      list,
-      // GetObject: manifests, HeadObject (storage class, retrieval state) and the data stream;
-      // GetObjectVersion because the data object is read by the VersionId its manifest records.
-      objects('ReadBackupObjects', ['s3:GetObject', 's3:GetObjectVersion']),
-      // The verification verdict: a backup that failed verification is refused unless forced.
-      objects('ReadVerificationTags', ['s3:GetObjectTagging']),
-      // Glacier Flexible Retrieval and Deep Archive objects must be retrieved before a restore.
-      objects('RetrieveArchivedBackups', ['s3:RestoreObject']),
-      decryptViaS3,
-    ]),
+    backupReader: policy(
+      'BackupReaderPolicy',
+      'pgkeep restore and drill tasks: list and read backups under backups/ (versions, tags), request retrievals of archived ones; no write, no delete, no tag change',
+      [
+        list,
+        // GetObject: manifests, HeadObject (storage class, retrieval state) and the data stream;
+        // GetObjectVersion because the data object is read by the VersionId its manifest records.
+        objects('ReadBackupObjects', ['s3:GetObject', 's3:GetObjectVersion']),
+        // The verification verdict: a backup that failed verification is refused unless forced.
+        objects('ReadVerificationTags', ['s3:GetObjectTagging']),
+        // Glacier Flexible Retrieval and Deep Archive objects must be retrieved before a restore.
+        objects('RetrieveArchivedBackups', ['s3:RestoreObject']),
+        decryptViaS3,
+      ],
+    ),
     drillRecordWriter,
   };
 }

@@ -86,7 +86,8 @@ export class DatabaseAlarms extends Construct {
     super(scope, id);
     const key = databaseResourceKey(database.name);
     const who = `pgkeep ${environment.name}: database ${JSON.stringify(database.name)}`;
-    const metric = (metricName: MetricName, statistic: string, period: Duration) => backupMetric(environment.name, database.name, metricName, statistic, period);
+    const metric = (metricName: MetricName, statistic: string, period: Duration) =>
+      backupMetric(environment.name, database.name, metricName, statistic, period);
     const names: string[] = [];
     this.names = names;
     const alarm = (constructId: string, kind: AlarmKind, suffix: string, props: Omit<cloudwatch.AlarmProps, 'alarmName'>) => {
@@ -202,7 +203,14 @@ export class DatabaseAlarms extends Construct {
 }
 
 /** A function that throws (not a reported backup problem: a crash, a timeout, missing permissions). */
-export function functionErrorsAlarm(scope: Construct, id: string, environment: Pick<EnvironmentConfig, 'name'>, fn: lambda.IFunction & { logGroup: logs.ILogGroup }, what: string, topic: sns.ITopic): cloudwatch.Alarm {
+export function functionErrorsAlarm(
+  scope: Construct,
+  id: string,
+  environment: Pick<EnvironmentConfig, 'name'>,
+  fn: lambda.IFunction & { logGroup: logs.ILogGroup },
+  what: string,
+  topic: sns.ITopic,
+): cloudwatch.Alarm {
   return notifyBothWays(
     new cloudwatch.Alarm(scope, id, {
       alarmName: `pgkeep-${environment.name}-${what}-errors`,

@@ -55,7 +55,9 @@ export class BackupDashboard extends Construct {
     this.dashboardName = `pgkeep-${environment.name}`;
     const databases = environment.databases;
     const perDatabase = (metricName: MetricName, statistic: string, period: Duration, label?: (name: string) => string) =>
-      databases.map((database) => backupMetric(environment.name, database.name, metricName, statistic, period).with({ label: label ? label(database.name) : database.name }));
+      databases.map((database) =>
+        backupMetric(environment.name, database.name, metricName, statistic, period).with({ label: label ? label(database.name) : database.name }),
+      );
     const graph = (title: string, left: cloudwatch.IMetric[], extra: Partial<cloudwatch.GraphWidgetProps> = {}) =>
       new cloudwatch.GraphWidget({ title, left, width: HALF_WIDTH, height: GRAPH_HEIGHT, ...extra });
 
@@ -79,7 +81,9 @@ export class BackupDashboard extends Construct {
               (database, index) =>
                 new cloudwatch.MathExpression({
                   expression: `age${index} / 3600`,
-                  usingMetrics: { [`age${index}`]: backupMetric(environment.name, database.name, METRIC.newestVerifiedBackupAgeSeconds, cloudwatch.Stats.MAXIMUM, HOUR) },
+                  usingMetrics: {
+                    [`age${index}`]: backupMetric(environment.name, database.name, METRIC.newestVerifiedBackupAgeSeconds, cloudwatch.Stats.MAXIMUM, HOUR),
+                  },
                   label: database.name,
                   period: HOUR,
                 }),
@@ -92,10 +96,12 @@ export class BackupDashboard extends Construct {
             },
           ),
           graph('Newest verified backup vs the recent median (ratio)', perDatabase(METRIC.newestVerifiedBackupSizeRatio, cloudwatch.Stats.MINIMUM, HOUR), {
-            leftAnnotations: [...new Set(databases.map((database) => database.alarms.minimumSizeRatio ?? environment.alarms.minimumSizeRatio))].map((ratio) => ({
-              value: ratio,
-              label: `size-drop alarm below ${ratio}`,
-            })),
+            leftAnnotations: [...new Set(databases.map((database) => database.alarms.minimumSizeRatio ?? environment.alarms.minimumSizeRatio))].map(
+              (ratio) => ({
+                value: ratio,
+                label: `size-drop alarm below ${ratio}`,
+              }),
+            ),
           }),
         ],
         [
@@ -104,9 +110,13 @@ export class BackupDashboard extends Construct {
         ],
         [
           graph('Backup duration (seconds)', perDatabase(METRIC.backupDurationSeconds, cloudwatch.Stats.MAXIMUM, HOUR)),
-          graph('Throughput (MB/s, uncompressed) and compression ratio', perDatabase(METRIC.backupThroughputMBps, cloudwatch.Stats.MAXIMUM, HOUR, (name) => `${name} MB/s`), {
-            right: perDatabase(METRIC.backupCompressionRatio, cloudwatch.Stats.MAXIMUM, HOUR, (name) => `${name} compression ratio`),
-          }),
+          graph(
+            'Throughput (MB/s, uncompressed) and compression ratio',
+            perDatabase(METRIC.backupThroughputMBps, cloudwatch.Stats.MAXIMUM, HOUR, (name) => `${name} MB/s`),
+            {
+              right: perDatabase(METRIC.backupCompressionRatio, cloudwatch.Stats.MAXIMUM, HOUR, (name) => `${name} compression ratio`),
+            },
+          ),
         ],
         [
           graph(
@@ -145,7 +155,10 @@ export class BackupDashboard extends Construct {
           ),
         ],
         [
-          graph('Restore drill: time to restore the newest verified backup, the measured RTO (seconds)', perDatabase(METRIC.drillRestoreSeconds, cloudwatch.Stats.MAXIMUM, DAY)),
+          graph(
+            'Restore drill: time to restore the newest verified backup, the measured RTO (seconds)',
+            perDatabase(METRIC.drillRestoreSeconds, cloudwatch.Stats.MAXIMUM, DAY),
+          ),
           graph(
             'Restore drill outcomes (per day)',
             [

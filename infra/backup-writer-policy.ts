@@ -60,7 +60,8 @@ export function createBackupWriterPolicy(scope: Construct, id: string, bucket: s
   });
   Validations.of(policy).acknowledge({
     id: `AwsSolutions-IAM5[Resource::<${stack.getLogicalId(bucket.node.defaultChild as s3.CfnBucket)}.Arn>/${BACKUP_ROOT_PREFIX}*]`,
-    reason: 'Backup keys are backups/<database>/<backup id>.*, new on every run, so they can only be named by prefix; the wildcard is confined to that prefix of this one bucket.',
+    reason:
+      'Backup keys are backups/<database>/<backup id>.*, new on every run, so they can only be named by prefix; the wildcard is confined to that prefix of this one bucket.',
   });
   return policy;
 }

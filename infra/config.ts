@@ -20,7 +20,6 @@ import { DEFAULT_RETENTION_POLICY, validatePolicy } from '../catalog/retention-p
 import { cronExpressionProblem, timeZoneProblem } from './cron.ts';
 import { GAP_WINDOW_FIRST_YEAR, longestGapBetweenFirings } from './cron-firings.ts';
 
-
 const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'] as const;
 
 /** CloudWatch Logs accepts only these retention periods. */
@@ -62,11 +61,19 @@ const required = (what: string) => ({
   },
 });
 
-const wholeDays = (what: string) => z.int(required(`the number of days ${what}`)).min(1, `must be at least 1 day (${what})`).max(36_500);
+const wholeDays = (what: string) =>
+  z
+    .int(required(`the number of days ${what}`))
+    .min(1, `must be at least 1 day (${what})`)
+    .max(36_500);
 
 const fargateCpu = (fallback: number) =>
-  z.int().refine((cpu) => cpu in FARGATE_MEMORY_BY_CPU, { message: `expected Fargate CPU units: one of ${Object.keys(FARGATE_MEMORY_BY_CPU).join(', ')}` }).default(fallback);
-const ephemeralStorage = (fallback: number) => z.int().min(21, 'Fargate ephemeral storage is 21 to 200 GiB').max(200, 'Fargate ephemeral storage is 21 to 200 GiB').default(fallback);
+  z
+    .int()
+    .refine((cpu) => cpu in FARGATE_MEMORY_BY_CPU, { message: `expected Fargate CPU units: one of ${Object.keys(FARGATE_MEMORY_BY_CPU).join(', ')}` })
+    .default(fallback);
+const ephemeralStorage = (fallback: number) =>
+  z.int().min(21, 'Fargate ephemeral storage is 21 to 200 GiB').max(200, 'Fargate ephemeral storage is 21 to 200 GiB').default(fallback);
 
 function fargateCombination(size: { cpu: number; memoryMiB: number }, context: z.RefinementCtx): void {
   const allowed = FARGATE_MEMORY_BY_CPU[size.cpu];
@@ -140,12 +147,11 @@ const scheduleSchema = z.strictObject(
  * configuration must carry it.
  */
 const secretArnSchema = z
-  .string(required('the complete ARN of the Secrets Manager secret holding this database\'s connection (host, port, username, password, dbname)'))
+  .string(required("the complete ARN of the Secrets Manager secret holding this database's connection (host, port, username, password, dbname)"))
   .refine((value) => COMPLETE_SECRET_ARN.test(value), {
     message:
-      'expected the secret\'s complete ARN, ending in the 6 characters Secrets Manager appends to its name (arn:aws:secretsmanager:<region>:<account>:secret:<name>-AbCdEf): ECS fetches exactly that ARN, and a name or partial ARN makes the task fail to start. Find it with: aws secretsmanager describe-secret --secret-id <name> --query ARN --output text',
+      "expected the secret's complete ARN, ending in the 6 characters Secrets Manager appends to its name (arn:aws:secretsmanager:<region>:<account>:secret:<name>-AbCdEf): ECS fetches exactly that ARN, and a name or partial ARN makes the task fail to start. Find it with: aws secretsmanager describe-secret --secret-id <name> --query ARN --output text",
   });
-
 
 /** A secret of the same CDK app, e.g. an rds.DatabaseInstance's `secret`: ECS then names its own ARN. */
 export type SecretInput = string | secretsmanager.ISecret;
@@ -197,7 +203,11 @@ const databaseSchema = z.strictObject({
     .strictObject({
       /** Alarm when the newest verified backup is older than this. Default: the longest gap between
        * two runs of the schedule plus the environment's alarms.staleMarginHours. */
-      staleAfterHours: z.number(required('a number of hours')).positive('must be more than 0 hours').max(24 * 400, 'at most 400 days').optional(),
+      staleAfterHours: z
+        .number(required('a number of hours'))
+        .positive('must be more than 0 hours')
+        .max(24 * 400, 'at most 400 days')
+        .optional(),
       /** Alarm when the newest verified backup is smaller than this (bytes). Default: alarms.minimumBackupBytes. */
       minimumBackupBytes: z.int(required('a whole number of bytes')).min(1).optional(),
       /** Alarm when the newest verified backup is below this fraction of the recent median. Default: alarms.minimumSizeRatio. */
@@ -207,8 +217,12 @@ const databaseSchema = z.strictObject({
 });
 
 const subnetSchema = z.strictObject({
-  subnetId: z.string(required('a subnet id such as subnet-0123456789abcdef0')).regex(/^subnet-([0-9a-f]{8}|[0-9a-f]{17})$/, 'expected a subnet id such as subnet-0123456789abcdef0'),
-  availabilityZone: z.string(required('the subnet\'s availability zone, e.g. eu-west-1a')).regex(/^[a-z]{2}(-[a-z]+)+-\d[a-z]$/, 'expected an availability zone such as eu-west-1a'),
+  subnetId: z
+    .string(required('a subnet id such as subnet-0123456789abcdef0'))
+    .regex(/^subnet-([0-9a-f]{8}|[0-9a-f]{17})$/, 'expected a subnet id such as subnet-0123456789abcdef0'),
+  availabilityZone: z
+    .string(required("the subnet's availability zone, e.g. eu-west-1a"))
+    .regex(/^[a-z]{2}(-[a-z]+)+-\d[a-z]$/, 'expected an availability zone such as eu-west-1a'),
 });
 
 const environmentSchema = z
@@ -217,23 +231,40 @@ const environmentSchema = z
     region: z.string(required('the AWS region, e.g. eu-west-1')).regex(/^[a-z]{2}(-[a-z]+)+-\d$/, 'expected an AWS region such as eu-west-1'),
     /** The existing network the task runs in, imported by id (no lookups, so synth needs no
      * credentials). Or, in a CDK app that defines its network, `vpc` and the fields beside it. */
-    network: z.strictObject(
-      {
-        vpcId: z.string(required('a VPC id')).regex(/^vpc-([0-9a-f]{8}|[0-9a-f]{17})$/, 'expected a VPC id such as vpc-0123456789abcdef0'),
-        /** Private subnets with a route to S3, Secrets Manager, ECR and CloudWatch Logs (NAT or VPC endpoints). */
-        privateSubnets: z.array(subnetSchema, required('a list of private subnets')).min(1, 'give at least one private subnet').max(16, 'ECS accepts at most 16 subnets'),
-        /** Must allow outbound traffic to the databases and to the AWS APIs above. */
-        securityGroupId: z.string(required('a security group id')).regex(/^sg-([0-9a-f]{8}|[0-9a-f]{17})$/, 'expected a security group id such as sg-0123456789abcdef0'),
-      },
-      required('network: { vpcId, privateSubnets, securityGroupId }'),
-    ).optional(),
+    network: z
+      .strictObject(
+        {
+          vpcId: z.string(required('a VPC id')).regex(/^vpc-([0-9a-f]{8}|[0-9a-f]{17})$/, 'expected a VPC id such as vpc-0123456789abcdef0'),
+          /** Private subnets with a route to S3, Secrets Manager, ECR and CloudWatch Logs (NAT or VPC endpoints). */
+          privateSubnets: z
+            .array(subnetSchema, required('a list of private subnets'))
+            .min(1, 'give at least one private subnet')
+            .max(16, 'ECS accepts at most 16 subnets'),
+          /** Must allow outbound traffic to the databases and to the AWS APIs above. */
+          securityGroupId: z
+            .string(required('a security group id'))
+            .regex(/^sg-([0-9a-f]{8}|[0-9a-f]{17})$/, 'expected a security group id such as sg-0123456789abcdef0'),
+        },
+        required('network: { vpcId, privateSubnets, securityGroupId }'),
+      )
+      .optional(),
     /** The VPC the tasks run in, as a construct of the same CDK app (instead of `network`). */
-    vpc: z.custom<ec2.IVpc>((value) => typeof value === 'object' && value !== null && 'vpcId' in value && 'selectSubnets' in value, 'expected an ec2.IVpc construct').optional(),
+    vpc: z
+      .custom<ec2.IVpc>(
+        (value) => typeof value === 'object' && value !== null && 'vpcId' in value && 'selectSubnets' in value,
+        'expected an ec2.IVpc construct',
+      )
+      .optional(),
     /** With `vpc`: where in it the tasks run. Default: its private subnets with egress. */
     taskSubnets: z.custom<ec2.SubnetSelection>((value) => typeof value === 'object' && value !== null, 'expected an ec2.SubnetSelection').optional(),
     /** With `vpc`: the tasks' security group, which must allow outbound traffic to the databases
      * and the AWS APIs. Default: a new one with outbound traffic open and no inbound rules. */
-    taskSecurityGroup: z.custom<ec2.ISecurityGroup>((value) => typeof value === 'object' && value !== null && 'securityGroupId' in value, 'expected an ec2.ISecurityGroup construct').optional(),
+    taskSecurityGroup: z
+      .custom<ec2.ISecurityGroup>(
+        (value) => typeof value === 'object' && value !== null && 'securityGroupId' in value,
+        'expected an ec2.ISecurityGroup construct',
+      )
+      .optional(),
     databases: z
       .array(databaseSchema, required('the list of databases to back up'))
       .min(1, 'list at least one database to back up')
@@ -254,11 +285,16 @@ const environmentSchema = z
         /** Must exceed the longest backup run: an upload older than this is aborted mid-way. */
         abortIncompleteUploadsAfterDays: wholeDays('after which unfinished multipart uploads are aborted').default(1),
         /** Objects smaller than this stay in S3 Standard: manifests must stay readable without a restore. */
-        transitionMinimumObjectBytes: z.int().min(0).default(1024 * 1024),
+        transitionMinimumObjectBytes: z
+          .int()
+          .min(0)
+          .default(1024 * 1024),
         glacierInstantRetrievalAfterDays: replacedField(
           'replaced by tier-based rules: use monthlyToGlacierInstantRetrievalAfterDays (backups retention keeps as monthlies); daily and weekly backups stay in S3 Standard (docs/retention.md)',
         ),
-        deepArchiveAfterDays: replacedField('replaced by tier-based rules: use yearlyToDeepArchiveAfterDays (backups retention keeps as yearlies) (docs/retention.md)'),
+        deepArchiveAfterDays: replacedField(
+          'replaced by tier-based rules: use yearlyToDeepArchiveAfterDays (backups retention keeps as yearlies) (docs/retention.md)',
+        ),
       })
       // prefault: a missing block is parsed as {}, so the field defaults above apply.
       .prefault({}),
@@ -290,7 +326,10 @@ const environmentSchema = z
         alarmAfterDays: z
           .int(required('a whole number of days'))
           .min(1, 'must be at least 1 day')
-          .max(MAX_DRILL_ALARM_DAYS, `at most ${MAX_DRILL_ALARM_DAYS} days (CloudWatch evaluates an alarm over at most 7 days; pgkeep combines two such alarms)`)
+          .max(
+            MAX_DRILL_ALARM_DAYS,
+            `at most ${MAX_DRILL_ALARM_DAYS} days (CloudWatch evaluates an alarm over at most 7 days; pgkeep combines two such alarms)`,
+          )
           .default(8),
       })
       .prefault({})
@@ -298,7 +337,9 @@ const environmentSchema = z
     /** How long the task's logs are kept in CloudWatch Logs. */
     logRetentionDays: z
       .int()
-      .refine((days) => (LOG_RETENTION_DAYS as readonly number[]).includes(days), { message: `expected a CloudWatch Logs retention period: one of ${LOG_RETENTION_DAYS.join(', ')}` })
+      .refine((days) => (LOG_RETENTION_DAYS as readonly number[]).includes(days), {
+        message: `expected a CloudWatch Logs retention period: one of ${LOG_RETENTION_DAYS.join(', ')}`,
+      })
       .default(365),
     alarms: z
       .strictObject({
@@ -307,7 +348,10 @@ const environmentSchema = z
         /** Added to each schedule's longest gap for its stale threshold: time for a late start, the run and verification. */
         staleMarginHours: z.number().min(0).max(168).default(2),
         /** Alarm when a database's newest verified backup is smaller than this (bytes); databases can override it. */
-        minimumBackupBytes: z.int().min(1).default(1024 * 1024),
+        minimumBackupBytes: z
+          .int()
+          .min(1)
+          .default(1024 * 1024),
         /** Alarm when a database's newest verified backup is below this fraction of the median of the ones before it. */
         minimumSizeRatio: sizeRatio.default(0.5),
         /** How many earlier verified backups the size median is taken over (PGKEEP_HEALTH_BASELINE_COUNT). */
@@ -376,28 +420,42 @@ const environmentSchema = z
     }
     for (const field of ['taskSubnets', 'taskSecurityGroup'] as const) {
       if (environment[field] !== undefined && environment.vpc === undefined) {
-        context.addIssue({ code: 'custom', path: [field], message: 'only applies with vpc; with network ids the tasks run in network.privateSubnets with network.securityGroupId' });
+        context.addIssue({
+          code: 'custom',
+          path: [field],
+          message: 'only applies with vpc; with network ids the tasks run in network.privateSubnets with network.securityGroupId',
+        });
       }
     }
     for (const [index, subnet] of (environment.network?.privateSubnets ?? []).entries()) {
       if (!subnet.availabilityZone.startsWith(environment.region)) {
-        context.addIssue({ code: 'custom', path: ['network', 'privateSubnets', index, 'availabilityZone'], message: `"${subnet.availabilityZone}" is not in region ${environment.region}` });
+        context.addIssue({
+          code: 'custom',
+          path: ['network', 'privateSubnets', index, 'availabilityZone'],
+          message: `"${subnet.availabilityZone}" is not in region ${environment.region}`,
+        });
       }
     }
     const seen = new Map<string, string>();
     for (const [index, database] of environment.databases.entries()) {
       // S3 refuses every upload without a checksum to a bucket under Object Lock: with "none" no
       // backup of this database could ever be written (the task refuses it too, PGKEEP_OBJECT_LOCK).
-      const checksumsOffUnderLock = environment.objectLock !== undefined && String(database.overrides.PGKEEP_S3_CHECKSUM ?? '').trim().toLowerCase() === 'none';
+      const checksumsOffUnderLock =
+        environment.objectLock !== undefined &&
+        String(database.overrides.PGKEEP_S3_CHECKSUM ?? '')
+          .trim()
+          .toLowerCase() === 'none';
       if (checksumsOffUnderLock) {
         context.addIssue({
           code: 'custom',
           path: ['databases', index, 'overrides', 'PGKEEP_S3_CHECKSUM'],
-          message: '"none" cannot be used in an environment with objectLock: S3 refuses every upload without a checksum to a bucket under Object Lock; remove this override (crc64nvme is the default)',
+          message:
+            '"none" cannot be used in an environment with objectLock: S3 refuses every upload without a checksum to a bucket under Object Lock; remove this override (crc64nvme is the default)',
         });
       }
       // The task's own check would report the same "none" again, less precisely.
-      const problem = databaseNameProblem(database.name) ?? (checksumsOffUnderLock ? undefined : overridesProblem(database.overrides, environment.objectLock !== undefined));
+      const problem =
+        databaseNameProblem(database.name) ?? (checksumsOffUnderLock ? undefined : overridesProblem(database.overrides, environment.objectLock !== undefined));
       if (problem) {
         context.addIssue({ code: 'custom', path: ['databases', index, problem.field], message: problem.message });
         continue;
@@ -443,7 +501,7 @@ const environmentSchema = z
         context.addIssue({
           code: 'custom',
           path: ['databases', index, 'restoreTargetSecretKmsKeyArn'],
-          message: 'only applies with restoreTargetSecret; without it restores use the database\'s own secret and its secretKmsKeyArn',
+          message: "only applies with restoreTargetSecret; without it restores use the database's own secret and its secretKmsKeyArn",
         });
       }
     }
@@ -451,7 +509,11 @@ const environmentSchema = z
     if (!cronExpressionProblem(drill.schedule.cron) && !timeZoneProblem(drill.schedule.timezone)) {
       const gap = longestGapBetweenFirings(drill.schedule);
       if (gap === undefined) {
-        context.addIssue({ code: 'custom', path: ['drill', 'schedule', 'cron'], message: `the drill schedule "${drill.schedule.cron}" runs fewer than twice in ${GAP_WINDOW_FIRST_YEAR}-${GAP_WINDOW_FIRST_YEAR + 1}; the drill must run regularly (e.g. weekly: "0 4 ? * SUN *")` });
+        context.addIssue({
+          code: 'custom',
+          path: ['drill', 'schedule', 'cron'],
+          message: `the drill schedule "${drill.schedule.cron}" runs fewer than twice in ${GAP_WINDOW_FIRST_YEAR}-${GAP_WINDOW_FIRST_YEAR + 1}; the drill must run regularly (e.g. weekly: "0 4 ? * SUN *")`,
+        });
       } else if (gap >= drill.alarmAfterDays * 86_400_000) {
         context.addIssue({
           code: 'custom',
@@ -471,16 +533,18 @@ const environmentSchema = z
 const ENVIRONMENT_NAME = /^[a-z][a-z0-9-]{0,19}$/;
 
 export const pgkeepConfigSchema = z.strictObject({
-  environments: z
-    .record(z.string(), environmentSchema, required('environments: { <name>: { ... } }'))
-    .superRefine((environments, context) => {
-      if (Object.keys(environments).length === 0) context.addIssue({ code: 'custom', message: 'define at least one environment' });
-      for (const name of Object.keys(environments)) {
-        if (!ENVIRONMENT_NAME.test(name)) {
-          context.addIssue({ code: 'custom', path: [name], message: `environment name "${name}" must be 1-20 lowercase letters, digits or hyphens, starting with a letter (it becomes part of stack and resource names)` });
-        }
+  environments: z.record(z.string(), environmentSchema, required('environments: { <name>: { ... } }')).superRefine((environments, context) => {
+    if (Object.keys(environments).length === 0) context.addIssue({ code: 'custom', message: 'define at least one environment' });
+    for (const name of Object.keys(environments)) {
+      if (!ENVIRONMENT_NAME.test(name)) {
+        context.addIssue({
+          code: 'custom',
+          path: [name],
+          message: `environment name "${name}" must be 1-20 lowercase letters, digits or hyphens, starting with a letter (it becomes part of stack and resource names)`,
+        });
       }
-    }),
+    }
+  }),
 });
 
 export type PgkeepConfigInput = z.input<typeof pgkeepConfigSchema>;
@@ -512,7 +576,9 @@ export type EnvironmentInput = z.input<typeof environmentSchema>;
 export function parseEnvironmentConfig(name: string, input: EnvironmentInput): EnvironmentConfig {
   const result = pgkeepConfigSchema.safeParse({ environments: { [name]: input } });
   if (result.success) return { ...result.data.environments[name]!, name };
-  const problems = result.error.issues.map((issue) => `  - ${formatPath(issue.path.slice(2)) === '(top level)' ? 'name' : formatPath(issue.path.slice(2))}: ${issue.message}`);
+  const problems = result.error.issues.map(
+    (issue) => `  - ${formatPath(issue.path.slice(2)) === '(top level)' ? 'name' : formatPath(issue.path.slice(2))}: ${issue.message}`,
+  );
   throw new PgkeepConfigError(`Invalid configuration of pgkeep environment ${JSON.stringify(name)}:\n${problems.join('\n')}`);
 }
 
@@ -522,7 +588,9 @@ export function selectEnvironments(config: PgkeepConfig, only: string | undefine
   if (only !== undefined) {
     const environment = config.environments[only];
     if (!environment) {
-      throw new PgkeepConfigError(`Unknown environment "${only}" (from -c env=${only}): expected one of ${names.join(', ')}, as defined in infra/environments.ts.`);
+      throw new PgkeepConfigError(
+        `Unknown environment "${only}" (from -c env=${only}): expected one of ${names.join(', ')}, as defined in infra/environments.ts.`,
+      );
     }
     return [{ ...environment, name: only }];
   }

@@ -112,11 +112,20 @@ const offsetFunctions = new Map<string, (instant: number) => number>();
 function offsetFunction(timeZone: string): (instant: number) => number {
   let offsetAt = offsetFunctions.get(timeZone);
   if (!offsetAt) {
-    const format = new Intl.DateTimeFormat('en-US', { timeZone, hourCycle: 'h23', year: 'numeric', month: 'numeric', day: 'numeric', hour: 'numeric', minute: 'numeric', second: 'numeric' });
+    const format = new Intl.DateTimeFormat('en-US', {
+      timeZone,
+      hourCycle: 'h23',
+      year: 'numeric',
+      month: 'numeric',
+      day: 'numeric',
+      hour: 'numeric',
+      minute: 'numeric',
+      second: 'numeric',
+    });
     offsetAt = (instant: number): number => {
       const parts = Object.fromEntries(format.formatToParts(new Date(instant)).map((part) => [part.type, part.value]));
       const local = Date.UTC(Number(parts.year), Number(parts.month) - 1, Number(parts.day), Number(parts.hour), Number(parts.minute), Number(parts.second));
-      return local - (instant - (instant % 1000 + 1000) % 1000);
+      return local - (instant - (((instant % 1000) + 1000) % 1000));
     };
     offsetFunctions.set(timeZone, offsetAt);
   }

@@ -59,7 +59,12 @@ export class PgkeepDatabase extends NestedStack {
         : { secret, kmsKeyArn: database.secretKmsKeyArn, dedicated: false },
     });
     this.alarms = new DatabaseAlarms(this, `Alarms${key}`, { environment, database, topic: props.alertsTopic });
-    this.restoreAlarms = new RestoreAlarms(this, `RestoreAlarms${key}`, { environment, database, topic: props.alertsTopic, drillNotAttempted: props.drillNotAttempted });
+    this.restoreAlarms = new RestoreAlarms(this, `RestoreAlarms${key}`, {
+      environment,
+      database,
+      topic: props.alertsTopic,
+      drillNotAttempted: props.drillNotAttempted,
+    });
 
     if (database.database) {
       // The tasks connect to the database's own port from their security group. The rule is this
@@ -67,7 +72,10 @@ export class PgkeepDatabase extends NestedStack {
       // this stack while this stack references the database's, a cycle CloudFormation refuses.
       const taskSecurityGroup = props.backup.network.securityGroup;
       const port = database.database.connections.defaultPort;
-      if (!port) throw new Error(`database ${JSON.stringify(database.name)}: its construct has no default port, so pgkeep cannot open it to the tasks; give the database's port to its connections`);
+      if (!port)
+        throw new Error(
+          `database ${JSON.stringify(database.name)}: its construct has no default port, so pgkeep cannot open it to the tasks; give the database's port to its connections`,
+        );
       // Port.toRuleJson() is untyped in CDK; these are the fields it returns for a TCP port.
       const rule = port.toRuleJson() as { ipProtocol: string; fromPort?: number; toPort?: number };
       database.database.connections.securityGroups.forEach((group, index) => {

@@ -178,7 +178,8 @@ export class PgkeepTask extends Construct {
     Validations.of(this.taskDefinition).acknowledge({ id: 'AwsSolutions-ECS2', reason: props.plainEnvironmentReason });
     Validations.of(this.executionRole).acknowledge({
       id: 'AwsSolutions-IAM5[Resource::*]',
-      reason: 'ecr:GetAuthorizationToken, which ECS needs to pull the task image, does not support resource-level permissions; every other statement names its resource.',
+      reason:
+        'ecr:GetAuthorizationToken, which ECS needs to pull the task image, does not support resource-level permissions; every other statement names its resource.',
     });
 
     this.runTaskCommand = runTaskCommand({

@@ -100,15 +100,26 @@ export class PipelineStack extends Stack {
     const undelivered = this.undeliveredScheduledRunsAlarm(environment, deadLetterQueue, alerting.topic);
 
     // The task roles, shared by the databases; each task's execution role is its own.
-    const taskRole = this.ecsTaskRole('BackupTaskRole', `pgkeep ${environment.name}: the backup container's role; may only write backups (the storage stack's BackupWriterPolicy) and publish pgkeep metrics`, [props.backupWriterPolicy]);
-    this.restoreTaskRole = this.ecsTaskRole('RestoreTaskRole', `pgkeep ${environment.name}: the restore container's role; may only read backups (the storage stack's BackupReaderPolicy) and publish pgkeep metrics`, [props.accessPolicies.backupReader]);
+    const taskRole = this.ecsTaskRole(
+      'BackupTaskRole',
+      `pgkeep ${environment.name}: the backup container's role; may only write backups (the storage stack's BackupWriterPolicy) and publish pgkeep metrics`,
+      [props.backupWriterPolicy],
+    );
+    this.restoreTaskRole = this.ecsTaskRole(
+      'RestoreTaskRole',
+      `pgkeep ${environment.name}: the restore container's role; may only read backups (the storage stack's BackupReaderPolicy) and publish pgkeep metrics`,
+      [props.accessPolicies.backupReader],
+    );
     this.drillTaskRole = this.ecsTaskRole(
       'DrillTaskRole',
       `pgkeep ${environment.name}: the restore drill container's role; may only read backups (BackupReaderPolicy), write drill records under drills/ (DrillRecordWriterPolicy) and publish pgkeep metrics`,
       [props.accessPolicies.backupReader, props.accessPolicies.drillRecordWriter],
     );
     const image = props.assets.taskImage();
-    const scheduleGroup = new scheduler.ScheduleGroup(this, 'ScheduleGroup', { scheduleGroupName: `pgkeep-${environment.name}`, removalPolicy: RemovalPolicy.DESTROY });
+    const scheduleGroup = new scheduler.ScheduleGroup(this, 'ScheduleGroup', {
+      scheduleGroupName: `pgkeep-${environment.name}`,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
     const objectLock = environment.objectLock !== undefined;
 
     this.drill = new RestoreDrill(this, 'Drill', {
@@ -133,8 +144,28 @@ export class PipelineStack extends Stack {
         new PgkeepDatabase(this, `Database${databaseResourceKey(database.name)}`, {
           environment,
           database,
-          backup: { environmentName: environment.name, objectLock, size: environment.task, network, image, logGroup: logGroups.backup, taskRole, bucketName: props.bucket.bucketName, keyArn: props.key.keyArn, scheduleGroup, deadLetterQueue },
-          restore: { environmentName: environment.name, size: environment.restore, network, image, logGroup: logGroups.restore, taskRole: this.restoreTaskRole, bucketName: props.bucket.bucketName },
+          backup: {
+            environmentName: environment.name,
+            objectLock,
+            size: environment.task,
+            network,
+            image,
+            logGroup: logGroups.backup,
+            taskRole,
+            bucketName: props.bucket.bucketName,
+            keyArn: props.key.keyArn,
+            scheduleGroup,
+            deadLetterQueue,
+          },
+          restore: {
+            environmentName: environment.name,
+            size: environment.restore,
+            network,
+            image,
+            logGroup: logGroups.restore,
+            taskRole: this.restoreTaskRole,
+            bucketName: props.bucket.bucketName,
+          },
           alertsTopic: alerting.topic,
           drillNotAttempted,
         }),
@@ -147,7 +178,12 @@ export class PipelineStack extends Stack {
     this.alarms = perDatabase((stack) => stack.alarms);
     this.restoreAlarms = perDatabase((stack) => stack.restoreAlarms);
 
-    this.taskStops = new TaskStopNotifications(this, 'TaskStops', { environmentName: environment.name, cluster: this.cluster, topic: alerting.topic, logGroups });
+    this.taskStops = new TaskStopNotifications(this, 'TaskStops', {
+      environmentName: environment.name,
+      cluster: this.cluster,
+      topic: alerting.topic,
+      logGroups,
+    });
 
     // The functions. The bucket is imported rather than used as the storage stack's construct: the
     // S3 notification's custom resource and the permission for S3 to invoke the function then live
@@ -168,8 +204,16 @@ export class PipelineStack extends Stack {
       assumedBy: new iam.ServicePrincipal('scheduler.amazonaws.com', { conditions: { StringEquals: { 'aws:SourceAccount': this.account } } }),
     });
     const scheduled = { environment, bucketName: props.bucket.bucketName, ...logging, scheduleGroup, scheduleRole: functionScheduleRole, deadLetterQueue };
-    this.healthCheck = new BackupHealthCheck(this, 'HealthCheck', { ...scheduled, code: props.assets.functionCode('backup-health'), accessPolicy: props.accessPolicies.healthReader });
-    this.retention = new RetentionEnforcement(this, 'Retention', { ...scheduled, code: props.assets.functionCode('enforce-retention'), accessPolicy: props.accessPolicies.retentionEnforcer });
+    this.healthCheck = new BackupHealthCheck(this, 'HealthCheck', {
+      ...scheduled,
+      code: props.assets.functionCode('backup-health'),
+      accessPolicy: props.accessPolicies.healthReader,
+    });
+    this.retention = new RetentionEnforcement(this, 'Retention', {
+      ...scheduled,
+      code: props.assets.functionCode('enforce-retention'),
+      accessPolicy: props.accessPolicies.retentionEnforcer,
+    });
     const functions = [
       { id: 'VerifyBackupFunctionErrorsAlarm', name: 'verify-backup', function: this.verification.function, output: 'VerifyBackupLogGroupName' },
       { id: 'HealthCheckFunctionErrorsAlarm', name: 'backup-health', function: this.healthCheck.function, output: 'HealthCheckLogGroupName' },
@@ -182,7 +226,9 @@ export class PipelineStack extends Stack {
       // By name: the per-database alarms live in the nested stacks, and their names are known here.
       alarmNames: [
         ...[...databases.values()].flatMap((stack) => [...stack.alarms.names, ...stack.restoreAlarms.names]),
-        ...[drillNotAttempted, ...this.functionAlarms, undelivered].flatMap((alarm) => (alarm ? [(alarm.node.defaultChild as cloudwatch.CfnAlarm).alarmName!] : [])),
+        ...[drillNotAttempted, ...this.functionAlarms, undelivered].flatMap((alarm) =>
+          alarm ? [(alarm.node.defaultChild as cloudwatch.CfnAlarm).alarmName!] : [],
+        ),
       ],
       functions,
     });
@@ -214,7 +260,11 @@ export class PipelineStack extends Stack {
       id: 'Annotation::@aws-cdk/aws-ec2:noSubnetRouteTableId',
       reason: 'The subnets are only handed to RunTask; nothing here routes through or reads their route tables.',
     });
-    return { vpc, subnets: vpc.privateSubnets, securityGroup: ec2.SecurityGroup.fromSecurityGroupId(this, 'TaskSecurityGroup', ids.securityGroupId, { mutable: false }) };
+    return {
+      vpc,
+      subnets: vpc.privateSubnets,
+      securityGroup: ec2.SecurityGroup.fromSecurityGroupId(this, 'TaskSecurityGroup', ids.securityGroupId, { mutable: false }),
+    };
   }
 
   /** The tasks' log groups. No physical names: with removalPolicy 'retain' they outlive a deleted
@@ -234,7 +284,8 @@ export class PipelineStack extends Stack {
     });
     Validations.of(queue).acknowledge({
       id: 'AwsSolutions-SQS3',
-      reason: 'This queue is itself the dead-letter queue of the backup schedules (EventBridge Scheduler, which cdk-nag does not recognise as a DLQ user); nothing consumes it automatically, an alarm reports every message.',
+      reason:
+        'This queue is itself the dead-letter queue of the backup schedules (EventBridge Scheduler, which cdk-nag does not recognise as a DLQ user); nothing consumes it automatically, an alarm reports every message.',
     });
     return queue;
   }
@@ -269,18 +320,46 @@ export class PipelineStack extends Stack {
     output('ClusterName', 'ECS cluster the backup tasks run in.', this.cluster.clusterName);
     output('PrivateSubnetIds', 'Private subnets the backup tasks run in (no public IP).', parts.subnets.map((subnet) => subnet.subnetId).join(','));
     output('TaskSecurityGroupId', 'Security group of the backup tasks; the databases must accept connections from it.', parts.securityGroup.securityGroupId);
-    output('TaskLogGroupName', 'CloudWatch Logs group of the backup tasks (stream prefix: the database\'s resource key).', parts.logGroups.backup.logGroupName);
-    output('RestoreLogGroupName', 'CloudWatch Logs group of the restore tasks (stream prefix: the database\'s resource key).', parts.logGroups.restore.logGroupName);
-    output('DrillLogGroupName', 'CloudWatch Logs group of the restore drill (stream prefix drill/): one drill passed or drill failed line per database.', parts.logGroups.drill.logGroupName);
+    output('TaskLogGroupName', "CloudWatch Logs group of the backup tasks (stream prefix: the database's resource key).", parts.logGroups.backup.logGroupName);
+    output(
+      'RestoreLogGroupName',
+      "CloudWatch Logs group of the restore tasks (stream prefix: the database's resource key).",
+      parts.logGroups.restore.logGroupName,
+    );
+    output(
+      'DrillLogGroupName',
+      'CloudWatch Logs group of the restore drill (stream prefix drill/): one drill passed or drill failed line per database.',
+      parts.logGroups.drill.logGroupName,
+    );
     for (const { name, function: fn, output: key } of parts.functions) output(key, `CloudWatch Logs group of the ${name} function.`, fn.logGroup.logGroupName);
     output('AlertsTopicArn', 'SNS topic that receives failed-backup notifications and alarms; subscribe more endpoints here.', parts.alertsTopic.topicArn);
-    output('DashboardUrl', 'CloudWatch dashboard of this environment: alarm states, backup age, size, duration, verification and retention per database.', this.dashboard.url(this.region));
-    output('VerifyBackupFunctionName', 'Lambda function that verifies each new backup; invoke it with an S3-shaped event to re-verify one (docs/operations.md).', this.verification.function.functionName);
-    output('RetentionFunctionName', `Lambda function that enforces retention daily${environment.retention.dryRun ? ' (DRY RUN: it deletes nothing)' : ''}; its log lists every decision with its reason.`, this.retention.function.functionName);
-    output('RunDrillCommand', 'Paste into a shell with AWS credentials to run the restore drill of every database now (it restores into a throwaway PostgreSQL inside the task, never into a production database).', this.drill.runDrillCommand);
+    output(
+      'DashboardUrl',
+      'CloudWatch dashboard of this environment: alarm states, backup age, size, duration, verification and retention per database.',
+      this.dashboard.url(this.region),
+    );
+    output(
+      'VerifyBackupFunctionName',
+      'Lambda function that verifies each new backup; invoke it with an S3-shaped event to re-verify one (docs/operations.md).',
+      this.verification.function.functionName,
+    );
+    output(
+      'RetentionFunctionName',
+      `Lambda function that enforces retention daily${environment.retention.dryRun ? ' (DRY RUN: it deletes nothing)' : ''}; its log lists every decision with its reason.`,
+      this.retention.function.functionName,
+    );
+    output(
+      'RunDrillCommand',
+      'Paste into a shell with AWS credentials to run the restore drill of every database now (it restores into a throwaway PostgreSQL inside the task, never into a production database).',
+      this.drill.runDrillCommand,
+    );
     for (const [name, stack] of this.databases) {
       const key = databaseResourceKey(name);
-      output(`TaskDefinition${key}`, `Task definition that backs up database ${JSON.stringify(name)} (its secret and settings).`, stack.backup.taskDefinition.taskDefinitionArn);
+      output(
+        `TaskDefinition${key}`,
+        `Task definition that backs up database ${JSON.stringify(name)} (its secret and settings).`,
+        stack.backup.taskDefinition.taskDefinitionArn,
+      );
       output(`RunTaskCommand${key}`, `Paste into a shell with AWS credentials to back up database ${JSON.stringify(name)} now.`, stack.backup.runTaskCommand);
       output(
         `RestoreLatestCommand${key}`,

@@ -34,7 +34,11 @@ export const LONGEST_ALARM_WINDOW_DAYS = 7;
 
 /** No drill start attempt in the last `alarmAfterDays - 7` days: one input of the composite
  * overdue alarms, shared by the databases. Undefined when a single alarm can cover the window. */
-export function drillNotAttemptedAlarm(scope: Construct, environment: Pick<EnvironmentConfig, 'name' | 'drill'>, scheduleGroup: scheduler.IScheduleGroup): cloudwatch.Alarm | undefined {
+export function drillNotAttemptedAlarm(
+  scope: Construct,
+  environment: Pick<EnvironmentConfig, 'name' | 'drill'>,
+  scheduleGroup: scheduler.IScheduleGroup,
+): cloudwatch.Alarm | undefined {
   const days = environment.drill.alarmAfterDays - LONGEST_ALARM_WINDOW_DAYS;
   if (days <= 0) return undefined;
   return new cloudwatch.Alarm(scope, 'DrillNotAttemptedAlarm', {
@@ -83,7 +87,8 @@ export class RestoreAlarms extends Construct {
       return alarmName;
     };
     const describe = (text: string, kind: AlarmKind) => `${who}: ${text} ${runbookPointer(kind)}`;
-    const metric = (metricName: (typeof METRIC)[keyof typeof METRIC], statistic: string) => backupMetric(environment.name, database.name, metricName, statistic, HOUR);
+    const metric = (metricName: (typeof METRIC)[keyof typeof METRIC], statistic: string) =>
+      backupMetric(environment.name, database.name, metricName, statistic, HOUR);
     const { alarmAfterDays } = environment.drill;
 
     this.drillFailed = notifyBothWays(

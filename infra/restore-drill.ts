@@ -72,7 +72,10 @@ export class RestoreDrill extends PgkeepTask {
     this.runDrillCommand = this.runTaskCommand;
 
     const stack = Stack.of(this);
-    this.scheduleGroup = new scheduler.ScheduleGroup(this, 'ScheduleGroup', { scheduleGroupName: `pgkeep-${environmentName}-drill`, removalPolicy: RemovalPolicy.DESTROY });
+    this.scheduleGroup = new scheduler.ScheduleGroup(this, 'ScheduleGroup', {
+      scheduleGroupName: `pgkeep-${environmentName}-drill`,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
     // Its own role, so the backup schedules' role cannot start the drill and this one no backup.
     this.scheduleRole = new iam.Role(this, 'ScheduleRole', {
       description: `pgkeep ${environmentName}: EventBridge Scheduler starts the restore drill task with this role`,

@@ -139,6 +139,7 @@ function acknowledgeInvokeQualifiers(role: iam.IRole, fn: PgkeepFunction): void 
   const stack = Stack.of(fn);
   Validations.of(role).acknowledge({
     id: `AwsSolutions-IAM5[Resource::<${stack.getLogicalId(fn.node.defaultChild as lambda.CfnFunction)}.Arn>:*]`,
-    reason: 'CDK\'s grantInvoke names the function and its versions and aliases (<function ARN>:*); the wildcard covers only qualifiers of this one function, which the schedule invokes unqualified.',
+    reason:
+      "CDK's grantInvoke names the function and its versions and aliases (<function ARN>:*); the wildcard covers only qualifiers of this one function, which the schedule invokes unqualified.",
   });
 }

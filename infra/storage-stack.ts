@@ -86,11 +86,15 @@ export class StorageStack extends Stack {
 
     Validations.of(this.bucket).acknowledge({
       id: 'CloudFormation-Validate::W9003',
-      reason: 'CDK renders the lifecycle rule\'s ObjectSizeGreaterThan as a number; CloudFormation coerces it to the string S3 expects, and the value is a plain byte count.',
+      reason:
+        "CDK renders the lifecycle rule's ObjectSizeGreaterThan as a number; CloudFormation coerces it to the string S3 expects, and the value is a plain byte count.",
     });
 
     this.backupWriterPolicy = createBackupWriterPolicy(this, 'BackupWriterPolicy', this.bucket, this.key);
-    this.accessPolicies = createBackupAccessPolicies(this, this.bucket, this.key, { objectLock: environment.objectLock !== undefined, retentionDeletes: !environment.retention.dryRun });
+    this.accessPolicies = createBackupAccessPolicies(this, this.bucket, this.key, {
+      objectLock: environment.objectLock !== undefined,
+      retentionDeletes: !environment.retention.dryRun,
+    });
 
     new CfnOutput(this, 'BackupBucketName', {
       description: 'S3 bucket that receives the backups (under backups/<database>/); versioned, SSE-KMS, retained when the stack is deleted.',

@@ -155,7 +155,8 @@ export class TaskStopNotifications extends Construct {
           name: 'drill-not-started',
           description: `pgkeep ${env}: the restore drill task failed to start`,
           detail: NOT_STARTED,
-          message: ({ reason, task }) => `pgkeep ${env}: the restore drill could not start. ECS: ${reason}. Check that the subnets reach ECR, S3 and CloudWatch Logs. Task: ${task}. ${logs('drill', 'drill')}`,
+          message: ({ reason, task }) =>
+            `pgkeep ${env}: the restore drill could not start. ECS: ${reason}. Check that the subnets reach ECR, S3 and CloudWatch Logs. Task: ${task}. ${logs('drill', 'drill')}`,
         },
       ],
     };

@@ -75,7 +75,8 @@ export class VerifyBackupFunction extends Construct {
     );
     Validations.of(role).acknowledge({
       id: 'AwsSolutions-IAM5[Action::kms:GenerateDataKey*]',
-      reason: 'What SNS requires of a publisher to a KMS-encrypted topic (the GenerateDataKey family); limited to the alerts topic\'s own key and to requests made through SNS.',
+      reason:
+        "What SNS requires of a publisher to a KMS-encrypted topic (the GenerateDataKey family); limited to the alerts topic's own key and to requests made through SNS.",
     });
     allowPublishingMetrics(role);
 
@@ -95,6 +96,7 @@ function acknowledgeNotificationsHandler(stack: Stack): void {
   if (!handler) throw new Error(`CDK no longer creates ${NOTIFICATIONS_HANDLER_ID}; review its cdk-nag acknowledgements`);
   Validations.of(handler).acknowledge({
     id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
-    reason: 'CDK\'s own custom-resource handler that writes the bucket notification at deploy time; its role is built by CDK (logs via the AWS-managed basic execution policy, s3:PutBucketNotification scoped to the backup bucket) and runs only during deployments.',
+    reason:
+      "CDK's own custom-resource handler that writes the bucket notification at deploy time; its role is built by CDK (logs via the AWS-managed basic execution policy, s3:PutBucketNotification scoped to the backup bucket) and runs only during deployments.",
   });
 }

@@ -102,6 +102,11 @@ export async function feedArchive(compressed: Readable, consumer: ArchiveConsume
     bytes,
     sha256: hash.digest('hex'),
     consumer: { ...readerStatus, stdout: await readerStdout, stderr: await readerStderr },
-    decompressor: { code: zstdStatus.code, signal: zstdStatus.signal, stderr: await zstdStderr, stoppedByConsumer: consumerStoppedReading && zstdStatus.code !== 0 },
+    decompressor: {
+      code: zstdStatus.code,
+      signal: zstdStatus.signal,
+      stderr: await zstdStderr,
+      stoppedByConsumer: consumerStoppedReading && zstdStatus.code !== 0,
+    },
   };
 }

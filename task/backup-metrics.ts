@@ -15,7 +15,8 @@ export function successMetrics(manifest: Manifest, durationMs: number): MetricVa
   const uncompressed = manifest.dump.uncompressedBytes;
   if (uncompressed !== null) {
     values.push({ name: METRIC.backupThroughputMBps, value: Number((uncompressed / 1e6 / seconds).toFixed(2)), unit: 'None' });
-    if (manifest.object.bytes > 0) values.push({ name: METRIC.backupCompressionRatio, value: Number((uncompressed / manifest.object.bytes).toFixed(3)), unit: 'None' });
+    if (manifest.object.bytes > 0)
+      values.push({ name: METRIC.backupCompressionRatio, value: Number((uncompressed / manifest.object.bytes).toFixed(3)), unit: 'None' });
   }
   return values;
 }

@@ -75,7 +75,10 @@ export async function runBackup(config: BackupConfig, dependencies: BackupDepend
     connecting,
     new Promise<never>((_resolve, reject) => stop.addEventListener('abort', () => reject(new Error('stopped while connecting')), { once: true })),
   ]).catch((error: unknown) => {
-    void connecting.then((late) => closeSession(late, SESSION_CLEANUP_MS), () => undefined);
+    void connecting.then(
+      (late) => closeSession(late, SESSION_CLEANUP_MS),
+      () => undefined,
+    );
     throwIfStopped();
     throw error;
   });
@@ -105,7 +108,12 @@ export async function runBackup(config: BackupConfig, dependencies: BackupDepend
     progress.stage = 'snapshot';
     const snapshotId = await exportSnapshot(client).catch((error: unknown) => {
       throwIfStopped();
-      throw new BackupFailure('snapshot', `Could not export a snapshot: ${redactSecrets((error as Error).message)}`, 'The backup user needs a normal (not replication-only) connection; on a standby, pg_export_snapshot needs PostgreSQL 10 or newer.', { cause: error });
+      throw new BackupFailure(
+        'snapshot',
+        `Could not export a snapshot: ${redactSecrets((error as Error).message)}`,
+        'The backup user needs a normal (not replication-only) connection; on a standby, pg_export_snapshot needs PostgreSQL 10 or newer.',
+        { cause: error },
+      );
     });
     throwIfStopped();
 
@@ -152,7 +160,12 @@ export async function runBackup(config: BackupConfig, dependencies: BackupDepend
         if ((error as { code?: string }).code === '55P03') {
           return new BackupFailure('snapshot', `Counting rows failed: ${redactSecrets((error as Error).message)}`, LOCK_TIMEOUT_REMEDY, { cause: error });
         }
-        return new BackupFailure('snapshot', `Counting rows failed: ${redactSecrets((error as Error).message)}`, 'Grant the backup user SELECT on every table it backs up (on RDS, the pg_read_all_data role).', { cause: error });
+        return new BackupFailure(
+          'snapshot',
+          `Counting rows failed: ${redactSecrets((error as Error).message)}`,
+          'Grant the backup user SELECT on every table it backs up (on RDS, the pg_read_all_data role).',
+          { cause: error },
+        );
       })
       .finally(() => {
         sessionQueryRunning = false;
@@ -203,11 +216,20 @@ export async function runBackup(config: BackupConfig, dependencies: BackupDepend
     progress.waitingOn = 's3';
     const uploaded = await upload.complete().catch((error: unknown) => {
       throwIfStopped();
-      if (error instanceof UploadIntegrityError) throw new BackupFailure('complete', error.message, 'Run the backup again; if it repeats, the S3-compatible store is not assembling multipart uploads correctly.', { cause: error });
+      if (error instanceof UploadIntegrityError)
+        throw new BackupFailure(
+          'complete',
+          error.message,
+          'Run the backup again; if it repeats, the S3-compatible store is not assembling multipart uploads correctly.',
+          { cause: error },
+        );
       throw explainS3Error(error, 'complete', config.s3.bucket, dataKey);
     });
     if (upload.completedDespiteLostAnswer) {
-      logger.warn('S3 completed the upload, but its answer was lost; the object was found and checked against what was sent', { key: dataKey, bytes: uploaded.bytes });
+      logger.warn('S3 completed the upload, but its answer was lost; the object was found and checked against what was sent', {
+        key: dataKey,
+        bytes: uploaded.bytes,
+      });
     }
     upload = undefined; // completed: nothing to abort any more
     completedKey = uploaded.key;
@@ -255,7 +277,11 @@ export async function runBackup(config: BackupConfig, dependencies: BackupDepend
     // The row count may be waiting for a lock: closing the connection would not stop it (see cancelBackendQuery).
     if (sessionQueryRunning && ownPid !== undefined && !sessionLost.signal.aborted) {
       const cancel = await cancelBackendQuery(config.connection, APPLICATION_NAME, ownPid, SESSION_CLEANUP_MS);
-      if (cancel.error) logger.warn('could not cancel the backup session\'s query; the server ends it when the lock it waits for is released', { pid: ownPid, error: cancel.error });
+      if (cancel.error)
+        logger.warn("could not cancel the backup session's query; the server ends it when the lock it waits for is released", {
+          pid: ownPid,
+          error: cancel.error,
+        });
     }
     let cleanup: Cleanup = { kind: 'nothing-uploaded' };
     if (upload) {
@@ -264,13 +290,29 @@ export async function runBackup(config: BackupConfig, dependencies: BackupDepend
         logger.warn('could not abort the multipart upload yet; retrying', { key: dataKey, uploadId, attempt, error: redactSecrets(abortError.message) }),
       );
       if (outcome.kind === 'aborted') logger.info('multipart upload aborted', { key: dataKey, uploadId, attempts: outcome.attempts });
-      else if (outcome.kind === 'completed') logger.warn('S3 had completed the upload: the data object exists without a manifest', { key: dataKey, uploadId, bytes: outcome.bytes });
-      else if (outcome.kind === 'not-aborted') logger.warn('could not abort the multipart upload; the bucket lifecycle rule removes incomplete uploads', { key: dataKey, uploadId, error: redactSecrets(outcome.error.message) });
-      else logger.warn('S3 no longer knows the multipart upload, and whether the data object exists could not be checked', { key: dataKey, uploadId, error: redactSecrets(outcome.error.message) });
+      else if (outcome.kind === 'completed')
+        logger.warn('S3 had completed the upload: the data object exists without a manifest', { key: dataKey, uploadId, bytes: outcome.bytes });
+      else if (outcome.kind === 'not-aborted')
+        logger.warn('could not abort the multipart upload; the bucket lifecycle rule removes incomplete uploads', {
+          key: dataKey,
+          uploadId,
+          error: redactSecrets(outcome.error.message),
+        });
+      else
+        logger.warn('S3 no longer knows the multipart upload, and whether the data object exists could not be checked', {
+          key: dataKey,
+          uploadId,
+          error: redactSecrets(outcome.error.message),
+        });
       cleanup = { ...outcome, uploadId };
     } else if (completedKey) {
       const manifestStored = manifestAttempted ? await objectExists(s3, config.s3.bucket, manifestKey) : false;
-      cleanup = manifestStored === true ? { kind: 'manifest-stored' } : manifestStored === false ? { kind: 'completed', bytes: undefined } : { kind: 'manifest-unknown' };
+      cleanup =
+        manifestStored === true
+          ? { kind: 'manifest-stored' }
+          : manifestStored === false
+            ? { kind: 'completed', bytes: undefined }
+            : { kind: 'manifest-unknown' };
     }
     throw withCleanup(error, cleanup, config.s3.bucket, completedKey ?? dataKey, manifestKey, progress.stage);
   } finally {
@@ -289,9 +331,15 @@ interface BackupProgress {
   uploadedBytes: number;
 }
 
-type Cleanup = (CleanupOutcome & { uploadId: string }) | { kind: 'nothing-uploaded' } | { kind: 'completed'; bytes: number | undefined } | { kind: 'manifest-stored' } | { kind: 'manifest-unknown' };
+type Cleanup =
+  | (CleanupOutcome & { uploadId: string })
+  | { kind: 'nothing-uploaded' }
+  | { kind: 'completed'; bytes: number | undefined }
+  | { kind: 'manifest-stored' }
+  | { kind: 'manifest-unknown' };
 
-const LOCK_TIMEOUT_REMEDY = 'A table stayed locked longer than PGKEEP_LOCK_WAIT_TIMEOUT_SECONDS (a long migration or VACUUM FULL?). Run the backup again when it is released, or raise the timeout.';
+const LOCK_TIMEOUT_REMEDY =
+  'A table stayed locked longer than PGKEEP_LOCK_WAIT_TIMEOUT_SECONDS (a long migration or VACUUM FULL?). Run the backup again when it is released, or raise the timeout.';
 
 /** What the failure line adds about what S3 holds now: only what S3 said, never what was hoped. */
 function cleanupSentence(cleanup: Cleanup, bucket: string, key: string, manifestKey: string): string {
@@ -320,7 +368,12 @@ function withCleanup(error: unknown, cleanup: Cleanup, bucket: string, key: stri
     return new BackupFailure(error.stage, error.message, `${error.remedy} ${sentence}`, { cause: error.cause });
   }
   const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-  return new BackupFailure(stage, `Unexpected error: ${redactSecrets(message)}`, `This is a pgkeep bug or an unanticipated condition. Run the backup again and report the log. ${sentence}`, { cause: error });
+  return new BackupFailure(
+    stage,
+    `Unexpected error: ${redactSecrets(message)}`,
+    `This is a pgkeep bug or an unanticipated condition. Run the backup again and report the log. ${sentence}`,
+    { cause: error },
+  );
 }
 
 /** Whether S3 holds the key: undefined when S3 did not say (a timeout, a denial), which is not "no". */
@@ -354,8 +407,14 @@ function sessionLostFailure(error: Error): BackupFailure {
 
 function deadlineFailure(config: BackupConfig, progress: BackupProgress): BackupFailure {
   const seconds = config.deadlineMs / 1000;
-  const slowSide = progress.stage === 'dump' || progress.stage === 'upload' ? progress.waitingOn : progress.stage === 'complete' || progress.stage === 'manifest' ? 's3' : 'database';
-  const stage: FailureStage = slowSide === 's3' ? (progress.stage === 'dump' ? 'upload' : progress.stage) : progress.stage === 'upload' ? 'dump' : progress.stage;
+  const slowSide =
+    progress.stage === 'dump' || progress.stage === 'upload'
+      ? progress.waitingOn
+      : progress.stage === 'complete' || progress.stage === 'manifest'
+        ? 's3'
+        : 'database';
+  const stage: FailureStage =
+    slowSide === 's3' ? (progress.stage === 'dump' ? 'upload' : progress.stage) : progress.stage === 'upload' ? 'dump' : progress.stage;
   return new BackupFailure(
     stage,
     `The backup did not finish within PGKEEP_BACKUP_DEADLINE_SECONDS=${seconds}: it was stopped in the ${stage} stage, waiting for ${slowSide === 's3' ? 'S3' : 'the database'} (${progress.uploadedBytes} bytes uploaded).`,
@@ -400,10 +459,20 @@ async function choosePgDump(config: BackupConfig, server: ServerDescription): Pr
 
 function throwIfPipelineFailed(exit: DumpPipelineExit, pgDump: PgBinary): void {
   const describe = (name: string, process: ProcessExit): string =>
-    process.spawnError ? `${name} could not be started (${process.spawnError.message})` : process.signal ? `${name} was killed by ${process.signal}` : `${name} exited with code ${process.code}`;
+    process.spawnError
+      ? `${name} could not be started (${process.spawnError.message})`
+      : process.signal
+        ? `${name} was killed by ${process.signal}`
+        : `${name} exited with code ${process.code}`;
   // zstd first: if it died, pg_dump's failure (a broken pipe) is only the consequence.
   if (exit.zstd.spawnError || exit.zstd.code !== 0) {
-    throw new BackupFailure('compress', `${describe('zstd', exit.zstd)}. ${lastLines(exit.zstd.stderr)}`.trim(), exit.zstd.spawnError ? 'Install zstd (the pgkeep image includes it).' : 'Check the task has enough memory for the zstd level and threads, then run the backup again.');
+    throw new BackupFailure(
+      'compress',
+      `${describe('zstd', exit.zstd)}. ${lastLines(exit.zstd.stderr)}`.trim(),
+      exit.zstd.spawnError
+        ? 'Install zstd (the pgkeep image includes it).'
+        : 'Check the task has enough memory for the zstd level and threads, then run the backup again.',
+    );
   }
   if (exit.pgDump.spawnError || exit.pgDump.code !== 0) {
     const stderr = redactSecrets(lastLines(exit.pgDump.stderr));
@@ -412,8 +481,8 @@ function throwIfPipelineFailed(exit: DumpPipelineExit, pgDump: PgBinary): void {
       : /lock/i.test(stderr)
         ? LOCK_TIMEOUT_REMEDY
         : /terminating connection|server closed the connection|connection to server .* (lost|closed)/i.test(stderr)
-          ? 'The database ended pg_dump\'s session (pg_terminate_backend, a failover or restart, or the network): run the backup again once the database is reachable, and exempt the backup user from jobs that end long transactions.'
-          : 'Read pg_dump\'s message above, fix the cause and run the backup again.';
+          ? "The database ended pg_dump's session (pg_terminate_backend, a failover or restart, or the network): run the backup again once the database is reachable, and exempt the backup user from jobs that end long transactions."
+          : "Read pg_dump's message above, fix the cause and run the backup again.";
     throw new BackupFailure('dump', `${describe(`pg_dump ${pgDump.version}`, exit.pgDump)}${stderr ? `: ${stderr}` : ''}`, remedy);
   }
 }
@@ -433,11 +502,19 @@ function throwIfInterrupted(signal: AbortSignal, stage: FailureStage): void {
   if (signal.aborted) {
     // Stopped while connecting, the backup has not reached the code that reports what S3 holds
     // (withCleanup); nothing can have been uploaded yet, so it says so here.
-    throw new BackupFailure('interrupted', `The backup was stopped by a signal (ECS sends SIGTERM when a task is stopped or its deployment replaced) in the ${stage} stage, before it finished.`, stage === 'connect' ? 'Run the backup again. Nothing was uploaded.' : 'Run the backup again.');
+    throw new BackupFailure(
+      'interrupted',
+      `The backup was stopped by a signal (ECS sends SIGTERM when a task is stopped or its deployment replaced) in the ${stage} stage, before it finished.`,
+      stage === 'connect' ? 'Run the backup again. Nothing was uploaded.' : 'Run the backup again.',
+    );
   }
 }
 
 function lastLines(text: string, count = 8): string {
-  return text.trim().split('\n').filter((line) => !/^\s*$/.test(line)).slice(-count).join('\n');
+  return text
+    .trim()
+    .split('\n')
+    .filter((line) => !/^\s*$/.test(line))
+    .slice(-count)
+    .join('\n');
 }
-

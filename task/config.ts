@@ -1,7 +1,15 @@
 import { parse as parseConnectionUrl } from 'pg-connection-string';
 import { encodeDatabaseSegment } from '../catalog/keys.ts';
 import { bucketNameProblem } from './bucket-name.ts';
-import { parseDecimalInteger, readBackupTuning, readS3Checksum, settingsReader, type Environment, type S3ChecksumMode, type SettingsReader } from '../catalog/task-settings.ts';
+import {
+  parseDecimalInteger,
+  readBackupTuning,
+  readS3Checksum,
+  settingsReader,
+  type Environment,
+  type S3ChecksumMode,
+  type SettingsReader,
+} from '../catalog/task-settings.ts';
 import { BackupFailure, EXAMPLE_DATABASE_URL, registerSecret } from './errors.ts';
 
 // The settings themselves (names, defaults, the reader) are catalog/task-settings.ts; these are
@@ -98,7 +106,9 @@ export function readS3Settings(reader: SettingsReader): BackupConfig['s3'] {
   const bucket = required('PGKEEP_BUCKET', 'the name of the backup bucket');
   const bucketProblem = bucket ? bucketNameProblem(bucket) : undefined;
   if (bucketProblem) {
-    problems.push(`PGKEEP_BUCKET="${bucket}" is not a valid S3 bucket name: ${bucketProblem} (https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html).`);
+    problems.push(
+      `PGKEEP_BUCKET="${bucket}" is not a valid S3 bucket name: ${bucketProblem} (https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html).`,
+    );
   }
   const endpoint = read('PGKEEP_S3_ENDPOINT');
   if (endpoint !== undefined && !/^https?:\/\/[^\s/]+/.test(endpoint)) {

@@ -66,7 +66,11 @@ export function loadDrillConfig(env: Environment): DrillConfig {
     metrics: oneOf('PGKEEP_METRICS', ['cloudwatch', 'off'] as const, 'cloudwatch'),
   };
   if (problems.length > 0) {
-    throw new BackupFailure('configuration', `The drill task is misconfigured:\n  - ${problems.join('\n  - ')}`, 'Fix the settings above and run the drill again. Nothing was read or written.');
+    throw new BackupFailure(
+      'configuration',
+      `The drill task is misconfigured:\n  - ${problems.join('\n  - ')}`,
+      'Fix the settings above and run the drill again. Nothing was read or written.',
+    );
   }
   return config;
 }
@@ -89,12 +93,30 @@ async function drillDatabase(config: DrillConfig, database: string, dependencies
   const { s3, logger, signal } = dependencies;
   const now = dependencies.now ?? (() => new Date());
   const drillStartedAt = now();
-  const outcome: DrillOutcome = { database, ok: false, backupId: undefined, backupStartedAt: undefined, restoreSeconds: undefined, tablesCompared: 0, tablesComparedWithEstimate: 0, tablesNotCompared: [], mismatches: [], failedStage: undefined, error: undefined, recordKey: undefined };
+  const outcome: DrillOutcome = {
+    database,
+    ok: false,
+    backupId: undefined,
+    backupStartedAt: undefined,
+    restoreSeconds: undefined,
+    tablesCompared: 0,
+    tablesComparedWithEstimate: 0,
+    tablesNotCompared: [],
+    mismatches: [],
+    failedStage: undefined,
+    error: undefined,
+    recordKey: undefined,
+  };
   let cluster: ThrowawayCluster | undefined;
   let serverVersion: string | undefined;
   try {
     const resolved = await resolveNewestVerified(s3, config.s3.bucket, database);
-    if (!resolved) throw new BackupFailure('restore', `"${database}" has no verified backup to drill.`, 'Check the backup-health and verification alarms: no backup of this database has passed verification.');
+    if (!resolved)
+      throw new BackupFailure(
+        'restore',
+        `"${database}" has no verified backup to drill.`,
+        'Check the backup-health and verification alarms: no backup of this database has passed verification.',
+      );
     outcome.backupId = resolved.manifest.backupId;
     outcome.backupStartedAt = resolved.manifest.startedAt;
     cluster = await (dependencies.startCluster ?? (() => startThrowawayCluster({ log: (message) => logger.debug(message) })))();
@@ -104,7 +126,15 @@ async function drillDatabase(config: DrillConfig, database: string, dependencies
       environment: config.environment,
       sourceDatabase: database,
       selector: { kind: 'backup-id', backupId: resolved.manifest.backupId },
-      target: { host: cluster.host, port: cluster.port, user: cluster.user, password: cluster.password, database: 'postgres', sslMode: undefined, sslRootCert: undefined },
+      target: {
+        host: cluster.host,
+        port: cluster.port,
+        user: cluster.user,
+        password: cluster.password,
+        database: 'postgres',
+        sslMode: undefined,
+        sslRootCert: undefined,
+      },
       targetDatabase: 'drill',
       mode: 'new',
       confirm: undefined,

@@ -70,7 +70,12 @@ async function backupCommand({ logger, signal }: CommandContext): Promise<number
  * SDK's default of none.
  */
 function backupMetricsSink(): MetricsSink {
-  return cloudWatchSink(new CloudWatchClient({ maxAttempts: 2, requestHandler: { connectionTimeout: 5_000, requestTimeout: 5_000, throwOnRequestTimeout: true, socketTimeout: 5_000 } }));
+  return cloudWatchSink(
+    new CloudWatchClient({
+      maxAttempts: 2,
+      requestHandler: { connectionTimeout: 5_000, requestTimeout: 5_000, throwOnRequestTimeout: true, socketTimeout: 5_000 },
+    }),
+  );
 }
 
 async function restoreCommand({ logger, signal }: CommandContext): Promise<number> {
@@ -129,7 +134,7 @@ function differencesRemedy(result: RestoreResult): string {
   if (result.replacement && !result.replacement.swapped) {
     return `"${result.replacement.target}" was not replaced: it is unchanged. The restored copy, "${result.targetDatabase}", does not match the backup's manifest: check each difference above there, then drop it (DROP DATABASE "${result.targetDatabase}").`;
   }
-  return 'The restored database does not match the backup\'s manifest: do not put it into service before checking each difference above.';
+  return "The restored database does not match the backup's manifest: do not put it into service before checking each difference above.";
 }
 
 async function drillCommand({ logger, signal }: CommandContext): Promise<number> {
@@ -147,10 +152,16 @@ async function drillCommand({ logger, signal }: CommandContext): Promise<number>
           { name: METRIC.drillTablesNotCompared, value: outcome.tablesNotCompared.length, unit: 'Count' },
           ...(outcome.restoreSeconds !== undefined ? [{ name: METRIC.drillRestoreSeconds, value: outcome.restoreSeconds, unit: 'Seconds' as const }] : []),
         ];
-        await sink.publish(metricData({ environment: config.environment, database: outcome.database }, values)).catch((error: unknown) => logger.warn('could not publish drill metrics', { error: (error as Error).message }));
+        await sink
+          .publish(metricData({ environment: config.environment, database: outcome.database }, values))
+          .catch((error: unknown) => logger.warn('could not publish drill metrics', { error: (error as Error).message }));
       }
     }
-    logger.info('drill finished', { databases: outcomes.length, passed: outcomes.filter((outcome) => outcome.ok).map((outcome) => outcome.database), failed: outcomes.filter((outcome) => !outcome.ok).map((outcome) => outcome.database) });
+    logger.info('drill finished', {
+      databases: outcomes.length,
+      passed: outcomes.filter((outcome) => outcome.ok).map((outcome) => outcome.database),
+      failed: outcomes.filter((outcome) => !outcome.ok).map((outcome) => outcome.database),
+    });
     return outcomes.every((outcome) => outcome.ok) ? EXIT.ok : EXIT.failed;
   } catch (error) {
     return reportFailure(logger, 'drill', error, signal);

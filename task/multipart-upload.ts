@@ -246,7 +246,9 @@ export class StreamingMultipartUpload {
     // An upload pgkeep never asked to complete cannot have become an object.
     if (!this.completing) return { kind: 'aborted', attempts: outcome.attempts };
     try {
-      const head = await this.s3.send(new HeadObjectCommand({ Bucket: this.target.bucket, Key: this.target.key }), { abortSignal: AbortSignal.timeout(Math.max(1_000, Math.min(this.attemptTimeoutMs(), deadline - Date.now()))) });
+      const head = await this.s3.send(new HeadObjectCommand({ Bucket: this.target.bucket, Key: this.target.key }), {
+        abortSignal: AbortSignal.timeout(Math.max(1_000, Math.min(this.attemptTimeoutMs(), deadline - Date.now()))),
+      });
       return { kind: 'completed', bytes: head.ContentLength };
     } catch (error) {
       if (isNoSuchObject(error)) return { kind: 'aborted', attempts: outcome.attempts };
@@ -254,7 +256,10 @@ export class StreamingMultipartUpload {
     }
   }
 
-  private async abortUpload(onRetry: ((attempt: number, error: Error) => void) | undefined, deadline: number): Promise<{ kind: 'aborted' | 'gone'; attempts: number } | { kind: 'failed'; attempts: number; error: Error }> {
+  private async abortUpload(
+    onRetry: ((attempt: number, error: Error) => void) | undefined,
+    deadline: number,
+  ): Promise<{ kind: 'aborted' | 'gone'; attempts: number } | { kind: 'failed'; attempts: number; error: Error }> {
     // In-flight parts were cancelled by the signal; waiting is bounded by the request timeouts too.
     await settledWithin(this.inFlight, Math.max(0, deadline - Date.now()));
     let lastError = new Error('no attempt fitted in the cleanup time');
@@ -283,7 +288,12 @@ export class StreamingMultipartUpload {
 
   private async headObject(versionId: string | undefined) {
     return this.s3.send(
-      new HeadObjectCommand({ Bucket: this.target.bucket, Key: this.target.key, ...(versionId ? { VersionId: versionId } : {}), ...(this.target.checksum === 'crc64nvme' ? { ChecksumMode: 'ENABLED' } : {}) }),
+      new HeadObjectCommand({
+        Bucket: this.target.bucket,
+        Key: this.target.key,
+        ...(versionId ? { VersionId: versionId } : {}),
+        ...(this.target.checksum === 'crc64nvme' ? { ChecksumMode: 'ENABLED' } : {}),
+      }),
       { abortSignal: this.options.signal },
     );
   }
@@ -323,7 +333,15 @@ export class StreamingMultipartUpload {
     this.fullObjectCrc = partNumber === 1 ? partCrc : combineCrc64Nvme(this.fullObjectCrc, partCrc, body.length);
     const checksum = this.target.checksum === 'crc64nvme' ? { ChecksumAlgorithm: 'CRC64NVME' as const, ChecksumCRC64NVME: crc64NvmeToBase64(partCrc) } : {};
 
-    const command = new UploadPartCommand({ Bucket: this.target.bucket, Key: this.target.key, UploadId: this.uploadId, PartNumber: partNumber, Body: body, ContentLength: body.length, ...checksum });
+    const command = new UploadPartCommand({
+      Bucket: this.target.bucket,
+      Key: this.target.key,
+      UploadId: this.uploadId,
+      PartNumber: partNumber,
+      Body: body,
+      ContentLength: body.length,
+      ...checksum,
+    });
     if (this.options.skipPayloadSigningOverTls && checksum.ChecksumCRC64NVME) {
       // The signer takes a preset x-amz-content-sha256 as the payload hash instead of hashing the body.
       command.middlewareStack.add(
@@ -335,12 +353,17 @@ export class StreamingMultipartUpload {
         { step: 'build', name: 'pgkeepUnsignedPayload' },
       );
     }
-    const requestTimeout = this.options.requestTimeoutMs === undefined ? undefined : this.options.requestTimeoutMs + Math.ceil(body.length / 2 ** 20) * PART_SECONDS_PER_MIB * 1000;
+    const requestTimeout =
+      this.options.requestTimeoutMs === undefined ? undefined : this.options.requestTimeoutMs + Math.ceil(body.length / 2 ** 20) * PART_SECONDS_PER_MIB * 1000;
     const upload = this.s3
       .send(command, { abortSignal: this.options.signal, ...(requestTimeout ? { requestTimeout } : {}) })
       .then((response) => {
         if (!response.ETag) throw new Error(`S3 returned no ETag for part ${partNumber}.`);
-        this.completedParts.push({ PartNumber: partNumber, ETag: response.ETag, ...(checksum.ChecksumCRC64NVME ? { ChecksumCRC64NVME: checksum.ChecksumCRC64NVME } : {}) });
+        this.completedParts.push({
+          PartNumber: partNumber,
+          ETag: response.ETag,
+          ...(checksum.ChecksumCRC64NVME ? { ChecksumCRC64NVME: checksum.ChecksumCRC64NVME } : {}),
+        });
         this.bytesUploaded += body.length;
         this.options.onPartUploaded?.({ partNumber, partBytes: body.length, uploadedBytes: this.bytesUploaded });
       })

@@ -94,9 +94,7 @@ export function comparePgVersions(a: string, b: string): number {
  * than itself, while a newer pg_dump dumps older servers fine.
  */
 export function pickPgDumpForServer(clients: PgBinary[], serverMajor: number): PgBinary | undefined {
-  return clients
-    .filter((client) => client.major >= serverMajor)
-    .sort((a, b) => comparePgVersions(b.version, a.version))[0];
+  return clients.filter((client) => client.major >= serverMajor).sort((a, b) => comparePgVersions(b.version, a.version))[0];
 }
 
 /** The numbered version directories under /usr/lib/postgresql, newest first. */
@@ -168,7 +166,13 @@ export async function probePgBinaryAt(tool: PgTool, filePath: string): Promise<E
     ({ stdout } = await execFileAsync(absolutePath, ['--version'], { timeout: VERSION_PROBE_TIMEOUT_MS, encoding: 'utf8' }));
   } catch (error) {
     const { code, signal, killed } = error as { code?: string | number; signal?: string; killed?: boolean };
-    const how = killed ? `did not answer within ${VERSION_PROBE_TIMEOUT_MS / 1000} s` : typeof code === 'number' ? `exited with code ${code}` : signal ? `was killed by ${signal}` : `could not be started (${code ?? (error as Error).message})`;
+    const how = killed
+      ? `did not answer within ${VERSION_PROBE_TIMEOUT_MS / 1000} s`
+      : typeof code === 'number'
+        ? `exited with code ${code}`
+        : signal
+          ? `was killed by ${signal}`
+          : `could not be started (${code ?? (error as Error).message})`;
     return { problem: `is not a working ${tool}: run with --version, it ${how}` };
   }
   const firstLine = stdout.trim().split('\n', 1)[0] ?? '';
@@ -176,7 +180,9 @@ export async function probePgBinaryAt(tool: PgTool, filePath: string): Promise<E
   // "pg_restore (PostgreSQL) 17.6" parses as a version too: the tool's own name must lead.
   if (!version || !firstLine.startsWith(`${tool} (PostgreSQL) `)) {
     const shown = firstLine.length > 120 ? `${firstLine.slice(0, 120)}…` : firstLine;
-    return { problem: `is not ${tool}: its --version printed ${shown === '' ? 'nothing' : JSON.stringify(shown)}, where ${tool} prints "${tool} (PostgreSQL) <version>"` };
+    return {
+      problem: `is not ${tool}: its --version printed ${shown === '' ? 'nothing' : JSON.stringify(shown)}, where ${tool} prints "${tool} (PostgreSQL) <version>"`,
+    };
   }
   return { binary: { path: absolutePath, ...version } };
 }
@@ -245,9 +251,7 @@ const SERVER_TOOLS = ['initdb', 'pg_ctl', 'postgres'] as const;
  * The bin directory of the newest PostgreSQL server installed under /usr/lib/postgresql/N/bin
  * (the layout of Debian's postgresql-N packages and of the task container image).
  */
-export async function newestServerBinDir(
-  options: { postgresqlLibDir?: string } = {},
-): Promise<{ binDir: string; major: number; version: string }> {
+export async function newestServerBinDir(options: { postgresqlLibDir?: string } = {}): Promise<{ binDir: string; major: number; version: string }> {
   const postgresqlLibDir = options.postgresqlLibDir ?? DEBIAN_POSTGRESQL_LIB_DIR;
   const problems: string[] = [];
   for (const { binDir } of await listDebianVersionDirs(postgresqlLibDir)) {

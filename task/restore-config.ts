@@ -52,21 +52,26 @@ export function loadRestoreConfig(env: Environment): RestoreConfig {
     const parsed = parseTimestamp(backupRaw);
     if (parsed instanceof Date) selector = { kind: 'at-or-before', at: parsed };
     else problems.push(`PGKEEP_RESTORE_BACKUP="${backupRaw}" ${parsed.problem}`);
-  } else problems.push(`PGKEEP_RESTORE_BACKUP="${backupRaw}" is invalid: expected latest, a timestamp such as 2026-11-20T06:00:00Z, a backup id or a backup key.`);
+  } else
+    problems.push(`PGKEEP_RESTORE_BACKUP="${backupRaw}" is invalid: expected latest, a timestamp such as 2026-11-20T06:00:00Z, a backup id or a backup key.`);
 
   const sourceDatabase = read('PGKEEP_RESTORE_SOURCE') ?? sourceFromKey ?? '';
   if (!sourceDatabase) problems.push('PGKEEP_RESTORE_SOURCE is not set: expected the name of the database whose backup to restore.');
-  if (sourceFromKey && sourceDatabase !== sourceFromKey) problems.push(`PGKEEP_RESTORE_BACKUP is a backup of "${sourceFromKey}", but PGKEEP_RESTORE_SOURCE says "${sourceDatabase}".`);
+  if (sourceFromKey && sourceDatabase !== sourceFromKey)
+    problems.push(`PGKEEP_RESTORE_BACKUP is a backup of "${sourceFromKey}", but PGKEEP_RESTORE_SOURCE says "${sourceDatabase}".`);
 
   // The target server: PGHOST etc. (from the target secret) or PGKEEP_DATABASE_URL. Its database
   // is only where the task connects to create the target; it defaults to "postgres".
   const target = readConnection((name) => (name === 'PGDATABASE' ? (read(name) ?? 'postgres') : read(name)), problems) ?? undefined;
   const targetDatabase = read('PGKEEP_RESTORE_TARGET_DATABASE');
-  if (targetDatabase !== undefined && Buffer.byteLength(targetDatabase) > 63) problems.push('PGKEEP_RESTORE_TARGET_DATABASE is longer than PostgreSQL\'s 63-byte limit for names.');
+  if (targetDatabase !== undefined && Buffer.byteLength(targetDatabase) > 63)
+    problems.push("PGKEEP_RESTORE_TARGET_DATABASE is longer than PostgreSQL's 63-byte limit for names.");
   const mode = oneOf('PGKEEP_RESTORE_MODE', ['new', 'replace'] as const, 'new');
   const confirm = read('PGKEEP_RESTORE_CONFIRM');
-  if (mode === 'replace' && targetDatabase === undefined) problems.push('PGKEEP_RESTORE_MODE=replace needs PGKEEP_RESTORE_TARGET_DATABASE: name the database to replace.');
-  if (mode === 'replace' && confirm === undefined) problems.push('PGKEEP_RESTORE_MODE=replace needs PGKEEP_RESTORE_CONFIRM set to the target database name, to confirm that its contents will be replaced.');
+  if (mode === 'replace' && targetDatabase === undefined)
+    problems.push('PGKEEP_RESTORE_MODE=replace needs PGKEEP_RESTORE_TARGET_DATABASE: name the database to replace.');
+  if (mode === 'replace' && confirm === undefined)
+    problems.push('PGKEEP_RESTORE_MODE=replace needs PGKEEP_RESTORE_CONFIRM set to the target database name, to confirm that its contents will be replaced.');
   const tierRaw = read('PGKEEP_RESTORE_ARCHIVE_TIER') ?? 'Standard';
   const tier = (['Expedited', 'Standard', 'Bulk'] as const).find((candidate) => candidate.toLowerCase() === tierRaw.toLowerCase());
   if (!tier) problems.push(`PGKEEP_RESTORE_ARCHIVE_TIER="${tierRaw}" is invalid: expected Expedited, Standard or Bulk.`);
@@ -93,7 +98,11 @@ export function loadRestoreConfig(env: Environment): RestoreConfig {
     metrics: oneOf('PGKEEP_METRICS', ['cloudwatch', 'off'] as const, 'cloudwatch'),
   };
   if (problems.length > 0) {
-    throw new BackupFailure('configuration', `The restore task is misconfigured:\n  - ${problems.join('\n  - ')}`, 'Fix the settings above (see "Restore" in README.md) and run the task again. Nothing was read or written.');
+    throw new BackupFailure(
+      'configuration',
+      `The restore task is misconfigured:\n  - ${problems.join('\n  - ')}`,
+      'Fix the settings above (see "Restore" in README.md) and run the task again. Nothing was read or written.',
+    );
   }
   return config;
 }
@@ -111,7 +120,17 @@ export function parseTimestamp(text: string): Date | { problem: string } {
   if (/^\d{4}-\d{2}-\d{2}$/.test(text)) return { problem: `has no time of day and no time zone: ${ZONE_EXAMPLES}` };
   const match = /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})?$/i.exec(text);
   if (!match) return { problem: 'is invalid: expected latest, a timestamp such as 2026-11-20T06:00:00Z, a backup id or a backup key.' };
-  const [, year, month, day, hour, minute, second = '00', fraction = '', zone] = match as unknown as [string, string, string, string, string, string, string | undefined, string | undefined, string | undefined];
+  const [, year, month, day, hour, minute, second = '00', fraction = '', zone] = match as unknown as [
+    string,
+    string,
+    string,
+    string,
+    string,
+    string,
+    string | undefined,
+    string | undefined,
+    string | undefined,
+  ];
   const invalid = (what: string): { problem: string } => ({ problem: `is not a valid date and time: ${what}.` });
   const [y, mo, d, h, mi, s] = [year, month, day, hour, minute, second].map(Number) as [number, number, number, number, number, number];
   if (mo < 1 || mo > 12) return invalid(`month ${month} does not exist`);

@@ -135,7 +135,10 @@ export async function checkCanReplace(connection: ConnectionSettings, target: st
   );
   const row = rows[0];
   if (!row) return; // gone since it was looked at: the restore creates it
-  const missing = [...(row.owns ? [] : [`is not the owner of "${target}" (${row.owner}) nor a member of that role`]), ...(row.createdb ? [] : ['lacks CREATEDB'])];
+  const missing = [
+    ...(row.owns ? [] : [`is not the owner of "${target}" (${row.owner}) nor a member of that role`]),
+    ...(row.createdb ? [] : ['lacks CREATEDB']),
+  ];
   if (missing.length > 0) {
     throw new BackupFailure(
       'refused',
@@ -170,7 +173,8 @@ async function readProperties(client: pg.Client, database: string): Promise<Data
     [database],
   );
   const properties = rows[0];
-  if (!properties) throw new BackupFailure('restore', `The database "${database}" disappeared during the replace.`, 'Find out who dropped it, then run the restore again.');
+  if (!properties)
+    throw new BackupFailure('restore', `The database "${database}" disappeared during the replace.`, 'Find out who dropped it, then run the restore again.');
   const { rows: acl } = await client.query<DatabaseProperties['acl'][number]>(
     `SELECT CASE WHEN a.grantee = 0 THEN NULL ELSE pg_get_userbyid(a.grantee) END AS grantee, a.privilege_type AS privilege, a.is_grantable AS grantable
      FROM pg_database d, LATERAL aclexplode(d.datacl) a WHERE d.oid = $1 ORDER BY 1 NULLS FIRST, 2`,
@@ -190,7 +194,12 @@ export async function createReplacementDatabase(connection: ConnectionSettings, 
     const properties = await readProperties(client, target);
     const row = properties.row;
     const literal = (value: unknown): string => client.escapeLiteral(String(value));
-    const options = [`TEMPLATE template0`, `ENCODING ${literal(properties.encoding)}`, `LC_COLLATE ${literal(row.datcollate)}`, `LC_CTYPE ${literal(row.datctype)}`];
+    const options = [
+      `TEMPLATE template0`,
+      `ENCODING ${literal(properties.encoding)}`,
+      `LC_COLLATE ${literal(row.datcollate)}`,
+      `LC_CTYPE ${literal(row.datctype)}`,
+    ];
     // PostgreSQL 15 added ICU as a database's locale provider, 17 the builtin one.
     if (row.datlocprovider === 'c') options.push('LOCALE_PROVIDER libc');
     if (row.datlocprovider === 'i') {
@@ -205,7 +214,14 @@ export async function createReplacementDatabase(connection: ConnectionSettings, 
 }
 
 /** Settings whose value is a list that PostgreSQL quotes element by element (pg_dump's variable_is_guc_list_quote). */
-const LIST_SETTINGS = new Set(['local_preload_libraries', 'search_path', 'session_preload_libraries', 'shared_preload_libraries', 'temp_tablespaces', 'unix_socket_directories']);
+const LIST_SETTINGS = new Set([
+  'local_preload_libraries',
+  'search_path',
+  'session_preload_libraries',
+  'shared_preload_libraries',
+  'temp_tablespaces',
+  'unix_socket_directories',
+]);
 
 /** `name=value` from pg_db_role_setting as the SET clause that recreates it. */
 export function setClause(entry: string, escapeIdentifier: (name: string) => string, escapeLiteral: (value: string) => string): string {
@@ -269,12 +285,19 @@ export async function carryOverProperties(connection: ConnectionSettings, target
     const statements = [`ALTER DATABASE ${name} OWNER TO ${client.escapeIdentifier(properties.owner)}`];
     if (properties.explicitAcl) {
       statements.push(`REVOKE ALL ON DATABASE ${name} FROM PUBLIC, ${client.escapeIdentifier(properties.owner)}`);
-      for (const entry of properties.acl) statements.push(`GRANT ${entry.privilege} ON DATABASE ${name} TO ${role(entry.grantee)}${entry.grantable ? ' WITH GRANT OPTION' : ''}`);
+      for (const entry of properties.acl)
+        statements.push(`GRANT ${entry.privilege} ON DATABASE ${name} TO ${role(entry.grantee)}${entry.grantable ? ' WITH GRANT OPTION' : ''}`);
     }
     for (const setting of properties.settings) {
       for (const entry of setting.config) {
-        const clause = setClause(entry, (value) => client.escapeIdentifier(value), (value) => client.escapeLiteral(value));
-        statements.push(setting.role === null ? `ALTER DATABASE ${name} ${clause}` : `ALTER ROLE ${client.escapeIdentifier(setting.role)} IN DATABASE ${name} ${clause}`);
+        const clause = setClause(
+          entry,
+          (value) => client.escapeIdentifier(value),
+          (value) => client.escapeLiteral(value),
+        );
+        statements.push(
+          setting.role === null ? `ALTER DATABASE ${name} ${clause}` : `ALTER ROLE ${client.escapeIdentifier(setting.role)} IN DATABASE ${name} ${clause}`,
+        );
       }
     }
     if (properties.connectionLimit !== -1) statements.push(`ALTER DATABASE ${name} CONNECTION LIMIT ${Number(properties.connectionLimit)}`);

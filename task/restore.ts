@@ -10,7 +10,15 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { GetObjectCommand, HeadObjectCommand, RestoreObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { Logger } from '@aws-lambda-powertools/logger';
 import type pg from 'pg';
-import { futureDatedByMs, findNewestBackupAtOrBefore, isCompleteBackup, listBackups, listCatalogEntries, type Backup, type CatalogEntry } from '../runtime/listing.ts';
+import {
+  futureDatedByMs,
+  findNewestBackupAtOrBefore,
+  isCompleteBackup,
+  listBackups,
+  listCatalogEntries,
+  type Backup,
+  type CatalogEntry,
+} from '../runtime/listing.ts';
 import { ManifestError, parseManifest, pinnedVersionId, type Manifest } from '../catalog/manifest.ts';
 import { readVerification, type VerificationRecord } from '../runtime/verification.ts';
 import { feedArchive } from './archive-reader.ts';
@@ -85,18 +93,32 @@ export interface SelectionOptions {
   now?: Date;
 }
 
-export async function resolveBackup(s3: S3Client, bucket: string, database: string, selector: BackupSelector, options: SelectionOptions = {}): Promise<ResolvedBackup> {
+export async function resolveBackup(
+  s3: S3Client,
+  bucket: string,
+  database: string,
+  selector: BackupSelector,
+  options: SelectionOptions = {},
+): Promise<ResolvedBackup> {
   const location = { bucket, database };
   if (selector.kind === 'latest') return resolveLatest(s3, bucket, database, options);
-  const backup = selector.kind === 'at-or-before' ? await findNewestBackupAtOrBefore(s3, location, selector.at) : (await listBackups(s3, location)).find((candidate) => candidate.backupId === selector.backupId);
-  if (!backup) throw noBackup(bucket, database, selector.kind === 'at-or-before' ? `backup at or before ${selector.at.toISOString()}` : `backup ${selector.backupId}`);
+  const backup =
+    selector.kind === 'at-or-before'
+      ? await findNewestBackupAtOrBefore(s3, location, selector.at)
+      : (await listBackups(s3, location)).find((candidate) => candidate.backupId === selector.backupId);
+  if (!backup)
+    throw noBackup(bucket, database, selector.kind === 'at-or-before' ? `backup at or before ${selector.at.toISOString()}` : `backup ${selector.backupId}`);
   const manifest = await readManifest(s3, bucket, database, backup);
   const verification = await readVerification(s3, bucket, backup.dataKey).catch(() => undefined);
   return { backup, manifest, verification };
 }
 
 function noBackup(bucket: string, database: string, which: string): BackupFailure {
-  return new BackupFailure('restore', `s3://${bucket} holds no finished ${which} of database "${database}".`, 'Check PGKEEP_RESTORE_SOURCE (the catalog name) and PGKEEP_RESTORE_BACKUP; list the backups with `aws s3 ls s3://BUCKET/backups/<database>/`.');
+  return new BackupFailure(
+    'restore',
+    `s3://${bucket} holds no finished ${which} of database "${database}".`,
+    'Check PGKEEP_RESTORE_SOURCE (the catalog name) and PGKEEP_RESTORE_BACKUP; list the backups with `aws s3 ls s3://BUCKET/backups/<database>/`.',
+  );
 }
 
 /**
@@ -120,12 +142,18 @@ async function resolveLatest(s3: S3Client, bucket: string, database: string, opt
     if (!isCompleteBackup(entry)) continue;
     const ahead = futureDatedByMs(entry, now);
     if (ahead !== undefined) {
-      skipped.push({ backupId: entry.backupId, reason: `its start time (${entry.startedAt.toISOString()}) lies ${formatDuration(ahead)} ahead of the S3 clock (its objects were written ${lastWritten(entry)}): the clock of the task that made it was wrong, so its real age is unknown` });
+      skipped.push({
+        backupId: entry.backupId,
+        reason: `its start time (${entry.startedAt.toISOString()}) lies ${formatDuration(ahead)} ahead of the S3 clock (its objects were written ${lastWritten(entry)}): the clock of the task that made it was wrong, so its real age is unknown`,
+      });
       continue;
     }
     const verification = await readVerification(s3, bucket, entry.dataKey).catch(() => undefined);
     if (verification?.status === 'failed' && !options.forceUnverified) {
-      skipped.push({ backupId: entry.backupId, reason: `it failed verification (${verification.method ?? 'unknown check'}, ${verification.verifiedAt ?? 'unknown time'})` });
+      skipped.push({
+        backupId: entry.backupId,
+        reason: `it failed verification (${verification.method ?? 'unknown check'}, ${verification.verifiedAt ?? 'unknown time'})`,
+      });
       continue;
     }
     const manifest = await readManifest(s3, bucket, database, entry);
@@ -177,13 +205,17 @@ async function readManifest(s3: S3Client, bucket: string, database: string, back
   throw new BackupFailure(
     'refused',
     `Backup ${backup.backupId} of database "${database}" cannot be restored: ${problem}. Nothing was changed.`,
-    newerSchema ? `Upgrade pgkeep to restore it, or ${instead}.` : `Its manifest was damaged or not written by pgkeep, so nothing vouches for its data: ${instead}, and find out what wrote s3://${bucket}/${backup.manifestKey}.`,
+    newerSchema
+      ? `Upgrade pgkeep to restore it, or ${instead}.`
+      : `Its manifest was damaged or not written by pgkeep, so nothing vouches for its data: ${instead}, and find out what wrote s3://${bucket}/${backup.manifestKey}.`,
   );
 }
 
 async function newestVerifiedBefore(s3: S3Client, bucket: string, database: string, backup: Backup): Promise<Backup | undefined> {
   const now = new Date();
-  const older = (await listBackups(s3, { bucket, database })).filter((candidate) => candidate.backupId < backup.backupId && futureDatedByMs(candidate, now) === undefined);
+  const older = (await listBackups(s3, { bucket, database })).filter(
+    (candidate) => candidate.backupId < backup.backupId && futureDatedByMs(candidate, now) === undefined,
+  );
   for (const candidate of older.reverse()) {
     if ((await readVerification(s3, bucket, candidate.dataKey).catch(() => undefined))?.status !== 'verified') continue;
     try {
@@ -223,10 +255,18 @@ const RETRIEVAL_TIME: Record<string, Record<ArchiveTier, string>> = {
  * Deep Archive need a retrieval first: request it (once), then either wait for it or stop with a
  * message saying how long it takes and how to resume.
  */
-export async function ensureReadable(s3: S3Client, bucket: string, key: string, archive: RestoreConfig['archive'], logger: Logger, signal: AbortSignal, versionId?: string): Promise<void> {
+export async function ensureReadable(
+  s3: S3Client,
+  bucket: string,
+  key: string,
+  archive: RestoreConfig['archive'],
+  logger: Logger,
+  signal: AbortSignal,
+  versionId?: string,
+): Promise<void> {
   // The version the restore will read, which on a versioned bucket need not be the current one.
   const version = versionId ? { VersionId: versionId } : {};
-  for (let waitedMs = 0; ; ) {
+  for (let waitedMs = 0; ;) {
     const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key, ...version }));
     const storageClass = head.StorageClass ?? 'STANDARD';
     if (!ARCHIVE_CLASSES.has(storageClass) && head.ArchiveStatus === undefined) return;
@@ -237,7 +277,10 @@ export async function ensureReadable(s3: S3Client, bucket: string, key: string, 
     if (!/ongoing-request="true"/.test(restore)) {
       // Intelligent-Tiering's archive tiers move the object back to its frequent-access tier for
       // good, so a retrieval there takes no number of days (S3 rejects one).
-      const restoreRequest = storageClass === 'INTELLIGENT_TIERING' ? { GlacierJobParameters: { Tier: tier } } : { Days: archive.retrievalDays, GlacierJobParameters: { Tier: tier } };
+      const restoreRequest =
+        storageClass === 'INTELLIGENT_TIERING'
+          ? { GlacierJobParameters: { Tier: tier } }
+          : { Days: archive.retrievalDays, GlacierJobParameters: { Tier: tier } };
       await s3.send(new RestoreObjectCommand({ Bucket: bucket, Key: key, ...version, RestoreRequest: restoreRequest }));
       logger.info('retrieval requested for an archived backup', { key, storageClass, tier, expectedTime: eta });
     }
@@ -248,7 +291,13 @@ export async function ensureReadable(s3: S3Client, bucket: string, key: string, 
         `Run the same restore again once it is retrieved (the copy stays readable for ${archive.retrievalDays} days), or set PGKEEP_RESTORE_WAIT_FOR_ARCHIVE=true to wait in the task.`,
       );
     }
-    logger.info('waiting for the archived backup to be retrieved', { key, storageClass, tier, expectedTime: eta, waitedMinutes: Math.round(waitedMs / 60_000) });
+    logger.info('waiting for the archived backup to be retrieved', {
+      key,
+      storageClass,
+      tier,
+      expectedTime: eta,
+      waitedMinutes: Math.round(waitedMs / 60_000),
+    });
     await sleep(archive.pollSeconds * 1000, undefined, { signal });
     waitedMs += archive.pollSeconds * 1000;
   }
@@ -271,15 +320,26 @@ async function withDatabase<T>(connection: ConnectionSettings, database: string,
  * confirmed. `replacing`: the target exists and replace mode will restore beside it and swap the
  * copy in (restore-target.ts).
  */
-export async function prepareTarget(config: Pick<RestoreConfig, 'target' | 'mode' | 'confirm' | 'targetDatabase'>, targetDatabase: string): Promise<{ created: boolean; replacing: boolean }> {
-  const exists = await withDatabase(config.target, config.target.database, async (client) => (await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [targetDatabase])).rowCount === 1);
+export async function prepareTarget(
+  config: Pick<RestoreConfig, 'target' | 'mode' | 'confirm' | 'targetDatabase'>,
+  targetDatabase: string,
+): Promise<{ created: boolean; replacing: boolean }> {
+  const exists = await withDatabase(
+    config.target,
+    config.target.database,
+    async (client) => (await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [targetDatabase])).rowCount === 1,
+  );
   if (!exists) {
     await withDatabase(config.target, config.target.database, (client) => client.query(`CREATE DATABASE ${client.escapeIdentifier(targetDatabase)}`));
     return { created: true, replacing: false };
   }
   if (config.mode === 'replace') {
     if (config.confirm !== targetDatabase) {
-      throw new BackupFailure('refused', `PGKEEP_RESTORE_CONFIRM="${config.confirm ?? ''}" does not match the target database "${targetDatabase}"; nothing was changed.`, `To replace "${targetDatabase}", set PGKEEP_RESTORE_CONFIRM=${targetDatabase} exactly.`);
+      throw new BackupFailure(
+        'refused',
+        `PGKEEP_RESTORE_CONFIRM="${config.confirm ?? ''}" does not match the target database "${targetDatabase}"; nothing was changed.`,
+        `To replace "${targetDatabase}", set PGKEEP_RESTORE_CONFIRM=${targetDatabase} exactly.`,
+      );
     }
     await checkCanReplace(config.target, targetDatabase);
     return { created: false, replacing: true };
@@ -312,7 +372,10 @@ export async function dropDatabase(connection: ConnectionSettings, database: str
 export async function compareWithManifest(connection: ConnectionSettings, database: string, manifest: Manifest): Promise<TableComparison> {
   return withDatabase(connection, database, async (client) => {
     const comparison: TableComparison = { tablesCompared: 0, tablesComparedWithEstimate: 0, tablesNotCompared: [], mismatches: [] };
-    const { rows: present } = await client.query<{ schema: string; table: string }>(`SELECT n.nspname AS schema, c.relname AS table FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    const { rows: present } = await client.query<{
+      schema: string;
+      table: string;
+    }>(`SELECT n.nspname AS schema, c.relname AS table FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
       WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_(toast|temp_)'
         AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')`);
     const presentNames = new Set(present.map((row) => `${row.schema}.${row.table}`));
@@ -323,7 +386,9 @@ export async function compareWithManifest(connection: ConnectionSettings, databa
         comparison.mismatches.push(`table ${name} is missing (the manifest lists ${table.rows ?? 'an unknown number of'} rows)`);
         continue;
       }
-      const { rows } = await client.query<{ count: string }>(`SELECT count(*) AS count FROM ONLY ${client.escapeIdentifier(table.schema)}.${client.escapeIdentifier(table.table)}`);
+      const { rows } = await client.query<{ count: string }>(
+        `SELECT count(*) AS count FROM ONLY ${client.escapeIdentifier(table.schema)}.${client.escapeIdentifier(table.table)}`,
+      );
       const count = Number(rows[0]?.count ?? 0);
       const compared = compareCount(name, count, table);
       if (compared.kind === 'not-compared') {
@@ -334,7 +399,8 @@ export async function compareWithManifest(connection: ConnectionSettings, databa
       else comparison.tablesComparedWithEstimate += 1;
       if (compared.mismatch) comparison.mismatches.push(compared.mismatch);
     }
-    for (const name of presentNames) if (!expectedNames.has(name)) comparison.mismatches.push(`table ${name} is not in the backup (it was in the target before the restore)`);
+    for (const name of presentNames)
+      if (!expectedNames.has(name)) comparison.mismatches.push(`table ${name} is not in the backup (it was in the target before the restore)`);
     return comparison;
   });
 }
@@ -344,7 +410,8 @@ type CountComparison = { kind: 'exact' | 'estimate'; mismatch: string | undefine
 /** One restored table's exact count against what the manifest says: an exact count, an estimate, or nothing. */
 export function compareCount(name: string, count: number, table: Pick<Manifest['tables'][number], 'rows' | 'rowsSource'>): CountComparison {
   if (table.rows === null) return { kind: 'not-compared', note: `${name}: restored with ${count} rows; the manifest has no count or estimate to compare with` };
-  if (table.rowsSource === 'exact') return { kind: 'exact', mismatch: count === table.rows ? undefined : `table ${name} has ${count} rows; the manifest says ${table.rows}` };
+  if (table.rowsSource === 'exact')
+    return { kind: 'exact', mismatch: count === table.rows ? undefined : `table ${name} has ${count} rows; the manifest says ${table.rows}` };
   const withinTolerance = Math.abs(count - table.rows) <= ESTIMATE_TOLERANCE * table.rows;
   return {
     kind: 'estimate',
@@ -371,9 +438,23 @@ function pgRestoreArguments(config: Pick<RestoreConfig, 'noOwner' | 'jobs'>, tar
 }
 
 /** The body stops with the signal: every reader of it (proof, download, stream) is stopped by SIGTERM. */
-async function getObjectStream(s3: S3Client, bucket: string, manifest: Manifest, signal: AbortSignal, ifMatch?: string): Promise<{ body: Readable; etag: string | undefined }> {
+async function getObjectStream(
+  s3: S3Client,
+  bucket: string,
+  manifest: Manifest,
+  signal: AbortSignal,
+  ifMatch?: string,
+): Promise<{ body: Readable; etag: string | undefined }> {
   const versionId = pinnedVersionId(manifest.object.versionId);
-  const object = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: manifest.object.key, ...(versionId ? { VersionId: versionId } : {}), ...(ifMatch ? { IfMatch: ifMatch } : {}) }), { abortSignal: signal });
+  const object = await s3.send(
+    new GetObjectCommand({
+      Bucket: bucket,
+      Key: manifest.object.key,
+      ...(versionId ? { VersionId: versionId } : {}),
+      ...(ifMatch ? { IfMatch: ifMatch } : {}),
+    }),
+    { abortSignal: signal },
+  );
   return { body: addAbortSignal(signal, object.Body as Readable), etag: object.ETag };
 }
 
@@ -396,10 +477,25 @@ function checksumFailure(bucket: string, manifest: Manifest, actual: { sha256: s
 }
 
 /** Streams (or, with jobs > 1, downloads) the object into pg_restore; throws on any mismatch or error. */
-async function restoreObject(s3: S3Client, config: RestoreConfig, manifest: Manifest, pgRestore: PgBinary, targetDatabase: string, createdTarget: boolean, logger: Logger, signal: AbortSignal): Promise<string> {
+async function restoreObject(
+  s3: S3Client,
+  config: RestoreConfig,
+  manifest: Manifest,
+  pgRestore: PgBinary,
+  targetDatabase: string,
+  createdTarget: boolean,
+  logger: Logger,
+  signal: AbortSignal,
+): Promise<string> {
   const env = libpqEnvironment({ ...config.target, database: targetDatabase }, APPLICATION_NAME);
   const pgRestoreFailure = (stderr: string): PgRestoreFailure =>
-    explainPgRestoreError(stderr, { pgRestoreVersion: pgRestore.version, noOwner: config.noOwner, targetUser: config.target.user, targetDatabase, createdTarget });
+    explainPgRestoreError(stderr, {
+      pgRestoreVersion: pgRestore.version,
+      noOwner: config.noOwner,
+      targetUser: config.target.user,
+      targetDatabase,
+      createdTarget,
+    });
   const args = pgRestoreArguments(config, targetDatabase);
   let ifMatch: string | undefined;
 
@@ -415,11 +511,17 @@ async function restoreObject(s3: S3Client, config: RestoreConfig, manifest: Mani
 
   if (config.jobs > 1) {
     const needed = (manifest.dump.uncompressedBytes ?? manifest.object.bytes * 6) * 1.1;
-    const directory = await makeScratchDirectory('pgkeep-restore-', "the parallel restore's download directory", { alternative: 'Or restore with PGKEEP_RESTORE_JOBS=1 (streaming, no disk).' });
+    const directory = await makeScratchDirectory('pgkeep-restore-', "the parallel restore's download directory", {
+      alternative: 'Or restore with PGKEEP_RESTORE_JOBS=1 (streaming, no disk).',
+    });
     try {
       const free = await statfs(directory);
       if (free.bavail * free.bsize < needed) {
-        throw new BackupFailure('restore', `Parallel restore needs about ${Math.ceil(needed / 2 ** 30)} GiB in ${tmpdir()}, which has ${Math.floor((free.bavail * free.bsize) / 2 ** 30)} GiB free.`, moreEphemeralStorage(needed));
+        throw new BackupFailure(
+          'restore',
+          `Parallel restore needs about ${Math.ceil(needed / 2 ** 30)} GiB in ${tmpdir()}, which has ${Math.floor((free.bavail * free.bsize) / 2 ** 30)} GiB free.`,
+          moreEphemeralStorage(needed),
+        );
       }
       const archivePath = join(directory, 'archive.dump');
       const object = await getObjectStream(s3, config.s3.bucket, manifest, signal, ifMatch);
@@ -449,7 +551,12 @@ async function restoreObject(s3: S3Client, config: RestoreConfig, manifest: Mani
       const actual = { sha256: hash.digest('hex'), bytes };
       if (actual.sha256 !== manifest.object.sha256 || actual.bytes !== manifest.object.bytes) throw checksumFailure(config.s3.bucket, manifest, actual);
       const zstdCode = await zstdExit;
-      if (zstdCode !== 0) throw new BackupFailure('restore', `zstd could not decompress the backup (exit ${zstdCode}): ${zstdStderr.trim()}`, 'The object is damaged although its checksum matched the manifest, so the backup was stored this way: report this, and restore an earlier backup.');
+      if (zstdCode !== 0)
+        throw new BackupFailure(
+          'restore',
+          `zstd could not decompress the backup (exit ${zstdCode}): ${zstdStderr.trim()}`,
+          'The object is damaged although its checksum matched the manifest, so the backup was stored this way: report this, and restore an earlier backup.',
+        );
       const status = await runProcess(pgRestore.path, [...args, archivePath], env, signal);
       if (status.code !== 0) throw pgRestoreFailure(status.stderr);
       return actual.sha256;
@@ -466,7 +573,11 @@ async function restoreObject(s3: S3Client, config: RestoreConfig, manifest: Mani
   // pipe is a consequence, and pg_restore's own error is the cause to report.
   if (read.decompressor.code !== 0 && !read.decompressor.stoppedByConsumer) {
     const how = read.decompressor.signal ? `killed by ${read.decompressor.signal}` : `exit ${read.decompressor.code}`;
-    throw new BackupFailure('restore', `zstd could not decompress the backup (${how}): ${read.decompressor.stderr.trim()}`, 'The object is damaged although its checksum matched the manifest, so the backup was stored this way: report this, and restore an earlier backup.');
+    throw new BackupFailure(
+      'restore',
+      `zstd could not decompress the backup (${how}): ${read.decompressor.stderr.trim()}`,
+      'The object is damaged although its checksum matched the manifest, so the backup was stored this way: report this, and restore an earlier backup.',
+    );
   }
   if (read.consumer.code !== 0) throw pgRestoreFailure(read.consumer.stderr);
   return actual.sha256;
@@ -481,19 +592,31 @@ function moreEphemeralStorage(neededBytes: number): string {
 
 /** The filesystem under TMPDIR filled up while the archive was being written to it. */
 async function ephemeralStorageFull(error: NodeJS.ErrnoException, archivePath: string, manifest: Manifest): Promise<BackupFailure> {
-  const written = await stat(archivePath).then((info) => info.size, () => 0);
+  const written = await stat(archivePath).then(
+    (info) => info.size,
+    () => 0,
+  );
   const expected = manifest.dump.uncompressedBytes;
   const mib = (bytes: number): string => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
   return new BackupFailure(
     'restore',
     `The parallel restore's download filled the ephemeral storage: ${error.code} (no space left on device) in ${tmpdir()} after ${mib(written)} of the ${expected === null ? 'uncompressed archive' : `archive's ${mib(expected)}`}. The partial download was deleted.`,
-    moreEphemeralStorage(((expected ?? manifest.object.bytes * 6) * 1.1)),
+    moreEphemeralStorage((expected ?? manifest.object.bytes * 6) * 1.1),
     { cause: error },
   );
 }
 
 /** What stopped pg_restore, as far as its message tells: each has its own remedy. */
-export type PgRestoreReason = 'missing-role' | 'not-member-of-role' | 'insufficient-privilege' | 'missing-tablespace' | 'object-exists' | 'missing-extension' | 'disk-full' | 'damaged-archive' | 'other';
+export type PgRestoreReason =
+  | 'missing-role'
+  | 'not-member-of-role'
+  | 'insufficient-privilege'
+  | 'missing-tablespace'
+  | 'object-exists'
+  | 'missing-extension'
+  | 'disk-full'
+  | 'damaged-archive'
+  | 'other';
 
 /** pg_restore failed: its own error, with the remedy for the reason it gives. */
 export class PgRestoreFailure extends BackupFailure {
@@ -524,7 +647,8 @@ const quoteIdentifier = (name: string): string => (/^[a-z_][a-z0-9_$]*$/.test(na
 
 export function explainPgRestoreError(stderr: string, context: PgRestoreContext): PgRestoreFailure {
   const message = redactSecrets(stderr.trim().split('\n').slice(-8).join('\n'));
-  const failure = (reason: PgRestoreReason, remedy: string, subject?: string): PgRestoreFailure => new PgRestoreFailure(reason, subject, `pg_restore ${context.pgRestoreVersion} failed: ${message}`, remedy);
+  const failure = (reason: PgRestoreReason, remedy: string, subject?: string): PgRestoreFailure =>
+    new PgRestoreFailure(reason, subject, `pg_restore ${context.pgRestoreVersion} failed: ${message}`, remedy);
   const user = quoteIdentifier(context.targetUser);
 
   const withoutOwnership = context.noOwner ? '' : `, or set PGKEEP_RESTORE_NO_OWNER=true (the objects then belong to ${user} and no privileges are restored)`;
@@ -533,7 +657,11 @@ export function explainPgRestoreError(stderr: string, context: PgRestoreContext)
     const role = quoteIdentifier(notMember[1]!);
     // GRANT role TO user alone is not enough: ALTER ... OWNER TO also needs the new owner's CREATE
     // privilege on the schema, which it cannot have in the database the restore has just created.
-    return failure('not-member-of-role', `The target user ${user} is neither a superuser nor a member of role ${role}, so it cannot make ${role} the owner of restored objects. Restore again connected as a superuser${withoutOwnership}.`, notMember[1]);
+    return failure(
+      'not-member-of-role',
+      `The target user ${user} is neither a superuser nor a member of role ${role}, so it cannot make ${role} the owner of restored objects. Restore again connected as a superuser${withoutOwnership}.`,
+      notMember[1],
+    );
   }
   const missingRole = /role "([^"]+)" does not exist/i.exec(message);
   if (missingRole) {
@@ -564,18 +692,34 @@ export function explainPgRestoreError(stderr: string, context: PgRestoreContext)
     );
   }
   if (/permission denied|must be owner of|must be superuser/i.test(message)) {
-    return failure('insufficient-privilege', `The target user ${user} lacks a privilege this restore needs (pg_restore's message says which). Restore again connected as a superuser${withoutOwnership}.`);
+    return failure(
+      'insufficient-privilege',
+      `The target user ${user} lacks a privilege this restore needs (pg_restore's message says which). Restore again connected as a superuser${withoutOwnership}.`,
+    );
   }
   if (/extension|could not open extension control file/i.test(message)) {
-    return failure('missing-extension', 'The backup uses an extension the target server does not have installed: install it on the target, then restore again.');
+    return failure(
+      'missing-extension',
+      'The backup uses an extension the target server does not have installed: install it on the target, then restore again.',
+    );
   }
   if (/No space left on device|could not extend file/i.test(message)) {
-    return failure('disk-full', 'The target server ran out of disk space: give its storage room for the whole restored database (indexes included), then restore again.');
+    return failure(
+      'disk-full',
+      'The target server ran out of disk space: give its storage room for the whole restored database (indexes included), then restore again.',
+    );
   }
-  if (/could not read (from )?input file|unexpected end of file|did not find magic string|does not appear to be a valid archive|unrecognized data block type|could not uncompress|invalid compression code|corrupt/i.test(message)) {
-    return failure('damaged-archive', 'The archive is damaged although its SHA-256 matched the manifest, so the backup was stored this way: report this, and restore an earlier backup (PGKEEP_RESTORE_BACKUP=<timestamp or backup id>).');
+  if (
+    /could not read (from )?input file|unexpected end of file|did not find magic string|does not appear to be a valid archive|unrecognized data block type|could not uncompress|invalid compression code|corrupt/i.test(
+      message,
+    )
+  ) {
+    return failure(
+      'damaged-archive',
+      'The archive is damaged although its SHA-256 matched the manifest, so the backup was stored this way: report this, and restore an earlier backup (PGKEEP_RESTORE_BACKUP=<timestamp or backup id>).',
+    );
   }
-  return failure('other', 'Read pg_restore\'s message above, fix the cause on the target, and restore again.');
+  return failure('other', "Read pg_restore's message above, fix the cause on the target, and restore again.");
 }
 
 function runProcess(binary: string, args: string[], env: Record<string, string>, signal: AbortSignal): Promise<{ code: number | null; stderr: string }> {
@@ -604,13 +748,25 @@ export async function restoreBackup(
 ): Promise<RestoreResult> {
   const { manifest } = resolved;
   if (resolved.verification?.status === 'failed' && !config.forceUnverified) {
-    throw new BackupFailure('refused', `Backup ${manifest.backupId} of "${manifest.database}" failed verification (${resolved.verification.method ?? 'unknown check'}, ${resolved.verification.verifiedAt ?? 'unknown time'}).`, 'Restore an earlier backup, or set PGKEEP_RESTORE_FORCE_UNVERIFIED=true if you must try this one (the restore still checks its SHA-256).');
+    throw new BackupFailure(
+      'refused',
+      `Backup ${manifest.backupId} of "${manifest.database}" failed verification (${resolved.verification.method ?? 'unknown check'}, ${resolved.verification.verifiedAt ?? 'unknown time'}).`,
+      'Restore an earlier backup, or set PGKEEP_RESTORE_FORCE_UNVERIFIED=true if you must try this one (the restore still checks its SHA-256).',
+    );
   }
-  if (resolved.verification?.status !== 'verified') logger.warn('restoring a backup that is not marked verified; its SHA-256 is checked during the restore', { backupId: manifest.backupId, verification: resolved.verification?.status ?? 'none' });
+  if (resolved.verification?.status !== 'verified')
+    logger.warn('restoring a backup that is not marked verified; its SHA-256 is checked during the restore', {
+      backupId: manifest.backupId,
+      verification: resolved.verification?.status ?? 'none',
+    });
 
   const [pgRestore] = [pickPgRestore(await findPgBinaries('pg_restore'), manifest.dump.major)];
   if (!pgRestore) {
-    throw new BackupFailure('restore', `The backup was made by pg_dump ${manifest.dump.version}, and no installed pg_restore is that new.`, `Install a PostgreSQL ${manifest.dump.major} (or newer) client; the pgkeep image ships the newest.`);
+    throw new BackupFailure(
+      'restore',
+      `The backup was made by pg_dump ${manifest.dump.version}, and no installed pg_restore is that new.`,
+      `Install a PostgreSQL ${manifest.dump.major} (or newer) client; the pgkeep image ships the newest.`,
+    );
   }
   await ensureReadable(s3, config.s3.bucket, manifest.object.key, config.archive, logger, signal, pinnedVersionId(manifest.object.versionId));
 
@@ -624,10 +780,22 @@ export async function restoreBackup(
       await dropDatabase(config.target, restoreInto);
       logger.info('dropped the half-restored database', { targetDatabase: restoreInto });
     } catch (dropError) {
-      logger.error('could not drop the half-restored database; drop it by hand', { targetDatabase: restoreInto, error: redactSecrets((dropError as Error).message) });
+      logger.error('could not drop the half-restored database; drop it by hand', {
+        targetDatabase: restoreInto,
+        error: redactSecrets((dropError as Error).message),
+      });
     }
   };
-  logger.info('restoring', { backupId: manifest.backupId, key: manifest.object.key, targetDatabase, ...(replacing ? { restoringInto: restoreInto } : {}), createdTarget: created, mode: config.mode, jobs: config.jobs, pgRestore: pgRestore.version });
+  logger.info('restoring', {
+    backupId: manifest.backupId,
+    key: manifest.object.key,
+    targetDatabase,
+    ...(replacing ? { restoringInto: restoreInto } : {}),
+    createdTarget: created,
+    mode: config.mode,
+    jobs: config.jobs,
+    pgRestore: pgRestore.version,
+  });
   const started = Date.now();
   let sha256: string;
   try {
@@ -638,7 +806,9 @@ export async function restoreBackup(
       : created
         ? 'The half-restored database was dropped. Run the restore again.'
         : `The existing target "${targetDatabase}" may now hold part of the backup: drop it (or empty it), then run the restore again.`;
-    const error = signal.aborted ? new BackupFailure('interrupted', 'The restore was stopped by a signal (ECS sends SIGTERM when a task is stopped) before it finished.', remedy) : caught;
+    const error = signal.aborted
+      ? new BackupFailure('interrupted', 'The restore was stopped by a signal (ECS sends SIGTERM when a task is stopped) before it finished.', remedy)
+      : caught;
     // A database this run created holds only a partial restore: it must not look like a good one.
     if (dropsOnFailure) await dropRestored();
     throw error;
@@ -651,7 +821,16 @@ export async function restoreBackup(
   try {
     const comparison = await compareWithManifest(config.target, restoreInto, manifest);
     // A copy that differs from its manifest must not take the target's place; it stays for inspection.
-    if (comparison.mismatches.length > 0) return { backup: resolved, targetDatabase: restoreInto, createdTarget: true, restoreSeconds, sha256, comparison, replacement: { target: targetDatabase, swapped: false, sessionsEnded: 0 } };
+    if (comparison.mismatches.length > 0)
+      return {
+        backup: resolved,
+        targetDatabase: restoreInto,
+        createdTarget: true,
+        restoreSeconds,
+        sha256,
+        comparison,
+        replacement: { target: targetDatabase, swapped: false, sessionsEnded: 0 },
+      };
     await carryOverProperties(config.target, targetDatabase, restoreInto);
     const swap = await swapIn(config.target, targetDatabase, restoreInto);
     if (swap.sessionsEnded > 0) logger.warn('ended the sessions connected to the database being replaced', { targetDatabase, sessions: swap.sessionsEnded });
@@ -666,7 +845,15 @@ export async function restoreBackup(
         remedy: `"${targetDatabase}" now holds the backup. Drop "${swap.previous}" (the contents it replaced) once nothing needs it: DROP DATABASE "${swap.previous}".`,
       });
     }
-    return { backup: resolved, targetDatabase, createdTarget: false, restoreSeconds, sha256, comparison, replacement: { target: targetDatabase, swapped: true, sessionsEnded: swap.sessionsEnded } };
+    return {
+      backup: resolved,
+      targetDatabase,
+      createdTarget: false,
+      restoreSeconds,
+      sha256,
+      comparison,
+      replacement: { target: targetDatabase, swapped: true, sessionsEnded: swap.sessionsEnded },
+    };
   } catch (error) {
     await dropRestored();
     throw error;

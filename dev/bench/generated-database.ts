@@ -32,8 +32,14 @@ export async function prepareSourceDatabase(options: BenchOptions, say: (line: s
   const cacheDir = path.join(options.cacheRoot, `bench-${options.sizeMb}`);
   const markerFile = path.join(cacheDir, 'bench-database.json');
   // A change to the generator changes the data, so it invalidates the cache.
-  const generator = createHash('sha256').update(await readFile(fileURLToPath(new URL('../sample-database.ts', import.meta.url)))).digest('hex').slice(0, 16);
-  const marker = await readFile(markerFile, 'utf8').then((text) => JSON.parse(text) as CacheMarker, () => undefined);
+  const generator = createHash('sha256')
+    .update(await readFile(fileURLToPath(new URL('../sample-database.ts', import.meta.url))))
+    .digest('hex')
+    .slice(0, 16);
+  const marker = await readFile(markerFile, 'utf8').then(
+    (text) => JSON.parse(text) as CacheMarker,
+    () => undefined,
+  );
   const reusable = !options.fresh && marker?.generator === generator && marker.sizeMb === options.sizeMb;
 
   if (reusable) {

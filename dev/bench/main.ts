@@ -61,11 +61,23 @@ async function main(): Promise<void> {
     // The task picks its pg_dump the same way; it is also told this one (PGKEEP_PG_DUMP_PATH).
     const pgDump = pickPgDumpForServer(await findPgBinaries('pg_dump', { extraDirs: [cluster.binDir] }), cluster.major);
     if (!pgDump) throw new Error(`No pg_dump of major ${cluster.major} or newer is installed; install postgresql-client-${cluster.major}.`);
-    say(`Database "${DATABASE_NAME}": ${(source.databaseBytes / MB).toFixed(0)} MB (pg_database_size), PostgreSQL ${cluster.version}, ${pgDump.path} ${pgDump.version}`);
+    say(
+      `Database "${DATABASE_NAME}": ${(source.databaseBytes / MB).toFixed(0)} MB (pg_database_size), PostgreSQL ${cluster.version}, ${pgDump.path} ${pgDump.version}`,
+    );
 
     const workDir = await mkdtemp(path.join(os.tmpdir(), 'pgkeep-bench-'));
     cleanups.push(() => rm(workDir, { recursive: true, force: true }));
-    const context: ScenarioContext = { options, cluster, pgDumpPath: pgDump.path, s3, sink, workDir, bundledEntry, postmasterPid, pgkeepOutputBytes: undefined };
+    const context: ScenarioContext = {
+      options,
+      cluster,
+      pgDumpPath: pgDump.path,
+      s3,
+      sink,
+      workDir,
+      bundledEntry,
+      postmasterPid,
+      pgkeepOutputBytes: undefined,
+    };
 
     // One untimed pass reads every table into the page cache (a reused cluster starts cold) and
     // sets the hint bits a freshly loaded table still lacks, which would otherwise make the first
@@ -80,9 +92,11 @@ async function main(): Promise<void> {
         const measurement = { ...(await SCENARIO_RUNNERS[name](context)), quietWaitSeconds };
         runs.get(name)?.push(measurement);
         if (name === 'pgkeep') context.pgkeepOutputBytes = measurement.outputBytes;
-        say(`  [${repeat}/${options.repeats}] ${name.padEnd(10)} ${measurement.seconds.toFixed(2)} s` +
-          `  CPU core-s: machine ${measurement.cpu.machine.toFixed(1)}, measured ${measurement.cpu.measured.toFixed(1)} ${JSON.stringify(roundAll(measurement.cpu.byCommand))},` +
-          ` postgres ${measurement.cpu.postgres.toFixed(1)}, S3 server ${measurement.cpu.s3Server.toFixed(1)}, bench ${measurement.cpu.bench.toFixed(1)}, other ${measurement.cpu.other.toFixed(1)}`);
+        say(
+          `  [${repeat}/${options.repeats}] ${name.padEnd(10)} ${measurement.seconds.toFixed(2)} s` +
+            `  CPU core-s: machine ${measurement.cpu.machine.toFixed(1)}, measured ${measurement.cpu.measured.toFixed(1)} ${JSON.stringify(roundAll(measurement.cpu.byCommand))},` +
+            ` postgres ${measurement.cpu.postgres.toFixed(1)}, S3 server ${measurement.cpu.s3Server.toFixed(1)}, bench ${measurement.cpu.bench.toFixed(1)}, other ${measurement.cpu.other.toFixed(1)}`,
+        );
       }
     }
 
@@ -98,10 +112,11 @@ async function runCleanups(cleanups: (() => Promise<void>)[]): Promise<void> {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => undefined);
 }
 
-
 try {
   await main();
 } catch (error) {
-  process.stderr.write(`${error instanceof UsageError ? `${error.message}\n\n${USAGE}` : `bench failed: ${error instanceof Error ? error.stack ?? error.message : String(error)}`}\n`);
+  process.stderr.write(
+    `${error instanceof UsageError ? `${error.message}\n\n${USAGE}` : `bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`}\n`,
+  );
   process.exitCode = error instanceof UsageError ? 2 : 1;
 }

@@ -78,7 +78,7 @@ function listProcesses(): Map<number, ProcStat> {
 
 function descendantsOf(roots: number[], processes: Map<number, ProcStat>): Set<number> {
   const tree = new Set(roots.filter((pid) => processes.has(pid)));
-  for (let grew = true; grew; ) {
+  for (let grew = true; grew;) {
     grew = false;
     for (const [pid, sample] of processes) {
       if (!tree.has(pid) && tree.has(sample.ppid)) {
@@ -133,7 +133,15 @@ export class RunSampler {
   finish(): Pick<RunMeasurement, 'cpu' | 'storageWriteBytes'> {
     clearInterval(this.timer);
     this.sample(false);
-    const cpu: RunMeasurement['cpu'] = { machine: (machineBusyTicks() - this.startTicks) / CLOCK_TICKS_PER_SECOND, measured: 0, postgres: 0, s3Server: 0, bench: 0, other: 0, byCommand: {} };
+    const cpu: RunMeasurement['cpu'] = {
+      machine: (machineBusyTicks() - this.startTicks) / CLOCK_TICKS_PER_SECOND,
+      measured: 0,
+      postgres: 0,
+      s3Server: 0,
+      bench: 0,
+      other: 0,
+      byCommand: {},
+    };
     for (const [pid, last] of this.cpuLast) {
       const seconds = (last.ticks - (this.cpuFirst.get(pid) ?? 0)) / CLOCK_TICKS_PER_SECOND;
       cpu[last.group] += seconds;
@@ -153,7 +161,11 @@ export class RunSampler {
     const postgres = descendantsOf(this.context.postmasterPid === undefined ? [] : [this.context.postmasterPid], processes);
     const s3Server = descendantsOf([this.context.s3ServerPid], processes);
     let treeRss = 0;
-    for (const [group, pids] of [['measured', measured], ['postgres', postgres], ['s3Server', s3Server]] as const) {
+    for (const [group, pids] of [
+      ['measured', measured],
+      ['postgres', postgres],
+      ['s3Server', s3Server],
+    ] as const) {
       for (const pid of pids) {
         const sample = processes.get(pid);
         if (!sample) continue;

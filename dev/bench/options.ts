@@ -58,9 +58,13 @@ export function parseOptions(): BenchOptions {
     }
     return value;
   };
-  const only = String(values.only).split(',').map((name) => name.trim()).filter(Boolean);
+  const only = String(values.only)
+    .split(',')
+    .map((name) => name.trim())
+    .filter(Boolean);
   const unknown = only.filter((name) => !(SCENARIOS as readonly string[]).includes(name));
-  if (unknown.length > 0 || only.length === 0) throw new UsageError(`--only ${values.only} is invalid: expected a comma-separated subset of ${SCENARIOS.join(',')}.`);
+  if (unknown.length > 0 || only.length === 0)
+    throw new UsageError(`--only ${values.only} is invalid: expected a comma-separated subset of ${SCENARIOS.join(',')}.`);
   return {
     sizeMb: whole('size-mb', 10, 1_000_000),
     repeats: whole('repeats', 1, 100),

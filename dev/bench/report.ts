@@ -29,7 +29,8 @@ function median(values: number[]): number {
 }
 
 export const round = (value: number, digits = 2): number => Number(value.toFixed(digits));
-export const roundAll = (values: Record<string, number>): Record<string, number> => Object.fromEntries(Object.entries(values).map(([name, value]) => [name, round(value, 1)]));
+export const roundAll = (values: Record<string, number>): Record<string, number> =>
+  Object.fromEntries(Object.entries(values).map(([name, value]) => [name, round(value, 1)]));
 
 function summarizeScenario(runs: RunMeasurement[], databaseBytes: number): ScenarioSummary {
   const medianOf = (pick: (run: RunMeasurement) => number): number => median(runs.map(pick));
@@ -40,7 +41,11 @@ function summarizeScenario(runs: RunMeasurement[], databaseBytes: number): Scena
   const medianSeconds = medianOf((run) => run.seconds);
   const cores = os.cpus().length;
   const details: Record<string, number> = {};
-  for (const name of Object.keys(runs[0]?.extra ?? {})) details[name] = round(medianOf((run) => run.extra?.[name] ?? 0), 3);
+  for (const name of Object.keys(runs[0]?.extra ?? {}))
+    details[name] = round(
+      medianOf((run) => run.extra?.[name] ?? 0),
+      3,
+    );
   const peakRss = maxOf((run) => run.peakRssBytes);
   const peakTreeRss = maxOf((run) => run.peakTreeRssBytes);
   return {
@@ -59,11 +64,16 @@ function summarizeScenario(runs: RunMeasurement[], databaseBytes: number): Scena
       s3Server: round(medianOf((run) => run.cpu.s3Server)),
       bench: round(medianOf((run) => run.cpu.bench)),
       other: round(medianOf((run) => run.cpu.other)),
-      byCommand: Object.fromEntries(Object.keys(runs[0]?.cpu.byCommand ?? {}).map((command) => [command, round(medianOf((run) => run.cpu.byCommand[command] ?? 0))])),
+      byCommand: Object.fromEntries(
+        Object.keys(runs[0]?.cpu.byCommand ?? {}).map((command) => [command, round(medianOf((run) => run.cpu.byCommand[command] ?? 0))]),
+      ),
       machineBusyPercent: round((100 * medianOf((run) => run.cpu.machine / run.seconds)) / cores, 0),
     },
     details,
-    quietWaitSeconds: round(runs.reduce((total, run) => total + (run.quietWaitSeconds ?? 0), 0), 1),
+    quietWaitSeconds: round(
+      runs.reduce((total, run) => total + (run.quietWaitSeconds ?? 0), 0),
+      1,
+    ),
   };
 }
 
@@ -119,8 +129,26 @@ type Summary = ReturnType<typeof summarize>;
 
 export function renderTable(summary: Summary): string {
   const mb = (bytes: number | null): string => (bytes === null ? '-' : (bytes / MB).toFixed(1));
-  const header = ['scenario', 'median s', 'runs s', 'DB MB/s', 'output MB', 'peak RSS MiB', 'tree RSS MiB', 'temp disk MB', 'CPU busy %', 'S3 server core-s', 'other load core-s'];
-  const labels: Record<ScenarioName, string> = { 'read-limit': 'read limit', recipe: 'usual recipe', pgkeep: 'pgkeep', 's3-alone': 'S3 server alone', 'pgkeep-sink': 'pgkeep -> discarding stand-in' };
+  const header = [
+    'scenario',
+    'median s',
+    'runs s',
+    'DB MB/s',
+    'output MB',
+    'peak RSS MiB',
+    'tree RSS MiB',
+    'temp disk MB',
+    'CPU busy %',
+    'S3 server core-s',
+    'other load core-s',
+  ];
+  const labels: Record<ScenarioName, string> = {
+    'read-limit': 'read limit',
+    recipe: 'usual recipe',
+    pgkeep: 'pgkeep',
+    's3-alone': 'S3 server alone',
+    'pgkeep-sink': 'pgkeep -> discarding stand-in',
+  };
   const rows = (Object.entries(summary.scenarios) as [ScenarioName, ScenarioSummary][]).map(([name, scenario]) => [
     labels[name],
     scenario.medianSeconds.toFixed(2),
@@ -144,7 +172,9 @@ export function renderTable(summary: Summary): string {
     .filter(([, scenario]) => scenario.cpu.other > 0.05 * summary.cpuCores * scenario.medianSeconds)
     .map(([name, scenario]) => `${name} (${scenario.cpu.other.toFixed(1)} core-s)`);
   return [
-    ...(noisy.length > 0 ? ['', `WARNING: other processes used CPU during ${noisy.join(', ')}: the machine was not idle and these timings are pessimistic.`] : []),
+    ...(noisy.length > 0
+      ? ['', `WARNING: other processes used CPU during ${noisy.join(', ')}: the machine was not idle and these timings are pessimistic.`]
+      : []),
     '',
     `Database: ${(summary.databaseBytes / MB).toFixed(0)} MB (pg_database_size; MB = 10^6 bytes), ${summary.repeats} alternating repeats, ${summary.cpuCores} cores.`,
     `zstd -${summary.compressionLevel} -T${summary.compressionThreads}; pgkeep parts from ${summary.partSizeMib} MiB, ${summary.partsInFlight} in flight.`,

@@ -59,7 +59,8 @@ function waitForChild(child: ChildProcess, name: string): Promise<ChildResult> {
 }
 
 function assertSucceeded(result: ChildResult, name: string): void {
-  if (result.code !== 0) throw new Error(`${name} failed (${result.signal ?? `exit code ${result.code}`}): ${result.stderr.trim().split('\n').slice(-5).join('\n')}`);
+  if (result.code !== 0)
+    throw new Error(`${name} failed (${result.signal ?? `exit code ${result.code}`}): ${result.stderr.trim().split('\n').slice(-5).join('\n')}`);
 }
 
 /** `pg_dump -Fc -Z0 | zstd > /dev/null`: the same two processes and OS pipe as the task, and nothing else. */
@@ -71,7 +72,10 @@ export async function runReadLimit(context: ScenarioContext, { warmUp }: { warmU
   const devNull = openSync('/dev/null', 'w');
   const started = performance.now();
   try {
-    const pgDump = spawn(context.pgDumpPath, dumpArgs, { env: { ...process.env, ...cluster.env(DATABASE_NAME) }, stdio: ['ignore', warmUp ? devNull : 'pipe', 'pipe'] });
+    const pgDump = spawn(context.pgDumpPath, dumpArgs, {
+      env: { ...process.env, ...cluster.env(DATABASE_NAME) },
+      stdio: ['ignore', warmUp ? devNull : 'pipe', 'pipe'],
+    });
     const zstd = warmUp
       ? undefined
       : spawn('zstd', zstdArguments(options.compressionLevel, options.compressionThreads), { stdio: [pgDump.stdout ?? 'ignore', devNull, 'pipe'] });
@@ -104,7 +108,10 @@ async function runRecipe(context: ScenarioContext): Promise<RunMeasurement> {
   const sampler = new RunSampler({ postmasterPid: context.postmasterPid, s3ServerPid: s3.pid, tempDir: workDir });
   const started = performance.now();
   try {
-    const pgDump = spawn(context.pgDumpPath, ['--format=custom', '--no-password', `--file=${dumpFile}`], { env: { ...process.env, ...cluster.env(DATABASE_NAME) }, stdio: ['ignore', 'ignore', 'pipe'] });
+    const pgDump = spawn(context.pgDumpPath, ['--format=custom', '--no-password', `--file=${dumpFile}`], {
+      env: { ...process.env, ...cluster.env(DATABASE_NAME) },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     sampler.track(pgDump.pid);
     assertSucceeded(await waitForChild(pgDump, 'pg_dump'), 'pg_dump');
     const dumpSeconds = (performance.now() - started) / 1000;
@@ -112,7 +119,14 @@ async function runRecipe(context: ScenarioContext): Promise<RunMeasurement> {
     await uploadFile(s3, key, dumpFile);
     const seconds = (performance.now() - started) / 1000;
     const finished = sampler.finish();
-    return { seconds, outputBytes, tempDiskBytes: Math.max(sampler.peakTempBytes, outputBytes), peakTreeRssBytes: sampler.peakTreeRss, ...finished, extra: { dumpSeconds, uploadSeconds: seconds - dumpSeconds } };
+    return {
+      seconds,
+      outputBytes,
+      tempDiskBytes: Math.max(sampler.peakTempBytes, outputBytes),
+      peakTreeRssBytes: sampler.peakTreeRss,
+      ...finished,
+      extra: { dumpSeconds, uploadSeconds: seconds - dumpSeconds },
+    };
   } finally {
     await rm(dumpFile, { force: true });
     await s3.client.send(new DeleteObjectCommand({ Bucket: s3.bucket, Key: key })).catch(() => undefined);
@@ -141,7 +155,13 @@ async function uploadFile(s3: S3ServerProcess, key: string, file: string): Promi
 }
 
 /** Resolves to the seconds CompleteMultipartUpload took: the local server assembles the object then. */
-async function multipartUpload(s3: S3ServerProcess, key: string, partCount: number, inFlight: number, partBody: (index: number) => Promise<Buffer>): Promise<number> {
+async function multipartUpload(
+  s3: S3ServerProcess,
+  key: string,
+  partCount: number,
+  inFlight: number,
+  partBody: (index: number) => Promise<Buffer>,
+): Promise<number> {
   const created = await s3.client.send(new CreateMultipartUploadCommand({ Bucket: s3.bucket, Key: key }));
   const parts: CompletedPart[] = [];
   let next = 0;
@@ -150,7 +170,9 @@ async function multipartUpload(s3: S3ServerProcess, key: string, partCount: numb
       const index = next;
       next += 1;
       const body = await partBody(index);
-      const response = await s3.client.send(new UploadPartCommand({ Bucket: s3.bucket, Key: key, UploadId: created.UploadId, PartNumber: index + 1, Body: body, ContentLength: body.length }));
+      const response = await s3.client.send(
+        new UploadPartCommand({ Bucket: s3.bucket, Key: key, UploadId: created.UploadId, PartNumber: index + 1, Body: body, ContentLength: body.length }),
+      );
       parts.push({ PartNumber: index + 1, ETag: response.ETag });
     }
   };
@@ -242,7 +264,9 @@ async function runS3Alone(context: ScenarioContext): Promise<RunMeasurement> {
   const sampler = new RunSampler({ postmasterPid: context.postmasterPid, s3ServerPid: s3.pid });
   const started = performance.now();
   try {
-    const completeSeconds = await multipartUpload(s3, key, partSizes.length, options.partsInFlight, (index) => Promise.resolve(source.subarray(0, partSizes[index])));
+    const completeSeconds = await multipartUpload(s3, key, partSizes.length, options.partsInFlight, (index) =>
+      Promise.resolve(source.subarray(0, partSizes[index])),
+    );
     const seconds = (performance.now() - started) / 1000;
     return { seconds, outputBytes: totalBytes, ...sampler.finish(), extra: { completeSeconds } };
   } finally {

@@ -42,7 +42,8 @@ class DatabaseStack extends Stack {
     });
     Validations.of(this.vpc).acknowledge({
       id: 'CloudFormation-Validate::W3010',
-      reason: 'The example names its availability zones (availabilityZones above) so that synth needs no lookup and no credentials; an app of your own may let CDK look them up.',
+      reason:
+        'The example names its availability zones (availabilityZones above) so that synth needs no lookup and no credentials; an app of your own may let CDK look them up.',
     });
     this.database = new rds.DatabaseInstance(this, 'Orders', {
       engine: rds.DatabaseInstanceEngine.postgres({ version: rds.PostgresEngineVersion.VER_17 }),
@@ -61,11 +62,13 @@ class DatabaseStack extends Stack {
     });
     Validations.of(this.database).acknowledge({
       id: 'AwsSolutions-RDS11',
-      reason: 'The example keeps PostgreSQL\'s default port; only the pgkeep tasks\' security group may reach it, and a non-default port hides nothing from them.',
+      reason:
+        "The example keeps PostgreSQL's default port; only the pgkeep tasks' security group may reach it, and a non-default port hides nothing from them.",
     });
     Validations.of(this.database).acknowledge({
       id: 'AwsSolutions-SMG4',
-      reason: 'Rotating the database secret needs a rotation function in the VPC, outside what this example shows; pgkeep reads the secret at each task start, so rotation needs no change to it.',
+      reason:
+        'Rotating the database secret needs a rotation function in the VPC, outside what this example shows; pgkeep reads the secret at each task start, so rotation needs no change to it.',
     });
   }
 }

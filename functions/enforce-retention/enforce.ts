@@ -3,7 +3,14 @@ import type { Logger } from '@aws-lambda-powertools/logger';
 import { futureDatedByMs, listCatalogEntries, type CatalogEntry } from '../../runtime/listing.ts';
 import { ManifestError, parseManifest } from '../../catalog/manifest.ts';
 import { readTags, mergeTags, verificationFromTags } from '../../runtime/verification.ts';
-import { TIER_TAG, planRetention, type RetentionCandidate, type RetentionDecision, type RetentionPolicy, type RetentionTier } from '../../catalog/retention-policy.ts';
+import {
+  TIER_TAG,
+  planRetention,
+  type RetentionCandidate,
+  type RetentionDecision,
+  type RetentionPolicy,
+  type RetentionTier,
+} from '../../catalog/retention-policy.ts';
 
 export interface RetentionRunOptions {
   s3: S3Client;
@@ -57,7 +64,14 @@ export async function enforceRetention(options: RetentionRunOptions): Promise<Re
     const verification = verificationFromTags(tags)?.status ?? 'pending';
     const retainUntil = options.objectLock ? await retainUntilOf(s3, bucket, entry.dataKey!) : undefined;
     const futureDated = futureDatedByMs(entry, options.now);
-    candidates.push({ backupId: entry.backupId, startedAt: entry.startedAt, verification, bytes: entry.dataBytes ?? 0, ...(retainUntil ? { retainUntil } : {}), ...(futureDated !== undefined ? { futureDatedByMs: futureDated } : {}) });
+    candidates.push({
+      backupId: entry.backupId,
+      startedAt: entry.startedAt,
+      verification,
+      bytes: entry.dataBytes ?? 0,
+      ...(retainUntil ? { retainUntil } : {}),
+      ...(futureDated !== undefined ? { futureDatedByMs: futureDated } : {}),
+    });
   }
   const byId = new Map(entries.map((entry) => [entry.backupId, entry]));
   // Retention never deletes what it cannot read. Reading every manifest every day would cost a
@@ -106,14 +120,28 @@ export async function enforceRetention(options: RetentionRunOptions): Promise<Re
         continue;
       }
     }
-    deletions.push({ backupId: entry.backupId, keys: keysOf(entry), bytes: entry.dataBytes ?? 0, reasons: [incompleteReason(entry, options.incompleteGraceHours)] });
+    deletions.push({
+      backupId: entry.backupId,
+      keys: keysOf(entry),
+      bytes: entry.dataBytes ?? 0,
+      reasons: [incompleteReason(entry, options.incompleteGraceHours)],
+    });
   }
 
   for (const decision of decisions) {
-    logger.info(decision.action === 'keep' ? 'keep' : options.dryRun ? 'would delete' : 'delete', { database, backupId: decision.backupId, startedAt: decision.startedAt.toISOString(), tier: decision.tier, reasons: decision.reasons });
+    logger.info(decision.action === 'keep' ? 'keep' : options.dryRun ? 'would delete' : 'delete', {
+      database,
+      backupId: decision.backupId,
+      startedAt: decision.startedAt.toISOString(),
+      tier: decision.tier,
+      reasons: decision.reasons,
+    });
   }
   for (const kept of keptUnreadable) {
-    logger.warn('kept: its manifest cannot be read, and retention never deletes what it cannot read. Upgrade pgkeep if it was written by a newer one; otherwise inspect it and delete it by hand (docs/operations.md#backup-verification-failed)', { database, ...kept });
+    logger.warn(
+      'kept: its manifest cannot be read, and retention never deletes what it cannot read. Upgrade pgkeep if it was written by a newer one; otherwise inspect it and delete it by hand (docs/operations.md#backup-verification-failed)',
+      { database, ...kept },
+    );
   }
   for (const deletion of deletions.filter((candidate) => !decisions.some((decision) => decision.backupId === candidate.backupId))) {
     logger.info(options.dryRun ? 'would delete' : 'delete', { database, backupId: deletion.backupId, keys: deletion.keys, reasons: deletion.reasons });

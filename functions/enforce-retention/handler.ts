@@ -33,7 +33,16 @@ export async function runRetention(dependencies: RetentionDependencies): Promise
     let outcome: RetentionRunResult | { database: string; error: string };
     try {
       outcome = await enforceRetention({ ...dependencies, database, now });
-      dependencies.logger.info(outcome.dryRun ? 'retention dry run' : 'retention enforced', { database, kept: outcome.kept, deleted: outcome.deleted, wouldDelete: outcome.dryRun ? outcome.deletions.length : undefined, deletedBytes: outcome.deletedBytes, tiersTagged: outcome.tiersTagged, errors: outcome.errors.length, keptUnreadable: outcome.keptUnreadable.length });
+      dependencies.logger.info(outcome.dryRun ? 'retention dry run' : 'retention enforced', {
+        database,
+        kept: outcome.kept,
+        deleted: outcome.deleted,
+        wouldDelete: outcome.dryRun ? outcome.deletions.length : undefined,
+        deletedBytes: outcome.deletedBytes,
+        tiersTagged: outcome.tiersTagged,
+        errors: outcome.errors.length,
+        keptUnreadable: outcome.keptUnreadable.length,
+      });
     } catch (error) {
       outcome = { database, error: (error as Error).message };
       dependencies.logger.error('retention skipped for this database: nothing was deleted', { database, error: outcome.error });

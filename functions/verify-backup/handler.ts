@@ -35,7 +35,9 @@ export function keyFromS3Event(encodedKey: string): string {
 export async function handleS3Event(deps: VerifyDependencies, event: S3Event, deadline?: Date): Promise<ProcessedManifest[]> {
   const results: ProcessedManifest[] = [];
   for (const record of event.Records) {
-    results.push(await processManifest(deps, { bucket: record.s3.bucket.name, manifestKey: keyFromS3Event(record.s3.object.key), ...(deadline ? { deadline } : {}) }));
+    results.push(
+      await processManifest(deps, { bucket: record.s3.bucket.name, manifestKey: keyFromS3Event(record.s3.object.key), ...(deadline ? { deadline } : {}) }),
+    );
   }
   return results;
 }
@@ -44,5 +46,8 @@ export const handler = async (event: S3Event, context: Context): Promise<{ verif
   // Leave 30 s of the function's time for recording the outcome after hashing.
   const deadline = new Date(Date.now() + context.getRemainingTimeInMillis() - 30_000);
   const results = await handleS3Event(fromEnvironment(), event, deadline);
-  return { verified: results.filter((result) => result.status === 'verified').length, notVerified: results.filter((result) => result.status !== 'verified').length };
+  return {
+    verified: results.filter((result) => result.status === 'verified').length,
+    notVerified: results.filter((result) => result.status !== 'verified').length,
+  };
 };

@@ -41,7 +41,10 @@ const STATUS_METRIC: Record<VerificationStatus, (typeof METRIC)[keyof typeof MET
  * A malformed manifest or a missing data object is a reported failure, not an error, so it never
  * turns into a Lambda retry loop.
  */
-export async function processManifest(dependencies: VerifyDependencies, event: { bucket: string; manifestKey: string; deadline?: Date }): Promise<ProcessedManifest> {
+export async function processManifest(
+  dependencies: VerifyDependencies,
+  event: { bucket: string; manifestKey: string; deadline?: Date },
+): Promise<ProcessedManifest> {
   const { s3, logger } = dependencies;
   const now = dependencies.now ?? (() => new Date());
   const previous = await readVerification(s3, event.bucket, event.manifestKey).catch(() => undefined);
@@ -54,7 +57,13 @@ export async function processManifest(dependencies: VerifyDependencies, event: {
 
   let report: VerificationReport;
   try {
-    report = await verifyBackup({ s3, bucket: event.bucket, manifestKey: event.manifestKey, maxStreamBytes: dependencies.maxStreamBytes, ...(event.deadline ? { deadline: event.deadline } : {}) });
+    report = await verifyBackup({
+      s3,
+      bucket: event.bucket,
+      manifestKey: event.manifestKey,
+      maxStreamBytes: dependencies.maxStreamBytes,
+      ...(event.deadline ? { deadline: event.deadline } : {}),
+    });
   } catch (error) {
     // Nothing claims a backup any more (deleted by hand or by retention): nothing to verify or
     // count, and retrying would only fail the same way.
@@ -71,12 +80,25 @@ export async function processManifest(dependencies: VerifyDependencies, event: {
   await mergeTags(s3, event.bucket, event.manifestKey, tags);
 
   const log = report.status === 'verified' ? logger.info.bind(logger) : logger.error.bind(logger);
-  log(`backup ${report.status}`, { manifestKey: report.manifestKey, dataKey: report.dataKey, database: report.database, backupId: report.backupId, method: report.method, problems: report.problems, remedy: report.remedy || undefined });
+  log(`backup ${report.status}`, {
+    manifestKey: report.manifestKey,
+    dataKey: report.dataKey,
+    database: report.database,
+    backupId: report.backupId,
+    method: report.method,
+    problems: report.problems,
+    remedy: report.remedy || undefined,
+  });
   return { ...report, duplicate: false };
 }
 
 export function describeProblem(environment: string, bucket: string, report: VerificationReport): { subject: string; message: string } {
-  const what = report.status === 'failed' ? 'FAILED verification' : report.status === 'newer-schema' ? 'could not be verified: written by a newer pgkeep' : 'could not be verified';
+  const what =
+    report.status === 'failed'
+      ? 'FAILED verification'
+      : report.status === 'newer-schema'
+        ? 'could not be verified: written by a newer pgkeep'
+        : 'could not be verified';
   return {
     subject: `pgkeep ${environment}: backup of ${report.database ?? 'unknown database'} ${what}`,
     message: [

@@ -50,11 +50,21 @@ export async function verifyBackup({ s3, bucket, manifestKey, maxStreamBytes, de
   const parsedKey = parseBackupKey(manifestKey);
   const dataKey = parsedKey ? backupObjectKeys(parsedKey.database, parsedKey.backupId).dataKey : undefined;
   const base = { manifestKey, database: parsedKey?.database, backupId: parsedKey?.backupId, dataKey, dataObjectExists: false, manifest: undefined };
-  const failed = (problems: string[], remedy: string, extra: Partial<VerificationReport> = {}): VerificationReport => ({ ...base, status: 'failed', method: 'none', problems, remedy, ...extra });
+  const failed = (problems: string[], remedy: string, extra: Partial<VerificationReport> = {}): VerificationReport => ({
+    ...base,
+    status: 'failed',
+    method: 'none',
+    problems,
+    remedy,
+    ...extra,
+  });
   const object = `s3://${bucket}/${dataKey ?? '?'}`;
 
   if (!parsedKey || parsedKey.kind !== 'manifest' || !dataKey) {
-    return failed([`${manifestKey} is not a manifest key of pgkeep's layout (backups/<database>/<backup id>.manifest.json).`], 'Only pgkeep should write under backups/; remove the foreign object, or fix the S3 notification filter.');
+    return failed(
+      [`${manifestKey} is not a manifest key of pgkeep's layout (backups/<database>/<backup id>.manifest.json).`],
+      'Only pgkeep should write under backups/; remove the foreign object, or fix the S3 notification filter.',
+    );
   }
 
   const dataHead = await headIfExists(s3, bucket, dataKey);
@@ -66,7 +76,8 @@ export async function verifyBackup({ s3, bucket, manifestKey, maxStreamBytes, de
       if ((error as { name?: string }).name === 'NoSuchKey') throw new ManifestGoneError(`${manifestKey} no longer exists.`);
       throw error;
     });
-    if ((manifestObject.ContentLength ?? 0) > MAX_MANIFEST_BYTES) throw new ManifestError(`${manifestKey} is ${manifestObject.ContentLength} bytes, far larger than any manifest pgkeep writes.`);
+    if ((manifestObject.ContentLength ?? 0) > MAX_MANIFEST_BYTES)
+      throw new ManifestError(`${manifestKey} is ${manifestObject.ContentLength} bytes, far larger than any manifest pgkeep writes.`);
     manifest = parseManifest(await manifestObject.Body!.transformToString(), manifestKey);
   } catch (error) {
     if (!(error instanceof ManifestError)) throw error;
@@ -107,9 +118,22 @@ export async function verifyBackup({ s3, bucket, manifestKey, maxStreamBytes, de
     );
   }
 
-  const report = (status: VerificationStatus, method: VerificationMethod, problems: string[], remedy: string): VerificationReport => ({ ...base, ...withData, manifest, status, method, problems, remedy });
+  const report = (status: VerificationStatus, method: VerificationMethod, problems: string[], remedy: string): VerificationReport => ({
+    ...base,
+    ...withData,
+    manifest,
+    status,
+    method,
+    problems,
+    remedy,
+  });
   if (dataHead.ContentLength !== manifest.object.bytes) {
-    return report('failed', 'none', [`${object} holds ${dataHead.ContentLength} bytes; the manifest says ${manifest.object.bytes}.`], 'The object was truncated or replaced after the backup finished. Do not restore from it; run a new backup, and restore from the previous verified one if needed.');
+    return report(
+      'failed',
+      'none',
+      [`${object} holds ${dataHead.ContentLength} bytes; the manifest says ${manifest.object.bytes}.`],
+      'The object was truncated or replaced after the backup finished. Do not restore from it; run a new backup, and restore from the previous verified one if needed.',
+    );
   }
   if (dataHead.ChecksumCRC64NVME !== undefined) {
     if (dataHead.ChecksumCRC64NVME === manifest.object.crc64nvme) return report('verified', 'crc64nvme', [], '');
@@ -140,13 +164,20 @@ export async function verifyBackup({ s3, bucket, manifestKey, maxStreamBytes, de
   }
   const streamed = await sha256OfObject(s3, bucket, dataKey, deadline);
   if (streamed === 'deadline') {
-    return report('unverifiable', 'sha256', [`hashing ${object} did not finish before the function's deadline.`], 'Raise the verify function\'s timeout or lower PGKEEP_VERIFY_MAX_STREAM_MB; the weekly restore drill re-hashes the whole object.');
+    return report(
+      'unverifiable',
+      'sha256',
+      [`hashing ${object} did not finish before the function's deadline.`],
+      "Raise the verify function's timeout or lower PGKEEP_VERIFY_MAX_STREAM_MB; the weekly restore drill re-hashes the whole object.",
+    );
   }
   if (streamed.bytes !== manifest.object.bytes || streamed.sha256 !== manifest.object.sha256) {
     return report(
       'failed',
       'sha256',
-      [`${object} has SHA-256 ${streamed.sha256} over ${streamed.bytes} bytes; the manifest says ${manifest.object.sha256} over ${manifest.object.bytes} bytes.`],
+      [
+        `${object} has SHA-256 ${streamed.sha256} over ${streamed.bytes} bytes; the manifest says ${manifest.object.sha256} over ${manifest.object.bytes} bytes.`,
+      ],
       'The object does not hold the bytes the backup produced (corrupted or replaced). Do not restore from it; run a new backup.',
     );
   }

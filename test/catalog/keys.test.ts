@@ -75,15 +75,18 @@ function randomDatabaseNames(count: number, seed: number): string[] {
 const RANDOM_DATABASE_NAMES = randomDatabaseNames(400, 20_261_123);
 
 describe('database segments', () => {
-  it.each(HOSTILE_DATABASE_NAMES.map((name) => [JSON.stringify(name), name]))('encode %s as one safe path component that decodes back exactly', (_label, name) => {
-    const segment = encodeDatabaseSegment(name);
+  it.each(HOSTILE_DATABASE_NAMES.map((name) => [JSON.stringify(name), name]))(
+    'encode %s as one safe path component that decodes back exactly',
+    (_label, name) => {
+      const segment = encodeDatabaseSegment(name);
 
-    expect(segment).toMatch(SAFE_SEGMENT);
-    expect(segment).not.toContain('/');
-    expect(segment).not.toBe('.');
-    expect(segment).not.toBe('..');
-    expect(decodeDatabaseSegment(segment)).toBe(name);
-  });
+      expect(segment).toMatch(SAFE_SEGMENT);
+      expect(segment).not.toContain('/');
+      expect(segment).not.toBe('.');
+      expect(segment).not.toBe('..');
+      expect(decodeDatabaseSegment(segment)).toBe(name);
+    },
+  );
 
   it('round-trip 400 seeded random names of ASCII, BMP and astral characters', () => {
     const failures = RANDOM_DATABASE_NAMES.filter((name) => {

@@ -1,7 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import { backupObjectKeys, newBackupId } from '../../catalog/keys.ts';
 import type { Manifest } from '../../catalog/manifest.ts';
-import { MANIFEST_SCHEMA_VERSION, ManifestError, NewerManifestError, parseManifest, serializeManifest, validateManifest, pinnedVersionId } from '../../catalog/manifest.ts';
+import {
+  MANIFEST_SCHEMA_VERSION,
+  ManifestError,
+  NewerManifestError,
+  parseManifest,
+  serializeManifest,
+  validateManifest,
+  pinnedVersionId,
+} from '../../catalog/manifest.ts';
 
 const STARTED_AT = new Date('2026-11-23T18:32:54.123Z');
 

@@ -42,7 +42,7 @@ function connectionConfig(cluster: ThrowawayCluster, database = 'postgres'): pg.
   return { host: cluster.host, port: cluster.port, user: cluster.user, password: cluster.password, database };
 }
 
-describe('the benchmark\'s kept cluster, where it caches its generated database', () => {
+describe("the benchmark's kept cluster, where it caches its generated database", () => {
   const keptDirs: string[] = [];
   afterEach(stopAllStarted);
   afterAll(async () => {
@@ -57,12 +57,12 @@ describe('the benchmark\'s kept cluster, where it caches its generated database'
 
   it('keeps its data through stop() and serves it again on the next start, with the new password', async () => {
     const keptDir = await newKeptDir();
-    const first = await startTracked(keptDir, {password: 'first-password' });
+    const first = await startTracked(keptDir, { password: 'first-password' });
     await first.createDatabase('cached');
     await queryOnce(connectionConfig(first, 'cached'), 'CREATE TABLE kept AS SELECT 42 AS answer');
     await first.stop();
 
-    const second = await startTracked(keptDir, {password: 'second-password' });
+    const second = await startTracked(keptDir, { password: 'second-password' });
     const rows = await queryOnce<{ answer: number }>(connectionConfig(second, 'cached'), 'SELECT answer FROM kept');
 
     expect(existsSync(path.join(keptDir, 'data', 'PG_VERSION'))).toBe(true);

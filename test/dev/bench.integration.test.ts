@@ -48,7 +48,15 @@ describe('npm run bench (smoke run at 10 MiB)', () => {
     const lines = stdout.trim().split('\n');
     expect(lines.slice(0, -1).join('\n')).toContain('| pgkeep');
     const summary = JSON.parse(lines.at(-1) ?? '') as BenchSummary;
-    for (const figure of ['readLimitSeconds', 'recipeSeconds', 'pgkeepSeconds', 's3ServerAloneSeconds', 'ratioToReadLimit', 'speedupVsRecipe', 'ratioToS3ServerAlone'] as const) {
+    for (const figure of [
+      'readLimitSeconds',
+      'recipeSeconds',
+      'pgkeepSeconds',
+      's3ServerAloneSeconds',
+      'ratioToReadLimit',
+      'speedupVsRecipe',
+      'ratioToS3ServerAlone',
+    ] as const) {
       expect(summary[figure], figure).toBeGreaterThan(0);
     }
     expect(summary.ratioToReadLimit).toBeCloseTo(summary.pgkeepSeconds / summary.readLimitSeconds, 2);
@@ -61,7 +69,19 @@ describe('npm run bench (smoke run at 10 MiB)', () => {
   }, 240_000);
 
   it('compresses the same database to the same size in the read limit and in pgkeep (same zstd level and threads)', async () => {
-    const { stdout } = await runBench(['--size-mb', '10', '--repeats', '1', '--json', '--quiet-wait-max-seconds', '0', '--cache-dir', cacheDir ?? '', '--only', 'read-limit,pgkeep']);
+    const { stdout } = await runBench([
+      '--size-mb',
+      '10',
+      '--repeats',
+      '1',
+      '--json',
+      '--quiet-wait-max-seconds',
+      '0',
+      '--cache-dir',
+      cacheDir ?? '',
+      '--only',
+      'read-limit,pgkeep',
+    ]);
 
     const summary = JSON.parse(stdout.trim().split('\n').at(-1) ?? '') as BenchSummary;
     const readLimitBytes = summary.scenarios['read-limit']?.outputBytes ?? 0;

@@ -14,7 +14,11 @@ describe('npm start (the local run of the whole pipeline)', () => {
     expect(code, stderr).toBe(0);
     const lines = stdout.trim().split('\n');
     expect(lines).toHaveLength(1); // with --json, stdout carries nothing but the summary
-    const summary = JSON.parse(lines[0]!) as { ok: boolean; backup: { key: string; bytes: number; sha256: string; durationMs: number }; readBack: { sha256Matches: boolean; tocEntries: number } };
+    const summary = JSON.parse(lines[0]!) as {
+      ok: boolean;
+      backup: { key: string; bytes: number; sha256: string; durationMs: number };
+      readBack: { sha256Matches: boolean; tocEntries: number };
+    };
     expect(summary.ok).toBe(true);
     expect(summary.backup.key).toMatch(/^backups\/shop\/\d{8}T\d{6}\.\d{3}Z-[0-9a-f]{6}\.dump\.zst$/);
     expect(summary.backup.bytes).toBeGreaterThan(0);
@@ -43,7 +47,10 @@ describe('npm start (the local run of the whole pipeline)', () => {
       const urlWithoutPassword = `postgresql://${encodeURIComponent(cluster.user)}@127.0.0.1:${cluster.port}/yours`;
 
       // Act
-      const { code, stdout, stderr } = await runLocalPipeline(['--json', '--database-url', urlWithoutPassword], { ...process.env, PGPASSWORD: cluster.password });
+      const { code, stdout, stderr } = await runLocalPipeline(['--json', '--database-url', urlWithoutPassword], {
+        ...process.env,
+        PGPASSWORD: cluster.password,
+      });
 
       // Assert
       expect(code, stderr).toBe(0);

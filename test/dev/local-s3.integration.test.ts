@@ -25,14 +25,28 @@ beforeAll(async () => {
 afterAll(async () => server?.stop());
 
 const tagsOf = async (key: string): Promise<Record<string, string>> =>
-  Object.fromEntries(((await s3.send(new GetObjectTaggingCommand({ Bucket: 'tags', Key: key }))).TagSet ?? []).map((tag): [string, string] => [tag.Key ?? '', tag.Value ?? '']));
-const put = (key: string, body: string, tagging?: string): Promise<unknown> => s3.send(new PutObjectCommand({ Bucket: 'tags', Key: key, Body: body, ...(tagging ? { Tagging: tagging } : {}) }));
+  Object.fromEntries(
+    ((await s3.send(new GetObjectTaggingCommand({ Bucket: 'tags', Key: key }))).TagSet ?? []).map((tag): [string, string] => [tag.Key ?? '', tag.Value ?? '']),
+  );
+const put = (key: string, body: string, tagging?: string): Promise<unknown> =>
+  s3.send(new PutObjectCommand({ Bucket: 'tags', Key: key, Body: body, ...(tagging ? { Tagging: tagging } : {}) }));
 
-describe('the local S3 server\'s object tagging (which fauxqs alone lacks)', () => {
+describe("the local S3 server's object tagging (which fauxqs alone lacks)", () => {
   it('stores tags beside the object without touching its bytes', async () => {
     await put('backups/a/x.dump.zst', 'hello world');
 
-    await s3.send(new PutObjectTaggingCommand({ Bucket: 'tags', Key: 'backups/a/x.dump.zst', Tagging: { TagSet: [{ Key: 'pgkeep:verification', Value: 'verified' }, { Key: 'note', Value: '<&">' }] } }));
+    await s3.send(
+      new PutObjectTaggingCommand({
+        Bucket: 'tags',
+        Key: 'backups/a/x.dump.zst',
+        Tagging: {
+          TagSet: [
+            { Key: 'pgkeep:verification', Value: 'verified' },
+            { Key: 'note', Value: '<&">' },
+          ],
+        },
+      }),
+    );
 
     expect(await tagsOf('backups/a/x.dump.zst')).toEqual({ 'pgkeep:verification': 'verified', note: '<&">' });
     const body = await (await s3.send(new GetObjectCommand({ Bucket: 'tags', Key: 'backups/a/x.dump.zst' }))).Body!.transformToString();
@@ -40,7 +54,9 @@ describe('the local S3 server\'s object tagging (which fauxqs alone lacks)', () 
   });
 
   it('answers NoSuchKey for tags of an object that does not exist, and creates nothing', async () => {
-    await expect(s3.send(new PutObjectTaggingCommand({ Bucket: 'tags', Key: 'missing', Tagging: { TagSet: [{ Key: 'a', Value: 'b' }] } }))).rejects.toMatchObject({ name: 'NoSuchKey' });
+    await expect(
+      s3.send(new PutObjectTaggingCommand({ Bucket: 'tags', Key: 'missing', Tagging: { TagSet: [{ Key: 'a', Value: 'b' }] } })),
+    ).rejects.toMatchObject({ name: 'NoSuchKey' });
     await expect(s3.send(new GetObjectCommand({ Bucket: 'tags', Key: 'missing' }))).rejects.toMatchObject({ name: 'NoSuchKey' });
   });
 
@@ -89,7 +105,10 @@ describe('the local S3 server\'s object tagging (which fauxqs alone lacks)', () 
 describe('npm run local-s3 (the server on its own, for running the task by hand)', () => {
   it('prints the endpoint, the bucket and the env vars to export, serves that bucket, and stops on Ctrl-C', async () => {
     // Arrange
-    const child = spawn(process.execPath, ['--import', 'tsx', 'dev/local-s3-server.ts', '--bucket', 'by-hand'], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', 'dev/local-s3-server.ts', '--bucket', 'by-hand'], {
+      cwd: REPO_ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
     let output = '';
     child.stdout.setEncoding('utf8').on('data', (text: string) => (output += text));
@@ -98,13 +117,22 @@ describe('npm run local-s3 (the server on its own, for running the task by hand)
 
       // Act
       const env = Object.fromEntries([...output.matchAll(/^ {2}export (\w+)=(.*)$/gm)].map((match) => [match[1] ?? '', match[2] ?? '']));
-      const client = new S3Client({ endpoint: env.PGKEEP_S3_ENDPOINT, region: env.AWS_REGION, forcePathStyle: true, credentials: { accessKeyId: env.AWS_ACCESS_KEY_ID ?? '', secretAccessKey: env.AWS_SECRET_ACCESS_KEY ?? '' } });
+      const client = new S3Client({
+        endpoint: env.PGKEEP_S3_ENDPOINT,
+        region: env.AWS_REGION,
+        forcePathStyle: true,
+        credentials: { accessKeyId: env.AWS_ACCESS_KEY_ID ?? '', secretAccessKey: env.AWS_SECRET_ACCESS_KEY ?? '' },
+      });
       await client.send(new PutObjectCommand({ Bucket: env.PGKEEP_BUCKET, Key: 'hello', Body: 'by hand' }));
       const body = await (await client.send(new GetObjectCommand({ Bucket: env.PGKEEP_BUCKET, Key: 'hello' }))).Body!.transformToString();
       client.destroy();
 
       // Assert
-      expect(env).toMatchObject({ PGKEEP_BUCKET: 'by-hand', PGKEEP_S3_ENDPOINT: expect.stringMatching(/^http:\/\/127\.0\.0\.1:\d+$/) as unknown, PGKEEP_METRICS: 'off' });
+      expect(env).toMatchObject({
+        PGKEEP_BUCKET: 'by-hand',
+        PGKEEP_S3_ENDPOINT: expect.stringMatching(/^http:\/\/127\.0\.0\.1:\d+$/) as unknown,
+        PGKEEP_METRICS: 'off',
+      });
       expect(output).toContain(`Local S3 server at ${env.PGKEEP_S3_ENDPOINT}, bucket by-hand`);
       expect(body).toBe('by hand');
     } finally {

@@ -132,7 +132,9 @@ describe('createSampleDatabase with the default size', () => {
     const identityColumns = await count(client, `SELECT count(*) FROM pg_attribute WHERE attidentity <> '' AND NOT attisdropped`);
     const generatedColumns = await client.query<{ name: string }>(`
       SELECT attrelid::regclass || '.' || attname AS name FROM pg_attribute WHERE attgenerated = 's' ORDER BY 1`);
-    const productDefault = await client.query<{ expr: string }>(`SELECT pg_get_expr(adbin, adrelid) AS expr FROM pg_attrdef WHERE adrelid = 'inventory.products'::regclass`);
+    const productDefault = await client.query<{ expr: string }>(
+      `SELECT pg_get_expr(adbin, adrelid) AS expr FROM pg_attrdef WHERE adrelid = 'inventory.products'::regclass`,
+    );
     const wrongTotals = await count(client, 'SELECT count(*) FROM sales.orders WHERE total <> subtotal + tax');
     const inserted = await client.query<{ id: string; max: string }>(`
       WITH new_order AS (
@@ -182,9 +184,12 @@ describe('createSampleDatabase with the default size', () => {
   });
 
   it('loads over a hundred thousand rows and about 40 MB, and says so in its summary', async () => {
-    const rowsInTables = await count(client, `
+    const rowsInTables = await count(
+      client,
+      `
       SELECT (SELECT count(*) FROM sales.orders) + (SELECT count(*) FROM sales.order_lines) + (SELECT count(*) FROM sales.customers)
-           + (SELECT count(*) FROM analytics.events) + (SELECT count(*) FROM inventory.stock_levels) AS count`);
+           + (SELECT count(*) FROM analytics.events) + (SELECT count(*) FROM inventory.stock_levels) AS count`,
+    );
     const databaseBytes = await count(client, 'SELECT pg_database_size(current_database()) AS count');
 
     expect(summary.rows).toBeGreaterThanOrEqual(rowsInTables);

@@ -59,7 +59,15 @@ describe('assessDatabaseHealth', () => {
     const health = await assess('never-backed-up');
 
     // Assert
-    expect(health).toMatchObject({ backups: 0, newestVerified: undefined, ageSeconds: null, sizeBytes: null, sizeRatio: null, newerUnverified: 0, futureDated: [] });
+    expect(health).toMatchObject({
+      backups: 0,
+      newestVerified: undefined,
+      ageSeconds: null,
+      sizeBytes: null,
+      sizeRatio: null,
+      newerUnverified: 0,
+      futureDated: [],
+    });
     expect(healthMetrics(health)).toEqual([{ name: METRIC.futureDatedBackups, value: 0, unit: 'Count' }]);
   });
 
@@ -214,7 +222,7 @@ describe('parseDatabases', () => {
 });
 
 describe('checkHealth', () => {
-  it('publishes each database\'s metrics with its Environment and Database dimensions, and no age for a database without a verified backup', async () => {
+  it("publishes each database's metrics with its Environment and Database dimensions, and no age for a database without a verified backup", async () => {
     // Arrange
     await givenBackup('orders', { startedAt: new Date(NOW.getTime() - 2 * HOUR), bytes: 8000, status: 'verified' });
     await givenBackup('billing', { startedAt: new Date(NOW.getTime() - 5 * HOUR), bytes: 6000, status: 'verified' });
@@ -239,7 +247,12 @@ describe('checkHealth', () => {
       ['billing', 18_000],
       ['unverified-only', null],
     ]);
-    const published = metrics.published.map((datum) => ({ name: datum.MetricName, value: datum.Value, timestamp: datum.Timestamp, dimensions: datum.Dimensions }));
+    const published = metrics.published.map((datum) => ({
+      name: datum.MetricName,
+      value: datum.Value,
+      timestamp: datum.Timestamp,
+      dimensions: datum.Dimensions,
+    }));
     const dimensions = (database: string) => [
       { Name: 'Environment', Value: 'prod' },
       { Name: 'Database', Value: database },

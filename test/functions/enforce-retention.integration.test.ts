@@ -10,10 +10,25 @@
  * with planRetention, so a wrong plan cannot agree with itself.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { HeadObjectCommand, ListObjectVersionsCommand, PutObjectCommand, PutObjectRetentionCommand, paginateListObjectsV2, type S3Client } from '@aws-sdk/client-s3';
+import {
+  HeadObjectCommand,
+  ListObjectVersionsCommand,
+  PutObjectCommand,
+  PutObjectRetentionCommand,
+  paginateListObjectsV2,
+  type S3Client,
+} from '@aws-sdk/client-s3';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { backupObjectKeys, databasePrefix, newBackupId } from '../../catalog/keys.ts';
-import { VERIFICATION_METHOD_TAG, VERIFICATION_TAG, VERIFIED_AT_TAG, mergeTags, readTags, verificationTags, type VerificationStatus } from '../../runtime/verification.ts';
+import {
+  VERIFICATION_METHOD_TAG,
+  VERIFICATION_TAG,
+  VERIFIED_AT_TAG,
+  mergeTags,
+  readTags,
+  verificationTags,
+  type VerificationStatus,
+} from '../../runtime/verification.ts';
 import { enforceRetention, type RetentionRunResult } from '../../functions/enforce-retention/enforce.ts';
 import { TIER_TAG, type RetentionPolicy, type RetentionTier } from '../../catalog/retention-policy.ts';
 import { recordAwsCalls } from '../support/aws-call-recorder.ts';
@@ -131,7 +146,17 @@ async function seedAndRun(start: () => Promise<LocalS3>): Promise<void> {
 
   // Act: the same plan three times, each followed by a look at the whole bucket.
   const run = (dryRunOnly: boolean): Promise<RetentionRunResult> =>
-    enforceRetention({ s3: retentionS3, bucket: store.bucket, database: DATABASE, policy: POLICY, now: NOW, dryRun: dryRunOnly, objectLock: false, incompleteGraceHours: INCOMPLETE_GRACE_HOURS, logger: new Logger({ logLevel: 'SILENT' }) });
+    enforceRetention({
+      s3: retentionS3,
+      bucket: store.bucket,
+      database: DATABASE,
+      policy: POLICY,
+      now: NOW,
+      dryRun: dryRunOnly,
+      objectLock: false,
+      incompleteGraceHours: INCOMPLETE_GRACE_HOURS,
+      logger: new Logger({ logLevel: 'SILENT' }),
+    });
   beforeDryRun = await snapshot();
   dryRun = await run(true);
   afterDryRun = await snapshot();
@@ -235,7 +260,11 @@ describe.each(STORES)('enforce-retention on $name', ({ start }) => {
         expect(decision?.tier, backup.day).toBe(expectedTier);
         expect(tags?.[TIER_TAG], backup.day).toBe(expectedTier);
         if (backup.verification) {
-          expect(tags, backup.day).toMatchObject({ [VERIFICATION_TAG]: backup.verification, [VERIFICATION_METHOD_TAG]: 'sha256', [VERIFIED_AT_TAG]: backup.verifiedAt?.toISOString() });
+          expect(tags, backup.day).toMatchObject({
+            [VERIFICATION_TAG]: backup.verification,
+            [VERIFICATION_METHOD_TAG]: 'sha256',
+            [VERIFIED_AT_TAG]: backup.verifiedAt?.toISOString(),
+          });
         }
       }
       expect(afterRealRun.get(backupOn(PENDING_DAY).dataKey)?.tags).toEqual({});
@@ -255,7 +284,17 @@ describe.each(STORES)('enforce-retention on $name', ({ start }) => {
   describe('enforce-retention on leftovers of incomplete backups, in real time', () => {
     const LONG_RUN_DATABASE = 'long-running';
     const runAt = (now: Date): Promise<RetentionRunResult> =>
-      enforceRetention({ s3: retentionS3, bucket: store.bucket, database: LONG_RUN_DATABASE, policy: POLICY, now, dryRun: true, objectLock: false, incompleteGraceHours: INCOMPLETE_GRACE_HOURS, logger: new Logger({ logLevel: 'SILENT' }) });
+      enforceRetention({
+        s3: retentionS3,
+        bucket: store.bucket,
+        database: LONG_RUN_DATABASE,
+        policy: POLICY,
+        now,
+        dryRun: true,
+        objectLock: false,
+        incompleteGraceHours: INCOMPLETE_GRACE_HOURS,
+        logger: new Logger({ logLevel: 'SILENT' }),
+      });
 
     it('spares a data object written just now by a backup that started days ago (its manifest is seconds away), and removes it once it has lain unclaimed past the grace period', async () => {
       // Arrange: a backup that started 5 days ago and has just uploaded its data; no manifest yet.
@@ -289,9 +328,16 @@ describe('enforce-retention under S3 Object Lock (moto: GOVERNANCE default reten
     s3 = locked.client();
     retentionS3 = recordAwsCalls('enforce-retention', locked.client(), { settings: { PGKEEP_OBJECT_LOCK: 'true', PGKEEP_RETENTION_DRY_RUN: 'false' } });
     const today = Date.now();
-    for (let daysAgo = 10; daysAgo >= 1; daysAgo -= 1) seeded.push(await putBackup(LOCKED_DATABASE, new Date(today - daysAgo * DAY), suffix(200 + daysAgo), 'verified'));
+    for (let daysAgo = 10; daysAgo >= 1; daysAgo -= 1)
+      seeded.push(await putBackup(LOCKED_DATABASE, new Date(today - daysAgo * DAY), suffix(200 + daysAgo), 'verified'));
     // The oldest backup's lock is extended (S3 allows extending, never shortening, a GOVERNANCE lock without bypass).
-    await s3.send(new PutObjectRetentionCommand({ Bucket: locked.bucket, Key: seeded[0]!.dataKey, Retention: { Mode: 'GOVERNANCE', RetainUntilDate: new Date(today + 60 * DAY) } }));
+    await s3.send(
+      new PutObjectRetentionCommand({
+        Bucket: locked.bucket,
+        Key: seeded[0]!.dataKey,
+        Retention: { Mode: 'GOVERNANCE', RetainUntilDate: new Date(today + 60 * DAY) },
+      }),
+    );
   });
 
   afterAll(async () => {
@@ -299,7 +345,17 @@ describe('enforce-retention under S3 Object Lock (moto: GOVERNANCE default reten
   });
 
   const runAt = (now: Date): Promise<RetentionRunResult> =>
-    enforceRetention({ s3: retentionS3, bucket: locked.bucket, database: LOCKED_DATABASE, policy: LOCK_POLICY, now, dryRun: false, objectLock: true, incompleteGraceHours: INCOMPLETE_GRACE_HOURS, logger: new Logger({ logLevel: 'SILENT' }) });
+    enforceRetention({
+      s3: retentionS3,
+      bucket: locked.bucket,
+      database: LOCKED_DATABASE,
+      policy: LOCK_POLICY,
+      now,
+      dryRun: false,
+      objectLock: true,
+      incompleteGraceHours: INCOMPLETE_GRACE_HOURS,
+      logger: new Logger({ logLevel: 'SILENT' }),
+    });
 
   async function retainUntilOf(key: string): Promise<Date> {
     const head = await s3.send(new HeadObjectCommand({ Bucket: locked.bucket, Key: key }));
@@ -325,7 +381,7 @@ describe('enforce-retention under S3 Object Lock (moto: GOVERNANCE default reten
     }
   });
 
-  it('as a dry run (the prod example starts as one), plans the same deletions once the default retention has run out, reads each planned backup\'s manifest, and deletes nothing', async () => {
+  it("as a dry run (the prod example starts as one), plans the same deletions once the default retention has run out, reads each planned backup's manifest, and deletes nothing", async () => {
     // Arrange: the settings the prod example deploys (Object Lock on, dry run), so the authorization
     // model checks these calls against that role, which has no s3:DeleteObject.
     const dryRunS3 = recordAwsCalls('enforce-retention', locked.client(), { settings: { PGKEEP_OBJECT_LOCK: 'true', PGKEEP_RETENTION_DRY_RUN: 'true' } });
@@ -333,7 +389,17 @@ describe('enforce-retention under S3 Object Lock (moto: GOVERNANCE default reten
     const unprotected = seeded.slice(1, -3);
 
     // Act
-    const result = await enforceRetention({ s3: dryRunS3, bucket: locked.bucket, database: LOCKED_DATABASE, policy: LOCK_POLICY, now: new Date(Date.now() + 36 * DAY), dryRun: true, objectLock: true, incompleteGraceHours: INCOMPLETE_GRACE_HOURS, logger: new Logger({ logLevel: 'SILENT' }) });
+    const result = await enforceRetention({
+      s3: dryRunS3,
+      bucket: locked.bucket,
+      database: LOCKED_DATABASE,
+      policy: LOCK_POLICY,
+      now: new Date(Date.now() + 36 * DAY),
+      dryRun: true,
+      objectLock: true,
+      incompleteGraceHours: INCOMPLETE_GRACE_HOURS,
+      logger: new Logger({ logLevel: 'SILENT' }),
+    });
 
     // Assert
     expect(result.errors).toEqual([]);
@@ -362,8 +428,14 @@ describe('enforce-retention under S3 Object Lock (moto: GOVERNANCE default reten
     expect([...remaining].sort()).toEqual([extended, ...newestThree].flatMap((backup) => [backup.dataKey, backup.manifestKey]).sort());
     const versions = await s3.send(new ListObjectVersionsCommand({ Bucket: locked.bucket, Prefix: databasePrefix(LOCKED_DATABASE) }));
     for (const backup of unprotected) {
-      expect(versions.DeleteMarkers?.filter((marker) => marker.Key === backup.dataKey && marker.IsLatest), backup.day).toHaveLength(1);
-      expect(versions.Versions?.filter((version) => version.Key === backup.dataKey), backup.day).toHaveLength(1);
+      expect(
+        versions.DeleteMarkers?.filter((marker) => marker.Key === backup.dataKey && marker.IsLatest),
+        backup.day,
+      ).toHaveLength(1);
+      expect(
+        versions.Versions?.filter((version) => version.Key === backup.dataKey),
+        backup.day,
+      ).toHaveLength(1);
     }
   });
 });

@@ -129,7 +129,17 @@ function keysSentToDeleteObjects(): string[] {
 }
 
 function enforce(database: string, objectLock: boolean): Promise<RetentionRunResult> {
-  return enforceRetention({ s3, bucket: BUCKET, database, policy: POLICY, now: NOW, dryRun: false, objectLock, incompleteGraceHours: 48, logger: silentLogger });
+  return enforceRetention({
+    s3,
+    bucket: BUCKET,
+    database,
+    policy: POLICY,
+    now: NOW,
+    dryRun: false,
+    objectLock,
+    incompleteGraceHours: 48,
+    logger: silentLogger,
+  });
 }
 
 beforeEach(() => {
@@ -226,10 +236,13 @@ describe('runRetention when a verification tag cannot be read', () => {
     expect(s3Mock.commandCalls(PutObjectTaggingCommand).filter((call) => call.args[0].input.Key?.startsWith(databasePrefix('orders')))).toEqual([]);
 
     expect(results[1]).toMatchObject({ database: 'billing', deleted: 3, errors: [] });
-    expect(new Set(sent)).toEqual(new Set(['2026-01-01', '2026-01-02', '2026-01-03'].flatMap((day) => [on(billing, day).manifestKey, on(billing, day).dataKey])));
+    expect(new Set(sent)).toEqual(
+      new Set(['2026-01-01', '2026-01-02', '2026-01-03'].flatMap((day) => [on(billing, day).manifestKey, on(billing, day).dataKey])),
+    );
 
     const retentionErrors = metrics.published.filter((datum) => datum.MetricName === METRIC.retentionErrors);
-    const forDatabase = (database: string) => retentionErrors.filter((datum) => datum.Dimensions?.some((dimension) => dimension.Name === 'Database' && dimension.Value === database));
+    const forDatabase = (database: string) =>
+      retentionErrors.filter((datum) => datum.Dimensions?.some((dimension) => dimension.Name === 'Database' && dimension.Value === database));
     expect(forDatabase('orders')).toHaveLength(1);
     expect(forDatabase('orders')[0]).toMatchObject({ Value: 1, Unit: 'Count', Timestamp: NOW });
     expect(forDatabase('billing').map((datum) => datum.Value)).toEqual([0]);
@@ -259,7 +272,11 @@ describe('parsePolicy', () => {
     ['unverifiedGraceHours null', { ...valid, unverifiedGraceHours: null }, /retention\.unverifiedGraceHours must be a whole number ≥ 0 \(got null\)/],
     ['minVerified of zero', { ...valid, minVerified: 0 }, /retention\.minVerified must be at least 1/],
     ['timezone that does not exist', { ...valid, timezone: 'Mars/Olympus_Mons' }, /retention\.timezone "Mars\/Olympus_Mons" is not an IANA time zone/],
-    ['timezone missing (Intl would fall back to the host zone)', { ...valid, timezone: undefined }, /retention\.timezone must be an IANA time zone name such as "UTC"/],
+    [
+      'timezone missing (Intl would fall back to the host zone)',
+      { ...valid, timezone: undefined },
+      /retention\.timezone must be an IANA time zone name such as "UTC"/,
+    ],
   ])('rejects %s, naming the field', (_case, policy, message) => {
     expect(() => parsePolicy(JSON.stringify(policy))).toThrow(message);
   });

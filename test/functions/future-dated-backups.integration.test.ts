@@ -60,7 +60,16 @@ describe('backup-health with a backup whose task clock ran a year ahead', () => 
     const metrics = collectingSink();
 
     // Act
-    const [health] = await checkHealth({ s3: recordAwsCalls('backup-health', moto.client()), metrics, logger: silentLogger, bucket: moto.bucket, environment: 'test', databases: [database], baselineCount: 7, now: () => now });
+    const [health] = await checkHealth({
+      s3: recordAwsCalls('backup-health', moto.client()),
+      metrics,
+      logger: silentLogger,
+      bucket: moto.bucket,
+      environment: 'test',
+      databases: [database],
+      baselineCount: 7,
+      now: () => now,
+    });
 
     // Assert
     expect(health?.newestVerified?.backupId).toBe(newestReal);
@@ -72,7 +81,7 @@ describe('backup-health with a backup whose task clock ran a year ahead', () => 
     expect(metrics.published.find((datum) => datum.MetricName === METRIC.newestVerifiedBackupAgeSeconds)?.Value).toBe(2 * 86_400);
   });
 
-  it('does not flag a backup whose start time is within the clock-skew tolerance of S3\'s', async () => {
+  it("does not flag a backup whose start time is within the clock-skew tolerance of S3's", async () => {
     // Arrange: a task clock two minutes fast.
     const database = 'slightly-fast-clock';
     const now = new Date();
@@ -80,7 +89,16 @@ describe('backup-health with a backup whose task clock ran a year ahead', () => 
     const metrics = collectingSink();
 
     // Act
-    const [health] = await checkHealth({ s3: moto.client(), metrics, logger: silentLogger, bucket: moto.bucket, environment: 'test', databases: [database], baselineCount: 7, now: () => new Date(now.getTime() + 3 * 60_000) });
+    const [health] = await checkHealth({
+      s3: moto.client(),
+      metrics,
+      logger: silentLogger,
+      bucket: moto.bucket,
+      environment: 'test',
+      databases: [database],
+      baselineCount: 7,
+      now: () => new Date(now.getTime() + 3 * 60_000),
+    });
 
     // Assert
     expect(health?.newestVerified?.backupId).toBe(backupId);
@@ -101,12 +119,26 @@ describe('enforce-retention with a backup whose task clock ran a year ahead', ()
     const policy: RetentionPolicy = { daily: 1, weekly: 0, monthly: 0, yearly: 0, timezone: 'UTC', minVerified: 1, unverifiedGraceHours: 24 };
 
     // Act
-    const result = await enforceRetention({ s3: recordAwsCalls('enforce-retention', moto.client(), { settings: { PGKEEP_OBJECT_LOCK: 'false', PGKEEP_RETENTION_DRY_RUN: 'true' } }), bucket: moto.bucket, database, policy, now, dryRun: true, objectLock: false, incompleteGraceHours: 48, logger: silentLogger });
+    const result = await enforceRetention({
+      s3: recordAwsCalls('enforce-retention', moto.client(), { settings: { PGKEEP_OBJECT_LOCK: 'false', PGKEEP_RETENTION_DRY_RUN: 'true' } }),
+      bucket: moto.bucket,
+      database,
+      policy,
+      now,
+      dryRun: true,
+      objectLock: false,
+      incompleteGraceHours: 48,
+      logger: silentLogger,
+    });
 
     // Assert
     const decision = (backupId: string) => result.decisions.find((candidate) => candidate.backupId === backupId);
     expect(result.deletions.map((deletion) => deletion.backupId).sort()).toEqual([oldest, older].sort());
     expect(decision(newestReal)).toMatchObject({ action: 'keep', reasons: expect.arrayContaining(['newest verified backup']) as unknown });
-    expect(decision(futureDated)).toMatchObject({ action: 'keep', tier: undefined, reasons: [expect.stringMatching(/^future-dated: it claims to have started 365 days after S3 stored it/)] });
+    expect(decision(futureDated)).toMatchObject({
+      action: 'keep',
+      tier: undefined,
+      reasons: [expect.stringMatching(/^future-dated: it claims to have started 365 days after S3 stored it/)],
+    });
   });
 });

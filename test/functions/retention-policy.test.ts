@@ -371,16 +371,21 @@ describe('planRetention invariants (property-based, any catalog and policy)', ()
  * with a manifest retention cannot read. `marked` are their ids.
  */
 const withUnjudgeableArb: fc.Arbitrary<Catalog & { marked: Set<string> }> = catalogArb.chain((catalog) =>
-  fc.array(fc.constantFrom<'none' | 'future-dated' | 'unreadable'>('none', 'none', 'future-dated', 'unreadable'), { minLength: catalog.candidates.length, maxLength: catalog.candidates.length }).map((marks) => {
-    const marked = new Set<string>();
-    const candidates = catalog.candidates.map((candidate, index) => {
-      const mark = marks[index];
-      if (mark === 'none' || mark === undefined) return candidate;
-      marked.add(candidate.backupId);
-      return mark === 'future-dated' ? { ...candidate, futureDatedByMs: YEAR } : { ...candidate, unreadable: 'is not valid JSON' };
-    });
-    return { ...catalog, candidates, marked };
-  }),
+  fc
+    .array(fc.constantFrom<'none' | 'future-dated' | 'unreadable'>('none', 'none', 'future-dated', 'unreadable'), {
+      minLength: catalog.candidates.length,
+      maxLength: catalog.candidates.length,
+    })
+    .map((marks) => {
+      const marked = new Set<string>();
+      const candidates = catalog.candidates.map((candidate, index) => {
+        const mark = marks[index];
+        if (mark === 'none' || mark === undefined) return candidate;
+        marked.add(candidate.backupId);
+        return mark === 'future-dated' ? { ...candidate, futureDatedByMs: YEAR } : { ...candidate, unreadable: 'is not valid JSON' };
+      });
+      return { ...catalog, candidates, marked };
+    }),
 );
 
 describe('planRetention with backups it cannot judge (property-based)', () => {
@@ -421,7 +426,11 @@ describe('planRetention scenarios', () => {
 
     // Assert
     const byId = new Map(decisions.map((decision) => [decision.backupId, decision]));
-    expect(byId.get('from-2027')).toMatchObject({ action: 'keep', tier: undefined, reasons: [expect.stringMatching(/^future-dated: it claims to have started 365 days after S3 stored it/)] });
+    expect(byId.get('from-2027')).toMatchObject({
+      action: 'keep',
+      tier: undefined,
+      reasons: [expect.stringMatching(/^future-dated: it claims to have started 365 days after S3 stored it/)],
+    });
     expect(byId.get('nov-30')?.reasons).toEqual(['daily 2026-11-30', 'newest verified backup']);
     expect(byId.get('nov-29')?.reasons).toEqual(['daily 2026-11-29']);
     expect(decisions.filter((decision) => decision.action === 'delete').map((decision) => decision.backupId)).toEqual(['nov-28', 'nov-27']);
@@ -446,7 +455,10 @@ describe('planRetention scenarios', () => {
       'its manifest cannot be read (backups/x.manifest.json is not valid JSON (Unexpected end of JSON input)); retention never deletes what it cannot read',
       'newer than the newest verified backup (nov-28)',
     ]);
-    expect(byId.get('nov-30')?.reasons).toEqual(['written by a newer pgkeep (verification "newer-schema"): this version cannot judge it, so it never deletes it', 'newer than the newest verified backup (nov-28)']);
+    expect(byId.get('nov-30')?.reasons).toEqual([
+      'written by a newer pgkeep (verification "newer-schema"): this version cannot judge it, so it never deletes it',
+      'newer than the newest verified backup (nov-28)',
+    ]);
     expect(byId.get('nov-28')?.reasons).toEqual(['daily 2026-11-28', 'newest verified backup']);
     expect(byId.get('nov-27')?.action).toBe('delete');
   });
@@ -465,7 +477,13 @@ describe('planRetention scenarios', () => {
     const keptDates = decisions.filter((decision) => decision.action === 'keep').map((decision) => decision.startedAt.toISOString().slice(0, 10));
     expect(keptDates).toEqual([
       // daily: the 7 newest days with a backup
-      '2026-04-16', '2026-04-15', '2026-04-14', '2026-04-13', '2026-04-12', '2026-04-11', '2026-04-10',
+      '2026-04-16',
+      '2026-04-15',
+      '2026-04-14',
+      '2026-04-13',
+      '2026-04-12',
+      '2026-04-11',
+      '2026-04-10',
       '2026-04-05', // weekly 2026-W14 (W16 and W15 are already held by 04-16 and 04-12)
       '2026-03-31', // monthly 2026-03
       '2026-03-29', // weekly 2026-W13
@@ -484,7 +502,11 @@ describe('planRetention scenarios', () => {
     const failedDays = new Set([5, 17, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30]);
     const candidates = Array.from({ length: 30 }, (_, index) => {
       const day = index + 1;
-      return verifiedBackup(`nov-${String(day).padStart(2, '0')}`, `2026-11-${String(day).padStart(2, '0')}T03:00:00Z`, failedDays.has(day) ? 'failed' : 'verified');
+      return verifiedBackup(
+        `nov-${String(day).padStart(2, '0')}`,
+        `2026-11-${String(day).padStart(2, '0')}T03:00:00Z`,
+        failedDays.has(day) ? 'failed' : 'verified',
+      );
     });
     const now = new Date('2026-12-01T12:00:00Z');
     const policy = policyWith({ daily: 7, weekly: 4, monthly: 6, yearly: 0, minVerified: 3, unverifiedGraceHours: 24 });
@@ -497,16 +519,35 @@ describe('planRetention scenarios', () => {
     const kept = decisions.filter((decision) => decision.action === 'keep').map((decision) => decision.backupId);
     expect(kept).toEqual([
       // failed, but newer than the newest verified backup
-      'nov-30', 'nov-29', 'nov-28', 'nov-27', 'nov-26', 'nov-25', 'nov-24', 'nov-23', 'nov-22', 'nov-21',
+      'nov-30',
+      'nov-29',
+      'nov-28',
+      'nov-27',
+      'nov-26',
+      'nov-25',
+      'nov-24',
+      'nov-23',
+      'nov-22',
+      'nov-21',
       // daily: the 7 newest days with a VERIFIED backup (11-17 failed, so 11-13 takes its place)
-      'nov-20', 'nov-19', 'nov-18', 'nov-16', 'nov-15', 'nov-14', 'nov-13',
+      'nov-20',
+      'nov-19',
+      'nov-18',
+      'nov-16',
+      'nov-15',
+      'nov-14',
+      'nov-13',
       'nov-08', // weekly 2026-W45
       'nov-01', // weekly 2026-W44
     ]);
     expect(byId.get('nov-20')?.reasons).toEqual(expect.arrayContaining(['daily 2026-11-20', 'weekly 2026-W47', 'monthly 2026-11', 'newest verified backup']));
     for (const day of [21, 25, 30]) expect(byId.get(`nov-${day}`)?.reasons).toEqual(['newer than the newest verified backup (nov-20)']);
     for (const failedOlder of ['nov-17', 'nov-05']) {
-      expect(byId.get(failedOlder)).toMatchObject({ action: 'delete', reasons: ['verification failed, and older than the newest verified backup'], tier: undefined });
+      expect(byId.get(failedOlder)).toMatchObject({
+        action: 'delete',
+        reasons: ['verification failed, and older than the newest verified backup'],
+        tier: undefined,
+      });
     }
   });
 
@@ -514,11 +555,7 @@ describe('planRetention scenarios', () => {
     // Arrange: two verified backups on 3 May (A newer than B) and one on 2 May (C). Found by
     // property 11: with one daily slot the floor kept B; with two, C's new slot was counted
     // toward the floor instead, and B — newer than C — was deleted.
-    const candidates = [
-      verifiedBackup('A', '2026-05-03T20:00:00Z'),
-      verifiedBackup('B', '2026-05-03T08:00:00Z'),
-      verifiedBackup('C', '2026-05-02T08:00:00Z'),
-    ];
+    const candidates = [verifiedBackup('A', '2026-05-03T20:00:00Z'), verifiedBackup('B', '2026-05-03T08:00:00Z'), verifiedBackup('C', '2026-05-02T08:00:00Z')];
     const now = new Date('2026-05-04T00:00:00Z');
     const keptWith = (daily: number) => keptIdsOf(planRetention(candidates, policyWith({ daily, weekly: 0, monthly: 0, yearly: 0, minVerified: 2 }), now));
 
@@ -543,7 +580,11 @@ describe('planRetention scenarios', () => {
     }
 
     it.each([
-      { change: 'spring forward (2026-03-29, a 23-hour day)', dates: localDates('2026-03-23', 14), weeks: { '2026-W13': '2026-03-29', '2026-W14': '2026-04-05' } },
+      {
+        change: 'spring forward (2026-03-29, a 23-hour day)',
+        dates: localDates('2026-03-23', 14),
+        weeks: { '2026-W13': '2026-03-29', '2026-W14': '2026-04-05' },
+      },
       { change: 'fall back (2026-10-25, a 25-hour day)', dates: localDates('2026-10-19', 14), weeks: { '2026-W43': '2026-10-25', '2026-W44': '2026-11-01' } },
     ])('$change', ({ dates, weeks }) => {
       // Arrange: two backups every local day, Monday to Sunday twice, at 00:30 and 23:30 Berlin
@@ -561,23 +602,61 @@ describe('planRetention scenarios', () => {
 
       // Assert: one daily slot per local date, held by that date's 23:30 backup; none for 00:30.
       const byId = new Map(decisions.map((decision) => [decision.backupId, decision]));
-      const dailyHolders = decisions.flatMap((decision) => decision.reasons.filter((reason) => reason.startsWith('daily ')).map((reason) => `${reason} ← ${decision.backupId}`));
+      const dailyHolders = decisions.flatMap((decision) =>
+        decision.reasons.filter((reason) => reason.startsWith('daily ')).map((reason) => `${reason} ← ${decision.backupId}`),
+      );
       expect(dailyHolders).toEqual([...dates].reverse().map((date) => `daily ${date} ← ${date} 23:30`));
-      const weeklyHolders = decisions.flatMap((decision) => decision.reasons.filter((reason) => reason.startsWith('weekly ')).map((reason) => `${reason} ← ${decision.backupId}`));
-      expect(weeklyHolders).toEqual(Object.entries(weeks).reverse().map(([week, sunday]) => `weekly ${week} ← ${sunday} 23:30`));
+      const weeklyHolders = decisions.flatMap((decision) =>
+        decision.reasons.filter((reason) => reason.startsWith('weekly ')).map((reason) => `${reason} ← ${decision.backupId}`),
+      );
+      expect(weeklyHolders).toEqual(
+        Object.entries(weeks)
+          .reverse()
+          .map(([week, sunday]) => `weekly ${week} ← ${sunday} 23:30`),
+      );
       for (const date of dates) expect(slotReasonsOf(byId.get(`${date} 00:30`)), `${date} 00:30`).toEqual([]);
     });
   });
 
   describe('a backup exactly at a bucket boundary belongs to the period that starts there', () => {
     it.each([
-      { boundary: 'just before local midnight (Sunday)', zone: 'Europe/Berlin', instant: '2026-11-22T22:59:59.999Z', slots: ['daily 2026-11-22', 'weekly 2026-W47', 'monthly 2026-11', 'yearly 2026'] },
-      { boundary: 'local midnight, Monday 00:00: a new day and ISO week', zone: 'Europe/Berlin', instant: '2026-11-22T23:00:00.000Z', slots: ['daily 2026-11-23', 'weekly 2026-W48', 'monthly 2026-11', 'yearly 2026'] },
-      { boundary: 'just before New Year (local)', zone: 'Europe/Berlin', instant: '2026-12-31T22:59:59.999Z', slots: ['daily 2026-12-31', 'weekly 2026-W53', 'monthly 2026-12', 'yearly 2026'] },
+      {
+        boundary: 'just before local midnight (Sunday)',
+        zone: 'Europe/Berlin',
+        instant: '2026-11-22T22:59:59.999Z',
+        slots: ['daily 2026-11-22', 'weekly 2026-W47', 'monthly 2026-11', 'yearly 2026'],
+      },
+      {
+        boundary: 'local midnight, Monday 00:00: a new day and ISO week',
+        zone: 'Europe/Berlin',
+        instant: '2026-11-22T23:00:00.000Z',
+        slots: ['daily 2026-11-23', 'weekly 2026-W48', 'monthly 2026-11', 'yearly 2026'],
+      },
+      {
+        boundary: 'just before New Year (local)',
+        zone: 'Europe/Berlin',
+        instant: '2026-12-31T22:59:59.999Z',
+        slots: ['daily 2026-12-31', 'weekly 2026-W53', 'monthly 2026-12', 'yearly 2026'],
+      },
       // 1 January 2027 is a Friday, so the ISO week still belongs to 2026 while the calendar year does not.
-      { boundary: 'New Year 00:00 (local)', zone: 'Europe/Berlin', instant: '2026-12-31T23:00:00.000Z', slots: ['daily 2027-01-01', 'weekly 2026-W53', 'monthly 2027-01', 'yearly 2027'] },
-      { boundary: 'local midnight, Monday 00:00, at +05:45', zone: 'Asia/Kathmandu', instant: '2026-11-22T18:15:00.000Z', slots: ['daily 2026-11-23', 'weekly 2026-W48', 'monthly 2026-11', 'yearly 2026'] },
-      { boundary: 'just before local midnight at +05:45', zone: 'Asia/Kathmandu', instant: '2026-11-22T18:14:59.999Z', slots: ['daily 2026-11-22', 'weekly 2026-W47', 'monthly 2026-11', 'yearly 2026'] },
+      {
+        boundary: 'New Year 00:00 (local)',
+        zone: 'Europe/Berlin',
+        instant: '2026-12-31T23:00:00.000Z',
+        slots: ['daily 2027-01-01', 'weekly 2026-W53', 'monthly 2027-01', 'yearly 2027'],
+      },
+      {
+        boundary: 'local midnight, Monday 00:00, at +05:45',
+        zone: 'Asia/Kathmandu',
+        instant: '2026-11-22T18:15:00.000Z',
+        slots: ['daily 2026-11-23', 'weekly 2026-W48', 'monthly 2026-11', 'yearly 2026'],
+      },
+      {
+        boundary: 'just before local midnight at +05:45',
+        zone: 'Asia/Kathmandu',
+        instant: '2026-11-22T18:14:59.999Z',
+        slots: ['daily 2026-11-22', 'weekly 2026-W47', 'monthly 2026-11', 'yearly 2026'],
+      },
     ])('$boundary in $zone ($instant)', ({ zone, instant, slots }) => {
       // Arrange: a lone verified backup, with one slot of every kind, so its reasons name its periods.
       const backup = verifiedBackup('boundary', instant);
@@ -599,7 +678,10 @@ describe('planRetention scenarios', () => {
     const start = Date.parse('2016-01-01T01:00:00Z');
     const startTimes = [
       ...Array.from({ length: 3000 }, (_, index) => start + index * 8 * HOUR),
-      ...Array.from({ length: 2000 }, (_, index) => start + (1000 + Math.floor(index * 1.15) + 30 * Math.floor(index / 200)) * DAY + (index % 24) * HOUR + 17 * 60_000),
+      ...Array.from(
+        { length: 2000 },
+        (_, index) => start + (1000 + Math.floor(index * 1.15) + 30 * Math.floor(index / 200)) * DAY + (index % 24) * HOUR + 17 * 60_000,
+      ),
     ];
     const candidates = startTimes.map((startedAt, index): RetentionCandidate => {
       const verification: RetentionVerification =

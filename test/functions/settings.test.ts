@@ -4,7 +4,12 @@ import { DEFAULT_RETENTION_POLICY } from '../../catalog/retention-policy.ts';
 
 describe('a positive number setting (PGKEEP_INCOMPLETE_GRACE_HOURS, which may be a fraction of an hour)', () => {
   const { enforceRetention } = functionSettings;
-  const scope = { PGKEEP_BUCKET: 'backups', PGKEEP_ENVIRONMENT: 'prod', PGKEEP_DATABASES: '["orders"]', PGKEEP_RETENTION_POLICY: JSON.stringify(DEFAULT_RETENTION_POLICY) };
+  const scope = {
+    PGKEEP_BUCKET: 'backups',
+    PGKEEP_ENVIRONMENT: 'prod',
+    PGKEEP_DATABASES: '["orders"]',
+    PGKEEP_RETENTION_POLICY: JSON.stringify(DEFAULT_RETENTION_POLICY),
+  };
   const graceHours = (raw: string | undefined) => enforceRetention.parse({ ...scope, PGKEEP_INCOMPLETE_GRACE_HOURS: raw }).PGKEEP_INCOMPLETE_GRACE_HOURS;
 
   it.each([
@@ -34,7 +39,10 @@ describe('a positive whole number setting (PGKEEP_HEALTH_BASELINE_COUNT, PGKEEP_
 
     expect(functionSettings.backupHealth.parse({ ...health, PGKEEP_HEALTH_BASELINE_COUNT: '3' }).PGKEEP_HEALTH_BASELINE_COUNT).toBe(3);
     expect(functionSettings.backupHealth.parse(health).PGKEEP_HEALTH_BASELINE_COUNT).toBe(7);
-    expect(functionSettings.verifyBackup.parse({ PGKEEP_ENVIRONMENT: 'prod', PGKEEP_ALERT_TOPIC_ARN: 'arn:aws:sns:eu-west-1:111111111111:alerts' }).PGKEEP_VERIFY_MAX_STREAM_MB).toBe(10_240);
+    expect(
+      functionSettings.verifyBackup.parse({ PGKEEP_ENVIRONMENT: 'prod', PGKEEP_ALERT_TOPIC_ARN: 'arn:aws:sns:eu-west-1:111111111111:alerts' })
+        .PGKEEP_VERIFY_MAX_STREAM_MB,
+    ).toBe(10_240);
   });
 
   // A count of 7.5 backups, or 0x10 of them, is a mistake, not a number to round.
@@ -60,14 +68,14 @@ describe('a flag setting (PGKEEP_RETENTION_DRY_RUN, PGKEEP_OBJECT_LOCK)', () => 
   });
 });
 
-describe('a function\'s settings', () => {
+describe("a function's settings", () => {
   it('refuse to start without a required setting, saying the stack sets it', () => {
     expect(() => functionSettings.verifyBackup.parse({ PGKEEP_ENVIRONMENT: 'prod' })).toThrow(
       'PGKEEP_ALERT_TOPIC_ARN is not set: expected the ARN of the alert topic. The pgkeep stack sets it; redeploy.',
     );
   });
 
-  it('are written by the infrastructure\'s builder as variables the handler reads back as the same values, each default filled in', () => {
+  it("are written by the infrastructure's builder as variables the handler reads back as the same values, each default filled in", () => {
     const values = {
       PGKEEP_BUCKET: 'backups',
       PGKEEP_ENVIRONMENT: 'prod',
@@ -92,8 +100,12 @@ describe('a function\'s settings', () => {
   it('cannot be built without a required setting or with a misspelled one (a compile error)', () => {
     // @ts-expect-error PGKEEP_ALERT_TOPIC_ARN is required
     expect(() => functionSettings.verifyBackup.environment({ PGKEEP_ENVIRONMENT: 'prod' })).toThrow('PGKEEP_ALERT_TOPIC_ARN has no value and no default');
-    // @ts-expect-error PGKEEP_VERIFY_MAX_STREAM_MIB is not a setting of verify-backup
-    const misspelled = functionSettings.verifyBackup.environment({ PGKEEP_ENVIRONMENT: 'prod', PGKEEP_ALERT_TOPIC_ARN: 'arn', PGKEEP_VERIFY_MAX_STREAM_MIB: 1 });
+    const misspelled = functionSettings.verifyBackup.environment({
+      PGKEEP_ENVIRONMENT: 'prod',
+      PGKEEP_ALERT_TOPIC_ARN: 'arn',
+      // @ts-expect-error PGKEEP_VERIFY_MAX_STREAM_MIB is not a setting of verify-backup
+      PGKEEP_VERIFY_MAX_STREAM_MIB: 1,
+    });
 
     expect(misspelled.PGKEEP_VERIFY_MAX_STREAM_MB).toBe('10240');
   });

@@ -47,14 +47,25 @@ type ManifestKind = 'readable' | 'newer-schema' | 'malformed' | 'none';
  * a manifest of the given kind whose checksums match the data when readable, and the verdict tag
  * an earlier verifier left, if any. `data: false` leaves only the manifest (a manifest-only entry).
  */
-async function givenBackup(database: string, daysAgo: number, manifest: ManifestKind, status?: VerificationStatus, { data = true } = {}): Promise<{ backupId: string; dataKey: string; manifestKey: string }> {
+async function givenBackup(
+  database: string,
+  daysAgo: number,
+  manifest: ManifestKind,
+  status?: VerificationStatus,
+  { data = true } = {},
+): Promise<{ backupId: string; dataKey: string; manifestKey: string }> {
   const backupId = newBackupId(new Date(Date.now() - daysAgo * DAY));
   const { dataKey, manifestKey } = backupObjectKeys(database, backupId);
   const body = Buffer.from(`synthetic dump of ${database} ${backupId}\n`.repeat(4));
   if (data) await s3.send(new PutObjectCommand({ Bucket: localS3.bucket, Key: dataKey, Body: body }));
   const readable = syntheticManifest(database, backupId, body.length);
   readable.object.sha256 = createHash('sha256').update(body).digest('hex');
-  const text = { readable: serializeManifest(readable), 'newer-schema': newerSchemaManifestText(database, backupId, body.length), malformed: '{"schemaVersion":1,"backupId":"?"}', none: '' }[manifest];
+  const text = {
+    readable: serializeManifest(readable),
+    'newer-schema': newerSchemaManifestText(database, backupId, body.length),
+    malformed: '{"schemaVersion":1,"backupId":"?"}',
+    none: '',
+  }[manifest];
   if (manifest !== 'none') await s3.send(new PutObjectCommand({ Bucket: localS3.bucket, Key: manifestKey, Body: text }));
   if (status) {
     const tags = verificationTags({ status, method: 'sha256', at: new Date() });
@@ -67,7 +78,14 @@ async function givenBackup(database: string, daysAgo: number, manifest: Manifest
 function verifyDependencies() {
   const metrics = collectingSink();
   const alerts = collectingAlertSink();
-  const deps: VerifyDependencies = { s3: recordAwsCalls('verify-backup', localS3.client()), metrics, alerts, logger: silentLogger, environment: 'test', maxStreamBytes: 2 ** 20 };
+  const deps: VerifyDependencies = {
+    s3: recordAwsCalls('verify-backup', localS3.client()),
+    metrics,
+    alerts,
+    logger: silentLogger,
+    environment: 'test',
+    maxStreamBytes: 2 ** 20,
+  };
   return { deps, metrics, alerts };
 }
 
@@ -77,7 +95,17 @@ async function tagOf(key: string): Promise<string | undefined> {
 
 function retention(database: string) {
   // A minute ahead of the real clock, so the objects just written count as written before "now".
-  return enforceRetention({ s3: recordAwsCalls('enforce-retention', localS3.client(), { settings: { PGKEEP_OBJECT_LOCK: 'false', PGKEEP_RETENTION_DRY_RUN: 'false' } }), bucket: localS3.bucket, database, policy: POLICY, now: new Date(Date.now() + 60_000), dryRun: false, objectLock: false, incompleteGraceHours: 0, logger: silentLogger });
+  return enforceRetention({
+    s3: recordAwsCalls('enforce-retention', localS3.client(), { settings: { PGKEEP_OBJECT_LOCK: 'false', PGKEEP_RETENTION_DRY_RUN: 'false' } }),
+    bucket: localS3.bucket,
+    database,
+    policy: POLICY,
+    now: new Date(Date.now() + 60_000),
+    dryRun: false,
+    objectLock: false,
+    incompleteGraceHours: 0,
+    logger: silentLogger,
+  });
 }
 
 describe('verify-backup on a manifest written by a newer pgkeep', () => {
@@ -126,7 +154,12 @@ describe('verify-backup on a manifest written by a newer pgkeep', () => {
 
     // Assert
     expect(result.status).toBe('failed');
-    expect(result.problems).toEqual(expect.arrayContaining([expect.stringMatching(/^manifest field backupId: expected a pgkeep backup id/), expect.stringMatching(/^manifest field database: /)]));
+    expect(result.problems).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^manifest field backupId: expected a pgkeep backup id/),
+        expect.stringMatching(/^manifest field database: /),
+      ]),
+    );
   });
 });
 
@@ -147,8 +180,14 @@ describe('enforce-retention never deletes what it cannot read', () => {
     // Assert
     const decision = (backupId: string) => result.decisions.find((candidate) => candidate.backupId === backupId);
     expect(result.deletions.map((deletion) => deletion.backupId).sort()).toEqual([readableFailed.backupId, oldVerified.backupId].sort());
-    expect(decision(malformed.backupId)).toMatchObject({ action: 'keep', reasons: [expect.stringMatching(/^its manifest cannot be read \(.*is invalid: backupId: .*\); retention never deletes what it cannot read$/)] });
-    expect(decision(newerTaggedFailed.backupId)).toMatchObject({ action: 'keep', reasons: [expect.stringContaining('schemaVersion 2, newer than this pgkeep understands')] });
+    expect(decision(malformed.backupId)).toMatchObject({
+      action: 'keep',
+      reasons: [expect.stringMatching(/^its manifest cannot be read \(.*is invalid: backupId: .*\); retention never deletes what it cannot read$/)],
+    });
+    expect(decision(newerTaggedFailed.backupId)).toMatchObject({
+      action: 'keep',
+      reasons: [expect.stringContaining('schemaVersion 2, newer than this pgkeep understands')],
+    });
     expect(decision(newerTagged.backupId)).toMatchObject({ action: 'keep', reasons: [expect.stringContaining('written by a newer pgkeep')] });
     expect(decision(newestVerified.backupId)?.action).toBe('keep');
     expect(result.keptUnreadable.map((kept) => kept.backupId).sort()).toEqual([malformed.backupId, newerTaggedFailed.backupId].sort());
@@ -167,7 +206,13 @@ describe('enforce-retention never deletes what it cannot read', () => {
 
     // Assert
     expect(result.deletions.map((deletion) => deletion.backupId)).toEqual([readableLeftover.backupId]);
-    expect(result.keptUnreadable).toEqual([{ backupId: newerLeftover.backupId, manifestKey: newerLeftover.manifestKey, reason: expect.stringContaining('newer than this pgkeep understands') as unknown }]);
+    expect(result.keptUnreadable).toEqual([
+      {
+        backupId: newerLeftover.backupId,
+        manifestKey: newerLeftover.manifestKey,
+        reason: expect.stringContaining('newer than this pgkeep understands') as unknown,
+      },
+    ]);
   });
 });
 
@@ -180,7 +225,12 @@ describe('backup-health on manifests it cannot vouch for', () => {
     await givenBackup(database, 1, 'newer-schema', 'newer-schema');
 
     // Act
-    const health = await assessDatabaseHealth(recordAwsCalls('backup-health', localS3.client()), { bucket: localS3.bucket, database, now: new Date(), baselineCount: 7 });
+    const health = await assessDatabaseHealth(recordAwsCalls('backup-health', localS3.client()), {
+      bucket: localS3.bucket,
+      database,
+      now: new Date(),
+      baselineCount: 7,
+    });
 
     // Assert
     expect(health.newestVerified?.backupId).toBe(verified.backupId);

@@ -46,7 +46,11 @@ const STATUS_METRICS: readonly string[] = [METRIC.backupVerified, METRIC.backupV
 /** The two stores, and the check verification can make on each. */
 const STORES = [
   { name: 'on a store that reports no checksums (fauxqs): SHA-256 recomputed', method: 'sha256', start: () => startLocalS3({ bucket: 'pgkeep-verify-test' }) },
-  { name: 'on an Object-Lock bucket with S3 checksums (moto): CRC64NVME compared', method: 'crc64nvme', start: () => startMotoS3({ bucket: 'pgkeep-verify-test' }) },
+  {
+    name: 'on an Object-Lock bucket with S3 checksums (moto): CRC64NVME compared',
+    method: 'crc64nvme',
+    start: () => startMotoS3({ bucket: 'pgkeep-verify-test' }),
+  },
 ] as const;
 
 let cluster: ThrowawayCluster;
@@ -129,7 +133,9 @@ async function flipMiddleByte(key: string, options: { withCrc64Nvme?: boolean } 
   const bytes = Buffer.from(await object.Body!.transformToByteArray());
   const middle = Math.floor(bytes.length / 2);
   bytes[middle] = (bytes[middle] ?? 0) ^ 0xff;
-  await s3.send(new PutObjectCommand({ Bucket: store.bucket, Key: key, Body: bytes, ...(options.withCrc64Nvme ? { ChecksumAlgorithm: 'CRC64NVME' as const } : {}) }));
+  await s3.send(
+    new PutObjectCommand({ Bucket: store.bucket, Key: key, Body: bytes, ...(options.withCrc64Nvme ? { ChecksumAlgorithm: 'CRC64NVME' as const } : {}) }),
+  );
 }
 
 describe.each(STORES)('verify-backup on a backup the task wrote, $name', ({ method, start }) => {
@@ -298,7 +304,9 @@ describe.each(STORES)('verify-backup on a backup the task wrote, $name', ({ meth
 
       // Assert
       expect(result).toMatchObject({ status: 'failed', method: 'crc64nvme' });
-      expect(result.problems).toEqual([`S3 reports no CRC64NVME for s3://${store.bucket}/${backup.dataKey}, although it was uploaded with checksums enforced.`]);
+      expect(result.problems).toEqual([
+        `S3 reports no CRC64NVME for s3://${store.bucket}/${backup.dataKey}, although it was uploaded with checksums enforced.`,
+      ]);
       expect(result.remedy).toContain('restore drill');
       expect(alerts.sent).toHaveLength(1);
     });

@@ -7,7 +7,15 @@
  * this path cannot run against it (the SHA-256 path is covered in verify-backup.integration.test.ts).
  * Only the S3 client is mocked; the verification, tagging, metrics and alerts code runs for real.
  */
-import { GetObjectCommand, GetObjectTaggingCommand, HeadObjectCommand, PutObjectTaggingCommand, S3Client, type GetObjectCommandOutput, type Tag } from '@aws-sdk/client-s3';
+import {
+  GetObjectCommand,
+  GetObjectTaggingCommand,
+  HeadObjectCommand,
+  PutObjectTaggingCommand,
+  S3Client,
+  type GetObjectCommandOutput,
+  type Tag,
+} from '@aws-sdk/client-s3';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it } from 'vitest';
@@ -74,7 +82,12 @@ interface BucketState {
 }
 
 /** A bucket holding one backup: the manifest, and a data object as HeadObject describes it. */
-function givenBackup({ manifest = validManifest(), head = { ContentLength: OBJECT_BYTES, ChecksumCRC64NVME: CRC64NVME }, dataTags = [], manifestTags = [] }: BucketState = {}): void {
+function givenBackup({
+  manifest = validManifest(),
+  head = { ContentLength: OBJECT_BYTES, ChecksumCRC64NVME: CRC64NVME },
+  dataTags = [],
+  manifestTags = [],
+}: BucketState = {}): void {
   s3Mock.on(GetObjectCommand, { Key: MANIFEST_KEY }).resolves({ Body: manifestBody(manifest), ContentLength: JSON.stringify(manifest).length });
   s3Mock.on(GetObjectCommand, { Key: DATA_KEY }).rejects(new Error('the O(1) check must not download the data object'));
   s3Mock.on(HeadObjectCommand, { Key: DATA_KEY }).resolves(head);
@@ -90,7 +103,15 @@ function verify() {
 function dependencies() {
   const metrics = collectingSink();
   const alerts = collectingAlertSink();
-  const deps: VerifyDependencies = { s3, metrics, alerts, logger: new Logger({ logLevel: 'SILENT' }), environment: 'prod', maxStreamBytes: 10 * 2 ** 30, now: () => VERIFIED_AT };
+  const deps: VerifyDependencies = {
+    s3,
+    metrics,
+    alerts,
+    logger: new Logger({ logLevel: 'SILENT' }),
+    environment: 'prod',
+    maxStreamBytes: 10 * 2 ** 30,
+    now: () => VERIFIED_AT,
+  };
   return { deps, metrics, alerts };
 }
 
@@ -114,7 +135,16 @@ describe('verifyBackup where S3 reports the full-object CRC64NVME', () => {
     const report = await verify();
 
     // Assert
-    expect(report).toMatchObject({ status: 'verified', method: 'crc64nvme', problems: [], remedy: '', dataKey: DATA_KEY, dataObjectExists: true, database: DATABASE, backupId: BACKUP_ID });
+    expect(report).toMatchObject({
+      status: 'verified',
+      method: 'crc64nvme',
+      problems: [],
+      remedy: '',
+      dataKey: DATA_KEY,
+      dataObjectExists: true,
+      database: DATABASE,
+      backupId: BACKUP_ID,
+    });
     expect(s3Mock.commandCalls(GetObjectCommand, { Key: DATA_KEY })).toHaveLength(0);
     expect(s3Mock.commandCalls(HeadObjectCommand)).toHaveLength(1);
     expect(s3Mock.commandCalls(HeadObjectCommand)[0]?.args[0].input).toMatchObject({ Key: DATA_KEY, ChecksumMode: 'ENABLED' });
@@ -251,7 +281,12 @@ describe('processManifest records the outcome', () => {
 
   it('ignores a manifest that already carries a verification tag, publishing and re-checking nothing', async () => {
     // Arrange
-    givenBackup({ manifestTags: [{ Key: VERIFICATION_TAG, Value: 'failed' }, { Key: VERIFICATION_METHOD_TAG, Value: 'crc64nvme' }] });
+    givenBackup({
+      manifestTags: [
+        { Key: VERIFICATION_TAG, Value: 'failed' },
+        { Key: VERIFICATION_METHOD_TAG, Value: 'crc64nvme' },
+      ],
+    });
     const { deps, metrics, alerts } = dependencies();
 
     // Act

@@ -33,19 +33,22 @@ beforeAll(() => {
 afterAll(() => scratch?.dispose());
 
 describe('the cloud assembly reader', () => {
-  it('reads the nested stack\'s template from the assembly, and its resources with the parent\'s', () => {
+  it("reads the nested stack's template from the assembly, and its resources with the parent's", () => {
     expect(deployment.assembly.stacks.map((stack) => stack.path)).toEqual(['parent', expect.stringMatching(/^parent\/PerDatabase/)]);
-    expect(deployment.roles.map((role) => role.where)).toEqual([expect.stringMatching(/^parent\/Consumer/), expect.stringMatching(/^parent\/PerDatabase.*\/Reader/)]);
+    expect(deployment.roles.map((role) => role.where)).toEqual([
+      expect.stringMatching(/^parent\/Consumer/),
+      expect.stringMatching(/^parent\/PerDatabase.*\/Reader/),
+    ]);
   });
 
-  it('resolves a parameter the parent passes to the nested stack (the bucket\'s ARN) in the nested role\'s policy', () => {
+  it("resolves a parameter the parent passes to the nested stack (the bucket's ARN) in the nested role's policy", () => {
     const reader = deployment.roles.find((role) => role.where.includes('Reader'))!;
     const bucketArn = deployment.buckets[0]!.arn;
     const resources = reader.identity.flatMap((policy) => policy.document.Statement.flatMap((statement) => [statement.Resource].flat()));
     expect(resources).toEqual(expect.arrayContaining([bucketArn, `${bucketArn}/*`]));
   });
 
-  it('resolves the nested stack\'s output where the parent uses it (the nested role\'s ARN)', () => {
+  it("resolves the nested stack's output where the parent uses it (the nested role's ARN)", () => {
     const reader = deployment.roles.find((role) => role.where.includes('Reader'))!;
     const consumer = deployment.roles.find((role) => role.where.includes('Consumer'))!;
     expect(consumer.identity.flatMap((policy) => policy.document.Statement.map((statement) => statement.Resource))).toEqual([reader.arn]);

@@ -50,7 +50,8 @@ function secretKmsKey(environment: string) {
 
 beforeAll(async () => {
   const directory = process.env[RECORDINGS_ENV];
-  if (!directory || !existsSync(directory)) throw new Error(`${RECORDINGS_ENV} names no directory: run the model with the suites that record (npm test), never alone`);
+  if (!directory || !existsSync(directory))
+    throw new Error(`${RECORDINGS_ENV} names no directory: run the model with the suites that record (npm test), never alone`);
   calls = readRecordedCalls(directory);
   for (const environment of ENVIRONMENTS) {
     const scratch = scratchApp();
@@ -76,12 +77,17 @@ function modelOf(environment: string): EnvironmentModel {
 }
 
 const isKnownFinding = (check: Check) => KNOWN_FINDINGS.some((finding) => finding.matches(check));
-const failing = (model: EnvironmentModel, family?: Check['family']) => model.checks.filter((check) => (family === undefined || check.family === family) && !model.verdicts.get(check)?.passed);
-const explain = (model: EnvironmentModel, checks: Check[]) => checks.map((check) => `${check.id} → ${model.verdicts.get(check)?.outcome} (because: ${check.because.join('; ')})`);
+const failing = (model: EnvironmentModel, family?: Check['family']) =>
+  model.checks.filter((check) => (family === undefined || check.family === family) && !model.verdicts.get(check)?.passed);
+const explain = (model: EnvironmentModel, checks: Check[]) =>
+  checks.map((check) => `${check.id} → ${model.verdicts.get(check)?.outcome} (because: ${check.because.join('; ')})`);
 
 describe('the calls this run recorded', () => {
   it.each(COMPONENTS)('include calls %s sent', (component) => {
-    expect(calls.filter((call) => call.component === component).length, `${component} recorded no AWS call in this run: its suites did not run, or no longer inject a recorded client`).toBeGreaterThan(0);
+    expect(
+      calls.filter((call) => call.component === component).length,
+      `${component} recorded no AWS call in this run: its suites did not run, or no longer inject a recorded client`,
+    ).toBeGreaterThan(0);
   });
 
   it('include the metrics every component publishes and the alerts verify-backup sends, sent for real (to moto), not only to in-memory sinks', () => {
@@ -95,12 +101,22 @@ describe.each(ENVIRONMENTS)('the deployed %s environment', (environment) => {
   it('(a) allows every AWS call each component sent, for the role it is deployed with: its identity policies allow it and no resource policy denies it', () => {
     const model = modelOf(environment);
     expect(model.checks.filter((check) => check.family === 'runtime').length).toBeGreaterThan(0);
-    expect(explain(model, failing(model, 'runtime').filter((check) => !isKnownFinding(check)))).toEqual([]);
+    expect(
+      explain(
+        model,
+        failing(model, 'runtime').filter((check) => !isKnownFinding(check)),
+      ),
+    ).toEqual([]);
   });
 
   it('(b) allows every service-to-service path the templates declare (alarm and rule actions, the S3 notification, schedules, ECS starting each task, Lambda, log delivery, trust policies), but for the known findings', () => {
     const model = modelOf(environment);
-    expect(explain(model, failing(model, 'service').filter((check) => !isKnownFinding(check)))).toEqual([]);
+    expect(
+      explain(
+        model,
+        failing(model, 'service').filter((check) => !isKnownFinding(check)),
+      ),
+    ).toEqual([]);
   });
 
   it('denies what a policy denies for a reason (no TLS, TLS below 1.2), what no component may do (least privilege) and any other service or principal assuming a role', () => {
@@ -123,11 +139,16 @@ describe('what the model shows across the environments', () => {
   });
 
   it('lists as uncovered only statements still uncovered somewhere (a listed statement that a check now needs is removed from the list)', () => {
-    const uncovered = new Set([...coverage.values()].flat().filter((statement) => !statement.coveredBy).map((statement) => statement.label));
+    const uncovered = new Set(
+      [...coverage.values()]
+        .flat()
+        .filter((statement) => !statement.coveredBy)
+        .map((statement) => statement.label),
+    );
     expect(Object.keys(UNCOVERED_STATEMENTS).filter((label) => !uncovered.has(label))).toEqual([]);
   });
 
-  it('writes in docs/infrastructure.md the permission table generated from this run\'s recorded calls', () => {
+  it("writes in docs/infrastructure.md the permission table generated from this run's recorded calls", () => {
     const table = permissionTable([...models.values()]);
     const committed = readFileSync(DOCS, 'utf8');
     const generated = withPermissionTable(committed, table);
@@ -169,14 +190,18 @@ describe('the AGPL evaluator stays out of everything that is deployed', () => {
     }
   });
 
-  it('is in no task bundle', async () => {
-    const directory = mkdtempSync(join(tmpdir(), 'pgkeep-task-bundle-'));
-    try {
-      const sources = inputsOf(`${await buildTaskBundle(join(directory, 'main.mjs'))}.map`);
-      expect(sources.some((source) => source.includes('node_modules/@aws-sdk/client-s3/'))).toBe(true);
-      expect(sources.filter((source) => source.includes('@cloud-copilot/'))).toEqual([]);
-    } finally {
-      rmSync(directory, { recursive: true, force: true });
-    }
-  }, SLOW);
+  it(
+    'is in no task bundle',
+    async () => {
+      const directory = mkdtempSync(join(tmpdir(), 'pgkeep-task-bundle-'));
+      try {
+        const sources = inputsOf(`${await buildTaskBundle(join(directory, 'main.mjs'))}.map`);
+        expect(sources.some((source) => source.includes('node_modules/@aws-sdk/client-s3/'))).toBe(true);
+        expect(sources.filter((source) => source.includes('@cloud-copilot/'))).toEqual([]);
+      } finally {
+        rmSync(directory, { recursive: true, force: true });
+      }
+    },
+    SLOW,
+  );
 });

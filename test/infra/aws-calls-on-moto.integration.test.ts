@@ -13,7 +13,17 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CloudWatchClient, ListMetricsCommand } from '@aws-sdk/client-cloudwatch';
-import { CopyObjectCommand, CreateBucketCommand, DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, PutBucketEncryptionCommand, PutObjectCommand, S3Client, type BucketLocationConstraint } from '@aws-sdk/client-s3';
+import {
+  CopyObjectCommand,
+  CreateBucketCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  PutBucketEncryptionCommand,
+  PutObjectCommand,
+  S3Client,
+  type BucketLocationConstraint,
+} from '@aws-sdk/client-s3';
 import { CreateTopicCommand, SNSClient, SubscribeCommand } from '@aws-sdk/client-sns';
 import type { S3Event } from 'aws-lambda';
 import { addPgkeepStacks } from '../../infra/pgkeep-app.ts';
@@ -82,12 +92,32 @@ beforeAll(async () => {
   cloudWatch = new CloudWatchClient(client);
   const sns = new SNSClient(client);
   keyArn = (await motoJson<{ KeyMetadata: { Arn: string } }>('kms', 'TrentService.CreateKey', { Description: 'backups' })).KeyMetadata.Arn;
-  await s3.send(new CreateBucketCommand({ Bucket: BUCKET, ObjectLockEnabledForBucket: true, CreateBucketConfiguration: { LocationConstraint: moto.region as BucketLocationConstraint } }));
-  await s3.send(new PutBucketEncryptionCommand({ Bucket: BUCKET, ServerSideEncryptionConfiguration: { Rules: [{ ApplyServerSideEncryptionByDefault: { SSEAlgorithm: 'aws:kms', KMSMasterKeyID: keyArn }, BucketKeyEnabled: true }] } }));
+  await s3.send(
+    new CreateBucketCommand({
+      Bucket: BUCKET,
+      ObjectLockEnabledForBucket: true,
+      CreateBucketConfiguration: { LocationConstraint: moto.region as BucketLocationConstraint },
+    }),
+  );
+  await s3.send(
+    new PutBucketEncryptionCommand({
+      Bucket: BUCKET,
+      ServerSideEncryptionConfiguration: {
+        Rules: [{ ApplyServerSideEncryptionByDefault: { SSEAlgorithm: 'aws:kms', KMSMasterKeyID: keyArn }, BucketKeyEnabled: true }],
+      },
+    }),
+  );
   topicArn = (await sns.send(new CreateTopicCommand({ Name: 'pgkeep-alerts', Attributes: { KmsMasterKeyId: keyArn } }))).TopicArn!;
   // What reaches the topic is read back from a queue subscribed to it.
   alertQueueUrl = (await motoJson<{ QueueUrl: string }>('sqs', 'AmazonSQS.CreateQueue', { QueueName: 'pgkeep-alerts-inbox' })).QueueUrl;
-  await sns.send(new SubscribeCommand({ TopicArn: topicArn, Protocol: 'sqs', Endpoint: `arn:aws:sqs:${moto.region}:123456789012:pgkeep-alerts-inbox`, Attributes: { RawMessageDelivery: 'true' } }));
+  await sns.send(
+    new SubscribeCommand({
+      TopicArn: topicArn,
+      Protocol: 'sqs',
+      Endpoint: `arn:aws:sqs:${moto.region}:123456789012:pgkeep-alerts-inbox`,
+      Attributes: { RawMessageDelivery: 'true' },
+    }),
+  );
 });
 
 afterAll(async () => {
@@ -98,7 +128,11 @@ afterAll(async () => {
 
 /** The deployed instance of `component` (for a task: the one of `database`), its settings pointed at this test's bucket, key and topic. */
 function deployed(component: Component, database?: string): { instance: ComponentInstance; settings: Record<string, string> } {
-  const instance = deployment.components.find((candidate) => candidate.component === component && (database === undefined || candidate.settings.PGKEEP_DATABASE_NAME === database || candidate.settings.PGKEEP_RESTORE_SOURCE === database));
+  const instance = deployment.components.find(
+    (candidate) =>
+      candidate.component === component &&
+      (database === undefined || candidate.settings.PGKEEP_DATABASE_NAME === database || candidate.settings.PGKEEP_RESTORE_SOURCE === database),
+  );
   if (!instance) throw new Error(`prod deploys no ${component}${database ? ` of ${database}` : ''}`);
   const standIns: Record<string, string> = { PGKEEP_BUCKET: BUCKET, PGKEEP_KMS_KEY_ID: keyArn, PGKEEP_ALERT_TOPIC_ARN: topicArn };
   const settings = Object.fromEntries(Object.entries(instance.settings).map(([name, value]) => [name, standIns[name] ?? value]));
@@ -111,8 +145,15 @@ function taskEnvironment(component: 'backup' | 'restore' | 'drill', database?: s
 
 function invoke(component: 'verify-backup' | 'backup-health' | 'enforce-retention', event: unknown, overrides: Record<string, string> = {}) {
   const { instance, settings } = deployed(component);
-  const timeout = deployment.assembly.resources('AWS::Lambda::Function').find((fn) => deployment.assembly.reference(fn.stack, fn.logicalId) === instance.name)?.properties.Timeout;
-  return invokeLikeLambda({ component, handler: `functions/${component}/handler.ts`, environment: { ...settings, ...moto.sdkEnvironment(), AWS_LAMBDA_FUNCTION_NAME: instance.name, ...overrides }, event, timeoutSeconds: Number(timeout ?? 30) });
+  const timeout = deployment.assembly.resources('AWS::Lambda::Function').find((fn) => deployment.assembly.reference(fn.stack, fn.logicalId) === instance.name)
+    ?.properties.Timeout;
+  return invokeLikeLambda({
+    component,
+    handler: `functions/${component}/handler.ts`,
+    environment: { ...settings, ...moto.sdkEnvironment(), AWS_LAMBDA_FUNCTION_NAME: instance.name, ...overrides },
+    event,
+    timeoutSeconds: Number(timeout ?? 30),
+  });
 }
 
 async function metricsNamed(name: string): Promise<string[]> {
@@ -135,7 +176,11 @@ describe('each component on moto, deployed as prod deploys it', () => {
     }
 
     const head = await s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: backups.get('orders')!.dataKey }));
-    expect({ encryption: head.ServerSideEncryption, key: head.SSEKMSKeyId, versioned: typeof head.VersionId }).toEqual({ encryption: 'aws:kms', key: keyArn, versioned: 'string' });
+    expect({ encryption: head.ServerSideEncryption, key: head.SSEKMSKeyId, versioned: typeof head.VersionId }).toEqual({
+      encryption: 'aws:kms',
+      key: keyArn,
+      versioned: 'string',
+    });
     expect(await metricsNamed('BackupSucceeded')).toEqual(['billing', 'orders']);
   });
 
@@ -162,7 +207,7 @@ describe('each component on moto, deployed as prod deploys it', () => {
     expect(await metricsNamed('NewestVerifiedBackupAgeSeconds')).toEqual(['orders']);
   });
 
-  it('enforce-retention: as prod runs it (a dry run on a bucket with Object Lock), reads each backup\'s lock and publishes what it would do', async () => {
+  it("enforce-retention: as prod runs it (a dry run on a bucket with Object Lock), reads each backup's lock and publishes what it would do", async () => {
     const outcome = await invoke('enforce-retention', {});
 
     expect(outcome.result, outcome.error).toEqual({ databases: 2, deleted: 0, errors: 0, dryRun: true });
@@ -198,7 +243,9 @@ describe('each component on moto, deployed as prod deploys it', () => {
     // GLACIER (the same bytes) and the manifest made to record that copy's version, which is the
     // one the restore reads.
     const { dataKey, manifestKey } = backups.get('orders')!;
-    const copy = await s3.send(new CopyObjectCommand({ Bucket: BUCKET, Key: dataKey, CopySource: `${BUCKET}/${encodeURIComponent(dataKey)}`, StorageClass: 'GLACIER' }));
+    const copy = await s3.send(
+      new CopyObjectCommand({ Bucket: BUCKET, Key: dataKey, CopySource: `${BUCKET}/${encodeURIComponent(dataKey)}`, StorageClass: 'GLACIER' }),
+    );
     const manifest = parseManifest(await (await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: manifestKey }))).Body!.transformToString());
     const archived = { ...manifest, object: { ...manifest.object, versionId: copy.VersionId, etag: copy.CopyObjectResult?.ETag } };
     await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: manifestKey, Body: serializeManifest(archived), ContentType: 'application/json' }));

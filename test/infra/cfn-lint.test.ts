@@ -27,7 +27,8 @@ export const ACCEPTED_CFN_LINT_WARNINGS: readonly { rule: string; resource: RegE
   {
     rule: 'W3005',
     resource: /^BucketNotificationsHandler050a0587b7544547bf325f094a3db8347ECC3691$/,
-    reason: "CDK's own custom-resource handler that writes the bucket notification at deploy time, built with the same DependsOn pattern; it is CDK's construct, not pgkeep's.",
+    reason:
+      "CDK's own custom-resource handler that writes the bucket notification at deploy time, built with the same DependsOn pattern; it is CDK's construct, not pgkeep's.",
   },
 ];
 
@@ -53,7 +54,9 @@ describe.each(Object.keys(config.environments))('cfn-lint over the %s environmen
 
   it("checks every template: storage, pipeline and each database's nested stack", () => {
     expect(templates.filter((file) => file.endsWith('.nested.template.json'))).toHaveLength(config.environments[name]!.databases.length);
-    expect(templates.filter((file) => !file.endsWith('.nested.template.json')).sort()).toEqual([stackTemplateFile(outdir, `pgkeep-${name}-pipeline`), stackTemplateFile(outdir, `pgkeep-${name}-storage`)].sort());
+    expect(templates.filter((file) => !file.endsWith('.nested.template.json')).sort()).toEqual(
+      [stackTemplateFile(outdir, `pgkeep-${name}-pipeline`), stackTemplateFile(outdir, `pgkeep-${name}-storage`)].sort(),
+    );
   });
 
   it('reports no error', () => {
@@ -61,10 +64,17 @@ describe.each(Object.keys(config.environments))('cfn-lint over the %s environmen
   });
 
   it('reports only the warnings listed with their reasons, and each listed warning still occurs', () => {
-    const unexplained = findings.filter((finding) => finding.level !== 'Error' && !ACCEPTED_CFN_LINT_WARNINGS.some((accepted) => accepted.rule === finding.rule && accepted.resource.test(resourceOf(finding))));
+    const unexplained = findings.filter(
+      (finding) =>
+        finding.level !== 'Error' &&
+        !ACCEPTED_CFN_LINT_WARNINGS.some((accepted) => accepted.rule === finding.rule && accepted.resource.test(resourceOf(finding))),
+    );
     expect(unexplained).toEqual([]);
     for (const accepted of ACCEPTED_CFN_LINT_WARNINGS) {
-      expect(findings.some((finding) => finding.rule === accepted.rule && accepted.resource.test(resourceOf(finding))), `${accepted.rule} ${accepted.resource}`).toBe(true);
+      expect(
+        findings.some((finding) => finding.rule === accepted.rule && accepted.resource.test(resourceOf(finding))),
+        `${accepted.rule} ${accepted.resource}`,
+      ).toBe(true);
     }
   });
 });

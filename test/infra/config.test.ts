@@ -37,13 +37,24 @@ describe('the shipped example configuration', () => {
     expect(config.environments.dev?.accessLogsExpireAfterDays).toBe(365);
     expect(config.environments.dev?.lifecycle.transitionMinimumObjectBytes).toBe(1024 * 1024);
     expect(config.environments.dev?.databases[0]?.overrides).toEqual({});
-    expect(config.environments.dev?.alarms).toEqual({ undeliveredScheduledRuns: 1, staleMarginHours: 2, minimumBackupBytes: 1024 * 1024, minimumSizeRatio: 0.5, sizeBaselineBackups: 7 });
+    expect(config.environments.dev?.alarms).toEqual({
+      undeliveredScheduledRuns: 1,
+      staleMarginHours: 2,
+      minimumBackupBytes: 1024 * 1024,
+      minimumSizeRatio: 0.5,
+      sizeBaselineBackups: 7,
+    });
     expect(config.environments.dev?.databases[0]?.alarms).toEqual({});
     // Fields the example leaves out take the retention function's defaults.
-    expect(config.environments.dev?.retention).toMatchObject({ minVerified: 3, unverifiedGraceHours: 24, incompleteGraceHours: 48, scheduleCron: '0 6 * * ? *' });
+    expect(config.environments.dev?.retention).toMatchObject({
+      minVerified: 3,
+      unverifiedGraceHours: 24,
+      incompleteGraceHours: 48,
+      scheduleCron: '0 6 * * ? *',
+    });
   });
 
-  it('maps the retention settings onto the retention function\'s policy, and defaults them to its example policy', () => {
+  it("maps the retention settings onto the retention function's policy, and defaults them to its example policy", () => {
     const defaults = parsePgkeepConfig({ environments: { solo: { ...examples().environments.dev, retention: undefined } } }).environments.solo!;
 
     expect(retentionPolicy(defaults.retention)).toEqual(DEFAULT_RETENTION_POLICY);
@@ -102,16 +113,20 @@ describe('invalid configuration fails synth with a message naming the field', ()
     const error = synthFailure(config);
 
     expect(error.message).toContain('environments.dev.account: expected a 12-digit AWS account id');
-    expect(error.message).toContain('environments.prod.databases[0].schedule.timezone: timezone "europe/berlin" must be spelled exactly: did you mean "Europe/Berlin"?');
+    expect(error.message).toContain(
+      'environments.prod.databases[0].schedule.timezone: timezone "europe/berlin" must be spelled exactly: did you mean "Europe/Berlin"?',
+    );
   });
 
-  it('rejects an override the backup task itself would reject, with the task\'s message', () => {
+  it("rejects an override the backup task itself would reject, with the task's message", () => {
     const config = examples();
     config.environments.prod!.databases[0]!.overrides = { PGKEEP_COMPRESSION_LEVEL: 30 };
 
     const error = synthFailure(config);
 
-    expect(error.message).toContain('environments.prod.databases[0].overrides: PGKEEP_COMPRESSION_LEVEL="30" is invalid: expected a whole number from 1 to 19.');
+    expect(error.message).toContain(
+      'environments.prod.databases[0].overrides: PGKEEP_COMPRESSION_LEVEL="30" is invalid: expected a whole number from 1 to 19.',
+    );
   });
 
   it('rejects PGKEEP_S3_CHECKSUM: none in an environment with objectLock, naming the field', () => {
@@ -159,7 +174,9 @@ describe('invalid configuration fails synth with a message naming the field', ()
 
     const error = synthFailure(config);
 
-    expect(error.message).toContain("environments.dev.databases[0].secret: the secret must be in this environment's account and region (111111111111, eu-west-1)");
+    expect(error.message).toContain(
+      "environments.dev.databases[0].secret: the secret must be in this environment's account and region (111111111111, eu-west-1)",
+    );
   });
 
   it('rejects a Fargate CPU and memory combination that does not exist', () => {
@@ -171,7 +188,7 @@ describe('invalid configuration fails synth with a message naming the field', ()
     expect(error.message).toContain('environments.dev.task.memoryMiB: 4096 MiB cannot be paired with 256 CPU units on Fargate');
   });
 
-  it('rejects a subnet outside the environment\'s region', () => {
+  it("rejects a subnet outside the environment's region", () => {
     const config = examples();
     (config.environments.dev!.network as { privateSubnets: { availabilityZone: string }[] }).privateSubnets[1]!.availabilityZone = 'us-east-1b';
 
@@ -186,7 +203,9 @@ describe('invalid configuration fails synth with a message naming the field', ()
 
     const error = synthFailure(config);
 
-    expect(error.message).toContain('environments.dev.lifecycle.glacierInstantRetrievalAfterDays: replaced by tier-based rules: use monthlyToGlacierInstantRetrievalAfterDays');
+    expect(error.message).toContain(
+      'environments.dev.lifecycle.glacierInstantRetrievalAfterDays: replaced by tier-based rules: use monthlyToGlacierInstantRetrievalAfterDays',
+    );
     expect(error.message).toContain('environments.dev.lifecycle.deepArchiveAfterDays: replaced by tier-based rules: use yearlyToDeepArchiveAfterDays');
   });
 
@@ -252,9 +271,12 @@ describe('invalid configuration fails synth with a message naming the field', ()
 });
 
 describe('EventBridge Scheduler cron expressions', () => {
-  it.each(['0 3 * * ? *', '0/15 * ? * MON-FRI *', '30 1 L * ? *', '0 8 ? * 2#1 *', '0 12 15W JAN,JUL ? 2030-2040', '*/5 9-17 ? * 6L *'])('accepts %j', (expression) => {
-    expect(cronExpressionProblem(expression)).toBeUndefined();
-  });
+  it.each(['0 3 * * ? *', '0/15 * ? * MON-FRI *', '30 1 L * ? *', '0 8 ? * 2#1 *', '0 12 15W JAN,JUL ? 2030-2040', '*/5 9-17 ? * 6L *'])(
+    'accepts %j',
+    (expression) => {
+      expect(cronExpressionProblem(expression)).toBeUndefined();
+    },
+  );
 
   it.each([
     ['0 3 * * *', 'expected 6 fields'],

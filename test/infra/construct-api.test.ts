@@ -68,7 +68,9 @@ describe('PgkeepEnvironment in an app that defines its network and database as c
 
     expect(groups).toHaveLength(1);
     expect(groups[0]!.Properties.SecurityGroupIngress).toBeUndefined();
-    expect(groups[0]!.Properties.SecurityGroupEgress).toEqual([{ CidrIp: '0.0.0.0/0', Description: 'Allow all outbound traffic by default', IpProtocol: '-1' }]);
+    expect(groups[0]!.Properties.SecurityGroupEgress).toEqual([
+      { CidrIp: '0.0.0.0/0', Description: 'Allow all outbound traffic by default', IpProtocol: '-1' },
+    ]);
     expect(environment.pipeline.vpc).toBe(vpc);
     const outputs = JSON.stringify((pipeline.toJSON() as { Outputs: Record<string, unknown> }).Outputs.PrivateSubnetIds);
     for (const subnet of vpc.privateSubnets) expect(outputs).toContain(stackOf(subnet).getLogicalId(subnet.node.defaultChild as ec2.CfnSubnet));
@@ -91,7 +93,9 @@ describe('PgkeepEnvironment in an app that defines its network and database as c
   it("connects with the instance's generated secret when no secret is given", () => {
     const { create } = appWithDatabase(({ vpc }) => ({ vpc }));
     const [nested] = nestedTemplates(create());
-    const backup = (Object.values(nested!.findResources('AWS::ECS::TaskDefinition')) as Resource[]).find((definition) => JSON.stringify(definition).includes('"backup"'))!;
+    const backup = (Object.values(nested!.findResources('AWS::ECS::TaskDefinition')) as Resource[]).find((definition) =>
+      JSON.stringify(definition).includes('"backup"'),
+    )!;
     const secrets = (backup.Properties.ContainerDefinitions as { Secrets: { Name: string; ValueFrom: unknown }[] }[])[0]!.Secrets;
 
     expect(secrets.map((secret) => secret.Name)).toEqual(['PGHOST', 'PGPORT', 'PGUSER', 'PGPASSWORD', 'PGDATABASE']);
@@ -107,7 +111,9 @@ describe('PgkeepEnvironment in an app that defines its network and database as c
     const environment = create();
 
     expect(Template.fromStack(environment.pipeline).findResources('AWS::EC2::SecurityGroup')).toEqual({});
-    expect(JSON.stringify((Template.fromStack(environment.pipeline).toJSON() as { Outputs: Record<string, unknown> }).Outputs.PrivateSubnetIds)).toContain('PublicSubnet');
+    expect(JSON.stringify((Template.fromStack(environment.pipeline).toJSON() as { Outputs: Record<string, unknown> }).Outputs.PrivateSubnetIds)).toContain(
+      'PublicSubnet',
+    );
   });
 });
 
@@ -124,10 +130,16 @@ describe('a wrong configuration of PgkeepEnvironment', () => {
   };
 
   it('names the field when both or neither of network and vpc are given', () => {
-    const ids = { vpcId: 'vpc-0123456789abcdef0', privateSubnets: [{ subnetId: 'subnet-0123456789abcdef0', availabilityZone: 'eu-west-1a' }], securityGroupId: 'sg-0123456789abcdef0' };
+    const ids = {
+      vpcId: 'vpc-0123456789abcdef0',
+      privateSubnets: [{ subnetId: 'subnet-0123456789abcdef0', availabilityZone: 'eu-west-1a' }],
+      securityGroupId: 'sg-0123456789abcdef0',
+    };
 
     expect(problem(({ vpc }) => ({ vpc, network: ids }))).toContain('network: give either network (ids) or vpc (a construct), not both');
-    expect(problem(() => ({}))).toContain('network: required: network: { vpcId, privateSubnets, securityGroupId } (or, in a CDK app that defines the VPC, vpc)');
+    expect(problem(() => ({}))).toContain(
+      'network: required: network: { vpcId, privateSubnets, securityGroupId } (or, in a CDK app that defines the VPC, vpc)',
+    );
     expect(problem(() => ({ network: ids, taskSubnets: { subnetType: ec2.SubnetType.PUBLIC } }))).toContain('taskSubnets: only applies with vpc');
   });
 
@@ -137,7 +149,12 @@ describe('a wrong configuration of PgkeepEnvironment', () => {
       databases: [
         {
           name: 'imported',
-          database: rds.DatabaseInstance.fromDatabaseInstanceAttributes(stack, 'Imported', { instanceIdentifier: 'imported', instanceEndpointAddress: 'imported.example', port: 5432, securityGroups: [] }),
+          database: rds.DatabaseInstance.fromDatabaseInstanceAttributes(stack, 'Imported', {
+            instanceIdentifier: 'imported',
+            instanceEndpointAddress: 'imported.example',
+            port: 5432,
+            securityGroups: [],
+          }),
           schedule: { cron: '0 2 * * ? *', timezone: 'UTC' },
         },
       ],
@@ -160,7 +177,8 @@ describe('the packaged task image', () => {
     expect(dockerfile).not.toContain('--from=build');
     expect(dockerfile).toContain('COPY main.mjs main.mjs.map /app/');
     // What makes it run on Fargate as the repository's image does (test/task/fargate-container.integration.test.ts).
-    for (const line of ['RUN chmod 1777 /tmp', 'VOLUME ["/tmp"]', 'USER node', 'ENTRYPOINT ["/usr/bin/tini", "--", "node", "/app/main.mjs"]']) expect(dockerfile).toContain(line);
+    for (const line of ['RUN chmod 1777 /tmp', 'VOLUME ["/tmp"]', 'USER node', 'ENTRYPOINT ["/usr/bin/tini", "--", "node", "/app/main.mjs"]'])
+      expect(dockerfile).toContain(line);
   });
 
   it('refuses a Dockerfile without the build stage it replaces, instead of shipping a broken image', () => {

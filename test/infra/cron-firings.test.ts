@@ -27,7 +27,7 @@ describe('the longest gap between two runs of a backup schedule', () => {
     expect(hoursOf(longestGapBetweenFirings({ cron: '0 1 * * ? *', timezone: 'America/New_York' }))).toBe(25);
   });
 
-  it('spans two days when the clocks spring forward over the run\'s local time (EventBridge Scheduler skips that run)', () => {
+  it("spans two days when the clocks spring forward over the run's local time (EventBridge Scheduler skips that run)", () => {
     expect(hoursOf(longestGapBetweenFirings({ cron: '30 2 * * ? *', timezone: 'Europe/Berlin' }))).toBe(47);
   });
 
@@ -57,7 +57,15 @@ describe('the runs of a cron schedule in its time zone', () => {
     const lastWeekday = cronFirings({ cron: '0 12 LW * ? *', timezone: 'UTC' }, new Date('2026-05-01T00:00Z'), new Date('2026-06-01T00:00Z'));
 
     // 15 February 2026 is a Sunday (→ Monday 16), 15 August a Saturday (→ Friday 14).
-    expect(iso(nearest).map((instant) => instant.slice(0, 10))).toEqual(['2026-02-16', '2026-03-16', '2026-04-15', '2026-05-15', '2026-06-15', '2026-07-15', '2026-08-14']);
+    expect(iso(nearest).map((instant) => instant.slice(0, 10))).toEqual([
+      '2026-02-16',
+      '2026-03-16',
+      '2026-04-15',
+      '2026-05-15',
+      '2026-06-15',
+      '2026-07-15',
+      '2026-08-14',
+    ]);
     // 31 May 2026 is a Sunday: the last weekday is Friday 29.
     expect(iso(lastWeekday)).toEqual(['2026-05-29T12:00:00.000Z']);
   });
@@ -80,7 +88,13 @@ describe('the runs of a cron schedule in its time zone', () => {
 });
 
 describe('the stale-backup threshold of a database', () => {
-  const database = (schedule: DatabaseConfig['schedule'], alarms: DatabaseConfig['alarms'] = {}): DatabaseConfig => ({ name: 'orders', secret: 'pgkeep/orders', schedule, overrides: {}, alarms });
+  const database = (schedule: DatabaseConfig['schedule'], alarms: DatabaseConfig['alarms'] = {}): DatabaseConfig => ({
+    name: 'orders',
+    secret: 'pgkeep/orders',
+    schedule,
+    overrides: {},
+    alarms,
+  });
 
   it('is the longest gap between runs plus the margin, in seconds', () => {
     const threshold = staleThreshold(database({ cron: '0 3 ? * MON-FRI *', timezone: 'UTC' }), { staleMarginHours: 2 });

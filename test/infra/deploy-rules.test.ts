@@ -16,7 +16,9 @@ import type { SynthesizedEnvironment, TemplateJson } from '../support/fixtures/i
 import { resolveTemplateText, synthesizeEnvironment } from '../support/fixtures/infra-synth.ts';
 
 const config = parsePgkeepConfig(PGKEEP_ENVIRONMENTS);
-const synthesized: Record<string, SynthesizedEnvironment> = Object.fromEntries(Object.keys(config.environments).map((name) => [name, synthesizeEnvironment(PGKEEP_ENVIRONMENTS, name)]));
+const synthesized: Record<string, SynthesizedEnvironment> = Object.fromEntries(
+  Object.keys(config.environments).map((name) => [name, synthesizeEnvironment(PGKEEP_ENVIRONMENTS, name)]),
+);
 afterAll(() => Object.values(synthesized).forEach((environment) => environment.dispose()));
 
 interface Statement {
@@ -30,7 +32,10 @@ interface Statement {
 
 /** IAM's ArnLike/StringLike: `*` is any run of characters, `?` one. */
 function globMatches(pattern: string, value: string): boolean {
-  const regex = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replaceAll('*', '.*').replaceAll('?', '.');
+  const regex = pattern
+    .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+    .replaceAll('*', '.*')
+    .replaceAll('?', '.');
   return new RegExp(`^${regex}$`).test(value);
 }
 
@@ -53,20 +58,30 @@ describe.each(Object.keys(config.environments))('the %s environment', (name) => 
   const [topicKeyId] = Object.keys(pipeline.findResources('AWS::KMS::Key'));
   const keyStatements = (resources[topicKeyId!]!.Properties!.KeyPolicy as unknown as { Statement: Statement[] }).Statement;
 
-  describe('defect 1: the topic policy must let every alarm notify (it replaces SNS\'s default policy)', () => {
-    const alarms = Object.values(resources).filter((resource) => /^AWS::CloudWatch::(Composite)?Alarm$/.test(resource.Type) && resource.Properties?.AlarmActions !== undefined);
+  describe("defect 1: the topic policy must let every alarm notify (it replaces SNS's default policy)", () => {
+    const alarms = Object.values(resources).filter(
+      (resource) => /^AWS::CloudWatch::(Composite)?Alarm$/.test(resource.Type) && resource.Properties?.AlarmActions !== undefined,
+    );
 
     it('has alarms that notify the topic', () => {
       expect(alarms.length).toBeGreaterThan(10);
     });
 
     it("admits CloudWatch's sns:Publish for each of them, confined to this account's pgkeep alarms of this environment", () => {
-      const allowCloudWatch = topicStatements.filter((statement) => statement.Effect === 'Allow' && servicesOf(statement).includes('cloudwatch.amazonaws.com') && actionsOf(statement).includes('sns:Publish'));
+      const allowCloudWatch = topicStatements.filter(
+        (statement) =>
+          statement.Effect === 'Allow' && servicesOf(statement).includes('cloudwatch.amazonaws.com') && actionsOf(statement).includes('sns:Publish'),
+      );
       for (const alarm of alarms) {
         const arn = `arn:aws:cloudwatch:${environment.region}:${environment.account}:alarm:${alarm.Properties!.AlarmName as string}`;
-        expect(allowCloudWatch.some((statement) => admits(statement, { arn, account: environment.account })), arn).toBe(true);
+        expect(
+          allowCloudWatch.some((statement) => admits(statement, { arn, account: environment.account })),
+          arn,
+        ).toBe(true);
         // Not another account's alarm of the same name.
-        expect(allowCloudWatch.some((statement) => admits(statement, { arn: arn.replace(environment.account, '999999999999'), account: '999999999999' }))).toBe(false);
+        expect(allowCloudWatch.some((statement) => admits(statement, { arn: arn.replace(environment.account, '999999999999'), account: '999999999999' }))).toBe(
+          false,
+        );
       }
     });
 
@@ -74,12 +89,20 @@ describe.each(Object.keys(config.environments))('the %s environment', (name) => 
       const allowCloudWatch = keyStatements.filter((statement) => statement.Effect === 'Allow' && servicesOf(statement).includes('cloudwatch.amazonaws.com'));
       for (const alarm of alarms) {
         const arn = `arn:aws:cloudwatch:${environment.region}:${environment.account}:alarm:${alarm.Properties!.AlarmName as string}`;
-        expect(allowCloudWatch.some((statement) => admits(statement, { arn, account: environment.account }) && actionsOf(statement).includes('kms:GenerateDataKey*') && actionsOf(statement).includes('kms:Decrypt')), arn).toBe(true);
+        expect(
+          allowCloudWatch.some(
+            (statement) =>
+              admits(statement, { arn, account: environment.account }) &&
+              actionsOf(statement).includes('kms:GenerateDataKey*') &&
+              actionsOf(statement).includes('kms:Decrypt'),
+          ),
+          arn,
+        ).toBe(true);
       }
     });
   });
 
-  describe('defect 7: EventBridge may publish only for this environment\'s rules in this account', () => {
+  describe("defect 7: EventBridge may publish only for this environment's rules in this account", () => {
     const rules = Object.values(resources).filter((resource) => resource.Type === 'AWS::Events::Rule');
 
     it('admits each rule that targets the topic, and only by its source ARN and account', () => {
@@ -88,19 +111,29 @@ describe.each(Object.keys(config.environments))('the %s environment', (name) => 
       for (const statement of allowEvents) expect(statement.Condition, JSON.stringify(statement)).toBeDefined();
       for (const rule of rules) {
         const arn = `arn:aws:events:${environment.region}:${environment.account}:rule/${rule.Properties!.Name as string}`;
-        expect(allowEvents.some((statement) => admits(statement, { arn, account: environment.account })), arn).toBe(true);
+        expect(
+          allowEvents.some((statement) => admits(statement, { arn, account: environment.account })),
+          arn,
+        ).toBe(true);
       }
-      expect(allowEvents.some((statement) => admits(statement, { arn: `arn:aws:events:${environment.region}:${environment.account}:rule/someone-elses-rule`, account: environment.account }))).toBe(false);
+      expect(
+        allowEvents.some((statement) =>
+          admits(statement, { arn: `arn:aws:events:${environment.region}:${environment.account}:rule/someone-elses-rule`, account: environment.account }),
+        ),
+      ).toBe(false);
     });
   });
 
-  describe("defect 2: ECS requests a secret by exactly the ARN in valueFrom, and IAM matches it as written", () => {
+  describe('defect 2: ECS requests a secret by exactly the ARN in valueFrom, and IAM matches it as written', () => {
     const taskDefinitions = Object.values(resources).filter((resource) => resource.Type === 'AWS::ECS::TaskDefinition');
 
     it("grants each execution role GetSecretValue on the very ARN of each of its containers' secrets", () => {
       let checked = 0;
       for (const taskDefinition of taskDefinitions) {
-        const properties = taskDefinition.Properties as { ExecutionRoleArn: { 'Fn::GetAtt': [string, string] }; ContainerDefinitions: { Secrets?: { ValueFrom: string }[] }[] };
+        const properties = taskDefinition.Properties as {
+          ExecutionRoleArn: { 'Fn::GetAtt': [string, string] };
+          ContainerDefinitions: { Secrets?: { ValueFrom: string }[] }[];
+        };
         const roleId = properties.ExecutionRoleArn['Fn::GetAtt'][0];
         const granted = Object.values(resources)
           .filter((resource) => resource.Type === 'AWS::IAM::Policy' && JSON.stringify(resource.Properties!.Roles).includes(`"${roleId}"`))
@@ -158,7 +191,9 @@ describe('defect 6: the network requirements name every endpoint the tasks call'
     ['task', 'catalog'].flatMap((directory) =>
       readdirSync(join(REPOSITORY_ROOT, directory))
         .filter((file) => file.endsWith('.ts'))
-        .flatMap((file) => [...readFileSync(join(REPOSITORY_ROOT, directory, file), 'utf8').matchAll(/from '@aws-sdk\/client-([a-z0-9-]+)'/g)].map((match) => match[1]!)),
+        .flatMap((file) =>
+          [...readFileSync(join(REPOSITORY_ROOT, directory, file), 'utf8').matchAll(/from '@aws-sdk\/client-([a-z0-9-]+)'/g)].map((match) => match[1]!),
+        ),
     ),
   );
   /** A client's VPC endpoint service name (com.amazonaws.<region>.<name>). */
@@ -183,7 +218,14 @@ describe('defect 6: the network requirements name every endpoint the tasks call'
 describe('the stack outputs the runbook and the notifications point to', () => {
   it('name every log group an operator reads, now that CloudFormation names them', () => {
     const outputs = synthesized.dev!.pipeline.toJSON().Outputs as Record<string, { Value: unknown }>;
-    for (const key of ['TaskLogGroupName', 'RestoreLogGroupName', 'DrillLogGroupName', 'VerifyBackupLogGroupName', 'HealthCheckLogGroupName', 'RetentionLogGroupName']) {
+    for (const key of [
+      'TaskLogGroupName',
+      'RestoreLogGroupName',
+      'DrillLogGroupName',
+      'VerifyBackupLogGroupName',
+      'HealthCheckLogGroupName',
+      'RetentionLogGroupName',
+    ]) {
       expect(resolveTemplateText(outputs[key]?.Value), key).toMatch(/^Ref-\w*LogGroup/);
     }
   });

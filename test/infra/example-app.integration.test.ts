@@ -57,8 +57,11 @@ describe('the example app (examples/rds-instance) with pgkeep from its package',
   it('lets the tasks in on the database port, from the pgkeep stack, so the app stack never depends on pgkeep', () => {
     const nested = readdirSync(outdir).filter((file) => file.endsWith('.nested.template.json'));
     const ingress = nested.flatMap((file) => Object.values(template(file).Resources).filter((resource) => resource.Type === 'AWS::EC2::SecurityGroupIngress'));
-    const manifest = JSON.parse(readFileSync(join(outdir, 'manifest.json'), 'utf8')) as { artifacts: Record<string, { properties?: { stackName?: string }; dependencies?: string[] }> };
-    const dependsOn = (stackName: string) => Object.values(manifest.artifacts).find((artifact) => artifact.properties?.stackName === stackName)?.dependencies ?? [];
+    const manifest = JSON.parse(readFileSync(join(outdir, 'manifest.json'), 'utf8')) as {
+      artifacts: Record<string, { properties?: { stackName?: string }; dependencies?: string[] }>;
+    };
+    const dependsOn = (stackName: string) =>
+      Object.values(manifest.artifacts).find((artifact) => artifact.properties?.stackName === stackName)?.dependencies ?? [];
 
     expect(ingress).toHaveLength(1);
     expect(JSON.stringify(ingress[0]!.Properties)).toContain('OrdersSecurityGroup');
@@ -69,7 +72,9 @@ describe('the example app (examples/rds-instance) with pgkeep from its package',
 
   it("connects the backup task with the instance's generated secret, read by ECS, never as plain environment", () => {
     const nested = readdirSync(outdir).filter((file) => file.endsWith('.nested.template.json'));
-    const taskDefinitions = nested.flatMap((file) => Object.values(template(file).Resources).filter((resource) => resource.Type === 'AWS::ECS::TaskDefinition'));
+    const taskDefinitions = nested.flatMap((file) =>
+      Object.values(template(file).Resources).filter((resource) => resource.Type === 'AWS::ECS::TaskDefinition'),
+    );
     const backup = taskDefinitions.find((definition) => JSON.stringify(definition.Properties).includes('"backup"'))!;
     const secrets = (backup.Properties!.ContainerDefinitions as { Secrets: { Name: string; ValueFrom: unknown }[] }[])[0]!.Secrets;
 

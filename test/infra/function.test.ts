@@ -41,10 +41,15 @@ describe('the house Lambda function construct', () => {
   it('runs with its own role, which may write its own log group and nothing else (no AWS-managed policy)', () => {
     const roleId = stack.getLogicalId(fn.role.node.defaultChild as never);
     const role = template.findResources('AWS::IAM::Role')[roleId] as { Properties: { AssumeRolePolicyDocument: unknown; ManagedPolicyArns?: unknown } };
-    const policies = Object.values(template.findResources('AWS::IAM::Policy')) as { Properties: { Roles: unknown; PolicyDocument: { Statement: unknown[] } } }[];
+    const policies = Object.values(template.findResources('AWS::IAM::Policy')) as {
+      Properties: { Roles: unknown; PolicyDocument: { Statement: unknown[] } };
+    }[];
 
     template.hasResourceProperties('AWS::Lambda::Function', { Role: { 'Fn::GetAtt': [roleId, 'Arn'] } });
-    expect(role.Properties.AssumeRolePolicyDocument).toEqual({ Statement: [{ Action: 'sts:AssumeRole', Effect: 'Allow', Principal: { Service: 'lambda.amazonaws.com' } }], Version: '2012-10-17' });
+    expect(role.Properties.AssumeRolePolicyDocument).toEqual({
+      Statement: [{ Action: 'sts:AssumeRole', Effect: 'Allow', Principal: { Service: 'lambda.amazonaws.com' } }],
+      Version: '2012-10-17',
+    });
     expect(role.Properties.ManagedPolicyArns).toBeUndefined();
     expect(policies.flatMap((policy) => policy.Properties.PolicyDocument.Statement)).toEqual([
       {
@@ -56,7 +61,7 @@ describe('the house Lambda function construct', () => {
     ]);
   });
 
-  it('sets the Powertools environment and source-mapped stack traces, keeping the caller\'s variables', () => {
+  it("sets the Powertools environment and source-mapped stack traces, keeping the caller's variables", () => {
     template.hasResourceProperties('AWS::Lambda::Function', {
       Environment: {
         Variables: Match.objectEquals({
@@ -70,7 +75,9 @@ describe('the house Lambda function construct', () => {
   });
 
   it('bundles the handler with esbuild into an ESM file with a source map', () => {
-    const code = (template.findResources('AWS::Lambda::Function')[stack.getLogicalId(fn.node.defaultChild as never)] as { Properties: { Code: { S3Key: string } } }).Properties.Code;
+    const code = (
+      template.findResources('AWS::Lambda::Function')[stack.getLogicalId(fn.node.defaultChild as never)] as { Properties: { Code: { S3Key: string } } }
+    ).Properties.Code;
     const assetHash = code.S3Key.replace(/\.zip$/, '');
     const bundleDirectory = join(scratch.outdir, `asset.${assetHash}`);
 

@@ -24,8 +24,20 @@ const BACKUP_KEY = 'BackupKey60B97760';
 const BUCKET_ARN = { 'Fn::GetAtt': [BACKUP_BUCKET, 'Arn'] };
 const BACKUP_OBJECTS = { 'Fn::Join': ['', [BUCKET_ARN, '/backups/*']] };
 const BACKUP_MANIFESTS = { 'Fn::Join': ['', [BUCKET_ARN, '/backups/*.manifest.json']] };
-const LIST_BACKUPS = { Sid: 'ListBackups', Effect: 'Allow', Action: 's3:ListBucket', Resource: BUCKET_ARN, Condition: { StringLike: { 's3:prefix': 'backups/*' } } };
-const PUBLISH_METRICS = { Sid: 'PublishBackupMetrics', Effect: 'Allow', Action: 'cloudwatch:PutMetricData', Resource: '*', Condition: { StringEquals: { 'cloudwatch:namespace': METRICS_NAMESPACE } } };
+const LIST_BACKUPS = {
+  Sid: 'ListBackups',
+  Effect: 'Allow',
+  Action: 's3:ListBucket',
+  Resource: BUCKET_ARN,
+  Condition: { StringLike: { 's3:prefix': 'backups/*' } },
+};
+const PUBLISH_METRICS = {
+  Sid: 'PublishBackupMetrics',
+  Effect: 'Allow',
+  Action: 'cloudwatch:PutMetricData',
+  Resource: '*',
+  Condition: { StringEquals: { 'cloudwatch:namespace': METRICS_NAMESPACE } },
+};
 
 /** What the backup, restore and drill tasks and the three functions publish (catalog/metrics.ts), all on the dashboard. */
 const DASHBOARD_METRICS = [
@@ -83,13 +95,14 @@ const actionsOf = (statements: readonly Statement[]) => statements.flatMap((stat
 function allStatements(template: Template): Statement[] {
   const documents = Object.values(template.toJSON().Resources as Record<string, Resource>).flatMap((resource) => {
     if (resource.Type === 'AWS::IAM::Policy' || resource.Type === 'AWS::IAM::ManagedPolicy') return [resource.Properties.PolicyDocument];
-    if (resource.Type === 'AWS::IAM::Role') return ((resource.Properties.Policies as { PolicyDocument: unknown }[] | undefined) ?? []).map((policy) => policy.PolicyDocument);
+    if (resource.Type === 'AWS::IAM::Role')
+      return ((resource.Properties.Policies as { PolicyDocument: unknown }[] | undefined) ?? []).map((policy) => policy.PolicyDocument);
     return [];
   });
   return documents.flatMap((document) => (document as { Statement: Statement[] }).Statement);
 }
 
-describe.each(['dev', 'prod'])('the %s environment\'s verification, health and retention functions', (name) => {
+describe.each(['dev', 'prod'])("the %s environment's verification, health and retention functions", (name) => {
   const { pipeline, storage, stacks } = synthesized[name]!;
   const environment = config.environments[name]!;
   const pipelineId = (construct: { node: { defaultChild?: unknown } }) => stacks.pipeline.getLogicalId(construct.node.defaultChild as never);
@@ -106,7 +119,8 @@ describe.each(['dev', 'prod'])('the %s environment\'s verification, health and r
     retention: stacks.storage.accessPolicies.retentionEnforcer,
   };
   type FunctionName = keyof typeof functions;
-  const functionResource = (fn: FunctionName) => resources[pipelineId(functions[fn])]!.Properties as { Environment: { Variables: Record<string, unknown> } } & Record<string, unknown>;
+  const functionResource = (fn: FunctionName) =>
+    resources[pipelineId(functions[fn])]!.Properties as { Environment: { Variables: Record<string, unknown> } } & Record<string, unknown>;
   const variablesOf = (fn: FunctionName) => functionResource(fn).Environment.Variables;
   const inlineStatementsOf = (fn: FunctionName): Statement[] => {
     const roleId = pipelineId(functions[fn].role);
@@ -115,7 +129,8 @@ describe.each(['dev', 'prod'])('the %s environment\'s verification, health and r
       .flatMap((resource) => (resource.Properties.PolicyDocument as { Statement: Statement[] }).Statement);
   };
   const accessStatementsOf = (fn: FunctionName): Statement[] =>
-    ((storage.findResources('AWS::IAM::ManagedPolicy')[storageId(accessPolicies[fn])] as Resource).Properties.PolicyDocument as { Statement: Statement[] }).Statement;
+    ((storage.findResources('AWS::IAM::ManagedPolicy')[storageId(accessPolicies[fn])] as Resource).Properties.PolicyDocument as { Statement: Statement[] })
+      .Statement;
   /** Everything the function's role may do: its inline statements and its storage-stack policy. */
   const effectiveStatementsOf = (fn: FunctionName) => [...inlineStatementsOf(fn), ...accessStatementsOf(fn)];
   const writeOwnLogGroup = (fn: FunctionName) => ({
@@ -134,7 +149,14 @@ describe.each(['dev', 'prod'])('the %s environment\'s verification, health and r
       const properties = functionResource(fn);
       const logGroupId = pipelineId(functions[fn].logGroup);
 
-      expect(properties).toMatchObject({ FunctionName: functionName, Runtime: 'nodejs24.x', Architectures: ['arm64'], Timeout: timeout, MemorySize: memory, LoggingConfig: { LogGroup: { Ref: logGroupId } } });
+      expect(properties).toMatchObject({
+        FunctionName: functionName,
+        Runtime: 'nodejs24.x',
+        Architectures: ['arm64'],
+        Timeout: timeout,
+        MemorySize: memory,
+        LoggingConfig: { LogGroup: { Ref: logGroupId } },
+      });
       // No LogGroupName: the retained log group would block the next deployment's create (test/infra/deploy-rules.test.ts).
       expect(resources[logGroupId]!.Properties).toEqual({ RetentionInDays: environment.logRetentionDays });
     });
@@ -146,13 +168,16 @@ describe.each(['dev', 'prod'])('the %s environment\'s verification, health and r
       Object.fromEntries(Object.entries(variablesOf(fn)).map(([variable, value]) => [variable, typeof value === 'string' ? value : JSON.stringify(value)]));
     const reference = (value: unknown) => JSON.stringify(value);
 
-    it.each(['verify', 'health', 'retention'] as const)('%s has every setting its handler reads either in its environment or defaulted in the catalog, and no PGKEEP_ variable the handler does not read', (fn) => {
-      const definitions: Record<string, { expectation: string; default?: unknown }> = settingsOf[fn].definitions;
-      const variables = variablesOf(fn);
+    it.each(['verify', 'health', 'retention'] as const)(
+      '%s has every setting its handler reads either in its environment or defaulted in the catalog, and no PGKEEP_ variable the handler does not read',
+      (fn) => {
+        const definitions: Record<string, { expectation: string; default?: unknown }> = settingsOf[fn].definitions;
+        const variables = variablesOf(fn);
 
-      expect(Object.keys(definitions).filter((setting) => !(setting in variables) && definitions[setting]!.default === undefined)).toEqual([]);
-      expect(Object.keys(variables).filter((variable) => variable.startsWith('PGKEEP_') && !(variable in definitions))).toEqual([]);
-    });
+        expect(Object.keys(definitions).filter((setting) => !(setting in variables) && definitions[setting]!.default === undefined)).toEqual([]);
+        expect(Object.keys(variables).filter((variable) => variable.startsWith('PGKEEP_') && !(variable in definitions))).toEqual([]);
+      },
+    );
 
     it('tells verify-backup its environment, the alerts topic and the streaming limit (the catalog default)', () => {
       expect(settingsOf.verify.parse(deployedEnvironment('verify'))).toEqual({
@@ -202,7 +227,9 @@ describe.each(['dev', 'prod'])('the %s environment\'s verification, health and r
         // Merged into whatever else the bucket notifies, never replacing it.
         Managed: false,
       });
-      const configuration = notifications[0]!.Properties.NotificationConfiguration as { LambdaFunctionConfigurations: { Events: string[]; Filter: { Key: { FilterRules: { Name: string; Value: string }[] } }; LambdaFunctionArn: unknown }[] };
+      const configuration = notifications[0]!.Properties.NotificationConfiguration as {
+        LambdaFunctionConfigurations: { Events: string[]; Filter: { Key: { FilterRules: { Name: string; Value: string }[] } }; LambdaFunctionArn: unknown }[];
+      };
       expect(Object.keys(configuration)).toEqual(['LambdaFunctionConfigurations']);
       expect(configuration.LambdaFunctionConfigurations).toHaveLength(1);
       const [target] = configuration.LambdaFunctionConfigurations;
@@ -216,7 +243,9 @@ describe.each(['dev', 'prod'])('the %s environment\'s verification, health and r
 
     it('lets only S3, for the backup bucket in this account, invoke verify-backup', () => {
       const permissions = Object.values(resources).filter(
-        (resource) => resource.Type === 'AWS::Lambda::Permission' && JSON.stringify(resource.Properties.FunctionName) === JSON.stringify({ 'Fn::GetAtt': [pipelineId(functions.verify), 'Arn'] }),
+        (resource) =>
+          resource.Type === 'AWS::Lambda::Permission' &&
+          JSON.stringify(resource.Properties.FunctionName) === JSON.stringify({ 'Fn::GetAtt': [pipelineId(functions.verify), 'Arn'] }),
       );
 
       expect(permissions).toHaveLength(1);
@@ -224,7 +253,7 @@ describe.each(['dev', 'prod'])('the %s environment\'s verification, health and r
       expect(storageOutputOf(permissions[0]!.Properties.SourceArn)).toMatch(/^PublishOutputFnGetAttBackupBucket26B8E51CArn/);
     });
 
-    it('leaves the bucket\'s notification configuration to that custom resource: the storage stack declares none', () => {
+    it("leaves the bucket's notification configuration to that custom resource: the storage stack declares none", () => {
       const bucket = storage.findResources('AWS::S3::Bucket')[BACKUP_BUCKET] as Resource;
 
       expect(bucket.Properties.NotificationConfiguration).toBeUndefined();
@@ -233,7 +262,9 @@ describe.each(['dev', 'prod'])('the %s environment\'s verification, health and r
 
   describe('the schedules', () => {
     const scheduleOf = (fn: 'health' | 'retention') =>
-      (resources[pipelineId(fn === 'health' ? stacks.pipeline.healthCheck.schedule : stacks.pipeline.retention.schedule)]!.Properties as { Target: Record<string, unknown> } & Record<string, unknown>);
+      resources[pipelineId(fn === 'health' ? stacks.pipeline.healthCheck.schedule : stacks.pipeline.retention.schedule)]!.Properties as {
+        Target: Record<string, unknown>;
+      } & Record<string, unknown>;
     const deadLetterQueue = { Arn: { 'Fn::GetAtt': [Match.stringLikeRegexp('^ScheduleDeadLetterQueue'), 'Arn'] } };
     const functionScheduleRole = { 'Fn::GetAtt': [Match.stringLikeRegexp('^FunctionScheduleRole'), 'Arn'] };
 
@@ -273,14 +304,21 @@ describe.each(['dev', 'prod'])('the %s environment\'s verification, health and r
     });
 
     it('lets the scheduler (of this account only) invoke only those two functions and write to the dead-letter queue', () => {
-      const [roleId] = Object.keys(pipeline.findResources('AWS::IAM::Role', { Properties: { Description: Match.stringLikeRegexp('invokes the health-check and retention functions') } }));
+      const [roleId] = Object.keys(
+        pipeline.findResources('AWS::IAM::Role', { Properties: { Description: Match.stringLikeRegexp('invokes the health-check and retention functions') } }),
+      );
       const role = resources[roleId!]!.Properties as { AssumeRolePolicyDocument: { Statement: unknown[] }; ManagedPolicyArns?: unknown };
       const own = Object.values(resources)
         .filter((resource) => resource.Type === 'AWS::IAM::Policy' && JSON.stringify(resource.Properties.Roles) === JSON.stringify([{ Ref: roleId }]))
         .flatMap((resource) => (resource.Properties.PolicyDocument as { Statement: Statement[] }).Statement);
 
       expect(role.AssumeRolePolicyDocument.Statement).toEqual([
-        { Action: 'sts:AssumeRole', Effect: 'Allow', Principal: { Service: 'scheduler.amazonaws.com' }, Condition: { StringEquals: { 'aws:SourceAccount': environment.account } } },
+        {
+          Action: 'sts:AssumeRole',
+          Effect: 'Allow',
+          Principal: { Service: 'scheduler.amazonaws.com' },
+          Condition: { StringEquals: { 'aws:SourceAccount': environment.account } },
+        },
       ]);
       expect(role.ManagedPolicyArns).toBeUndefined();
       expect(actionsOf(own).sort()).toEqual(['lambda:InvokeFunction', 'sqs:SendMessage']);
@@ -296,7 +334,10 @@ describe.each(['dev', 'prod'])('the %s environment\'s verification, health and r
       for (const fn of ['verify', 'health', 'retention'] as const) {
         const role = resources[pipelineId(functions[fn].role)]!.Properties as { AssumeRolePolicyDocument: unknown; ManagedPolicyArns: unknown[] };
 
-        expect(role.AssumeRolePolicyDocument).toEqual({ Statement: [{ Action: 'sts:AssumeRole', Effect: 'Allow', Principal: { Service: 'lambda.amazonaws.com' } }], Version: '2012-10-17' });
+        expect(role.AssumeRolePolicyDocument).toEqual({
+          Statement: [{ Action: 'sts:AssumeRole', Effect: 'Allow', Principal: { Service: 'lambda.amazonaws.com' } }],
+          Version: '2012-10-17',
+        });
         expect(role.ManagedPolicyArns).toHaveLength(1);
         expect(storageOutputOf(role.ManagedPolicyArns[0])).toMatch(new RegExp(`^PublishOutputRef${storageId(accessPolicies[fn])}`));
       }
@@ -330,7 +371,10 @@ describe.each(['dev', 'prod'])('the %s environment\'s verification, health and r
     });
 
     it('lets backup-health only list backups and read their tags, and publish metrics', () => {
-      expect(accessStatementsOf('health')).toEqual([LIST_BACKUPS, { Sid: 'ReadVerificationTags', Effect: 'Allow', Action: 's3:GetObjectTagging', Resource: BACKUP_OBJECTS }]);
+      expect(accessStatementsOf('health')).toEqual([
+        LIST_BACKUPS,
+        { Sid: 'ReadVerificationTags', Effect: 'Allow', Action: 's3:GetObjectTagging', Resource: BACKUP_OBJECTS },
+      ]);
       expect(inlineStatementsOf('health')).toEqual([writeOwnLogGroup('health'), PUBLISH_METRICS]);
     });
 
@@ -348,14 +392,24 @@ describe.each(['dev', 'prod'])('the %s environment\'s verification, health and r
           Condition: { StringEquals: { 'kms:ViaService': `s3.${environment.region}.amazonaws.com` } },
         },
         ...(environment.retention.dryRun ? [] : [{ Sid: 'DeleteBackupObjects', Effect: 'Allow', Action: 's3:DeleteObject', Resource: BACKUP_OBJECTS }]),
-        ...(environment.objectLock ? [{ Sid: 'ReadObjectLockRetention', Effect: 'Allow', Action: ['s3:GetObject', 's3:GetObjectRetention'], Resource: BACKUP_OBJECTS }] : []),
+        ...(environment.objectLock
+          ? [{ Sid: 'ReadObjectLockRetention', Effect: 'Allow', Action: ['s3:GetObject', 's3:GetObjectRetention'], Resource: BACKUP_OBJECTS }]
+          : []),
       ]);
       expect(inlineStatementsOf('retention')).toEqual([writeOwnLogGroup('retention'), PUBLISH_METRICS]);
     });
 
     it('never lets verify-backup delete or write objects, nor backup-health read objects or write tags', () => {
-      expect(actionsOf(effectiveStatementsOf('verify')).filter((action) => /^s3:(Delete|PutObject$|PutObjectAcl|PutObjectRetention|PutObjectLegalHold|RestoreObject)/.test(action))).toEqual([]);
-      expect(actionsOf(effectiveStatementsOf('health')).filter((action) => action.startsWith('s3:') && action !== 's3:ListBucket' && action !== 's3:GetObjectTagging')).toEqual([]);
+      expect(
+        actionsOf(effectiveStatementsOf('verify')).filter((action) =>
+          /^s3:(Delete|PutObject$|PutObjectAcl|PutObjectRetention|PutObjectLegalHold|RestoreObject)/.test(action),
+        ),
+      ).toEqual([]);
+      expect(
+        actionsOf(effectiveStatementsOf('health')).filter(
+          (action) => action.startsWith('s3:') && action !== 's3:ListBucket' && action !== 's3:GetObjectTagging',
+        ),
+      ).toEqual([]);
       expect(actionsOf(effectiveStatementsOf('health')).filter((action) => /^(kms|sns):/.test(action))).toEqual([]);
     });
 
@@ -368,17 +422,23 @@ describe.each(['dev', 'prod'])('the %s environment\'s verification, health and r
       if (environment.objectLock) expect(actionsOf(statements)).toContain('s3:GetObjectRetention');
       else expect(actionsOf(statements)).not.toContain('s3:GetObjectRetention');
       expect(actionsOf(statements).filter((action) => /^(kms|sns):/.test(action))).toEqual(['kms:Decrypt']);
-      expect(statements.find((statement) => actionsOf([statement]).includes('kms:Decrypt'))?.Condition).toEqual({ StringEquals: { 'kms:ViaService': `s3.${environment.region}.amazonaws.com` } });
+      expect(statements.find((statement) => actionsOf([statement]).includes('kms:Decrypt'))?.Condition).toEqual({
+        StringEquals: { 'kms:ViaService': `s3.${environment.region}.amazonaws.com` },
+      });
     });
 
     it(`allows s3:DeleteObject to ${environment.retention.dryRun ? 'nobody (retention is a dry run)' : 'enforce-retention alone'}, and nobody DeleteObjectVersion, governance bypass, lifecycle or policy changes`, () => {
       const everything = [...allStatements(pipeline), ...allStatements(storage)];
       const deleting = everything.filter((statement) => actionsOf([statement]).includes('s3:DeleteObject'));
 
-      expect(deleting).toEqual(environment.retention.dryRun ? [] : [{ Sid: 'DeleteBackupObjects', Effect: 'Allow', Action: 's3:DeleteObject', Resource: BACKUP_OBJECTS }]);
+      expect(deleting).toEqual(
+        environment.retention.dryRun ? [] : [{ Sid: 'DeleteBackupObjects', Effect: 'Allow', Action: 's3:DeleteObject', Resource: BACKUP_OBJECTS }],
+      );
       expect(
         actionsOf(everything).filter((action) =>
-          /^s3:(\*|DeleteObjectVersion|DeleteBucket|BypassGovernanceRetention|PutLifecycleConfiguration|PutBucketPolicy|PutBucketVersioning|PutBucketObjectLockConfiguration|PutObjectRetention|PutObjectLegalHold)$|^kms:\*$|^\*$/.test(action),
+          /^s3:(\*|DeleteObjectVersion|DeleteBucket|BypassGovernanceRetention|PutLifecycleConfiguration|PutBucketPolicy|PutBucketVersioning|PutBucketObjectLockConfiguration|PutObjectRetention|PutObjectLegalHold)$|^kms:\*$|^\*$/.test(
+            action,
+          ),
         ),
       ).toEqual([]);
     });
@@ -406,9 +466,15 @@ describe.each(['dev', 'prod'])('the %s environment\'s verification, health and r
       const alarms = stacks.pipeline.alarms.get(databaseName)!;
       const expected = EXPECTED_THRESHOLDS[name]![databaseName]!;
       const key = databaseResourceKey(databaseName);
-      const common = (metricName: string) => ({ Namespace: 'pgkeep', MetricName: metricName, Dimensions: dimensionsOf(databaseName), AlarmActions: topic, OKActions: topic });
+      const common = (metricName: string) => ({
+        Namespace: 'pgkeep',
+        MetricName: metricName,
+        Dimensions: dimensionsOf(databaseName),
+        AlarmActions: topic,
+        OKActions: topic,
+      });
 
-      it('alarms when the newest verified backup is older than its schedule\'s longest gap plus the margin, or when nothing reports at all', () => {
+      it("alarms when the newest verified backup is older than its schedule's longest gap plus the margin, or when nothing reports at all", () => {
         expect(alarmOf(alarms.stale)).toMatchObject({
           ...common(METRIC.newestVerifiedBackupAgeSeconds),
           AlarmName: `pgkeep-${name}-${key}-backup-stale`,
@@ -462,7 +528,7 @@ describe.each(['dev', 'prod'])('the %s environment\'s verification, health and r
         });
       });
 
-      it('alarms while a backup claims a start time ahead of S3\'s clock (the health check publishes the count hourly, 0 when none)', () => {
+      it("alarms while a backup claims a start time ahead of S3's clock (the health check publishes the count hourly, 0 when none)", () => {
         expect(alarmOf(alarms.futureDated)).toMatchObject({
           ...common(METRIC.futureDatedBackups),
           AlarmName: `pgkeep-${name}-${key}-backup-future-dated`,
@@ -530,7 +596,10 @@ describe.each(['dev', 'prod'])('the %s environment\'s verification, health and r
     });
 
     it('sends ALARM and OK of every alarm in the stack to the alerts topic, and points each to the runbook', () => {
-      const alarms = [...Object.values(pipeline.findResources('AWS::CloudWatch::Alarm')), ...Object.values(pipeline.findResources('AWS::CloudWatch::CompositeAlarm'))] as Resource[];
+      const alarms = [
+        ...Object.values(pipeline.findResources('AWS::CloudWatch::Alarm')),
+        ...Object.values(pipeline.findResources('AWS::CloudWatch::CompositeAlarm')),
+      ] as Resource[];
       // The inputs of the composite drill-overdue alarms notify nobody themselves (test/infra/restore.test.ts).
       const compositeInputs = alarms.filter((alarm) => /-drill-(no-success-7d|not-attempted)$/.test(String(alarm.Properties.AlarmName)));
 
@@ -558,7 +627,9 @@ describe.each(['dev', 'prod'])('the %s environment\'s verification, health and r
 
   describe('the dashboard', () => {
     const dashboards = Object.values(pipeline.findResources('AWS::CloudWatch::Dashboard')) as Resource[];
-    const body = JSON.parse(resolveTemplateText(dashboards[0]?.Properties.DashboardBody)) as { widgets: { type: string; properties: { alarms?: string[]; metrics?: unknown[][] } }[] };
+    const body = JSON.parse(resolveTemplateText(dashboards[0]?.Properties.DashboardBody)) as {
+      widgets: { type: string; properties: { alarms?: string[]; metrics?: unknown[][] } }[];
+    };
     const metricLines = body.widgets.flatMap((widget) => widget.properties.metrics ?? []).filter((line) => line[0] === METRICS_NAMESPACE);
 
     it(`is one dashboard named pgkeep-${name}`, () => {
@@ -578,12 +649,17 @@ describe.each(['dev', 'prod'])('the %s environment\'s verification, health and r
 
     it('shows the state of every alarm of the environment, its nested stacks included', () => {
       const statusWidgets = body.widgets.filter((widget) => widget.type === 'alarm');
-      const alarms = { ...pipeline.findResources('AWS::CloudWatch::Alarm'), ...pipeline.findResources('AWS::CloudWatch::CompositeAlarm') } as Record<string, Resource>;
+      const alarms = { ...pipeline.findResources('AWS::CloudWatch::Alarm'), ...pipeline.findResources('AWS::CloudWatch::CompositeAlarm') } as Record<
+        string,
+        Resource
+      >;
       // By name, which every pgkeep alarm has as plain text, so the ARNs need no cross-stack reference.
       const names = Object.values(alarms).map((alarm) => alarm.Properties.AlarmName as string);
 
       expect(statusWidgets).toHaveLength(1);
-      expect([...statusWidgets[0]!.properties.alarms!].sort()).toEqual(names.map((alarmName) => `arn:aws:cloudwatch:${environment.region}:${environment.account}:alarm:${alarmName}`).sort());
+      expect([...statusWidgets[0]!.properties.alarms!].sort()).toEqual(
+        names.map((alarmName) => `arn:aws:cloudwatch:${environment.region}:${environment.account}:alarm:${alarmName}`).sort(),
+      );
     });
   });
 });
@@ -591,7 +667,12 @@ describe.each(['dev', 'prod'])('the %s environment\'s verification, health and r
 describe('the runbook', () => {
   const runbook = readFileSync(join(REPOSITORY_ROOT, 'docs/operations.md'), 'utf8');
   // GitHub's heading anchors: lower case, punctuation dropped, spaces as hyphens.
-  const anchors = [...runbook.matchAll(/^#{2,4} (.+)$/gm)].map((match) => match[1]!.toLowerCase().replace(/[^a-z0-9 -]/g, '').replace(/ /g, '-'));
+  const anchors = [...runbook.matchAll(/^#{2,4} (.+)$/gm)].map((match) =>
+    match[1]!
+      .toLowerCase()
+      .replace(/[^a-z0-9 -]/g, '')
+      .replace(/ /g, '-'),
+  );
 
   it('has the section every alarm description points to', () => {
     expect(Object.values(RUNBOOK_SECTIONS).filter((section) => !anchors.includes(section))).toEqual([]);

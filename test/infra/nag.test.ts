@@ -57,7 +57,9 @@ describe.each(['dev', 'prod'])('cdk-nag AwsSolutions checks of the %s environmen
     expect(() => scratch.app.synth()).toThrow(/Validation failed|AwsSolutions/);
 
     const findings = synthesizedReport(scratch).pluginReports.flatMap((report) =>
-      report.violations.flatMap((violation) => violation.violatingConstructs.map((construct) => ({ rule: normalizeRule(violation.ruleName), path: construct.constructPath }))),
+      report.violations.flatMap((violation) =>
+        violation.violatingConstructs.map((construct) => ({ rule: normalizeRule(violation.ruleName), path: construct.constructPath })),
+      ),
     );
     expect(findings.length).toBeGreaterThan(0);
     for (const finding of findings) {

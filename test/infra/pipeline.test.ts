@@ -21,7 +21,12 @@ interface ContainerDefinition {
   [property: string]: unknown;
 }
 interface TaskDefinitionResource {
-  Properties: { Family: string; ContainerDefinitions: ContainerDefinition[]; ExecutionRoleArn: { 'Fn::GetAtt': [string, string] }; TaskRoleArn: { 'Fn::GetAtt': [string, string] } };
+  Properties: {
+    Family: string;
+    ContainerDefinitions: ContainerDefinition[];
+    ExecutionRoleArn: { 'Fn::GetAtt': [string, string] };
+    TaskRoleArn: { 'Fn::GetAtt': [string, string] };
+  };
 }
 interface PolicyStatement {
   Action: string | string[];
@@ -66,7 +71,11 @@ describe.each(['dev', 'prod'])('the %s pipeline stack', (name) => {
   });
 
   it('keeps the task logs in a log group with the configured retention, named by CloudFormation', () => {
-    const logGroupRefs = new Set(environment.databases.map((database) => JSON.stringify((containerOf(database).LogConfiguration as { Options: Record<string, unknown> }).Options['awslogs-group'])));
+    const logGroupRefs = new Set(
+      environment.databases.map((database) =>
+        JSON.stringify((containerOf(database).LogConfiguration as { Options: Record<string, unknown> }).Options['awslogs-group']),
+      ),
+    );
     expect(logGroupRefs.size).toBe(1);
     const [logGroupId] = [...logGroupRefs].map((ref) => (JSON.parse(ref) as { Ref: string }).Ref);
     // No LogGroupName: a retained log group with a fixed name blocks the next create (test/infra/deploy-rules.test.ts).
@@ -75,7 +84,9 @@ describe.each(['dev', 'prod'])('the %s pipeline stack', (name) => {
 
   it('has one ARM64 Fargate task definition per database, sized as configured, with a read-only root and a writable /tmp', () => {
     // The restore and drill task definitions are test/infra/restore.test.ts's.
-    expect(Object.keys(pipeline.findResources('AWS::ECS::TaskDefinition', { Properties: { Family: Match.stringLikeRegexp(`^pgkeep-${name}-backup-`) } }))).toHaveLength(environment.databases.length);
+    expect(
+      Object.keys(pipeline.findResources('AWS::ECS::TaskDefinition', { Properties: { Family: Match.stringLikeRegexp(`^pgkeep-${name}-backup-`) } })),
+    ).toHaveLength(environment.databases.length);
     for (const database of environment.databases) {
       pipeline.hasResourceProperties('AWS::ECS::TaskDefinition', {
         Family: `pgkeep-${name}-backup-${databaseResourceKey(database.name)}`,
@@ -122,14 +133,24 @@ describe.each(['dev', 'prod'])('the %s pipeline stack', (name) => {
     }
   });
 
-  it('tells the task its bucket, environment, catalog name, KMS key, SSL mode and whether the bucket is under Object Lock, plus the database\'s overrides', () => {
+  it("tells the task its bucket, environment, catalog name, KMS key, SSL mode and whether the bucket is under Object Lock, plus the database's overrides", () => {
     for (const database of environment.databases) {
-      const { PGKEEP_BUCKET: bucket, PGKEEP_KMS_KEY_ID: key, ...literals } = Object.fromEntries(
-        containerOf(database).Environment.map((variable) => [variable.Name, variable.Value]),
-      );
+      const {
+        PGKEEP_BUCKET: bucket,
+        PGKEEP_KMS_KEY_ID: key,
+        ...literals
+      } = Object.fromEntries(containerOf(database).Environment.map((variable) => [variable.Name, variable.Value]));
 
-      expect(storageOutput(bucket)).toEqual({ StackName: `pgkeep-${name}-storage`, Region: environment.region, OutputName: expect.stringMatching(/^PublishOutputRefBackupBucket/) as unknown });
-      expect(storageOutput(key)).toEqual({ StackName: `pgkeep-${name}-storage`, Region: environment.region, OutputName: expect.stringMatching(/^PublishOutputFnGetAttBackupKey\w+Arn/) as unknown });
+      expect(storageOutput(bucket)).toEqual({
+        StackName: `pgkeep-${name}-storage`,
+        Region: environment.region,
+        OutputName: expect.stringMatching(/^PublishOutputRefBackupBucket/) as unknown,
+      });
+      expect(storageOutput(key)).toEqual({
+        StackName: `pgkeep-${name}-storage`,
+        Region: environment.region,
+        OutputName: expect.stringMatching(/^PublishOutputFnGetAttBackupKey\w+Arn/) as unknown,
+      });
       expect(literals).toEqual({
         PGKEEP_ENVIRONMENT: name,
         PGKEEP_DATABASE_NAME: database.name,
@@ -140,13 +161,15 @@ describe.each(['dev', 'prod'])('the %s pipeline stack', (name) => {
     }
   });
 
-  it('gives each database its own execution role that can read only that database\'s secret', () => {
+  it("gives each database its own execution role that can read only that database's secret", () => {
     for (const database of environment.databases) {
       const roleId = taskDefinitionOf(database).Properties.ExecutionRoleArn['Fn::GetAtt'][0];
       const statements = policyStatementsOf(roleId);
       const secretStatements = statements.filter((statement) => [statement.Action].flat().some((action) => action.startsWith('secretsmanager:')));
       // Exactly the ARN the container's valueFrom names, which is what ECS requests.
-      expect(secretStatements).toEqual([{ Effect: 'Allow', Action: ['secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue'], Resource: database.secret }]);
+      expect(secretStatements).toEqual([
+        { Effect: 'Allow', Action: ['secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue'], Resource: database.secret },
+      ]);
       for (const other of environment.databases.filter((candidate) => candidate !== database)) {
         expect(JSON.stringify(statements)).not.toContain(other.secret);
       }
@@ -159,11 +182,15 @@ describe.each(['dev', 'prod'])('the %s pipeline stack', (name) => {
           Condition: { StringEquals: { 'kms:ViaService': `secretsmanager.${environment.region}.amazonaws.com` } },
         });
       }
-      expect(statements.flatMap((statement) => [statement.Action].flat()).filter((action) => /^s3:|^kms:(?!Decrypt$)|^iam:|^secretsmanager:(?!DescribeSecret$|GetSecretValue$)/.test(action))).toEqual([]);
+      expect(
+        statements
+          .flatMap((statement) => [statement.Action].flat())
+          .filter((action) => /^s3:|^kms:(?!Decrypt$)|^iam:|^secretsmanager:(?!DescribeSecret$|GetSecretValue$)/.test(action)),
+      ).toEqual([]);
     }
   });
 
-  it('gives the backup task role the storage stack\'s backup-writer policy and pgkeep metrics, nothing else', () => {
+  it("gives the backup task role the storage stack's backup-writer policy and pgkeep metrics, nothing else", () => {
     const taskRoleIds = new Set(environment.databases.map((database) => taskDefinitionOf(database).Properties.TaskRoleArn['Fn::GetAtt'][0]));
     expect(taskRoleIds.size).toBe(1);
     const [taskRoleId] = [...taskRoleIds];
@@ -178,13 +205,21 @@ describe.each(['dev', 'prod'])('the %s pipeline stack', (name) => {
     expect(role.Properties.Policies).toBeUndefined();
     // PutMetricData has no resource-level permissions; the namespace condition is what limits it.
     expect(policyStatementsOf(taskRoleId!)).toEqual([
-      { Sid: 'PublishBackupMetrics', Effect: 'Allow', Action: 'cloudwatch:PutMetricData', Resource: '*', Condition: { StringEquals: { 'cloudwatch:namespace': 'pgkeep' } } },
+      {
+        Sid: 'PublishBackupMetrics',
+        Effect: 'Allow',
+        Action: 'cloudwatch:PutMetricData',
+        Resource: '*',
+        Condition: { StringEquals: { 'cloudwatch:namespace': 'pgkeep' } },
+      },
     ]);
   });
 
   it('has one EventBridge Scheduler schedule per database with its cron and timezone, launching its task on Fargate with no public IP', () => {
     // The drill's schedule is in its own group (test/infra/restore.test.ts).
-    const taskSchedules = Object.values(pipeline.findResources('AWS::Scheduler::Schedule', { Properties: { GroupName: `pgkeep-${name}` } })).filter((schedule) => JSON.stringify(schedule).includes('"EcsParameters"'));
+    const taskSchedules = Object.values(pipeline.findResources('AWS::Scheduler::Schedule', { Properties: { GroupName: `pgkeep-${name}` } })).filter(
+      (schedule) => JSON.stringify(schedule).includes('"EcsParameters"'),
+    );
     expect(taskSchedules).toHaveLength(environment.databases.length);
     for (const database of environment.databases) {
       pipeline.hasResourceProperties('AWS::Scheduler::Schedule', {
@@ -197,7 +232,9 @@ describe.each(['dev', 'prod'])('the %s pipeline stack', (name) => {
           EcsParameters: {
             TaskDefinitionArn: { Ref: logicalId(backupOf(database).taskDefinition) },
             LaunchType: 'FARGATE',
-            NetworkConfiguration: { AwsvpcConfiguration: { AssignPublicIp: 'DISABLED', Subnets: subnetIds, SecurityGroups: [environment.network!.securityGroupId] } },
+            NetworkConfiguration: {
+              AwsvpcConfiguration: { AssignPublicIp: 'DISABLED', Subnets: subnetIds, SecurityGroups: [environment.network!.securityGroupId] },
+            },
           },
           RetryPolicy: { MaximumRetryAttempts: 3, MaximumEventAgeInSeconds: 3600 },
           DeadLetterConfig: { Arn: { 'Fn::GetAtt': [Match.stringLikeRegexp('^ScheduleDeadLetterQueue'), 'Arn'] } },
@@ -208,7 +245,9 @@ describe.each(['dev', 'prod'])('the %s pipeline stack', (name) => {
 
   it("passes each database's settings to its scheduled run as container overrides", () => {
     for (const database of environment.databases) {
-      const schedule = pipeline.findResources('AWS::Scheduler::Schedule')[logicalId(backupOf(database).schedule)] as { Properties: { Target: { Input: string } } };
+      const schedule = pipeline.findResources('AWS::Scheduler::Schedule')[logicalId(backupOf(database).schedule)] as {
+        Properties: { Target: { Input: string } };
+      };
 
       expect(JSON.parse(schedule.Properties.Target.Input)).toEqual({
         containerOverrides: [
@@ -227,7 +266,9 @@ describe.each(['dev', 'prod'])('the %s pipeline stack', (name) => {
   it("lets each database's schedule run only that database's backup task definition and pass only its roles to ECS", () => {
     const roleIds = new Set<string>();
     for (const database of environment.databases) {
-      const backupSchedule = pipeline.findResources('AWS::Scheduler::Schedule')[logicalId(backupOf(database).schedule)] as { Properties: { Target: { RoleArn: { 'Fn::GetAtt': [string, string] } } } };
+      const backupSchedule = pipeline.findResources('AWS::Scheduler::Schedule')[logicalId(backupOf(database).schedule)] as {
+        Properties: { Target: { RoleArn: { 'Fn::GetAtt': [string, string] } } };
+      };
       const schedulerRoleId = backupSchedule.Properties.Target.RoleArn['Fn::GetAtt'][0];
       roleIds.add(schedulerRoleId);
       const statements = policyStatementsOf(schedulerRoleId);
@@ -235,7 +276,9 @@ describe.each(['dev', 'prod'])('the %s pipeline stack', (name) => {
 
       expect(statements.map((statement) => statement.Action).sort()).toEqual(['ecs:RunTask', 'iam:PassRole', 'sqs:SendMessage']);
       expect(statements.find((statement) => statement.Action === 'ecs:RunTask')?.Resource).toEqual({ Ref: logicalId(backupOf(database).taskDefinition) });
-      expect(passed).toEqual(expect.arrayContaining([taskDefinitionOf(database).Properties.ExecutionRoleArn, taskDefinitionOf(database).Properties.TaskRoleArn]));
+      expect(passed).toEqual(
+        expect.arrayContaining([taskDefinitionOf(database).Properties.ExecutionRoleArn, taskDefinitionOf(database).Properties.TaskRoleArn]),
+      );
       expect(passed).toHaveLength(2);
     }
     // One role per database (each in its database's nested stack), so no role can start another's backup.
@@ -245,17 +288,24 @@ describe.each(['dev', 'prod'])('the %s pipeline stack', (name) => {
   it('sends alerts to a KMS-encrypted, TLS-only SNS topic with the configured email subscriptions', () => {
     pipeline.hasResourceProperties('AWS::SNS::Topic', { KmsMasterKeyId: { 'Fn::GetAtt': [Match.stringLikeRegexp('^AlertsTopicKey'), 'Arn'] } });
     pipeline.hasResourceProperties('AWS::SNS::TopicPolicy', {
-      PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({ Effect: 'Deny', Action: 'sns:Publish', Condition: { Bool: { 'aws:SecureTransport': 'false' } } })]) },
+      PolicyDocument: {
+        Statement: Match.arrayWith([Match.objectLike({ Effect: 'Deny', Action: 'sns:Publish', Condition: { Bool: { 'aws:SecureTransport': 'false' } } })]),
+      },
     });
-    const subscriptions = Object.values(pipeline.findResources('AWS::SNS::Subscription')).map((subscription) => subscription.Properties as { Protocol: string; Endpoint: string });
-    expect(subscriptions.map((subscription) => [subscription.Protocol, subscription.Endpoint])).toEqual(environment.notificationEmails.map((email) => ['email', email]));
+    const subscriptions = Object.values(pipeline.findResources('AWS::SNS::Subscription')).map(
+      (subscription) => subscription.Properties as { Protocol: string; Endpoint: string },
+    );
+    expect(subscriptions.map((subscription) => [subscription.Protocol, subscription.Endpoint])).toEqual(
+      environment.notificationEmails.map((email) => ['email', email]),
+    );
   });
 
   it('lets CloudWatch alarms and EventBridge use the topic key', () => {
     const [key] = Object.values(pipeline.findResources('AWS::KMS::Key')) as KeyResource[];
-    const services = key!.Properties.KeyPolicy.Statement
-      .filter((statement) => statement.Principal.Service)
-      .map((statement) => [statement.Principal.Service, statement.Action]);
+    const services = key!.Properties.KeyPolicy.Statement.filter((statement) => statement.Principal.Service).map((statement) => [
+      statement.Principal.Service,
+      statement.Action,
+    ]);
 
     expect(services).toEqual(
       expect.arrayContaining([
@@ -283,7 +333,11 @@ describe.each(['dev', 'prod'])('the %s pipeline stack', (name) => {
         Match.objectLike({
           Arn: { Ref: Match.stringLikeRegexp('^AlertsTopic') },
           InputTransformer: {
-            InputPathsMap: Match.objectLike({ 'detail-containers-0--exitCode': '$.detail.containers[0].exitCode', 'detail-stoppedReason': '$.detail.stoppedReason', 'detail-taskDefinitionArn': '$.detail.taskDefinitionArn' }),
+            InputPathsMap: Match.objectLike({
+              'detail-containers-0--exitCode': '$.detail.containers[0].exitCode',
+              'detail-stoppedReason': '$.detail.stoppedReason',
+              'detail-taskDefinitionArn': '$.detail.taskDefinitionArn',
+            }),
             InputTemplate: Match.anyValue(),
           },
         }),
@@ -304,10 +358,16 @@ describe.each(['dev', 'prod'])('the %s pipeline stack', (name) => {
       EventPattern: {
         source: ['aws.ecs'],
         'detail-type': ['ECS Task State Change'],
-        detail: Match.objectLike({ lastStatus: ['STOPPED'], stopCode: ['TaskFailedToStart'], taskDefinitionArn: [{ prefix: `arn:aws:ecs:${environment.region}:${environment.account}:task-definition/pgkeep-${name}-backup-` }] }),
+        detail: Match.objectLike({
+          lastStatus: ['STOPPED'],
+          stopCode: ['TaskFailedToStart'],
+          taskDefinitionArn: [{ prefix: `arn:aws:ecs:${environment.region}:${environment.account}:task-definition/pgkeep-${name}-backup-` }],
+        }),
       },
     });
-    expect(resolveTemplateText(ruleNamed(`pgkeep-${name}-backup-not-started`).Targets[0]!.InputTransformer.InputTemplate)).toMatch(new RegExp(`^"pgkeep ${name}: a backup could not start\\. Task definition: <detail-taskDefinitionArn>`));
+    expect(resolveTemplateText(ruleNamed(`pgkeep-${name}-backup-not-started`).Targets[0]!.InputTransformer.InputTemplate)).toMatch(
+      new RegExp(`^"pgkeep ${name}: a backup could not start\\. Task definition: <detail-taskDefinitionArn>`),
+    );
   });
 
   it('has eight stopped-task rules for the whole environment, however many databases it has', () => {
@@ -348,7 +408,11 @@ describe.each(['dev', 'prod'])('the %s pipeline stack', (name) => {
       'DashboardUrl',
       'VerifyBackupFunctionName',
       'RetentionFunctionName',
-      ...environment.databases.flatMap((database) => [`TaskDefinition${databaseResourceKey(database.name)}`, `RunTaskCommand${databaseResourceKey(database.name)}`, `RestoreLatestCommand${databaseResourceKey(database.name)}`]),
+      ...environment.databases.flatMap((database) => [
+        `TaskDefinition${databaseResourceKey(database.name)}`,
+        `RunTaskCommand${databaseResourceKey(database.name)}`,
+        `RestoreLatestCommand${databaseResourceKey(database.name)}`,
+      ]),
     ];
 
     expect(Object.keys(outputs).sort()).toEqual(expected.sort());
@@ -386,8 +450,12 @@ describe.each(['dev', 'prod'])('the %s pipeline stack', (name) => {
     });
 
     it('overrides the container with the database name and its settings, as the schedule does', () => {
-      const schedule = pipeline.findResources('AWS::Scheduler::Schedule')[logicalId(backupOf(database).schedule)] as { Properties: { Target: { Input: string } } };
-      const overrides = JSON.parse(option('--overrides') as string) as { containerOverrides: { name: string; environment: { name: string; value: string }[] }[] };
+      const schedule = pipeline.findResources('AWS::Scheduler::Schedule')[logicalId(backupOf(database).schedule)] as {
+        Properties: { Target: { Input: string } };
+      };
+      const overrides = JSON.parse(option('--overrides') as string) as {
+        containerOverrides: { name: string; environment: { name: string; value: string }[] }[];
+      };
 
       expect(overrides.containerOverrides[0]?.name).toBe('pgkeep');
       expect(overrides.containerOverrides[0]?.environment).toContainEqual({ name: 'PGKEEP_DATABASE_NAME', value: database.name });
@@ -406,7 +474,9 @@ describe('a database name full of shell metacharacters', () => {
   it('still yields a run-task command that a shell parses back to the exact name', () => {
     const outputs = environment.pipeline.toJSON().Outputs as Record<string, { Value: unknown }>;
     const words = parseShellWords(resolveTemplateText(outputs[`RunTaskCommand${databaseResourceKey(awkwardName)}`]!.Value));
-    const overrides = JSON.parse(words[words.indexOf('--overrides') + 1] as string) as { containerOverrides: { environment: { name: string; value: string }[] }[] };
+    const overrides = JSON.parse(words[words.indexOf('--overrides') + 1] as string) as {
+      containerOverrides: { environment: { name: string; value: string }[] }[];
+    };
 
     expect(words.every((word) => typeof word === 'string')).toBe(true);
     expect(overrides.containerOverrides[0]?.environment).toContainEqual({ name: 'PGKEEP_DATABASE_NAME', value: awkwardName });

@@ -22,7 +22,13 @@ const BACKUP_KEY = 'BackupKey60B97760';
 const BUCKET_ARN = { 'Fn::GetAtt': [BACKUP_BUCKET, 'Arn'] };
 const BACKUP_OBJECTS = { 'Fn::Join': ['', [BUCKET_ARN, '/backups/*']] };
 const DRILL_RECORDS = { 'Fn::Join': ['', [BUCKET_ARN, '/drills/*']] };
-const PUBLISH_METRICS = { Sid: 'PublishBackupMetrics', Effect: 'Allow', Action: 'cloudwatch:PutMetricData', Resource: '*', Condition: { StringEquals: { 'cloudwatch:namespace': METRICS_NAMESPACE } } };
+const PUBLISH_METRICS = {
+  Sid: 'PublishBackupMetrics',
+  Effect: 'Allow',
+  Action: 'cloudwatch:PutMetricData',
+  Resource: '*',
+  Condition: { StringEquals: { 'cloudwatch:namespace': METRICS_NAMESPACE } },
+};
 
 interface Statement {
   Sid?: string;
@@ -59,7 +65,12 @@ describe.each(['dev', 'prod'])('restores and the restore drill in the %s environ
   const storageId = (construct: { node: { defaultChild?: unknown } }) => stacks.storage.getLogicalId(construct.node.defaultChild as never);
   const restoreOf = (database: DatabaseConfig) => stacks.pipeline.restores.get(database.name)!;
   const taskDefinition = (construct: { node: { defaultChild?: unknown } }) =>
-    resources[pipelineId(construct)]!.Properties as { Family: string; ContainerDefinitions: ContainerDefinition[]; ExecutionRoleArn: { 'Fn::GetAtt': [string, string] }; TaskRoleArn: { 'Fn::GetAtt': [string, string] } } & Record<string, unknown>;
+    resources[pipelineId(construct)]!.Properties as {
+      Family: string;
+      ContainerDefinitions: ContainerDefinition[];
+      ExecutionRoleArn: { 'Fn::GetAtt': [string, string] };
+      TaskRoleArn: { 'Fn::GetAtt': [string, string] };
+    } & Record<string, unknown>;
   const containerOf = (construct: { node: { defaultChild?: unknown } }) => taskDefinition(construct).ContainerDefinitions[0]!;
   const inlineStatementsOf = (roleId: string): Statement[] =>
     Object.values(resources)
@@ -75,7 +86,9 @@ describe.each(['dev', 'prod'])('restores and the restore drill in the %s environ
     const managed = managedPolicyOutputsOf(roleId);
     return [
       ...inlineStatementsOf(roleId),
-      ...[readerPolicy, drillWriterPolicy].filter((policy) => managed.some((output) => output?.startsWith(`PublishOutputRef${storageId(policy)}`))).flatMap(managedStatementsOf),
+      ...[readerPolicy, drillWriterPolicy]
+        .filter((policy) => managed.some((output) => output?.startsWith(`PublishOutputRef${storageId(policy)}`)))
+        .flatMap(managedStatementsOf),
     ];
   };
   const restoreTaskRoleId = pipelineId(stacks.pipeline.restoreTaskRole);
@@ -108,7 +121,9 @@ describe.each(['dev', 'prod'])('restores and the restore drill in the %s environ
           LogConfiguration: { LogDriver: 'awslogs', Options: expect.objectContaining({ 'awslogs-stream-prefix': key }) as unknown },
         });
       }
-      expect(Object.keys(pipeline.findResources('AWS::ECS::TaskDefinition', { Properties: { Family: Match.stringLikeRegexp(`^pgkeep-${name}-restore-`) } }))).toHaveLength(environment.databases.length);
+      expect(
+        Object.keys(pipeline.findResources('AWS::ECS::TaskDefinition', { Properties: { Family: Match.stringLikeRegexp(`^pgkeep-${name}-restore-`) } })),
+      ).toHaveLength(environment.databases.length);
     });
 
     it('log to the restore log group, kept as configured', () => {
@@ -116,13 +131,17 @@ describe.each(['dev', 'prod'])('restores and the restore drill in the %s environ
       // Named by CloudFormation: a retained log group with a fixed name blocks the next create.
       expect(resources[logGroupId]!.Properties).toEqual({ RetentionInDays: environment.logRetentionDays });
       for (const database of environment.databases) {
-        expect((containerOf(restoreOf(database).taskDefinition).LogConfiguration as { Options: Record<string, unknown> }).Options['awslogs-group']).toEqual({ Ref: logGroupId });
+        expect((containerOf(restoreOf(database).taskDefinition).LogConfiguration as { Options: Record<string, unknown> }).Options['awslogs-group']).toEqual({
+          Ref: logGroupId,
+        });
       }
     });
 
     it('tell the task its bucket, environment, source database and SSL mode, and nothing secret', () => {
       for (const database of environment.databases) {
-        const { PGKEEP_BUCKET: bucket, ...literals } = Object.fromEntries(containerOf(restoreOf(database).taskDefinition).Environment.map((variable) => [variable.Name, variable.Value]));
+        const { PGKEEP_BUCKET: bucket, ...literals } = Object.fromEntries(
+          containerOf(restoreOf(database).taskDefinition).Environment.map((variable) => [variable.Name, variable.Value]),
+        );
 
         expect(storageOutputOf(bucket)).toMatch(/^PublishOutputRefBackupBucket/);
         expect(literals).toEqual({ PGKEEP_ENVIRONMENT: name, PGKEEP_RESTORE_SOURCE: database.name, PGSSLMODE: database.overrides.PGSSLMODE ?? 'require' });
@@ -151,9 +170,13 @@ describe.each(['dev', 'prod'])('restores and the restore drill in the %s environ
         const reference = configuredSecretArn(database.restoreTargetSecret ?? database.secret);
         const expectedSecret = reference.startsWith('arn:') ? reference : `${secretArnOf(reference, environment)}-??????`;
 
-        expect(secretStatements).toEqual([{ Effect: 'Allow', Action: ['secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue'], Resource: expectedSecret }]);
+        expect(secretStatements).toEqual([
+          { Effect: 'Allow', Action: ['secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue'], Resource: expectedSecret },
+        ]);
         for (const other of environment.databases.filter((candidate) => candidate !== database)) expect(JSON.stringify(statements)).not.toContain(other.secret);
-        expect(actionsOf(statements).filter((action) => /^s3:|^iam:|^kms:(?!Decrypt$)|^secretsmanager:(?!DescribeSecret$|GetSecretValue$)/.test(action))).toEqual([]);
+        expect(
+          actionsOf(statements).filter((action) => /^s3:|^iam:|^kms:(?!Decrypt$)|^secretsmanager:(?!DescribeSecret$|GetSecretValue$)/.test(action)),
+        ).toEqual([]);
         if (database.secretKmsKeyArn && !database.restoreTargetSecret) {
           expect(statements).toContainEqual({
             Sid: 'DecryptRestoreTargetSecret',
@@ -167,8 +190,9 @@ describe.each(['dev', 'prod'])('restores and the restore drill in the %s environ
       }
     });
 
-    it('share one task role that has only the storage stack\'s BackupReaderPolicy and pgkeep metrics', () => {
-      for (const database of environment.databases) expect(taskDefinition(restoreOf(database).taskDefinition).TaskRoleArn['Fn::GetAtt'][0]).toBe(restoreTaskRoleId);
+    it("share one task role that has only the storage stack's BackupReaderPolicy and pgkeep metrics", () => {
+      for (const database of environment.databases)
+        expect(taskDefinition(restoreOf(database).taskDefinition).TaskRoleArn['Fn::GetAtt'][0]).toBe(restoreTaskRoleId);
 
       expect(managedPolicyOutputsOf(restoreTaskRoleId)).toEqual([expect.stringMatching(new RegExp(`^PublishOutputRef${storageId(readerPolicy)}`))]);
       expect(inlineStatementsOf(restoreTaskRoleId)).toEqual([PUBLISH_METRICS]);
@@ -185,7 +209,13 @@ describe.each(['dev', 'prod'])('restores and the restore drill in the %s environ
         { Sid: 'ReadBackupObjects', Effect: 'Allow', Action: ['s3:GetObject', 's3:GetObjectVersion'], Resource: BACKUP_OBJECTS },
         { Sid: 'ReadVerificationTags', Effect: 'Allow', Action: 's3:GetObjectTagging', Resource: BACKUP_OBJECTS },
         { Sid: 'RetrieveArchivedBackups', Effect: 'Allow', Action: 's3:RestoreObject', Resource: BACKUP_OBJECTS },
-        { Sid: 'DecryptBackups', Effect: 'Allow', Action: 'kms:Decrypt', Resource: { 'Fn::GetAtt': [BACKUP_KEY, 'Arn'] }, Condition: { StringEquals: { 'kms:ViaService': `s3.${environment.region}.amazonaws.com` } } },
+        {
+          Sid: 'DecryptBackups',
+          Effect: 'Allow',
+          Action: 'kms:Decrypt',
+          Resource: { 'Fn::GetAtt': [BACKUP_KEY, 'Arn'] },
+          Condition: { StringEquals: { 'kms:ViaService': `s3.${environment.region}.amazonaws.com` } },
+        },
       ]);
     });
 
@@ -203,11 +233,14 @@ describe.each(['dev', 'prod'])('restores and the restore drill in the %s environ
     });
 
     it('never lets the restore task write, delete or retag anything, nor the drill write outside drills/', () => {
-      const forbidden = /^s3:(\*|Delete|PutObjectTagging|PutObjectAcl|PutObjectRetention|PutObjectLegalHold|PutBucket|PutLifecycle|AbortMultipartUpload|BypassGovernanceRetention)|^kms:(\*|Encrypt|ReEncrypt)|^\*$/;
+      const forbidden =
+        /^s3:(\*|Delete|PutObjectTagging|PutObjectAcl|PutObjectRetention|PutObjectLegalHold|PutBucket|PutLifecycle|AbortMultipartUpload|BypassGovernanceRetention)|^kms:(\*|Encrypt|ReEncrypt)|^\*$/;
       const restore = effectiveStatementsOf(restoreTaskRoleId);
       const drill = effectiveStatementsOf(drillTaskRoleId);
 
-      expect(actionsOf(restore).filter((action) => forbidden.test(action) || action === 's3:PutObject' || action.startsWith('kms:GenerateDataKey'))).toEqual([]);
+      expect(actionsOf(restore).filter((action) => forbidden.test(action) || action === 's3:PutObject' || action.startsWith('kms:GenerateDataKey'))).toEqual(
+        [],
+      );
       expect(actionsOf(drill).filter((action) => forbidden.test(action))).toEqual([]);
       const putting = drill.filter((statement) => actionsOf([statement]).includes('s3:PutObject'));
       expect(putting.map((statement) => statement.Resource)).toEqual([DRILL_RECORDS]);
@@ -234,7 +267,9 @@ describe.each(['dev', 'prod'])('restores and the restore drill in the %s environ
       });
       const logGroupId = pipelineId(stacks.pipeline.node.findChild('DrillLogGroup'));
       expect(resources[logGroupId]!.Properties).toEqual({ RetentionInDays: environment.logRetentionDays });
-      expect((containerOf(stacks.pipeline.drill.taskDefinition).LogConfiguration as { Options: Record<string, unknown> }).Options['awslogs-group']).toEqual({ Ref: logGroupId });
+      expect((containerOf(stacks.pipeline.drill.taskDefinition).LogConfiguration as { Options: Record<string, unknown> }).Options['awslogs-group']).toEqual({
+        Ref: logGroupId,
+      });
     });
 
     it('tells the drill whether the bucket is under Object Lock, where its record must carry a checksum', () => {
@@ -268,7 +303,10 @@ describe.each(['dev', 'prod'])('restores and the restore drill in the %s environ
   });
 
   describe('the drill schedule', () => {
-    const schedule = resources[pipelineId(stacks.pipeline.drill.schedule)]!.Properties as { Target: { RoleArn: { 'Fn::GetAtt': [string, string] } } } & Record<string, unknown>;
+    const schedule = resources[pipelineId(stacks.pipeline.drill.schedule)]!.Properties as { Target: { RoleArn: { 'Fn::GetAtt': [string, string] } } } & Record<
+      string,
+      unknown
+    >;
 
     it('runs the drill task on Fargate in the private subnets, no public IP, at the configured time, with retries and the dead-letter queue', () => {
       expect(schedule).toMatchObject({
@@ -282,7 +320,9 @@ describe.each(['dev', 'prod'])('restores and the restore drill in the %s environ
           EcsParameters: {
             TaskDefinitionArn: { Ref: pipelineId(stacks.pipeline.drill.taskDefinition) },
             LaunchType: 'FARGATE',
-            NetworkConfiguration: { AwsvpcConfiguration: { AssignPublicIp: 'DISABLED', Subnets: subnetIds, SecurityGroups: [environment.network!.securityGroupId] } },
+            NetworkConfiguration: {
+              AwsvpcConfiguration: { AssignPublicIp: 'DISABLED', Subnets: subnetIds, SecurityGroups: [environment.network!.securityGroupId] },
+            },
           },
           RetryPolicy: { MaximumRetryAttempts: 3, MaximumEventAgeInSeconds: 6 * 3600 },
           DeadLetterConfig: { Arn: { 'Fn::GetAtt': [expect.stringMatching(/^ScheduleDeadLetterQueue/), 'Arn'] } },
@@ -309,7 +349,10 @@ describe.each(['dev', 'prod'])('restores and the restore drill in the %s environ
     const rule = (suffix: string, families: string, detail: Record<string, unknown>) => {
       const matching = Object.values(pipeline.findResources('AWS::Events::Rule', { Properties: { Name: `pgkeep-${name}-${suffix}` } }));
       expect(matching, suffix).toHaveLength(1);
-      const properties = matching[0]!.Properties as { EventPattern: { detail: Record<string, unknown> }; Targets: { Arn: unknown; InputTransformer: { InputTemplate: unknown } }[] };
+      const properties = matching[0]!.Properties as {
+        EventPattern: { detail: Record<string, unknown> };
+        Targets: { Arn: unknown; InputTransformer: { InputTemplate: unknown } }[];
+      };
       expect(properties.Targets[0]!.Arn).toEqual({ Ref: pipelineId(stacks.pipeline.alertsTopic) });
       expect(properties.EventPattern.detail).toEqual({
         clusterArn: [{ 'Fn::GetAtt': [pipelineId(stacks.pipeline.cluster), 'Arn'] }],
@@ -328,7 +371,11 @@ describe.each(['dev', 'prod'])('restores and the restore drill in the %s environ
       const differences = rule('restore-differences', families, { containers: { name: ['pgkeep'], exitCode: [4] } });
       const didNotStart = rule('restore-not-started', families, { stopCode: ['TaskFailedToStart'] });
 
-      expect(failed).toMatch(new RegExp(`pgkeep ${name}: a restore FAILED with exit code <detail-containers-0--exitCode>.*Task definition: <detail-taskDefinitionArn> \\(its family ends with the database\\)`));
+      expect(failed).toMatch(
+        new RegExp(
+          `pgkeep ${name}: a restore FAILED with exit code <detail-containers-0--exitCode>.*Task definition: <detail-taskDefinitionArn> \\(its family ends with the database\\)`,
+        ),
+      );
       expect(failed).toMatch(new RegExp(`log-groups/log-group/Ref-${pipelineId(stacks.pipeline.node.findChild('RestoreLogGroup'))} `));
       expect(archived).toMatch(/information, not a failure.*requested a retrieval \(exit code 3\).*run the same restore again once it is retrieved/);
       expect(archived).not.toMatch(/FAILED/);
@@ -341,7 +388,9 @@ describe.each(['dev', 'prod'])('restores and the restore drill in the %s environ
       const didNotStart = rule('drill-not-started', `pgkeep-${name}-drill:`, { stopCode: ['TaskFailedToStart'] });
 
       expect(failed).toMatch(new RegExp(`pgkeep ${name}: the restore drill FAILED with exit code <detail-containers-0--exitCode>.*drill failed lines`));
-      expect(failed).toMatch(new RegExp(`log-groups/log-group/Ref-${pipelineId(stacks.pipeline.node.findChild('DrillLogGroup'))} \\(stream drill/pgkeep/<task id>`));
+      expect(failed).toMatch(
+        new RegExp(`log-groups/log-group/Ref-${pipelineId(stacks.pipeline.node.findChild('DrillLogGroup'))} \\(stream drill/pgkeep/<task id>`),
+      );
       expect(didNotStart).toMatch(new RegExp(`pgkeep ${name}: the restore drill could not start`));
     });
   });
@@ -372,11 +421,13 @@ describe.each(['dev', 'prod'])('restores and the restore drill in the %s environ
           TreatMissingData: 'notBreaching',
           AlarmActions: topic,
           OKActions: topic,
-          AlarmDescription: expect.stringMatching(new RegExp(`database "${databaseName}".*RunDrillCommand.*Runbook: docs/operations\\.md#${RUNBOOK_SECTIONS.drillFailed}$`)) as unknown,
+          AlarmDescription: expect.stringMatching(
+            new RegExp(`database "${databaseName}".*RunDrillCommand.*Runbook: docs/operations\\.md#${RUNBOOK_SECTIONS.drillFailed}$`),
+          ) as unknown,
         });
       });
 
-      it('alarms when no drill succeeded for 8 days: no success in 7 days (missing counts) AND no drill started in the last day, within CloudWatch\'s 7-day limit', () => {
+      it("alarms when no drill succeeded for 8 days: no success in 7 days (missing counts) AND no drill started in the last day, within CloudWatch's 7-day limit", () => {
         expect(environment.drill.alarmAfterDays).toBe(8);
         const overdue = resources[pipelineId(alarms.drillOverdue)]!;
         const weekWithoutSuccess = alarmOf(alarms.noDrillSuccessInAWeek!);
@@ -389,7 +440,9 @@ describe.each(['dev', 'prod'])('restores and the restore drill in the %s environ
           OKActions: topic,
           AlarmDescription: expect.stringMatching(new RegExp(`for 8 days.*Runbook: docs/operations\\.md#${RUNBOOK_SECTIONS.drillOverdue}$`)) as unknown,
         });
-        expect(resolveTemplateText(overdue.Properties.AlarmRule)).toBe(`(ALARM("GetAtt-${pipelineId(alarms.noDrillSuccessInAWeek!)}-Arn") AND ALARM("GetAtt-${pipelineId({ node: { defaultChild: stacks.pipeline.node.findChild('DrillNotAttemptedAlarm').node.defaultChild } })}-Arn"))`);
+        expect(resolveTemplateText(overdue.Properties.AlarmRule)).toBe(
+          `(ALARM("GetAtt-${pipelineId(alarms.noDrillSuccessInAWeek!)}-Arn") AND ALARM("GetAtt-${pipelineId({ node: { defaultChild: stacks.pipeline.node.findChild('DrillNotAttemptedAlarm').node.defaultChild } })}-Arn"))`,
+        );
         expect(weekWithoutSuccess).toMatchObject({
           Namespace: 'pgkeep',
           MetricName: METRIC.drillSucceeded,
@@ -441,16 +494,21 @@ describe.each(['dev', 'prod'])('restores and the restore drill in the %s environ
 
   describe('the dashboard', () => {
     const dashboard = Object.values(pipeline.findResources('AWS::CloudWatch::Dashboard'))[0] as Resource;
-    const body = JSON.parse(resolveTemplateText(dashboard.Properties.DashboardBody)) as { widgets: { type: string; properties: { title?: string; alarms?: string[]; metrics?: unknown[][] } }[] };
+    const body = JSON.parse(resolveTemplateText(dashboard.Properties.DashboardBody)) as {
+      widgets: { type: string; properties: { title?: string; alarms?: string[]; metrics?: unknown[][] } }[];
+    };
 
     it('shows the drill RTO, drill outcomes, restore duration and restore outcomes per database', () => {
       const titled = (title: RegExp) => body.widgets.find((widget) => title.test(widget.properties.title ?? ''))?.properties.metrics ?? [];
-      const perDatabase = (metrics: unknown[][], metricName: string) => environment.databases.every((database) => metrics.some((line) => line[0] === 'pgkeep' && line[1] === metricName && line.includes(database.name)));
+      const perDatabase = (metrics: unknown[][], metricName: string) =>
+        environment.databases.every((database) => metrics.some((line) => line[0] === 'pgkeep' && line[1] === metricName && line.includes(database.name)));
 
       expect(perDatabase(titled(/RTO/), METRIC.drillRestoreSeconds)).toBe(true);
-      for (const metricName of [METRIC.drillSucceeded, METRIC.drillFailed, METRIC.drillMismatches]) expect(perDatabase(titled(/^Restore drill outcomes/), metricName), metricName).toBe(true);
+      for (const metricName of [METRIC.drillSucceeded, METRIC.drillFailed, METRIC.drillMismatches])
+        expect(perDatabase(titled(/^Restore drill outcomes/), metricName), metricName).toBe(true);
       expect(perDatabase(titled(/^Restore duration/), METRIC.restoreDurationSeconds)).toBe(true);
-      for (const metricName of [METRIC.restoreSucceeded, METRIC.restoreFailed, METRIC.restoreMismatches]) expect(perDatabase(titled(/^Restore outcomes/), metricName), metricName).toBe(true);
+      for (const metricName of [METRIC.restoreSucceeded, METRIC.restoreFailed, METRIC.restoreMismatches])
+        expect(perDatabase(titled(/^Restore outcomes/), metricName), metricName).toBe(true);
     });
 
     it('shows the state of the drill and restore alarms, the composite included', () => {
@@ -467,7 +525,10 @@ describe.each(['dev', 'prod'])('restores and the restore drill in the %s environ
     const wordsOf = (outputKey: string) => {
       expect(outputs[outputKey]?.Description, outputKey).toMatch(/^.{40,}$/);
       const words = parseShellWords(resolveTemplateText(outputs[outputKey]!.Value));
-      expect(words.every((word) => typeof word === 'string'), 'one plain shell command').toBe(true);
+      expect(
+        words.every((word) => typeof word === 'string'),
+        'one plain shell command',
+      ).toBe(true);
       expect(words.slice(0, 3)).toEqual(['aws', 'ecs', 'run-task']);
       return {
         words,
@@ -480,22 +541,33 @@ describe.each(['dev', 'prod'])('restores and the restore drill in the %s environ
     };
     const network = { awsvpcConfiguration: { subnets: subnetIds, securityGroups: [environment.network!.securityGroupId], assignPublicIp: 'DISABLED' } };
 
-    it.each(environment.databases.map((database) => [database.name, database] as const))('RestoreLatestCommand restores the latest backup of %s with its restore task definition', (_databaseName, database) => {
-      const { option } = wordsOf(`RestoreLatestCommand${databaseResourceKey(database.name)}`);
-      const overrides = JSON.parse(option('--overrides')) as { containerOverrides: { name: string; environment: { name: string; value: string }[] }[] };
+    it.each(environment.databases.map((database) => [database.name, database] as const))(
+      'RestoreLatestCommand restores the latest backup of %s with its restore task definition',
+      (_databaseName, database) => {
+        const { option } = wordsOf(`RestoreLatestCommand${databaseResourceKey(database.name)}`);
+        const overrides = JSON.parse(option('--overrides')) as { containerOverrides: { name: string; environment: { name: string; value: string }[] }[] };
 
-      expect(option('--cluster')).toBe(`Ref-${pipelineId(stacks.pipeline.cluster)}`);
-      expect(option('--task-definition')).toBe(`pgkeep-${name}-restore-${databaseResourceKey(database.name)}`);
-      expect(option('--region')).toBe(environment.region);
-      expect(option('--launch-type')).toBe('FARGATE');
-      expect(JSON.parse(option('--network-configuration'))).toEqual(network);
-      expect(overrides).toEqual({
-        containerOverrides: [{ name: 'pgkeep', environment: [{ name: 'PGKEEP_RESTORE_SOURCE', value: database.name }, { name: 'PGKEEP_RESTORE_BACKUP', value: 'latest' }] }],
-      });
-      // No target database and no replace mode: the restore creates a new database.
-      expect(JSON.stringify(overrides)).not.toMatch(/PGKEEP_RESTORE_(TARGET_DATABASE|MODE|CONFIRM)/);
-      expect(option('--started-by')).toBe('pgkeep-manual-restore');
-    });
+        expect(option('--cluster')).toBe(`Ref-${pipelineId(stacks.pipeline.cluster)}`);
+        expect(option('--task-definition')).toBe(`pgkeep-${name}-restore-${databaseResourceKey(database.name)}`);
+        expect(option('--region')).toBe(environment.region);
+        expect(option('--launch-type')).toBe('FARGATE');
+        expect(JSON.parse(option('--network-configuration'))).toEqual(network);
+        expect(overrides).toEqual({
+          containerOverrides: [
+            {
+              name: 'pgkeep',
+              environment: [
+                { name: 'PGKEEP_RESTORE_SOURCE', value: database.name },
+                { name: 'PGKEEP_RESTORE_BACKUP', value: 'latest' },
+              ],
+            },
+          ],
+        });
+        // No target database and no replace mode: the restore creates a new database.
+        expect(JSON.stringify(overrides)).not.toMatch(/PGKEEP_RESTORE_(TARGET_DATABASE|MODE|CONFIRM)/);
+        expect(option('--started-by')).toBe('pgkeep-manual-restore');
+      },
+    );
 
     it('RunDrillCommand runs the drill task definition now, in the private subnets', () => {
       const { option, words } = wordsOf('RunDrillCommand');
@@ -526,10 +598,16 @@ describe('restore and drill configuration', () => {
     throw new Error('expected the configuration to be rejected');
   }
 
-  it('defaults to a weekly drill on Sunday 04:00 UTC that alarms after 8 days, and restore tasks of the backup task\'s default size', () => {
+  it("defaults to a weekly drill on Sunday 04:00 UTC that alarms after 8 days, and restore tasks of the backup task's default size", () => {
     const defaults = parsePgkeepConfig({ environments: { solo: { ...examples().environments.dev, drill: undefined, restore: undefined } } }).environments.solo!;
 
-    expect(defaults.drill).toEqual({ schedule: { cron: '0 4 ? * SUN *', timezone: 'UTC' }, cpu: 2048, memoryMiB: 8192, ephemeralStorageGiB: 50, alarmAfterDays: 8 });
+    expect(defaults.drill).toEqual({
+      schedule: { cron: '0 4 ? * SUN *', timezone: 'UTC' },
+      cpu: 2048,
+      memoryMiB: 8192,
+      ephemeralStorageGiB: 50,
+      alarmAfterDays: 8,
+    });
     expect(defaults.restore).toEqual({ cpu: 1024, memoryMiB: 2048, ephemeralStorageGiB: 21 });
   });
 
@@ -539,10 +617,19 @@ describe('restore and drill configuration', () => {
     const environment = synthesizeEnvironment(input, 'dev');
     try {
       const restore = environment.stacks.pipeline.restores.get('orders')!;
-      const definition = (environment.pipeline.toJSON().Resources as Record<string, unknown>)[environment.stacks.pipeline.getLogicalId(restore.taskDefinition.node.defaultChild as never)] as { Properties: { ContainerDefinitions: ContainerDefinition[] } };
-      const policies = JSON.stringify(environment.pipeline.findResources('AWS::IAM::Policy', { Properties: { Roles: [{ Ref: environment.stacks.pipeline.getLogicalId(restore.executionRole.node.defaultChild as never) }] } }));
+      const definition = (environment.pipeline.toJSON().Resources as Record<string, unknown>)[
+        environment.stacks.pipeline.getLogicalId(restore.taskDefinition.node.defaultChild as never)
+      ] as { Properties: { ContainerDefinitions: ContainerDefinition[] } };
+      const policies = JSON.stringify(
+        environment.pipeline.findResources('AWS::IAM::Policy', {
+          Properties: { Roles: [{ Ref: environment.stacks.pipeline.getLogicalId(restore.executionRole.node.defaultChild as never) }] },
+        }),
+      );
 
-      expect(definition.Properties.ContainerDefinitions[0]!.Secrets?.[0]).toEqual({ Name: 'PGHOST', ValueFrom: 'arn:aws:secretsmanager:eu-west-1:111111111111:secret:pgkeep/dev/restore-target-XyZ123:host::' });
+      expect(definition.Properties.ContainerDefinitions[0]!.Secrets?.[0]).toEqual({
+        Name: 'PGHOST',
+        ValueFrom: 'arn:aws:secretsmanager:eu-west-1:111111111111:secret:pgkeep/dev/restore-target-XyZ123:host::',
+      });
       expect(policies).toContain('restore-target-XyZ123');
       expect(policies).not.toContain('pgkeep/dev/orders');
     } finally {
@@ -550,16 +637,24 @@ describe('restore and drill configuration', () => {
     }
   });
 
-  it('uses a single 7-day-or-shorter alarm when alarmAfterDays fits CloudWatch\'s window', () => {
+  it("uses a single 7-day-or-shorter alarm when alarmAfterDays fits CloudWatch's window", () => {
     const input = examples();
     input.environments.dev!.drill = { schedule: { cron: '0 4 * * ? *', timezone: 'UTC' }, alarmAfterDays: 2 };
     const environment = synthesizeEnvironment(input, 'dev');
     try {
       const overdue = environment.stacks.pipeline.restoreAlarms.get('orders')!.drillOverdue;
-      const resource = (environment.pipeline.toJSON().Resources as Record<string, Resource>)[environment.stacks.pipeline.getLogicalId(overdue.node.defaultChild as never)]!;
+      const resource = (environment.pipeline.toJSON().Resources as Record<string, Resource>)[
+        environment.stacks.pipeline.getLogicalId(overdue.node.defaultChild as never)
+      ]!;
 
       expect(resource.Type).toBe('AWS::CloudWatch::Alarm');
-      expect(resource.Properties).toMatchObject({ MetricName: METRIC.drillSucceeded, Period: 3600, EvaluationPeriods: 48, DatapointsToAlarm: 48, TreatMissingData: 'breaching' });
+      expect(resource.Properties).toMatchObject({
+        MetricName: METRIC.drillSucceeded,
+        Period: 3600,
+        EvaluationPeriods: 48,
+        DatapointsToAlarm: 48,
+        TreatMissingData: 'breaching',
+      });
       expect(environment.pipeline.findResources('AWS::CloudWatch::CompositeAlarm')).toEqual({});
     } finally {
       environment.dispose();
@@ -569,7 +664,9 @@ describe('restore and drill configuration', () => {
   it('rejects a drill alarm period that a regular drill would always exceed, or one longer than 14 days', () => {
     const tooShort = examples();
     tooShort.environments.dev!.drill = { alarmAfterDays: 7 };
-    expect(synthFailure(tooShort).message).toMatch(/environments\.dev\.drill\.alarmAfterDays: 7 days is not longer than the drill schedule's longest gap between runs \(7 days\)/);
+    expect(synthFailure(tooShort).message).toMatch(
+      /environments\.dev\.drill\.alarmAfterDays: 7 days is not longer than the drill schedule's longest gap between runs \(7 days\)/,
+    );
 
     const tooLong = examples();
     tooLong.environments.dev!.drill = { alarmAfterDays: 15 };
@@ -589,7 +686,9 @@ describe('restore and drill configuration', () => {
   it('rejects a restore target secret from another account, and a restore-secret KMS key without a restore secret', () => {
     const input = examples();
     input.environments.dev!.databases[0]!.restoreTargetSecret = 'arn:aws:secretsmanager:eu-west-1:999999999999:secret:elsewhere-AbCdEf';
-    expect(synthFailure(input).message).toContain('environments.dev.databases[0].restoreTargetSecret: the secret must be in this environment\'s account and region');
+    expect(synthFailure(input).message).toContain(
+      "environments.dev.databases[0].restoreTargetSecret: the secret must be in this environment's account and region",
+    );
 
     const orphan = examples();
     orphan.environments.dev!.databases[0]!.restoreTargetSecretKmsKeyArn = 'arn:aws:kms:eu-west-1:111111111111:key/0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d';

@@ -20,7 +20,17 @@ import type { ScratchApp, TemplateJson } from '../support/fixtures/infra-synth.t
 import { resolveTemplateText, scratchApp, stackTemplateFile } from '../support/fixtures/infra-synth.ts';
 import { cfnLint } from '../support/cfn-lint.ts';
 
-const LIMITS = { resources: 500, outputs: 200, parameters: 200, templateBytes: 1_000_000, dashboardWidgets: 500, metricsPerWidget: 500, dashboardMetrics: 2_500, alarmsPerStatusWidget: 100, rulesPerEventBus: 300 };
+const LIMITS = {
+  resources: 500,
+  outputs: 200,
+  parameters: 200,
+  templateBytes: 1_000_000,
+  dashboardWidgets: 500,
+  metricsPerWidget: 500,
+  dashboardMetrics: 2_500,
+  alarmsPerStatusWidget: 100,
+  rulesPerEventBus: 300,
+};
 
 /** The prod example with these databases, each like its first one. */
 function environmentWith(databaseNames: readonly string[]): PgkeepConfigInput {
@@ -42,7 +52,8 @@ function synthesize(config: PgkeepConfigInput): { outdir: string; templates: Map
   // Top-level stacks by their stack name (`pgkeep-prod-pipeline.template.json`), nested ones by file.
   const pipelineFile = stackTemplateFile(scratch.outdir, 'pgkeep-prod-pipeline');
   const storageFile = stackTemplateFile(scratch.outdir, 'pgkeep-prod-storage');
-  const keyOf = (file: string) => (file === pipelineFile ? 'pgkeep-prod-pipeline.template.json' : file === storageFile ? 'pgkeep-prod-storage.template.json' : file);
+  const keyOf = (file: string) =>
+    file === pipelineFile ? 'pgkeep-prod-pipeline.template.json' : file === storageFile ? 'pgkeep-prod-storage.template.json' : file;
   const templates = new Map(
     readdirSync(scratch.outdir)
       .filter((file) => file.endsWith('.template.json'))
@@ -63,7 +74,9 @@ describe(`an environment with the most databases allowed (${MAX_DATABASES_PER_EN
 
   it('synthesizes with zero cdk-nag findings, one nested stack per database', () => {
     expect(nested()).toHaveLength(MAX_DATABASES_PER_ENVIRONMENT);
-    expect(Object.values(pipeline().Resources).filter((resource) => resource.Type === 'AWS::CloudFormation::Stack')).toHaveLength(MAX_DATABASES_PER_ENVIRONMENT);
+    expect(Object.values(pipeline().Resources).filter((resource) => resource.Type === 'AWS::CloudFormation::Stack')).toHaveLength(
+      MAX_DATABASES_PER_ENVIRONMENT,
+    );
   });
 
   it("keeps every template within CloudFormation's per-stack quotas", () => {
@@ -77,9 +90,14 @@ describe(`an environment with the most databases allowed (${MAX_DATABASES_PER_EN
 
   it("keeps the dashboard within CloudWatch's quotas, the alarms spread over status widgets of at most 100", () => {
     const dashboard = Object.values(pipeline().Resources).find((resource) => resource.Type === 'AWS::CloudWatch::Dashboard')!;
-    const body = JSON.parse(resolveTemplateText(dashboard.Properties!.DashboardBody)) as { widgets: { type: string; properties: { alarms?: string[]; metrics?: unknown[][] } }[] };
+    const body = JSON.parse(resolveTemplateText(dashboard.Properties!.DashboardBody)) as {
+      widgets: { type: string; properties: { alarms?: string[]; metrics?: unknown[][] } }[];
+    };
     const alarmWidgets = body.widgets.filter((widget) => widget.type === 'alarm');
-    const alarmCount = nested().reduce((sum, [, template]) => sum + Object.values(template.Resources).filter((resource) => /^AWS::CloudWatch::(Composite)?Alarm$/.test(resource.Type)).length, 0);
+    const alarmCount = nested().reduce(
+      (sum, [, template]) => sum + Object.values(template.Resources).filter((resource) => /^AWS::CloudWatch::(Composite)?Alarm$/.test(resource.Type)).length,
+      0,
+    );
 
     expect(body.widgets.length).toBeLessThanOrEqual(LIMITS.dashboardWidgets);
     for (const widget of alarmWidgets) expect(widget.properties.alarms!.length).toBeLessThanOrEqual(LIMITS.alarmsPerStatusWidget);
@@ -89,7 +107,9 @@ describe(`an environment with the most databases allowed (${MAX_DATABASES_PER_EN
   });
 
   it('adds no EventBridge rule per database: the environment has its eight stopped-task rules', () => {
-    const rules = [...assembly.templates.values()].flatMap((template) => Object.values(template.Resources).filter((resource) => resource.Type === 'AWS::Events::Rule'));
+    const rules = [...assembly.templates.values()].flatMap((template) =>
+      Object.values(template.Resources).filter((resource) => resource.Type === 'AWS::Events::Rule'),
+    );
     expect(rules).toHaveLength(8);
     expect(rules.length).toBeLessThan(LIMITS.rulesPerEventBus);
   });
@@ -106,7 +126,9 @@ describe('the limit on databases', () => {
   it(`refuses more than ${MAX_DATABASES_PER_ENVIRONMENT} databases in one environment, saying why and what to do`, () => {
     expect(() => parsePgkeepConfig(environmentWith(names(MAX_DATABASES_PER_ENVIRONMENT + 1)))).toThrow(PgkeepConfigError);
     expect(() => parsePgkeepConfig(environmentWith(names(MAX_DATABASES_PER_ENVIRONMENT + 1)))).toThrow(
-      new RegExp(`environments\\.prod\\.databases: at most ${MAX_DATABASES_PER_ENVIRONMENT} databases per environment: .*200 outputs per stack.*split them into more environments`),
+      new RegExp(
+        `environments\\.prod\\.databases: at most ${MAX_DATABASES_PER_ENVIRONMENT} databases per environment: .*200 outputs per stack.*split them into more environments`,
+      ),
     );
   });
 });
@@ -118,9 +140,10 @@ describe("each database's resources in a stack of its own", () => {
     three = synthesize(environmentWith(['alpha', 'beta', 'gamma'])).templates;
     two = synthesize(environmentWith(['alpha', 'gamma'])).templates;
   });
-  const nestedOf = (templates: Map<string, TemplateJson>, key: string) => [...templates].find(([file]) => file.startsWith(`pgkeepprodPipelineDatabase${key}`) && file.endsWith('.nested.template.json'))?.[1];
+  const nestedOf = (templates: Map<string, TemplateJson>, key: string) =>
+    [...templates].find(([file]) => file.startsWith(`pgkeepprodPipelineDatabase${key}`) && file.endsWith('.nested.template.json'))?.[1];
 
-  it('leaves the other databases\' stacks exactly as they were when one is removed', () => {
+  it("leaves the other databases' stacks exactly as they were when one is removed", () => {
     for (const key of ['Alpha', 'Gamma']) {
       expect(nestedOf(two, key), key).toBeDefined();
       expect(nestedOf(two, key)).toEqual(nestedOf(three, key));
@@ -142,7 +165,9 @@ describe("each database's resources in a stack of its own", () => {
     for (const key of ['Alpha', 'Beta', 'Gamma']) {
       // The task definitions, schedules and alarms of a database are only in its nested stack.
       expect(parent).not.toMatch(new RegExp(`"(Backup|Restore|Alarms|RestoreAlarms)${key}[A-Za-z0-9]*"\\s*:`));
-      expect(Object.keys(nestedOf(three, key)!.Resources).filter((id) => new RegExp(`^(Backup|Restore|Alarms|RestoreAlarms)${key}`).test(id)).length).toBeGreaterThan(15);
+      expect(
+        Object.keys(nestedOf(three, key)!.Resources).filter((id) => new RegExp(`^(Backup|Restore|Alarms|RestoreAlarms)${key}`).test(id)).length,
+      ).toBeGreaterThan(15);
     }
   });
 });

@@ -58,8 +58,20 @@ describe.each(['dev', 'prod'])('the %s storage stack', (name) => {
       Bucket: { Ref: BACKUP_BUCKET },
       PolicyDocument: {
         Statement: Match.arrayWith([
-          Match.objectLike({ Effect: 'Deny', Principal: { AWS: '*' }, Action: 's3:*', Condition: { Bool: { 'aws:SecureTransport': 'false' } }, Resource: bucketAndObjects }),
-          Match.objectLike({ Effect: 'Deny', Principal: { AWS: '*' }, Action: 's3:*', Condition: { NumericLessThan: { 's3:TlsVersion': 1.2 } }, Resource: bucketAndObjects }),
+          Match.objectLike({
+            Effect: 'Deny',
+            Principal: { AWS: '*' },
+            Action: 's3:*',
+            Condition: { Bool: { 'aws:SecureTransport': 'false' } },
+            Resource: bucketAndObjects,
+          }),
+          Match.objectLike({
+            Effect: 'Deny',
+            Principal: { AWS: '*' },
+            Action: 's3:*',
+            Condition: { NumericLessThan: { 's3:TlsVersion': 1.2 } },
+            Resource: bucketAndObjects,
+          }),
         ]),
       },
     });
@@ -154,7 +166,13 @@ describe.each(['dev', 'prod'])('the %s storage stack', (name) => {
           // HeadObject after the upload (with the new VersionId) needs GetObject and GetObjectVersion.
           { Sid: 'CheckUploadedBackupObjects', Effect: 'Allow', Action: ['s3:GetObject', 's3:GetObjectVersion'], Resource: backupObjects },
           // HeadObject of a key that may be missing (a lost answer) must get 404, not 403: S3 needs ListBucket for that.
-          { Sid: 'TellMissingBackupObjects', Effect: 'Allow', Action: 's3:ListBucket', Resource: { 'Fn::GetAtt': [BACKUP_BUCKET, 'Arn'] }, Condition: { StringLike: { 's3:prefix': 'backups/*' } } },
+          {
+            Sid: 'TellMissingBackupObjects',
+            Effect: 'Allow',
+            Action: 's3:ListBucket',
+            Resource: { 'Fn::GetAtt': [BACKUP_BUCKET, 'Arn'] },
+            Condition: { StringLike: { 's3:prefix': 'backups/*' } },
+          },
           {
             Sid: 'EncryptBackupsWithBucketKey',
             Effect: 'Allow',
@@ -171,11 +189,17 @@ describe.each(['dev', 'prod'])('the %s storage stack', (name) => {
 
   it('never lets the backup writer delete, list outside backups/, or touch anything outside backups/', () => {
     const writerId = stacks.storage.getLogicalId(stacks.storage.backupWriterPolicy.node.defaultChild as never);
-    const policy = storage.findResources('AWS::IAM::ManagedPolicy')[writerId] as { Properties: { PolicyDocument: { Statement: { Action: string | string[]; Resource: unknown }[] } } };
+    const policy = storage.findResources('AWS::IAM::ManagedPolicy')[writerId] as {
+      Properties: { PolicyDocument: { Statement: { Action: string | string[]; Resource: unknown }[] } };
+    };
     const statements = policy.Properties.PolicyDocument.Statement;
     const actions = statements.flatMap((statement) => [statement.Action].flat());
 
-    expect(actions.filter((action) => /^s3:Delete|^s3:List(?!Bucket$)|^s3:\*$|^s3:Put(Bucket|Object(Acl|Tagging|Retention|LegalHold))|^kms:\*$|^kms:(Encrypt|ReEncrypt)/.test(action))).toEqual([]);
+    expect(
+      actions.filter((action) =>
+        /^s3:Delete|^s3:List(?!Bucket$)|^s3:\*$|^s3:Put(Bucket|Object(Acl|Tagging|Retention|LegalHold))|^kms:\*$|^kms:(Encrypt|ReEncrypt)/.test(action),
+      ),
+    ).toEqual([]);
     for (const statement of statements.filter((candidate) => [candidate.Action].flat().some((action) => action.startsWith('s3:')))) {
       if (statement.Action === 's3:ListBucket') expect((statement as { Condition?: unknown }).Condition).toEqual({ StringLike: { 's3:prefix': 'backups/*' } });
       else expect(JSON.stringify(statement.Resource)).toMatch(/"\/backups\/\*"\]\]\}$/);

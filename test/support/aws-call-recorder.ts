@@ -22,7 +22,6 @@ import { join } from 'node:path';
 export const RECORDINGS_ENV = 'PGKEEP_AWS_CALL_RECORDINGS';
 export const COMPONENT_ENV = 'PGKEEP_AWS_CALL_COMPONENT';
 
-
 /** Every runtime component that sends AWS calls, as the deployed system names them. */
 export const COMPONENTS = ['backup', 'restore', 'drill', 'verify-backup', 'backup-health', 'enforce-retention'] as const;
 export type Component = (typeof COMPONENTS)[number];
@@ -49,7 +48,17 @@ export interface RecordedCall {
 }
 
 /** Input fields that are bulky or carry content rather than addressing. */
-const OMITTED_INPUT_FIELDS = new Set(['Body', 'Message', 'MessageAttributes', 'Tagging', 'MultipartUpload', 'Delete', 'MetricData', 'RestoreRequest', 'ContentMD5']);
+const OMITTED_INPUT_FIELDS = new Set([
+  'Body',
+  'Message',
+  'MessageAttributes',
+  'Tagging',
+  'MultipartUpload',
+  'Delete',
+  'MetricData',
+  'RestoreRequest',
+  'ContentMD5',
+]);
 
 export function summarizeInput(input: unknown): RecordedCall['input'] {
   const summary: RecordedCall['input'] = {};
@@ -58,7 +67,11 @@ export function summarizeInput(input: unknown): RecordedCall['input'] {
     if (OMITTED_INPUT_FIELDS.has(name)) continue;
     if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') summary[name] = value;
   }
-  const { Delete: deletion, MetricData: metricData, RestoreRequest: restoreRequest } = input as { Delete?: { Objects?: { Key?: string }[] }; MetricData?: unknown[]; RestoreRequest?: { GlacierJobParameters?: { Tier?: string } } };
+  const {
+    Delete: deletion,
+    MetricData: metricData,
+    RestoreRequest: restoreRequest,
+  } = input as { Delete?: { Objects?: { Key?: string }[] }; MetricData?: unknown[]; RestoreRequest?: { GlacierJobParameters?: { Tier?: string } } };
   // DeleteObjects is authorized per key (s3:DeleteObject on each).
   if (deletion?.Objects) summary.deleteKeys = deletion.Objects.map((object) => object.Key ?? '');
   if (Array.isArray(metricData)) summary.metricCount = metricData.length;
@@ -80,7 +93,12 @@ export function callWriter(directory: string, component: Component, settings?: R
 
 /** A process's pgkeep settings, without the one that can hold a password and without the recorder's own. */
 export function pgkeepSettings(env: NodeJS.ProcessEnv): Record<string, string> {
-  return Object.fromEntries(Object.entries(env).filter((entry): entry is [string, string] => entry[0].startsWith('PGKEEP_') && entry[0] !== 'PGKEEP_DATABASE_URL' && !entry[0].startsWith('PGKEEP_AWS_CALL_') && entry[1] !== undefined));
+  return Object.fromEntries(
+    Object.entries(env).filter(
+      (entry): entry is [string, string] =>
+        entry[0].startsWith('PGKEEP_') && entry[0] !== 'PGKEEP_DATABASE_URL' && !entry[0].startsWith('PGKEEP_AWS_CALL_') && entry[1] !== undefined,
+    ),
+  );
 }
 
 export function addRecordingMiddleware(stack: MiddlewareStackLike, component: Component, write: (call: RecordedCall) => void): void {
@@ -125,7 +143,11 @@ export function addRecordingMiddleware(stack: MiddlewareStackLike, component: Co
  * with `objectLock: true` is PGKEEP_OBJECT_LOCK=true), so the model applies its calls only to
  * deployments with those settings.
  */
-export function recordAwsCalls<T extends { middlewareStack: MiddlewareStackLike }>(component: Component, client: T, options: { settings?: Record<string, string>; env?: NodeJS.ProcessEnv } = {}): T {
+export function recordAwsCalls<T extends { middlewareStack: MiddlewareStackLike }>(
+  component: Component,
+  client: T,
+  options: { settings?: Record<string, string>; env?: NodeJS.ProcessEnv } = {},
+): T {
   const directory = (options.env ?? process.env)[RECORDINGS_ENV];
   if (directory) addRecordingMiddleware(client.middlewareStack, component, callWriter(directory, component, options.settings));
   return client;

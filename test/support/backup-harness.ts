@@ -81,7 +81,9 @@ export async function schemaOf(connectionString: string): Promise<string> {
 
 export async function countRows(connectionString: string, schema: string, table: string): Promise<number> {
   return withClient(connectionString, async (client) => {
-    const { rows } = await client.query<{ count: string }>(`SELECT count(*) AS count FROM ONLY ${client.escapeIdentifier(schema)}.${client.escapeIdentifier(table)}`);
+    const { rows } = await client.query<{ count: string }>(
+      `SELECT count(*) AS count FROM ONLY ${client.escapeIdentifier(schema)}.${client.escapeIdentifier(table)}`,
+    );
     return Number(rows[0]?.count);
   });
 }

@@ -129,7 +129,10 @@ export function readImageSpec(dockerfile: string): ImageSpec {
   if (lastFrom < 0) throw new Error('task/Dockerfile has no FROM line');
   const baseImage = instructions[lastFrom]!.args.split(/\s+/)[0]!;
   const base = BASE_IMAGES[baseImage];
-  if (!base) throw new Error(`task/Dockerfile's final stage is FROM ${baseImage}, whose user and environment this emulation does not know: add it to BASE_IMAGES in test/support/fargate-container.ts.`);
+  if (!base)
+    throw new Error(
+      `task/Dockerfile's final stage is FROM ${baseImage}, whose user and environment this emulation does not know: add it to BASE_IMAGES in test/support/fargate-container.ts.`,
+    );
   const stage = instructions.slice(lastFrom + 1);
 
   const environment = { ...base.environment };
@@ -155,7 +158,7 @@ export function readImageSpec(dockerfile: string): ImageSpec {
   const [name = user, group] = user.split(':');
   const ids = base.users[name] ?? (/^\d+$/.test(name) ? { uid: Number(name), gid: Number(name) } : undefined);
   if (!ids) throw new Error(`task/Dockerfile runs as USER ${user}, which ${baseImage} does not define as far as this emulation knows.`);
-  const gid = group === undefined ? ids.gid : base.users[group]?.gid ?? Number(group);
+  const gid = group === undefined ? ids.gid : (base.users[group]?.gid ?? Number(group));
   return { baseImage, user, uid: ids.uid, gid, workdir, entrypoint, environment, volumes, tmpModeBeforeVolume, tmpModeAfterVolume };
 }
 
@@ -176,10 +179,17 @@ export function ecsTmpVolume(image: ImageSpec): VolumeMount {
     throw new Error('task/Dockerfile sets the mode of /tmp after its VOLUME line, which the legacy Docker builder discards: set it before the VOLUME line.');
   }
   if (image.tmpModeBeforeVolume === undefined) {
-    throw new Error('task/Dockerfile declares VOLUME ["/tmp"] without stating the mode of /tmp: add `RUN chmod <mode> /tmp` before the VOLUME line, so the mode ECS copies into the volume is the one the Dockerfile says.');
+    throw new Error(
+      'task/Dockerfile declares VOLUME ["/tmp"] without stating the mode of /tmp: add `RUN chmod <mode> /tmp` before the VOLUME line, so the mode ECS copies into the volume is the one the Dockerfile says.',
+    );
   }
   // The base image's /tmp is root's; the Dockerfile changes only its mode.
-  return { mode: image.tmpModeBeforeVolume, uid: 0, gid: 0, rule: `the image declares VOLUME ["/tmp"] with /tmp at mode ${image.tmpModeBeforeVolume.toString(8)}, so ECS copies that directory into the volume` };
+  return {
+    mode: image.tmpModeBeforeVolume,
+    uid: 0,
+    gid: 0,
+    rule: `the image declares VOLUME ["/tmp"] with /tmp at mode ${image.tmpModeBeforeVolume.toString(8)}, so ECS copies that directory into the volume`,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -208,7 +218,8 @@ export function taskDefinitionFor(resources: Record<string, { Type: string; Prop
     .filter((resource) => resource.Type === 'AWS::ECS::TaskDefinition')
     .map((resource) => resource.Properties as TemplateTaskDefinition)
     .filter((definition) => definition.ContainerDefinitions.some((container) => container.Command[0] === command));
-  if (matching.length !== 1) throw new Error(`expected one task definition running "${command}", found ${matching.map((definition) => definition.Family).join(', ') || 'none'}`);
+  if (matching.length !== 1)
+    throw new Error(`expected one task definition running "${command}", found ${matching.map((definition) => definition.Family).join(', ') || 'none'}`);
   return matching[0]!;
 }
 
@@ -225,9 +236,11 @@ export function assertEmulatedShape(definition: TemplateTaskDefinition): Templat
   if (container?.User !== undefined) problems.push(`its container overrides the image's user (${container?.User})`);
   const mounts = container?.MountPoints ?? [];
   const volumes = definition.Volumes ?? [];
-  if (mounts.length !== 1 || mounts[0]!.ContainerPath !== '/tmp' || mounts[0]!.ReadOnly === true) problems.push(`its only mount must be a writable /tmp (found ${JSON.stringify(mounts)})`);
+  if (mounts.length !== 1 || mounts[0]!.ContainerPath !== '/tmp' || mounts[0]!.ReadOnly === true)
+    problems.push(`its only mount must be a writable /tmp (found ${JSON.stringify(mounts)})`);
   const volume = volumes.find((candidate) => candidate.Name === mounts[0]?.SourceVolume);
-  if (!volume || Object.keys(volume).some((key) => key !== 'Name')) problems.push(`/tmp must be an empty task volume (a bind mount with no host, EFS or Docker configuration; found ${JSON.stringify(volumes)})`);
+  if (!volume || Object.keys(volume).some((key) => key !== 'Name'))
+    problems.push(`/tmp must be an empty task volume (a bind mount with no host, EFS or Docker configuration; found ${JSON.stringify(volumes)})`);
   if (problems.length > 0) throw new Error(`task definition ${definition.Family} is not the container this emulation models: ${problems.join('; ')}.`);
   return container!;
 }
@@ -273,7 +286,8 @@ export function containerEnvironment(options: {
   const fromTaskDefinition: Record<string, string> = {};
   for (const { Name: name, Value: value } of container.Environment ?? []) {
     const standIn = name === 'PGKEEP_BUCKET' || typeof value !== 'string' ? standIns[name] : value;
-    if (standIn === undefined) throw new Error(`the task definition's ${name} is only known at deploy time (${JSON.stringify(value)}) and the emulation has no stand-in for it`);
+    if (standIn === undefined)
+      throw new Error(`the task definition's ${name} is only known at deploy time (${JSON.stringify(value)}) and the emulation has no stand-in for it`);
     fromTaskDefinition[name] = standIn;
   }
   const fromSecrets: Record<string, string> = {};
@@ -332,7 +346,18 @@ export async function nodeVisibleInContainer(stagingDir: string): Promise<string
   return copy;
 }
 
-const TOOLS = ['/usr/bin/unshare', '/usr/bin/setpriv', '/usr/bin/strace', '/usr/bin/timeout', '/usr/bin/mount', '/usr/bin/find', '/usr/bin/stat', '/usr/bin/cat', '/usr/bin/env', '/bin/bash'];
+const TOOLS = [
+  '/usr/bin/unshare',
+  '/usr/bin/setpriv',
+  '/usr/bin/strace',
+  '/usr/bin/timeout',
+  '/usr/bin/mount',
+  '/usr/bin/find',
+  '/usr/bin/stat',
+  '/usr/bin/cat',
+  '/usr/bin/env',
+  '/bin/bash',
+];
 
 /**
  * Fails with what to do when this machine cannot run the emulation, rather than letting a test skip:
@@ -340,13 +365,16 @@ const TOOLS = ['/usr/bin/unshare', '/usr/bin/setpriv', '/usr/bin/strace', '/usr/
  */
 export function assertCanEmulateFargate(image: ImageSpec, readablePaths: string[]): void {
   if (process.getuid?.() !== 0) {
-    throw new Error('The Fargate container test needs root (mount namespaces, tmpfs mounts, dropping to the image\'s uid): run npm test as root, as CI does.');
+    throw new Error("The Fargate container test needs root (mount namespaces, tmpfs mounts, dropping to the image's uid): run npm test as root, as CI does.");
   }
   const missing = TOOLS.filter((tool) => !existsSync(tool));
-  if (missing.length > 0) throw new Error(`The Fargate container test needs ${missing.join(', ')} (Debian: apt-get install util-linux coreutils findutils strace).`);
+  if (missing.length > 0)
+    throw new Error(`The Fargate container test needs ${missing.join(', ')} (Debian: apt-get install util-linux coreutils findutils strace).`);
   for (const target of readablePaths) {
     try {
-      execFileSync('/usr/bin/setpriv', [`--reuid=${image.uid}`, `--regid=${image.gid}`, '--clear-groups', '--', '/usr/bin/test', '-r', target], { timeout: 10_000 });
+      execFileSync('/usr/bin/setpriv', [`--reuid=${image.uid}`, `--regid=${image.gid}`, '--clear-groups', '--', '/usr/bin/test', '-r', target], {
+        timeout: 10_000,
+      });
     } catch {
       throw new Error(
         `uid ${image.uid} (the image's ${image.user} user) cannot read ${target}: every directory above it must be traversable by others ` +
@@ -442,11 +470,25 @@ async function runWithStraceLog(options: RunOptions, runDir: string, straceFd: n
   const child = spawn(
     '/usr/bin/unshare',
     [
-      '--mount', '--pid', '--ipc', '--fork', '--kill-child', '--mount-proc', '--',
-      '/bin/bash', SANDBOX_SCRIPT,
-      tmp.mode.toString(8), String(tmp.uid), String(tmp.gid), `${options.tmpSizeGiB}g`,
-      String(image.uid), String(image.gid), path.join(runDir, 'passwd'), path.join(runDir, 'group'),
-      options.workdir, String(options.deadlineSeconds),
+      '--mount',
+      '--pid',
+      '--ipc',
+      '--fork',
+      '--kill-child',
+      '--mount-proc',
+      '--',
+      '/bin/bash',
+      SANDBOX_SCRIPT,
+      tmp.mode.toString(8),
+      String(tmp.uid),
+      String(tmp.gid),
+      `${options.tmpSizeGiB}g`,
+      String(image.uid),
+      String(image.gid),
+      path.join(runDir, 'passwd'),
+      path.join(runDir, 'group'),
+      options.workdir,
+      String(options.deadlineSeconds),
       ...options.program,
     ],
     { cwd: '/', env: options.environment, stdio: ['ignore', 'pipe', 'pipe', 'pipe', straceFd] },
@@ -458,8 +500,12 @@ async function runWithStraceLog(options: RunOptions, runDir: string, straceFd: n
   const watchdog = setTimeout(() => child.kill('SIGKILL'), (options.deadlineSeconds + 20) * 1000);
   const exit = await task.exited.finally(() => clearTimeout(watchdog));
   const sections = parseReport(await report);
-  if (exit.signal) throw new Error(`the emulated container was killed (${exit.signal}) after ${options.deadlineSeconds + 20} s; output: ${exit.otherOutput.join(' | ')}`);
-  if (sections.exit === 124) throw new Error(`${options.program.join(' ')} did not finish within ${options.deadlineSeconds} s in the emulated container; logs: ${exit.logs.map((line) => line.message).join(', ')}`);
+  if (exit.signal)
+    throw new Error(`the emulated container was killed (${exit.signal}) after ${options.deadlineSeconds + 20} s; output: ${exit.otherOutput.join(' | ')}`);
+  if (sections.exit === 124)
+    throw new Error(
+      `${options.program.join(' ')} did not finish within ${options.deadlineSeconds} s in the emulated container; logs: ${exit.logs.map((line) => line.message).join(', ')}`,
+    );
   if (exit.code === 64 || exit.code === 70 || sections.exit === undefined) {
     throw new Error(`the emulated container could not be set up (exit ${exit.code}): ${exit.otherOutput.join(' | ')}`);
   }
@@ -529,7 +575,10 @@ function visibleMounts(mounts: MountEntry[]): MountEntry[] {
 
 /** Mounts the program could write to. */
 export function writableMounts(run: ContainerRun): string[] {
-  return run.mounts.filter((mount) => mount.options.split(',').includes('rw')).map((mount) => mount.mountPoint).sort();
+  return run.mounts
+    .filter((mount) => mount.options.split(',').includes('rw'))
+    .map((mount) => mount.mountPoint)
+    .sort();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -537,7 +586,20 @@ export function writableMounts(run: ContainerRun): string[] {
 
 const OPEN_CALLS = new Set(['open', 'openat', 'openat2']);
 /** Calls whose relative paths are relative to a directory argument (which strace -y prints). */
-const AT_CALLS = new Set(['openat', 'openat2', 'mkdirat', 'mknodat', 'unlinkat', 'renameat', 'renameat2', 'linkat', 'symlinkat', 'fchmodat', 'fchownat', 'utimensat']);
+const AT_CALLS = new Set([
+  'openat',
+  'openat2',
+  'mkdirat',
+  'mknodat',
+  'unlinkat',
+  'renameat',
+  'renameat2',
+  'linkat',
+  'symlinkat',
+  'fchmodat',
+  'fchownat',
+  'utimensat',
+]);
 const WRITE_FLAGS = /O_WRONLY|O_RDWR|O_CREAT|O_TRUNC/;
 /** The refusals: the mount is read-only, or the user may not write there. */
 const REFUSALS = new Set(['EROFS', 'EACCES', 'EPERM']);

@@ -32,11 +32,15 @@ export interface LambdaOutcome {
 export function invokeLikeLambda({ component, handler, environment, event, timeoutSeconds, deadlineMs = 100_000 }: LambdaInvocation): Promise<LambdaOutcome> {
   const recording = recordingEnvironment(component);
   const preload = Object.keys(recording).length > 0 ? ['--import', RECORDER_PRELOAD] : [];
-  const child = spawn(process.execPath, ['--import', 'tsx', ...preload, RUNNER, fileURLToPath(new URL(handler, `file://${REPO_ROOT}`)), String(timeoutSeconds)], {
-    cwd: REPO_ROOT,
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', ...environment, ...recording },
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', ...preload, RUNNER, fileURLToPath(new URL(handler, `file://${REPO_ROOT}`)), String(timeoutSeconds)],
+    {
+      cwd: REPO_ROOT,
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', ...environment, ...recording },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    },
+  );
   child.stdin.end(JSON.stringify(event));
   let output = '';
   child.stdout.setEncoding('utf8').on('data', (text: string) => (output += text));

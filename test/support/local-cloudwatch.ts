@@ -44,7 +44,9 @@ export async function startLocalCloudWatch(): Promise<LocalCloudWatch> {
       response.setHeader('content-type', 'application/x-amz-json-1.0');
       if (target !== 'GraniteServiceVersion20100801.PutMetricData') {
         response.statusCode = 400;
-        response.end(JSON.stringify({ __type: 'InvalidAction', message: `the local CloudWatch endpoint only records PutMetricData, not ${target || 'this request'}` }));
+        response.end(
+          JSON.stringify({ __type: 'InvalidAction', message: `the local CloudWatch endpoint only records PutMetricData, not ${target || 'this request'}` }),
+        );
         return;
       }
       const input = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}') as PutMetricDataInput;

@@ -43,9 +43,18 @@ async function sdkCrc64Nvme(bytes: Uint8Array): Promise<string> {
 
 /** A one-part upload with FULL_OBJECT CRC64NVME: moto computes that checksum itself on completion. */
 async function crc64NvmeMotoReports(client: S3Client, bucket: string, key: string, body: Buffer): Promise<string | undefined> {
-  const { UploadId } = await client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key, ChecksumAlgorithm: 'CRC64NVME', ChecksumType: 'FULL_OBJECT' }));
+  const { UploadId } = await client.send(
+    new CreateMultipartUploadCommand({ Bucket: bucket, Key: key, ChecksumAlgorithm: 'CRC64NVME', ChecksumType: 'FULL_OBJECT' }),
+  );
   const part = await client.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId, PartNumber: 1, Body: body, ChecksumAlgorithm: 'CRC64NVME' }));
-  await client.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId, MultipartUpload: { Parts: [{ PartNumber: 1, ETag: part.ETag, ChecksumCRC64NVME: part.ChecksumCRC64NVME }] } }));
+  await client.send(
+    new CompleteMultipartUploadCommand({
+      Bucket: bucket,
+      Key: key,
+      UploadId,
+      MultipartUpload: { Parts: [{ PartNumber: 1, ETag: part.ETag, ChecksumCRC64NVME: part.ChecksumCRC64NVME }] },
+    }),
+  );
   return (await client.send(new HeadObjectCommand({ Bucket: bucket, Key: key, ChecksumMode: 'ENABLED' }))).ChecksumCRC64NVME;
 }
 
@@ -84,11 +93,19 @@ describe('moto_server with the CRC64NVME stand-in', () => {
 describe('the buckets moto_server is set up with', () => {
   it('by default a versioned bucket with Object Lock default retention (GOVERNANCE, 35 days) that refuses a PutObject carrying no checksum', async () => {
     // Arrange: a client that sends no checksum unless an operation requires one (as the task's does).
-    const checksumOnlyWhenRequired = new S3Client({ endpoint: moto.endpoint, region: moto.region, credentials: moto.credentials, forcePathStyle: true, requestChecksumCalculation: 'WHEN_REQUIRED' });
+    const checksumOnlyWhenRequired = new S3Client({
+      endpoint: moto.endpoint,
+      region: moto.region,
+      credentials: moto.credentials,
+      forcePathStyle: true,
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+    });
 
     // Act
     const refused = checksumOnlyWhenRequired.send(new PutObjectCommand({ Bucket: moto.bucket, Key: 'lock/plain', Body: 'no checksum' }));
-    const accepted = await checksumOnlyWhenRequired.send(new PutObjectCommand({ Bucket: moto.bucket, Key: 'lock/checked', Body: 'with checksum', ChecksumAlgorithm: 'CRC64NVME' }));
+    const accepted = await checksumOnlyWhenRequired.send(
+      new PutObjectCommand({ Bucket: moto.bucket, Key: 'lock/checked', Body: 'with checksum', ChecksumAlgorithm: 'CRC64NVME' }),
+    );
 
     // Assert
     await expect(refused).rejects.toMatchObject({ name: 'MissingUploadObjectWithObjectLockHeaders' });
@@ -106,14 +123,18 @@ describe('the buckets moto_server is set up with', () => {
     const { UploadId } = await s3.send(new CreateMultipartUploadCommand({ Bucket: plain.bucket, Key: 'object' }));
     const part = await s3.send(new UploadPartCommand({ Bucket: plain.bucket, Key: 'object', UploadId, PartNumber: 1, Body: 'bytes' }));
 
-    const completed = await s3.send(new CompleteMultipartUploadCommand({ Bucket: plain.bucket, Key: 'object', UploadId, MultipartUpload: { Parts: [{ PartNumber: 1, ETag: part.ETag }] } }));
+    const completed = await s3.send(
+      new CompleteMultipartUploadCommand({ Bucket: plain.bucket, Key: 'object', UploadId, MultipartUpload: { Parts: [{ PartNumber: 1, ETag: part.ETag }] } }),
+    );
 
     expect(completed.VersionId).toBe('null');
     expect((await s3.send(new GetBucketVersioningCommand({ Bucket: plain.bucket }))).Status).toBeUndefined();
   });
 
   it('lists open multipart uploads, and none once an upload is aborted (fauxqs answers ListMultipartUploads with an object listing)', async () => {
-    const { UploadId } = await s3.send(new CreateMultipartUploadCommand({ Bucket: moto.bucket, Key: 'uploads/open', ChecksumAlgorithm: 'CRC64NVME', ChecksumType: 'FULL_OBJECT' }));
+    const { UploadId } = await s3.send(
+      new CreateMultipartUploadCommand({ Bucket: moto.bucket, Key: 'uploads/open', ChecksumAlgorithm: 'CRC64NVME', ChecksumType: 'FULL_OBJECT' }),
+    );
     const open = await s3.send(new ListMultipartUploadsCommand({ Bucket: moto.bucket, Prefix: 'uploads/' }));
 
     await s3.send(new AbortMultipartUploadCommand({ Bucket: moto.bucket, Key: 'uploads/open', UploadId }));

@@ -75,7 +75,8 @@ const STOP_TIMEOUT_MS = 10_000;
 const REQUEST_TIMEOUT_MS = 60_000;
 const OUTPUT_TAIL_BYTES = 4_000;
 const STAND_IN_DIR = fileURLToPath(new URL('./moto-python', import.meta.url));
-export const MOTO_INSTALL_HINT = "Install moto 5.2 with its server (Python 3.9 or newer): pip install 'moto[server]==5.2.1', so that moto_server is on PATH, then run the tests again.";
+export const MOTO_INSTALL_HINT =
+  "Install moto 5.2 with its server (Python 3.9 or newer): pip install 'moto[server]==5.2.1', so that moto_server is on PATH, then run the tests again.";
 
 /** Servers that may still run; one 'exit' listener kills them all, synchronously (see throwaway-cluster.ts). */
 const liveServers = new Set<ChildProcess>();
@@ -129,12 +130,16 @@ export async function startMotoS3(options: MotoS3Options = {}): Promise<MotoS3> 
     child.kill('SIGTERM');
     if (await settlesWithin(exited, STOP_TIMEOUT_MS)) return;
     child.kill('SIGKILL');
-    if (!(await settlesWithin(exited, STOP_TIMEOUT_MS))) throw new Error(`moto_server (pid ${child.pid}) did not exit within ${(2 * STOP_TIMEOUT_MS) / 1000} s of SIGTERM and SIGKILL.`);
+    if (!(await settlesWithin(exited, STOP_TIMEOUT_MS)))
+      throw new Error(`moto_server (pid ${child.pid}) did not exit within ${(2 * STOP_TIMEOUT_MS) / 1000} s of SIGTERM and SIGKILL.`);
   };
 
   try {
     const port = await new Promise<number>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`moto_server did not start listening within ${START_TIMEOUT_MS / 1000} s. Its output:\n${output.slice(-OUTPUT_TAIL_BYTES)}`)), START_TIMEOUT_MS);
+      const timer = setTimeout(
+        () => reject(new Error(`moto_server did not start listening within ${START_TIMEOUT_MS / 1000} s. Its output:\n${output.slice(-OUTPUT_TAIL_BYTES)}`)),
+        START_TIMEOUT_MS,
+      );
       const read = (chunk: Buffer): void => {
         // Werkzeug logs every request; only the tail is kept, for error messages.
         output = (output + chunk.toString('utf8')).slice(-4 * OUTPUT_TAIL_BYTES);
@@ -153,7 +158,11 @@ export async function startMotoS3(options: MotoS3Options = {}): Promise<MotoS3> 
       });
       void exited.then(() => {
         clearTimeout(timer);
-        reject(new Error(`moto_server (${executable}) exited before it listened (code ${child.exitCode}, signal ${child.signalCode}). ${MOTO_INSTALL_HINT} Its output:\n${output.slice(-OUTPUT_TAIL_BYTES)}`));
+        reject(
+          new Error(
+            `moto_server (${executable}) exited before it listened (code ${child.exitCode}, signal ${child.signalCode}). ${MOTO_INSTALL_HINT} Its output:\n${output.slice(-OUTPUT_TAIL_BYTES)}`,
+          ),
+        );
       });
     });
 
@@ -225,7 +234,10 @@ async function answersWithin(s3: S3Client, timeoutMs: number, output: () => stri
       await s3.send(new ListBucketsCommand({}), { abortSignal: AbortSignal.timeout(5_000) });
       return;
     } catch (error) {
-      if (Date.now() > deadline) throw new Error(`moto_server listens but did not answer S3 requests within ${timeoutMs / 1000} s (${(error as Error).message}). Its output:\n${output().slice(-OUTPUT_TAIL_BYTES)}`);
+      if (Date.now() > deadline)
+        throw new Error(
+          `moto_server listens but did not answer S3 requests within ${timeoutMs / 1000} s (${(error as Error).message}). Its output:\n${output().slice(-OUTPUT_TAIL_BYTES)}`,
+        );
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
   }
@@ -237,9 +249,15 @@ async function createBucket(s3: S3Client, bucket: string, shape: BucketShape): P
     return;
   }
   await s3.send(new CreateBucketCommand({ Bucket: bucket, ObjectLockEnabledForBucket: true }));
-  await s3.send(new PutObjectLockConfigurationCommand({ Bucket: bucket, ObjectLockConfiguration: { ObjectLockEnabled: 'Enabled', Rule: { DefaultRetention: { Mode: shape.mode, Days: shape.days } } } }));
+  await s3.send(
+    new PutObjectLockConfigurationCommand({
+      Bucket: bucket,
+      ObjectLockConfiguration: { ObjectLockEnabled: 'Enabled', Rule: { DefaultRetention: { Mode: shape.mode, Days: shape.days } } },
+    }),
+  );
   const versioning = await s3.send(new GetBucketVersioningCommand({ Bucket: bucket }));
-  if (versioning.Status !== 'Enabled') throw new Error(`moto created the Object-Lock bucket ${bucket} with versioning ${versioning.Status ?? 'off'}; S3 always versions such a bucket.`);
+  if (versioning.Status !== 'Enabled')
+    throw new Error(`moto created the Object-Lock bucket ${bucket} with versioning ${versioning.Status ?? 'off'}; S3 always versions such a bucket.`);
 }
 
 /**
@@ -251,9 +269,18 @@ async function checkCrc64Nvme(s3: S3Client): Promise<void> {
   const key = 'probe';
   const body = Buffer.from('123456789'.repeat(1000));
   await s3.send(new CreateBucketCommand({ Bucket: bucket }));
-  const { UploadId } = await s3.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key, ChecksumAlgorithm: 'CRC64NVME', ChecksumType: 'FULL_OBJECT' }));
+  const { UploadId } = await s3.send(
+    new CreateMultipartUploadCommand({ Bucket: bucket, Key: key, ChecksumAlgorithm: 'CRC64NVME', ChecksumType: 'FULL_OBJECT' }),
+  );
   const part = await s3.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId, PartNumber: 1, Body: body, ChecksumAlgorithm: 'CRC64NVME' }));
-  await s3.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId, MultipartUpload: { Parts: [{ PartNumber: 1, ETag: part.ETag, ChecksumCRC64NVME: part.ChecksumCRC64NVME }] } }));
+  await s3.send(
+    new CompleteMultipartUploadCommand({
+      Bucket: bucket,
+      Key: key,
+      UploadId,
+      MultipartUpload: { Parts: [{ PartNumber: 1, ETag: part.ETag, ChecksumCRC64NVME: part.ChecksumCRC64NVME }] },
+    }),
+  );
   const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key, ChecksumMode: 'ENABLED' }));
   await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
   await s3.send(new DeleteBucketCommand({ Bucket: bucket }));

@@ -52,5 +52,7 @@ export async function fingerprintOf(connectionString: string): Promise<Record<st
 
 /** Names of the databases on the server, sorted. */
 export async function databaseNames(maintenanceConnectionString: string): Promise<string[]> {
-  return withClient(maintenanceConnectionString, async (client) => (await client.query<{ datname: string }>('SELECT datname FROM pg_database ORDER BY 1')).rows.map((row) => row.datname));
+  return withClient(maintenanceConnectionString, async (client) =>
+    (await client.query<{ datname: string }>('SELECT datname FROM pg_database ORDER BY 1')).rows.map((row) => row.datname),
+  );
 }

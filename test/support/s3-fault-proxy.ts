@@ -64,7 +64,8 @@ export const isUncheckedWrite = (request: RecordedRequest): boolean =>
   !('content-md5' in request.headers) &&
   !Object.keys(request.headers).some((name) => name.startsWith('x-amz-checksum-') && name !== 'x-amz-checksum-mode') &&
   !/x-amz-checksum-/i.test(String(request.headers['x-amz-trailer'] ?? ''));
-export const isObjectDownload = (request: RecordedRequest): boolean => request.method === 'GET' && request.path.endsWith('.dump.zst') && !request.query.has('tagging') && !request.query.has('uploadId');
+export const isObjectDownload = (request: RecordedRequest): boolean =>
+  request.method === 'GET' && request.path.endsWith('.dump.zst') && !request.query.has('tagging') && !request.query.has('uploadId');
 
 /**
  * Lets `allowance` bytes through, then parks the next chunk until released. A parked chunk's
@@ -126,7 +127,11 @@ export async function startS3FaultProxy(upstreamEndpoint: string): Promise<S3Fau
         }
         outgoing.writeHead(response.statusCode ?? 502, response.headers);
         if (holdingDownloads && isObjectDownload(record) && response.statusCode === 200) {
-          const gate = new DownloadGate(holdingDownloads.afterBytes, () => holdingDownloads !== undefined, (resume) => heldDownloads.push(resume));
+          const gate = new DownloadGate(
+            holdingDownloads.afterBytes,
+            () => holdingDownloads !== undefined,
+            (resume) => heldDownloads.push(resume),
+          );
           response.pipe(gate).pipe(outgoing);
         } else {
           response.pipe(outgoing);
@@ -224,7 +229,13 @@ export async function startS3FaultProxy(upstreamEndpoint: string): Promise<S3Fau
       if (seen) return Promise.resolve(seen);
       return new Promise((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error('timed out waiting for a matching S3 request')), timeoutMs);
-        waiters.push({ predicate, resolve: (request) => { clearTimeout(timer); resolve(request); } });
+        waiters.push({
+          predicate,
+          resolve: (request) => {
+            clearTimeout(timer);
+            resolve(request);
+          },
+        });
       });
     },
     stop: async () => {

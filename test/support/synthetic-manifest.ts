@@ -21,7 +21,14 @@ export function syntheticManifest(database: string, backupId: string, bytes: num
     dump: { tool: 'pg_dump', version: '16.4', major: 16, format: 'custom', snapshotId: '00000003-0000001B-1', uncompressedBytes: null },
     compression: { algorithm: 'zstd', level: 3, threads: 0 },
     encryption: { mode: 'none' },
-    object: { key: backupObjectKeys(database, backupId).dataKey, bytes, sha256: '0'.repeat(64), crc64nvme: 'AAAAAAAAAAA=', partCount: 1, s3ChecksumEnforced: false },
+    object: {
+      key: backupObjectKeys(database, backupId).dataKey,
+      bytes,
+      sha256: '0'.repeat(64),
+      crc64nvme: 'AAAAAAAAAAA=',
+      partCount: 1,
+      s3ChecksumEnforced: false,
+    },
     tables: [],
   };
 }
@@ -35,5 +42,10 @@ export function syntheticManifestTextFor(manifestKey: string, bytes = 0): string
 
 /** What a newer pgkeep might write: schemaVersion 2, with a field this version has never heard of. */
 export function newerSchemaManifestText(database: string, backupId: string, bytes: number): string {
-  return JSON.stringify({ ...syntheticManifest(database, backupId, bytes), schemaVersion: MANIFEST_SCHEMA_VERSION + 1, pgkeepVersion: '9.0.0', chunks: [{ key: 'elsewhere' }] });
+  return JSON.stringify({
+    ...syntheticManifest(database, backupId, bytes),
+    schemaVersion: MANIFEST_SCHEMA_VERSION + 1,
+    pgkeepVersion: '9.0.0',
+    chunks: [{ key: 'elsewhere' }],
+  });
 }

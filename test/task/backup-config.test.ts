@@ -183,7 +183,9 @@ describe('loadBackupConfig with settings given', () => {
   });
 
   it("uses the URL's password over PGPASSWORD when both are given", () => {
-    const config = loadBackupConfig(minimalEnvironment({ PGKEEP_DATABASE_URL: 'postgresql://alice:from-url@db.example.com/orders', PGPASSWORD: 'from-pgpassword' }));
+    const config = loadBackupConfig(
+      minimalEnvironment({ PGKEEP_DATABASE_URL: 'postgresql://alice:from-url@db.example.com/orders', PGPASSWORD: 'from-pgpassword' }),
+    );
 
     expect(config.connection.password).toBe('from-url');
   });
@@ -212,14 +214,19 @@ describe('loadBackupConfig with settings given', () => {
 
   it('uses path-style addressing with an endpoint unless told otherwise', () => {
     expect(loadBackupConfig(minimalEnvironment({ PGKEEP_S3_ENDPOINT: 'http://127.0.0.1:9000' })).s3.forcePathStyle).toBe(true);
-    expect(loadBackupConfig(minimalEnvironment({ PGKEEP_S3_ENDPOINT: 'http://127.0.0.1:9000', PGKEEP_S3_FORCE_PATH_STYLE: 'no' })).s3.forcePathStyle).toBe(false);
+    expect(loadBackupConfig(minimalEnvironment({ PGKEEP_S3_ENDPOINT: 'http://127.0.0.1:9000', PGKEEP_S3_FORCE_PATH_STYLE: 'no' })).s3.forcePathStyle).toBe(
+      false,
+    );
   });
 });
 
 describe('loadBackupConfig accepts', () => {
-  it.each(['acme-db-backups', 'backups.example.com', '1.2.3.example', 'a1b', 'xn-abc', 'my-s3alias-bucket', '999.168.1.1.1'])('PGKEEP_BUCKET=%s, a name S3 allows', (bucket) => {
-    expect(loadBackupConfig(minimalEnvironment({ PGKEEP_BUCKET: bucket })).s3.bucket).toBe(bucket);
-  });
+  it.each(['acme-db-backups', 'backups.example.com', '1.2.3.example', 'a1b', 'xn-abc', 'my-s3alias-bucket', '999.168.1.1.1'])(
+    'PGKEEP_BUCKET=%s, a name S3 allows',
+    (bucket) => {
+      expect(loadBackupConfig(minimalEnvironment({ PGKEEP_BUCKET: bucket })).s3.bucket).toBe(bucket);
+    },
+  );
 });
 
 describe('loadBackupConfig rejects', () => {
@@ -241,7 +248,11 @@ describe('loadBackupConfig rejects', () => {
     ['PGKEEP_PARTS_IN_FLIGHT', '1.5', 'PGKEEP_PARTS_IN_FLIGHT="1.5" is invalid: expected a whole number from 1 to 16.'],
     ['PGSSLMODE', 'maybe', 'PGSSLMODE="maybe" is invalid: expected one of disable, allow, prefer, require, verify-ca, verify-full.'],
     ['PGKEEP_S3_CHECKSUM', 'md5', 'PGKEEP_S3_CHECKSUM="md5" is invalid: expected crc64nvme or none.'],
-    ['PGKEEP_BUCKET', 'Bad_Bucket', 'PGKEEP_BUCKET="Bad_Bucket" is not a valid S3 bucket name: S3 bucket names consist only of lowercase letters, digits, dots (.) and hyphens (-) (https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html).'],
+    [
+      'PGKEEP_BUCKET',
+      'Bad_Bucket',
+      'PGKEEP_BUCKET="Bad_Bucket" is not a valid S3 bucket name: S3 bucket names consist only of lowercase letters, digits, dots (.) and hyphens (-) (https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html).',
+    ],
     ['PGKEEP_S3_ENDPOINT', 'ftp://x', 'PGKEEP_S3_ENDPOINT="ftp://x" is invalid: expected an http(s):// URL of an S3-compatible store.'],
     ['PGKEEP_S3_FORCE_PATH_STYLE', 'sometimes', 'PGKEEP_S3_FORCE_PATH_STYLE="sometimes" is invalid: expected true or false.'],
   ])('%s=%s, saying what it expects', (name, value, expected) => {
@@ -277,7 +288,9 @@ describe('loadBackupConfig rejects', () => {
     ['-backups', 'S3 bucket names begin and end with a letter or digit'],
     ['backups.', 'S3 bucket names begin and end with a letter or digit'],
   ])('PGKEEP_BUCKET=%s, which S3 refuses, saying which rule it breaks', (bucket, rule) => {
-    expect(configurationFailure(minimalEnvironment({ PGKEEP_BUCKET: bucket })).message).toContain(`PGKEEP_BUCKET="${bucket}" is not a valid S3 bucket name: ${rule} (`);
+    expect(configurationFailure(minimalEnvironment({ PGKEEP_BUCKET: bucket })).message).toContain(
+      `PGKEEP_BUCKET="${bucket}" is not a valid S3 bucket name: ${rule} (`,
+    );
   });
 
   it.each([
@@ -292,7 +305,9 @@ describe('loadBackupConfig rejects', () => {
   });
 
   it('PGKEEP_OBJECT_LOCK that is not true or false', () => {
-    expect(configurationFailure(minimalEnvironment({ PGKEEP_OBJECT_LOCK: 'governance' })).message).toContain('PGKEEP_OBJECT_LOCK="governance" is invalid: expected true or false.');
+    expect(configurationFailure(minimalEnvironment({ PGKEEP_OBJECT_LOCK: 'governance' })).message).toContain(
+      'PGKEEP_OBJECT_LOCK="governance" is invalid: expected true or false.',
+    );
   });
 
   it('a catalog name that cannot be a key, naming PGKEEP_DATABASE_NAME', () => {

@@ -16,7 +16,15 @@ import { findNewestBackup, listBackups } from '../../runtime/listing.ts';
 import { startThrowawayCluster, type ThrowawayCluster } from '../../task/throwaway-cluster.ts';
 import { createSampleDatabase } from '../../dev/sample-database.ts';
 import { startTask, type TaskExit, type TaskLogLine } from '../../dev/task-process.ts';
-import { isAbortUpload, isCompleteUpload, isCreateUpload, isPartUpload, isUncheckedWrite, startS3FaultProxy, type S3FaultProxy } from '../support/s3-fault-proxy.ts';
+import {
+  isAbortUpload,
+  isCompleteUpload,
+  isCreateUpload,
+  isPartUpload,
+  isUncheckedWrite,
+  startS3FaultProxy,
+  type S3FaultProxy,
+} from '../support/s3-fault-proxy.ts';
 import { startMotoS3, type MotoS3 } from '../support/moto-s3.ts';
 import {
   catalogState,
@@ -48,7 +56,9 @@ beforeAll(async () => {
   await cluster.createDatabase('shop');
   await withClient(cluster.connectionString('shop'), (client) => createSampleDatabase(client, { sizeMb: 40 }));
   await cluster.createDatabase('tiny');
-  await withClient(cluster.connectionString('tiny'), (client) => client.query("CREATE TABLE notes AS SELECT g AS id, 'note ' || g AS body FROM generate_series(1, 1000) g"));
+  await withClient(cluster.connectionString('tiny'), (client) =>
+    client.query("CREATE TABLE notes AS SELECT g AS id, 'note ' || g AS body FROM generate_series(1, 1000) g"),
+  );
   // ~48 MiB of incompressible data: several 8 MiB parts, so failures can strike mid-stream.
   await createIncompressibleDatabase(cluster, 'bulk', 48);
 });
@@ -138,7 +148,9 @@ describe('a successful backup', () => {
     expect(manifest.object).toMatchObject({ s3ChecksumEnforced: true, versionId: expect.stringMatching(VERSION_ID) as unknown });
     expect(manifest.encryption).toEqual({ mode: 'sse-kms', kmsKeyId: moto.kmsKeyArn });
     // (moto's GetObjectAttributes answers Last-Modified in a form the SDK rejects; HeadObject says the same.)
-    const stored = await s3.send(new HeadObjectCommand({ Bucket: moto.bucket, Key: manifest.object.key, VersionId: manifest.object.versionId, ChecksumMode: 'ENABLED' }));
+    const stored = await s3.send(
+      new HeadObjectCommand({ Bucket: moto.bucket, Key: manifest.object.key, VersionId: manifest.object.versionId, ChecksumMode: 'ENABLED' }),
+    );
     expect(stored).toMatchObject({ ContentLength: manifest.object.bytes, ChecksumCRC64NVME: manifest.object.crc64nvme, ChecksumType: 'FULL_OBJECT' });
     // The manifest is under the bucket's default retention. (So is the data object on S3; moto
     // applies default retention only to PutObject, not to a completed multipart upload.)
@@ -170,13 +182,15 @@ describe('a successful backup', () => {
     expect(await countRows(cluster.connectionString('unversioned_restored'), 'public', 'notes')).toBe(1000);
   });
 
-  it('records row counts from the dump\'s own snapshot, not from rows committed while it streams', async () => {
+  it("records row counts from the dump's own snapshot, not from rows committed while it streams", async () => {
     // Arrange: stall the upload mid-stream, then commit new rows while pg_dump is still running.
     proxy.holdPartUploads();
     const task = startTask({ command: 'backup', env: taskEnvironment('bulk', 'snapshot-consistency') });
     await proxy.waitForRequest((request) => isPartUpload(request) && requestsFor([request], 'snapshot-consistency').length === 1);
     const ledgerBefore = await countRows(cluster.connectionString('bulk'), 'public', 'ledger');
-    await withClient(cluster.connectionString('bulk'), (client) => client.query("INSERT INTO ledger (note) SELECT 'late ' || g FROM generate_series(1, 500) g"));
+    await withClient(cluster.connectionString('bulk'), (client) =>
+      client.query("INSERT INTO ledger (note) SELECT 'late ' || g FROM generate_series(1, 500) g"),
+    );
 
     // Act
     proxy.releasePartUploads();
@@ -254,7 +268,11 @@ describe('a backup that cannot start', () => {
   });
 
   it('fails before reading the database when S3 denies the write, and says which permission to check', async () => {
-    proxy.rejectRequests((request) => isCreateUpload(request) && requestsFor([request], 'denied-bucket').length === 1, { status: 403, code: 'AccessDenied', message: 'Access Denied' });
+    proxy.rejectRequests((request) => isCreateUpload(request) && requestsFor([request], 'denied-bucket').length === 1, {
+      status: 403,
+      code: 'AccessDenied',
+      message: 'Access Denied',
+    });
     const task = startTask({ command: 'backup', env: taskEnvironment('shop', 'denied-bucket') });
 
     const exit = await task.exited;
@@ -279,7 +297,9 @@ describe('a backup that cannot start', () => {
     expect(exit.code).toBe(1);
     const failure = failureOf(exit);
     expect(failure.stage).toBe('manifest');
-    expect(failure.error).toMatch(/^S3 refused s3:\/\/pgkeep-test\/backups\/lock-not-told\/\S+\.manifest\.json because the bucket is under Object Lock and the request carried no checksum/);
+    expect(failure.error).toMatch(
+      /^S3 refused s3:\/\/pgkeep-test\/backups\/lock-not-told\/\S+\.manifest\.json because the bucket is under Object Lock and the request carried no checksum/,
+    );
     expect(failure.remedy).toContain('Set PGKEEP_OBJECT_LOCK=true');
     expect((await catalogState(s3, moto.bucket, 'lock-not-told')).manifests).toBe(0);
     expect(await openUploads(s3, moto.bucket, 'lock-not-told')).toEqual([]);

@@ -44,7 +44,14 @@ describe('crc64Nvme', () => {
     const random = mulberry32(18);
     const bytes = randomBytes(random, 3 * 2 ** 20 + 5);
     const windowBytes = 5 * 65_536 - 16 * 256 * 8;
-    const lengths = [windowBytes - 1, windowBytes, windowBytes + 1, 2 * windowBytes + 15, bytes.length, ...Array.from({ length: 4 }, () => Math.floor(random() * bytes.length))];
+    const lengths = [
+      windowBytes - 1,
+      windowBytes,
+      windowBytes + 1,
+      2 * windowBytes + 15,
+      bytes.length,
+      ...Array.from({ length: 4 }, () => Math.floor(random() * bytes.length)),
+    ];
 
     for (const length of lengths) {
       const slice = bytes.subarray(0, length);

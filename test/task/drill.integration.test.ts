@@ -140,7 +140,15 @@ describe('the restore drill', () => {
     expect(outcome.restoreSeconds).toBeGreaterThan(0);
     const records = await drillRecords(database);
     expect(records.map((entry) => entry.key)).toEqual([outcome.recordKey]);
-    expect(records[0]!.record).toMatchObject({ kind: 'pgkeep-restore-drill', database, ok: true, backupId: backup.backupId, tablesCompared: 2, sha256Verified: true, mismatches: [] });
+    expect(records[0]!.record).toMatchObject({
+      kind: 'pgkeep-restore-drill',
+      database,
+      ok: true,
+      backupId: backup.backupId,
+      tablesCompared: 2,
+      sha256Verified: true,
+      mismatches: [],
+    });
     expect(clusters).toHaveLength(1);
     expectStoppedAndRemoved(clusters[0]!);
   });
@@ -190,7 +198,11 @@ describe('the restore drill', () => {
     const backup = await backUp(database);
     await markVerified(backup);
     const recordPrefix = `/${locked.bucket}/${DRILL_ROOT_PREFIX}${encodeDatabaseSegment(database)}/`;
-    proxy.rejectRequests((request) => request.method === 'PUT' && request.path.startsWith(recordPrefix), { status: 403, code: 'AccessDenied', message: 'Access Denied' });
+    proxy.rejectRequests((request) => request.method === 'PUT' && request.path.startsWith(recordPrefix), {
+      status: 403,
+      code: 'AccessDenied',
+      message: 'Access Denied',
+    });
 
     // Act
     const { outcome, clusters } = await drill(database, { endpoint: proxy.endpoint });
@@ -198,13 +210,15 @@ describe('the restore drill', () => {
     // Assert
     expect(outcome).toMatchObject({ ok: false, backupId: backup.backupId, mismatches: [], recordKey: undefined });
     expect(outcome.tablesCompared).toBe(2);
-    expect(outcome.error).toMatch(/^The restore passed, but its drill record s3:\/\/pgkeep-drill-test\/drills\/drill-record-denied\/\S+ could not be written, so the drill left no audit evidence: S3 denied access/);
+    expect(outcome.error).toMatch(
+      /^The restore passed, but its drill record s3:\/\/pgkeep-drill-test\/drills\/drill-record-denied\/\S+ could not be written, so the drill left no audit evidence: S3 denied access/,
+    );
     expect(outcome.error).toContain('s3:PutObject');
     expect(await drillRecords(database)).toEqual([]);
     expectStoppedAndRemoved(clusters[0]!);
   });
 
-  it('records pg_restore\'s own error when the restore stops early, not the broken pipe zstd then dies of', async () => {
+  it("records pg_restore's own error when the restore stops early, not the broken pipe zstd then dies of", async () => {
     // Arrange: a user mapping names a role; restoring without ownership and privileges still
     // creates it, and the throwaway cluster has none of production's roles. 4 MiB of rows follow
     // it, so zstd is still writing when pg_restore stops.

@@ -15,7 +15,7 @@ describe('reading the uncompressed size from zstd -vv', () => {
     expect(parseZstdInputBytes('zstd: error 11 : Allocation error : not enough memory\n')).toBeUndefined();
   });
 
-  it('matches what this machine\'s zstd actually prints, for small and large inputs', () => {
+  it("matches what this machine's zstd actually prints, for small and large inputs", () => {
     for (const size of [1, 20_000, 3_000_000]) {
       const stderr = execFileSync('sh', ['-c', `head -c ${size} /dev/zero | zstd ${zstdArguments(3, 0).join(' ')} 2>&1 >/dev/null`], { encoding: 'utf8' });
       expect(parseZstdInputBytes(stderr)).toBe(size);

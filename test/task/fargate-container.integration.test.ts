@@ -71,7 +71,10 @@ const execFileAsync = promisify(execFile);
 const ENVIRONMENT = 'dev';
 /** The dev example's one database: its secret's dbname is the source database's name here too. */
 const DATABASE = 'orders';
-const TABLES = [{ schema: 'public', table: 'customers', rows: 2000 }, { schema: 'public', table: 'orders', rows: 10000 }];
+const TABLES = [
+  { schema: 'public', table: 'customers', rows: 2000 },
+  { schema: 'public', table: 'orders', rows: 10000 },
+];
 /** Per command, in the container; the drill initializes a cluster, the slowest step here (seconds). */
 const DEADLINE_SECONDS = 150;
 const TEST_TIMEOUT_MS = (DEADLINE_SECONDS + 30) * 1000;
@@ -136,7 +139,27 @@ async function selfSignedCertificate(): Promise<string> {
   await chmod(directory, 0o755);
   const key = path.join(directory, 'server.key');
   const certificate = path.join(directory, 'server.crt');
-  await execFileAsync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1', '-keyout', key, '-out', certificate], { timeout: 30_000 });
+  await execFileAsync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-days',
+      '1',
+      '-subj',
+      '/CN=127.0.0.1',
+      '-keyout',
+      key,
+      '-out',
+      certificate,
+    ],
+    { timeout: 30_000 },
+  );
   const [uid, gid] = ['-u', '-g'].map((flag) => Number(execFileSync('id', [flag, 'postgres'], { encoding: 'utf8', timeout: 10_000 }).trim()));
   for (const file of [key, certificate]) await chown(file, uid!, gid!);
   await chmod(key, 0o600);
@@ -215,7 +238,7 @@ describe('how ECS mounts /tmp for an image (the rule the emulation applies)', ()
     expect(ecsTmpVolume(imageOf(['RUN chmod 1777 /tmp']))).toMatchObject({ mode: 0o755, uid: 0, gid: 0 });
   });
 
-  it('copies the image\'s /tmp, with the mode set before the VOLUME line, when the image declares it', () => {
+  it("copies the image's /tmp, with the mode set before the VOLUME line, when the image declares it", () => {
     expect(ecsTmpVolume(imageOf(['RUN chmod 1777 /tmp', 'VOLUME ["/tmp"]']))).toMatchObject({ mode: 0o1777, uid: 0, gid: 0 });
   });
 
@@ -224,14 +247,18 @@ describe('how ECS mounts /tmp for an image (the rule the emulation applies)', ()
     expect(() => ecsTmpVolume(imageOf(['VOLUME /tmp']))).toThrow(/without stating the mode/);
   });
 
-  it('takes the user\'s numeric ids from the base image and the environment from it and the ENV lines', () => {
+  it("takes the user's numeric ids from the base image and the environment from it and the ENV lines", () => {
     const spec = imageOf(['ENV HOME=/tmp \\', '    NODE_OPTIONS="--enable-source-maps"']);
     expect(spec).toMatchObject({ user: 'node', uid: 1000, gid: 1000 });
-    expect(spec.environment).toMatchObject({ HOME: '/tmp', NODE_OPTIONS: '--enable-source-maps', PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' });
+    expect(spec.environment).toMatchObject({
+      HOME: '/tmp',
+      NODE_OPTIONS: '--enable-source-maps',
+      PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+    });
   });
 });
 
-describe('which refused writes count (from strace\'s log)', () => {
+describe("which refused writes count (from strace's log)", () => {
   it('counts writes refused outside /tmp, whatever the call, and not reads or writes inside /tmp', () => {
     const run = {
       refusedWrites: parseRefusedWrites(
@@ -246,82 +273,128 @@ describe('which refused writes count (from strace\'s log)', () => {
       ),
     } as ContainerRun;
     expect(refusedWritesOutsideTmp(run).map((line) => line.split(/\s+/)[0])).toEqual(['101', '104', '105']);
-    expect(run.refusedWrites.map((write) => write.paths)).toEqual([['/var/run/postgresql/.s.PGSQL.5432.lock'], ['/tmp/pgkeep-cluster-Ab12Cd'], ['/var/run/postgresql/.s.PGSQL.5432'], ['/app/.cache']]);
+    expect(run.refusedWrites.map((write) => write.paths)).toEqual([
+      ['/var/run/postgresql/.s.PGSQL.5432.lock'],
+      ['/tmp/pgkeep-cluster-Ab12Cd'],
+      ['/var/run/postgresql/.s.PGSQL.5432'],
+      ['/app/.cache'],
+    ]);
   });
 });
 
 describe(`the task container as ECS runs it on Fargate (${ENVIRONMENT} example environment)`, () => {
-  it('runs the program as the image\'s user, on a read-only root with /tmp as ECS mounts it, with exactly the container\'s environment', async () => {
-    // Arrange: the backup task's environment; the bundle stands in for the image's /app/main.mjs.
-    const environment = environmentFor('backup');
-    expect(image.entrypoint.slice(-2), 'the image starts node on main.mjs in its WORKDIR, which the bundle stands in for').toEqual(['node', path.posix.join(image.workdir, 'main.mjs')]);
+  it(
+    "runs the program as the image's user, on a read-only root with /tmp as ECS mounts it, with exactly the container's environment",
+    async () => {
+      // Arrange: the backup task's environment; the bundle stands in for the image's /app/main.mjs.
+      const environment = environmentFor('backup');
+      expect(image.entrypoint.slice(-2), 'the image starts node on main.mjs in its WORKDIR, which the bundle stands in for').toEqual([
+        'node',
+        path.posix.join(image.workdir, 'main.mjs'),
+      ]);
 
-    // Act
-    const printed = await runInContainer('backup', ['/usr/bin/env'], environment);
-    const identity = await runInContainer('backup', ['/usr/bin/id'], environment);
+      // Act
+      const printed = await runInContainer('backup', ['/usr/bin/env'], environment);
+      const identity = await runInContainer('backup', ['/usr/bin/id'], environment);
 
-    // Assert
-    expect(printed.code).toBe(0);
-    expect(Object.fromEntries(printed.otherOutput.map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]))).toEqual(environment);
-    expect(environment).toMatchObject({ HOME: '/tmp', TMPDIR: '/tmp', NODE_ENV: 'production', PGKEEP_ENVIRONMENT: ENVIRONMENT, PGKEEP_DATABASE_NAME: DATABASE, PGSSLMODE: 'require', AWS_REGION: environmentConfig.region });
-    expect(writableMounts(printed), 'only the task volume and Docker\'s /dev/shm are writable').toEqual(['/dev/shm', '/tmp']);
-    expect(printed.tmp).toEqual({ mode: tmpVolume.mode, uid: tmpVolume.uid, gid: tmpVolume.gid });
-    expect(identity.otherOutput).toEqual([`uid=${image.uid}(${image.user}) gid=${image.gid}(${image.user}) groups=${image.gid}(${image.user})`]);
-  }, TEST_TIMEOUT_MS);
+      // Assert
+      expect(printed.code).toBe(0);
+      expect(Object.fromEntries(printed.otherOutput.map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]))).toEqual(environment);
+      expect(environment).toMatchObject({
+        HOME: '/tmp',
+        TMPDIR: '/tmp',
+        NODE_ENV: 'production',
+        PGKEEP_ENVIRONMENT: ENVIRONMENT,
+        PGKEEP_DATABASE_NAME: DATABASE,
+        PGSSLMODE: 'require',
+        AWS_REGION: environmentConfig.region,
+      });
+      expect(writableMounts(printed), "only the task volume and Docker's /dev/shm are writable").toEqual(['/dev/shm', '/tmp']);
+      expect(printed.tmp).toEqual({ mode: tmpVolume.mode, uid: tmpVolume.uid, gid: tmpVolume.gid });
+      expect(identity.otherOutput).toEqual([`uid=${image.uid}(${image.user}) gid=${image.gid}(${image.user}) groups=${image.gid}(${image.user})`]);
+    },
+    TEST_TIMEOUT_MS,
+  );
 
-  it('backup: streams the database into S3, writes its manifest and publishes its metrics', async () => {
-    // Act
-    const run = await runTask('backup');
+  it(
+    'backup: streams the database into S3, writes its manifest and publishes its metrics',
+    async () => {
+      // Act
+      const run = await runTask('backup');
 
-    // Assert
-    expect(run.code, failureOf(run)).toBe(0);
-    const completed = logLine(run, 'backup completed');
-    expect(completed).toMatchObject({ level: 'INFO', database: DATABASE, environment: ENVIRONMENT, bucket: localS3.bucket, tables: TABLES.length });
-    backup = await findNewestBackup(s3, { bucket: localS3.bucket, database: DATABASE });
-    expect(backup?.dataKey).toBe(completed?.key);
-    expect(backup?.manifestKey).toBe(completed?.manifestKey);
-    expect(metricsNamed('BackupSucceeded')).toEqual([{ value: 1, dimensions: { Environment: ENVIRONMENT, Database: DATABASE } }]);
-    expectContainerRules(run);
-  }, TEST_TIMEOUT_MS);
+      // Assert
+      expect(run.code, failureOf(run)).toBe(0);
+      const completed = logLine(run, 'backup completed');
+      expect(completed).toMatchObject({ level: 'INFO', database: DATABASE, environment: ENVIRONMENT, bucket: localS3.bucket, tables: TABLES.length });
+      backup = await findNewestBackup(s3, { bucket: localS3.bucket, database: DATABASE });
+      expect(backup?.dataKey).toBe(completed?.key);
+      expect(backup?.manifestKey).toBe(completed?.manifestKey);
+      expect(metricsNamed('BackupSucceeded')).toEqual([{ value: 1, dimensions: { Environment: ENVIRONMENT, Database: DATABASE } }]);
+      expectContainerRules(run);
+    },
+    TEST_TIMEOUT_MS,
+  );
 
   it.each([
     { jobs: 1, how: 'streaming from S3 into pg_restore' },
     { jobs: 4, how: 'downloading the archive into /tmp for pg_restore -j 4' },
-  ])('restore with PGKEEP_RESTORE_JOBS=$jobs: restores the backup into a new database, $how, matching its manifest', async ({ jobs }) => {
-    // Arrange: the overrides an operator gives the restore task at run time.
-    const { backupId } = requireBackup();
-    const target = `${DATABASE}_restored_jobs${jobs}`;
+  ])(
+    'restore with PGKEEP_RESTORE_JOBS=$jobs: restores the backup into a new database, $how, matching its manifest',
+    async ({ jobs }) => {
+      // Arrange: the overrides an operator gives the restore task at run time.
+      const { backupId } = requireBackup();
+      const target = `${DATABASE}_restored_jobs${jobs}`;
 
-    // Act
-    const run = await runTask('restore', { PGKEEP_RESTORE_JOBS: String(jobs), PGKEEP_RESTORE_TARGET_DATABASE: target });
+      // Act
+      const run = await runTask('restore', { PGKEEP_RESTORE_JOBS: String(jobs), PGKEEP_RESTORE_TARGET_DATABASE: target });
 
-    // Assert
-    expect(run.code, failureOf(run)).toBe(0);
-    expect(logLine(run, 'backup chosen')).toMatchObject({ backupId });
-    expect(logLine(run, 'restore completed')).toMatchObject({ level: 'INFO', backupId, targetDatabase: target, createdTarget: true, tablesCompared: TABLES.length, mismatches: [] });
-    for (const { schema, table, rows } of TABLES) expect(await countRows(source.connectionString(target), schema, table), `${table} in ${target}`).toBe(rows);
-    expect(metricsNamed('RestoreSucceeded').filter((metric) => metric.value === 1).length).toBeGreaterThanOrEqual(1);
-    expectContainerRules(run);
-  }, TEST_TIMEOUT_MS);
+      // Assert
+      expect(run.code, failureOf(run)).toBe(0);
+      expect(logLine(run, 'backup chosen')).toMatchObject({ backupId });
+      expect(logLine(run, 'restore completed')).toMatchObject({
+        level: 'INFO',
+        backupId,
+        targetDatabase: target,
+        createdTarget: true,
+        tablesCompared: TABLES.length,
+        mismatches: [],
+      });
+      for (const { schema, table, rows } of TABLES) expect(await countRows(source.connectionString(target), schema, table), `${table} in ${target}`).toBe(rows);
+      expect(metricsNamed('RestoreSucceeded').filter((metric) => metric.value === 1).length).toBeGreaterThanOrEqual(1);
+      expectContainerRules(run);
+    },
+    TEST_TIMEOUT_MS,
+  );
 
-  it('drill: restores the newest verified backup into a PostgreSQL inside the container, compares it and records a passing drill', async () => {
-    // Arrange
-    const verified = requireBackup();
-    await markBackupVerified(s3, localS3.bucket, verified);
+  it(
+    'drill: restores the newest verified backup into a PostgreSQL inside the container, compares it and records a passing drill',
+    async () => {
+      // Arrange
+      const verified = requireBackup();
+      await markBackupVerified(s3, localS3.bucket, verified);
 
-    // Act
-    const run = await runTask('drill');
+      // Act
+      const run = await runTask('drill');
 
-    // Assert
-    expect(run.code, failureOf(run)).toBe(0);
-    const passed = logLine(run, 'drill passed');
-    expect(passed).toMatchObject({ database: DATABASE, ok: true, backupId: verified.backupId, tablesCompared: TABLES.length, mismatches: [] });
-    expect(logLine(run, 'drill finished')).toMatchObject({ databases: 1, passed: [DATABASE], failed: [] });
-    const record = await s3.send(new GetObjectCommand({ Bucket: localS3.bucket, Key: String(passed?.recordKey) }));
-    expect(JSON.parse(await record.Body!.transformToString())).toMatchObject({ kind: 'pgkeep-restore-drill', environment: ENVIRONMENT, database: DATABASE, ok: true, backupId: verified.backupId, sha256Verified: true });
-    expect(metricsNamed('DrillSucceeded')).toEqual([{ value: 1, dimensions: { Environment: ENVIRONMENT, Database: DATABASE } }]);
-    expectContainerRules(run);
-  }, TEST_TIMEOUT_MS);
+      // Assert
+      expect(run.code, failureOf(run)).toBe(0);
+      const passed = logLine(run, 'drill passed');
+      expect(passed).toMatchObject({ database: DATABASE, ok: true, backupId: verified.backupId, tablesCompared: TABLES.length, mismatches: [] });
+      expect(logLine(run, 'drill finished')).toMatchObject({ databases: 1, passed: [DATABASE], failed: [] });
+      const record = await s3.send(new GetObjectCommand({ Bucket: localS3.bucket, Key: String(passed?.recordKey) }));
+      expect(JSON.parse(await record.Body!.transformToString())).toMatchObject({
+        kind: 'pgkeep-restore-drill',
+        environment: ENVIRONMENT,
+        database: DATABASE,
+        ok: true,
+        backupId: verified.backupId,
+        sha256Verified: true,
+      });
+      expect(metricsNamed('DrillSucceeded')).toEqual([{ value: 1, dimensions: { Environment: ENVIRONMENT, Database: DATABASE } }]);
+      expectContainerRules(run);
+    },
+    TEST_TIMEOUT_MS,
+  );
 
   describe('with the /tmp an image without VOLUME ["/tmp"] gets (root\'s, mode 0755)', () => {
     const unwritableTmp = () => ecsTmpVolume({ ...image, volumes: image.volumes.filter((volume) => volume !== '/tmp') });
@@ -331,39 +404,51 @@ describe(`the task container as ECS runs it on Fargate (${ENVIRONMENT} example e
       expect(run.refusedWrites.some((write) => write.errno === 'EACCES' && write.paths.some((target) => target.startsWith(`/tmp/${prefix}`)))).toBe(true);
     }
 
-    it('the parallel restore fails with one line that names the stage, says /tmp is not writable and how to fix it, and keeps no database', async () => {
-      // Arrange
-      const target = `${DATABASE}_unwritable_tmp`;
+    it(
+      'the parallel restore fails with one line that names the stage, says /tmp is not writable and how to fix it, and keeps no database',
+      async () => {
+        // Arrange
+        const target = `${DATABASE}_unwritable_tmp`;
 
-      // Act
-      const run = await runTask('restore', { PGKEEP_RESTORE_JOBS: '4', PGKEEP_RESTORE_TARGET_DATABASE: target }, unwritableTmp());
+        // Act
+        const run = await runTask('restore', { PGKEEP_RESTORE_JOBS: '4', PGKEEP_RESTORE_TARGET_DATABASE: target }, unwritableTmp());
 
-      // Assert
-      expect(run.code).toBe(1);
-      expect(run.logs.filter((line) => line.level === 'ERROR')).toEqual([expect.objectContaining({ message: 'restore failed', stage: 'restore' })]);
-      const failed = logLine(run, 'restore failed');
-      expect(failed?.error).toBe(`Cannot create the parallel restore's download directory in /tmp (EACCES): /tmp has mode 755 and belongs to uid 0, and the task runs as uid ${image.uid}.`);
-      expect(failed?.remedy).toContain('declare VOLUME ["/tmp"] with /tmp at mode 1777');
-      expect(failed?.remedy).toContain('PGKEEP_RESTORE_JOBS=1');
-      const databases = await withClient(source.connectionString('postgres'), async (client) => (await client.query<{ datname: string }>('SELECT datname FROM pg_database')).rows.map((row) => row.datname));
-      expect(databases).not.toContain(target);
-      expectRefusedInTmp(run, 'pgkeep-restore-');
-      expectContainerRules(run);
-    }, TEST_TIMEOUT_MS);
+        // Assert
+        expect(run.code).toBe(1);
+        expect(run.logs.filter((line) => line.level === 'ERROR')).toEqual([expect.objectContaining({ message: 'restore failed', stage: 'restore' })]);
+        const failed = logLine(run, 'restore failed');
+        expect(failed?.error).toBe(
+          `Cannot create the parallel restore's download directory in /tmp (EACCES): /tmp has mode 755 and belongs to uid 0, and the task runs as uid ${image.uid}.`,
+        );
+        expect(failed?.remedy).toContain('declare VOLUME ["/tmp"] with /tmp at mode 1777');
+        expect(failed?.remedy).toContain('PGKEEP_RESTORE_JOBS=1');
+        const databases = await withClient(source.connectionString('postgres'), async (client) =>
+          (await client.query<{ datname: string }>('SELECT datname FROM pg_database')).rows.map((row) => row.datname),
+        );
+        expect(databases).not.toContain(target);
+        expectRefusedInTmp(run, 'pgkeep-restore-');
+        expectContainerRules(run);
+      },
+      TEST_TIMEOUT_MS,
+    );
 
-    it('the drill fails, says why in its log line and its drill record, and leaves nothing running', async () => {
-      // Act
-      const run = await runTask('drill', {}, unwritableTmp());
+    it(
+      'the drill fails, says why in its log line and its drill record, and leaves nothing running',
+      async () => {
+        // Act
+        const run = await runTask('drill', {}, unwritableTmp());
 
-      // Assert
-      expect(run.code).toBe(1);
-      const failed = logLine(run, 'drill failed');
-      expect(failed).toMatchObject({ database: DATABASE, ok: false });
-      expect(failed?.error).toMatch(/^Cannot create the throwaway PostgreSQL cluster's directory in \/tmp \(EACCES\): .* declare VOLUME \["\/tmp"\]/);
-      const record = await s3.send(new GetObjectCommand({ Bucket: localS3.bucket, Key: String(failed?.recordKey) }));
-      expect(JSON.parse(await record.Body!.transformToString())).toMatchObject({ database: DATABASE, ok: false, error: failed?.error });
-      expectRefusedInTmp(run, 'pgkeep-cluster-');
-      expectContainerRules(run);
-    }, TEST_TIMEOUT_MS);
+        // Assert
+        expect(run.code).toBe(1);
+        const failed = logLine(run, 'drill failed');
+        expect(failed).toMatchObject({ database: DATABASE, ok: false });
+        expect(failed?.error).toMatch(/^Cannot create the throwaway PostgreSQL cluster's directory in \/tmp \(EACCES\): .* declare VOLUME \["\/tmp"\]/);
+        const record = await s3.send(new GetObjectCommand({ Bucket: localS3.bucket, Key: String(failed?.recordKey) }));
+        expect(JSON.parse(await record.Body!.transformToString())).toMatchObject({ database: DATABASE, ok: false, error: failed?.error });
+        expectRefusedInTmp(run, 'pgkeep-cluster-');
+        expectContainerRules(run);
+      },
+      TEST_TIMEOUT_MS,
+    );
   });
 });

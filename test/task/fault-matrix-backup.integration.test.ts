@@ -29,7 +29,15 @@ import { startThrowawayCluster, type ThrowawayCluster } from '../../task/throwaw
 import { catalogState, childPid, createIncompressibleDatabase, openUploads, withClient } from '../support/backup-harness.ts';
 import { startLocalCloudWatch, type LocalCloudWatch } from '../support/local-cloudwatch.ts';
 import { startMotoS3, type MotoS3 } from '../support/moto-s3.ts';
-import { isAbortUpload, isCompleteUpload, isCreateUpload, isPartUpload, startS3FaultProxy, type RecordedRequest, type S3FaultProxy } from '../support/s3-fault-proxy.ts';
+import {
+  isAbortUpload,
+  isCompleteUpload,
+  isCreateUpload,
+  isPartUpload,
+  startS3FaultProxy,
+  type RecordedRequest,
+  type S3FaultProxy,
+} from '../support/s3-fault-proxy.ts';
 import { startTcpFaultProxy, type TcpFaultProxy } from '../support/tcp-fault-proxy.ts';
 
 let cluster: ThrowawayCluster;
@@ -50,13 +58,19 @@ beforeAll(async () => {
   // Most cases use an unversioned bucket without S3 checksums: moto computes CRC64NVME in Python
   // (test/support/moto-python), seconds per 30 MB completion on a loaded machine, and these cases
   // are about failures, not checksums (test/task/backup.integration.test.ts covers those).
-  [cluster, moto, cloudWatch] = await Promise.all([startThrowawayCluster(), startMotoS3({ bucket: 'pgkeep-faults', shape: { kind: 'unversioned' } }), startLocalCloudWatch()]);
+  [cluster, moto, cloudWatch] = await Promise.all([
+    startThrowawayCluster(),
+    startMotoS3({ bucket: 'pgkeep-faults', shape: { kind: 'unversioned' } }),
+    startLocalCloudWatch(),
+  ]);
   locked = await moto.addBucket('pgkeep-faults-locked', { kind: 'object-lock', mode: 'GOVERNANCE', days: 1 });
   s3 = moto.client();
   for (const name of [SHARED, ...OWN_DATABASES]) await createIncompressibleDatabase(cluster, name, 28);
   for (const name of LOCKED_DATABASES) {
     await cluster.createDatabase(name);
-    await withClient(cluster.connectionString(name), (client) => client.query("CREATE TABLE accounts AS SELECT g AS id, 'account ' || g AS owner FROM generate_series(1, 1000) g"));
+    await withClient(cluster.connectionString(name), (client) =>
+      client.query("CREATE TABLE accounts AS SELECT g AS id, 'account ' || g AS owner FROM generate_series(1, 1000) g"),
+    );
   }
   // What RDS parameter groups often set; pgkeep must turn it off for its own session, as pg_dump does.
   await withClient(cluster.connectionString(), (client) => client.query("ALTER DATABASE idle_timeout SET idle_in_transaction_session_timeout = '1s'"));
@@ -75,7 +89,11 @@ async function newProxy(): Promise<S3FaultProxy> {
   return proxy;
 }
 
-function startBackup(catalogName: string, proxy: S3FaultProxy, options: { database?: string; env?: Record<string, string>; bucket?: MotoS3 } = {}): RunningTask {
+function startBackup(
+  catalogName: string,
+  proxy: S3FaultProxy,
+  options: { database?: string; env?: Record<string, string>; bucket?: MotoS3 } = {},
+): RunningTask {
   const bucket = options.bucket ?? moto;
   return startTask({
     command: 'backup',
@@ -97,13 +115,22 @@ function startBackup(catalogName: string, proxy: S3FaultProxy, options: { databa
   });
 }
 
-const forCatalog = (catalogName: string) => (request: RecordedRequest): boolean => request.path.includes(`/${catalogName}/`);
-const firstPart = (catalogName: string) => (request: RecordedRequest): boolean => isPartUpload(request) && forCatalog(catalogName)(request);
+const forCatalog =
+  (catalogName: string) =>
+  (request: RecordedRequest): boolean =>
+    request.path.includes(`/${catalogName}/`);
+const firstPart =
+  (catalogName: string) =>
+  (request: RecordedRequest): boolean =>
+    isPartUpload(request) && forCatalog(catalogName)(request);
 const isManifestPut = (request: RecordedRequest): boolean => request.method === 'PUT' && request.path.endsWith('.manifest.json');
 
 function failureOf(exit: TaskExit): TaskLogLine {
   const failure = exit.logs.find((line) => line.message === 'backup failed');
-  if (!failure) throw new Error(`no failure line was logged; exit ${exit.code}, logs: ${JSON.stringify(exit.logs.map((line) => line.message))}, other output: ${exit.otherOutput.slice(0, 5).join(' | ')}`);
+  if (!failure)
+    throw new Error(
+      `no failure line was logged; exit ${exit.code}, logs: ${JSON.stringify(exit.logs.map((line) => line.message))}, other output: ${exit.otherOutput.slice(0, 5).join(' | ')}`,
+    );
   return failure;
 }
 
@@ -116,11 +143,17 @@ async function expectFailedBackup(
 ): Promise<void> {
   expect(exit.code).toBe(expected.code);
   const failure = failureOf(exit);
-  expect({ stage: failure.stage, error: String(failure.error), remedy: String(failure.remedy) }).toEqual({ stage: expected.stage, error: expected.error.exec(String(failure.error))?.input, remedy: expected.remedy.exec(String(failure.remedy))?.input });
+  expect({ stage: failure.stage, error: String(failure.error), remedy: String(failure.remedy) }).toEqual({
+    stage: expected.stage,
+    error: expected.error.exec(String(failure.error))?.input,
+    remedy: expected.remedy.exec(String(failure.remedy))?.input,
+  });
   expect(exit.otherOutput).toEqual([]);
   expect((await catalogState(s3, moto.bucket, catalogName)).manifests).toBe(0);
   expect(await openUploads(s3, moto.bucket, catalogName)).toHaveLength(expected.uploadsLeft ?? 0);
-  expect(cloudWatch.metrics.filter((metric) => metric.name === METRIC.backupFailed && metric.dimensions.Database === catalogName).map((metric) => metric.value)).toEqual([1]);
+  expect(
+    cloudWatch.metrics.filter((metric) => metric.name === METRIC.backupFailed && metric.dimensions.Database === catalogName).map((metric) => metric.value),
+  ).toEqual([1]);
 }
 
 /** The task's sessions (its own and pg_dump's) still on the server, waited for a little: a backend exits just after its client. */
@@ -128,7 +161,10 @@ async function taskBackendsLeft(database: string): Promise<number> {
   let count = 0;
   for (let attempt = 0; attempt < 20; attempt += 1) {
     count = await withClient(cluster.connectionString(), async (client) => {
-      const { rows } = await client.query<{ count: string }>("SELECT count(*) AS count FROM pg_stat_activity WHERE datname = $1 AND application_name LIKE 'pgkeep-backup%'", [database]);
+      const { rows } = await client.query<{ count: string }>(
+        "SELECT count(*) AS count FROM pg_stat_activity WHERE datname = $1 AND application_name LIKE 'pgkeep-backup%'",
+        [database],
+      );
       return Number(rows[0]?.count);
     });
     if (count === 0) return 0;
@@ -181,10 +217,17 @@ describe.concurrent('the backup task under faults', () => {
       proxy.releasePartUploads();
       const exit = await task.exited;
 
-      await expectFailedBackup(expect, exit, 's3-killed', { code: 1, stage: 'upload', error: /^Could not reach S3 for s3:\/\/pgkeep-faults\/backups\/s3-killed\//, remedy: /^Check the network path to S3 .* The upload was aborted and no manifest was written\.$/ });
+      await expectFailedBackup(expect, exit, 's3-killed', {
+        code: 1,
+        stage: 'upload',
+        error: /^Could not reach S3 for s3:\/\/pgkeep-faults\/backups\/s3-killed\//,
+        remedy: /^Check the network path to S3 .* The upload was aborted and no manifest was written\.$/,
+      });
     });
 
-    it('black-holed S3: each request times out after PGKEEP_S3_REQUEST_TIMEOUT_SECONDS and is retried, then the upload fails and is aborted', async ({ expect }) => {
+    it('black-holed S3: each request times out after PGKEEP_S3_REQUEST_TIMEOUT_SECONDS and is retried, then the upload fails and is aborted', async ({
+      expect,
+    }) => {
       const proxy = await newProxy();
       const task = startBackup('s3-black-hole', proxy, { env: { PGKEEP_S3_REQUEST_TIMEOUT_SECONDS: '2' } });
       await proxy.waitForRequest((request) => isCreateUpload(request) && forCatalog('s3-black-hole')(request));
@@ -194,13 +237,20 @@ describe.concurrent('the backup task under faults', () => {
       proxy.heal();
       const exit = await task.exited;
 
-      await expectFailedBackup(expect, exit, 's3-black-hole', { code: 1, stage: 'upload', error: /^Could not reach S3 .*TimeoutError/, remedy: /^Check the network path to S3 .* The upload was aborted and no manifest was written\.$/ });
+      await expectFailedBackup(expect, exit, 's3-black-hole', {
+        code: 1,
+        stage: 'upload',
+        error: /^Could not reach S3 .*TimeoutError/,
+        remedy: /^Check the network path to S3 .* The upload was aborted and no manifest was written\.$/,
+      });
       // The mechanism: the same part was sent again after each timeout (the SDK's retries).
       const firstPartAttempts = proxy.requests.filter((request) => isPartUpload(request) && request.query.get('partNumber') === '1');
       expect(firstPartAttempts.length).toBeGreaterThanOrEqual(3);
     });
 
-    it('slow S3 past PGKEEP_BACKUP_DEADLINE_SECONDS: stops at the deadline, says S3 was the slow side, aborts and releases the snapshot', async ({ expect }) => {
+    it('slow S3 past PGKEEP_BACKUP_DEADLINE_SECONDS: stops at the deadline, says S3 was the slow side, aborts and releases the snapshot', async ({
+      expect,
+    }) => {
       const proxy = await newProxy();
       // Each part answered after 20 s (within the 30 s request timeout, so never retried): slow, not
       // dead. No part is answered before the 15 s deadline, so the task is still in the upload stage
@@ -211,10 +261,17 @@ describe.concurrent('the backup task under faults', () => {
       const task = startBackup('s3-slow', proxy, { env: { PGKEEP_BACKUP_DEADLINE_SECONDS: '15', PGKEEP_S3_REQUEST_TIMEOUT_SECONDS: '30' } });
       const exit = await task.exited;
 
-      await expectFailedBackup(expect, exit, 's3-slow', { code: 1, stage: 'upload', error: /^The backup did not finish within PGKEEP_BACKUP_DEADLINE_SECONDS=15: it was stopped in the upload stage, waiting for S3/, remedy: /^S3 accepted the data too slowly: .*raise PGKEEP_BACKUP_DEADLINE_SECONDS\. The upload was aborted and no manifest was written\.$/ });
+      await expectFailedBackup(expect, exit, 's3-slow', {
+        code: 1,
+        stage: 'upload',
+        error: /^The backup did not finish within PGKEEP_BACKUP_DEADLINE_SECONDS=15: it was stopped in the upload stage, waiting for S3/,
+        remedy: /^S3 accepted the data too slowly: .*raise PGKEEP_BACKUP_DEADLINE_SECONDS\. The upload was aborted and no manifest was written\.$/,
+      });
     });
 
-    it('lost CompleteMultipartUpload answer: S3 completed, the task finds and checks the object, and finishes the backup with its manifest', async ({ expect }) => {
+    it('lost CompleteMultipartUpload answer: S3 completed, the task finds and checks the object, and finishes the backup with its manifest', async ({
+      expect,
+    }) => {
       const proxy = await newProxy();
       // Every attempt's answer is lost (the SDK retries CompleteMultipartUpload): S3 completes the first.
       const isThisComplete = (request: RecordedRequest): boolean => isCompleteUpload(request) && forCatalog('complete-answer-lost')(request);
@@ -224,7 +281,9 @@ describe.concurrent('the backup task under faults', () => {
 
       expect((await lost!).status).toBe(200); // S3 did complete it
       expect(exit.code).toBe(0);
-      expect(exit.logs.some((line) => line.message === 'S3 completed the upload, but its answer was lost; the object was found and checked against what was sent')).toBe(true);
+      expect(
+        exit.logs.some((line) => line.message === 'S3 completed the upload, but its answer was lost; the object was found and checked against what was sent'),
+      ).toBe(true);
       expect(await catalogState(s3, locked.bucket, 'complete-answer-lost')).toEqual({ manifests: 1, dataObjects: 1 });
       expect(await openUploads(s3, locked.bucket, 'complete-answer-lost')).toEqual([]);
       expect(exit.logs.some((line) => line.message === 'multipart upload aborted')).toBe(false);
@@ -232,7 +291,7 @@ describe.concurrent('the backup task under faults', () => {
   });
 
   describe('PostgreSQL faults', () => {
-    it('terminated dump backend: fails at the dump, says the database ended pg_dump\'s session', async ({ expect }) => {
+    it("terminated dump backend: fails at the dump, says the database ended pg_dump's session", async ({ expect }) => {
       const proxy = await newProxy();
       proxy.holdPartUploads();
       const task = startBackup('dump-terminated', proxy, { database: 'terminated_dump' });
@@ -242,11 +301,18 @@ describe.concurrent('the backup task under faults', () => {
       proxy.releasePartUploads();
       const exit = await task.exited;
 
-      await expectFailedBackup(expect, exit, 'dump-terminated', { code: 1, stage: 'dump', error: /^pg_dump 15\.\d+ exited with code 1: [\s\S]*(server closed the connection unexpectedly|terminating connection due to administrator command)/, remedy: /^The database ended pg_dump's session .* The upload was aborted and no manifest was written\.$/ });
+      await expectFailedBackup(expect, exit, 'dump-terminated', {
+        code: 1,
+        stage: 'dump',
+        error: /^pg_dump 15\.\d+ exited with code 1: [\s\S]*(server closed the connection unexpectedly|terminating connection due to administrator command)/,
+        remedy: /^The database ended pg_dump's session .* The upload was aborted and no manifest was written\.$/,
+      });
       expect(await taskBackendsLeft('terminated_dump')).toBe(0);
     });
 
-    it('terminated snapshot session: no crash; fails at the snapshot naming pg_terminate_backend, aborts the upload, publishes BackupFailed', async ({ expect }) => {
+    it('terminated snapshot session: no crash; fails at the snapshot naming pg_terminate_backend, aborts the upload, publishes BackupFailed', async ({
+      expect,
+    }) => {
       const proxy = await newProxy();
       proxy.holdPartUploads();
       const task = startBackup('session-terminated', proxy, { database: 'terminated_session' });
@@ -256,11 +322,18 @@ describe.concurrent('the backup task under faults', () => {
       const exit = await task.exited;
       proxy.releasePartUploads();
 
-      await expectFailedBackup(expect, exit, 'session-terminated', { code: 1, stage: 'snapshot', error: /^The database ended the backup's own session, .*terminating connection due to administrator command/, remedy: /^Something terminated the session \(pg_terminate_backend.* The upload was aborted and no manifest was written\.$/ });
+      await expectFailedBackup(expect, exit, 'session-terminated', {
+        code: 1,
+        stage: 'snapshot',
+        error: /^The database ended the backup's own session, .*terminating connection due to administrator command/,
+        remedy: /^Something terminated the session \(pg_terminate_backend.* The upload was aborted and no manifest was written\.$/,
+      });
       expect(await taskBackendsLeft('terminated_session')).toBe(0);
     });
 
-    it('idle_in_transaction_session_timeout set on the database: the task turns it off for its own session, as pg_dump does, and the backup succeeds', async ({ expect }) => {
+    it('idle_in_transaction_session_timeout set on the database: the task turns it off for its own session, as pg_dump does, and the backup succeeds', async ({
+      expect,
+    }) => {
       const proxy = await newProxy();
       proxy.holdPartUploads();
       const task = startBackup('idle-timeout', proxy, { database: 'idle_timeout' });
@@ -286,7 +359,12 @@ describe.concurrent('the backup task under faults', () => {
       const exit = await task.exited;
       proxy.releasePartUploads();
 
-      await expectFailedBackup(expect, exit, 'pg-cut', { code: 1, stage: 'snapshot', error: /^The database ended the backup's own session, .*Connection terminated unexpectedly/, remedy: /^The connection to the database broke .* The upload was aborted and no manifest was written\.$/ });
+      await expectFailedBackup(expect, exit, 'pg-cut', {
+        code: 1,
+        stage: 'snapshot',
+        error: /^The database ended the backup's own session, .*Connection terminated unexpectedly/,
+        remedy: /^The connection to the database broke .* The upload was aborted and no manifest was written\.$/,
+      });
     });
 
     it('lock wait timeout: fails at the dump naming the setting, and leaves no session of the task behind while the lock is still held', async ({ expect }) => {
@@ -295,7 +373,12 @@ describe.concurrent('the backup task under faults', () => {
         const proxy = await newProxy();
         const exit = await startBackup('lock-timeout', proxy, { database: 'locked_timeout', env: { PGKEEP_LOCK_WAIT_TIMEOUT_SECONDS: '1' } }).exited;
 
-        await expectFailedBackup(expect, exit, 'lock-timeout', { code: 1, stage: 'dump', error: /lock/i, remedy: /^A table stayed locked longer than PGKEEP_LOCK_WAIT_TIMEOUT_SECONDS .* The upload was aborted and no manifest was written\.$/ });
+        await expectFailedBackup(expect, exit, 'lock-timeout', {
+          code: 1,
+          stage: 'dump',
+          error: /lock/i,
+          remedy: /^A table stayed locked longer than PGKEEP_LOCK_WAIT_TIMEOUT_SECONDS .* The upload was aborted and no manifest was written\.$/,
+        });
         // Before: the task's row count stayed queued behind the lock, holding the snapshot, until the holder committed.
         expect(await taskBackendsLeft('locked_timeout')).toBe(0);
       } finally {
@@ -316,11 +399,16 @@ describe.concurrent('the backup task under faults', () => {
       task.child.kill('SIGTERM');
       const exit = await task.exited;
 
-      await expectFailedBackup(expect, exit, 'sigterm-connect', { code: 143, stage: 'interrupted', error: /in the connect stage/, remedy: /^Run the backup again\. Nothing was uploaded\.$/ });
+      await expectFailedBackup(expect, exit, 'sigterm-connect', {
+        code: 143,
+        stage: 'interrupted',
+        error: /in the connect stage/,
+        remedy: /^Run the backup again\. Nothing was uploaded\.$/,
+      });
       expect(proxy.requests.filter(isCreateUpload)).toEqual([]);
     });
 
-    it('dump: while pg_dump and the row count wait for a table lock, cancels the task\'s own query and leaves no session behind', async ({ expect }) => {
+    it("dump: while pg_dump and the row count wait for a table lock, cancels the task's own query and leaves no session behind", async ({ expect }) => {
       const lock = await lockTable('locked_sigterm', 'accounts');
       try {
         const proxy = await newProxy();
@@ -328,7 +416,9 @@ describe.concurrent('the backup task under faults', () => {
         await waitFor(
           () =>
             withClient(cluster.connectionString(), async (client) => {
-              const { rows } = await client.query<{ count: string }>("SELECT count(*) AS count FROM pg_stat_activity WHERE datname = 'locked_sigterm' AND application_name = 'pgkeep-backup' AND wait_event_type = 'Lock'");
+              const { rows } = await client.query<{ count: string }>(
+                "SELECT count(*) AS count FROM pg_stat_activity WHERE datname = 'locked_sigterm' AND application_name = 'pgkeep-backup' AND wait_event_type = 'Lock'",
+              );
               return Number(rows[0]?.count) === 2; // pg_dump's LOCK TABLE and the task's count(*)
             }),
           'pg_dump and the row count to wait for the lock',
@@ -338,7 +428,12 @@ describe.concurrent('the backup task under faults', () => {
         task.child.kill('SIGTERM');
         const exit = await task.exited;
 
-        await expectFailedBackup(expect, exit, 'sigterm-dump', { code: 143, stage: 'interrupted', error: /in the dump stage/, remedy: /^Run the backup again\. The upload was aborted and no manifest was written\.$/ });
+        await expectFailedBackup(expect, exit, 'sigterm-dump', {
+          code: 143,
+          stage: 'interrupted',
+          error: /in the dump stage/,
+          remedy: /^Run the backup again\. The upload was aborted and no manifest was written\.$/,
+        });
         expect(await taskBackendsLeft('locked_sigterm')).toBe(0);
       } finally {
         await lock.release();
@@ -356,7 +451,12 @@ describe.concurrent('the backup task under faults', () => {
       const exit = await task.exited;
       proxy.releasePartUploads();
 
-      await expectFailedBackup(expect, exit, 'sigterm-upload', { code: 143, stage: 'interrupted', error: /in the upload stage/, remedy: /^Run the backup again\. The upload was aborted and no manifest was written\.$/ });
+      await expectFailedBackup(expect, exit, 'sigterm-upload', {
+        code: 143,
+        stage: 'interrupted',
+        error: /in the upload stage/,
+        remedy: /^Run the backup again\. The upload was aborted and no manifest was written\.$/,
+      });
       expect(() => process.kill(pgDumpPid, 0)).toThrow();
     });
 
@@ -378,7 +478,8 @@ describe.concurrent('the backup task under faults', () => {
         code: 143,
         stage: 'interrupted',
         error: /in the upload stage/,
-        remedy: /^Run the backup again\. No manifest was written, but the multipart upload \S+ of s3:\/\/pgkeep-faults\/\S+ could not be aborted .*aws s3api abort-multipart-upload --bucket pgkeep-faults --key \S+ --upload-id \S+\.$/,
+        remedy:
+          /^Run the backup again\. No manifest was written, but the multipart upload \S+ of s3:\/\/pgkeep-faults\/\S+ could not be aborted .*aws s3api abort-multipart-upload --bucket pgkeep-faults --key \S+ --upload-id \S+\.$/,
         // On a loaded machine a timed-out CreateMultipartUpload may be retried and leave a second, unknown upload (see the report).
         uploadsLeft: left.length,
       });
@@ -398,11 +499,18 @@ describe.concurrent('the backup task under faults', () => {
       task.child.kill('SIGTERM');
       const exit = await task.exited;
 
-      await expectFailedBackup(expect, exit, 'sigterm-complete', { code: 143, stage: 'interrupted', error: /in the complete stage/, remedy: /^Run the backup again\. The upload was aborted and no manifest was written\.$/ });
+      await expectFailedBackup(expect, exit, 'sigterm-complete', {
+        code: 143,
+        stage: 'interrupted',
+        error: /in the complete stage/,
+        remedy: /^Run the backup again\. The upload was aborted and no manifest was written\.$/,
+      });
       expect(await catalogState(s3, moto.bucket, 'sigterm-complete')).toEqual({ manifests: 0, dataObjects: 0 });
     });
 
-    it('complete, after S3 completed it but before the answer arrived: says the data object exists without a manifest (data-only), not "aborted"', async ({ expect }) => {
+    it('complete, after S3 completed it but before the answer arrived: says the data object exists without a manifest (data-only), not "aborted"', async ({
+      expect,
+    }) => {
       const proxy = await newProxy();
       const completed = proxy.loseAnswer((request) => isCompleteUpload(request) && forCatalog('sigterm-completed')(request), 'hold');
       const task = startBackup('sigterm-completed', proxy);
@@ -411,7 +519,13 @@ describe.concurrent('the backup task under faults', () => {
       task.child.kill('SIGTERM');
       const exit = await task.exited;
 
-      await expectFailedBackup(expect, exit, 'sigterm-completed', { code: 143, stage: 'interrupted', error: /in the complete stage/, remedy: /^Run the backup again\. No manifest was written, but S3 had completed the upload, so s3:\/\/pgkeep-faults\/backups\/sigterm-completed\/.*\.dump\.zst exists: .*data-only/ });
+      await expectFailedBackup(expect, exit, 'sigterm-completed', {
+        code: 143,
+        stage: 'interrupted',
+        error: /in the complete stage/,
+        remedy:
+          /^Run the backup again\. No manifest was written, but S3 had completed the upload, so s3:\/\/pgkeep-faults\/backups\/sigterm-completed\/.*\.dump\.zst exists: .*data-only/,
+      });
       expect(exit.logs.some((line) => line.message === 'multipart upload aborted')).toBe(false);
       expect((await listCatalogEntries(s3, { bucket: moto.bucket, database: 'sigterm-completed' })).map((entry) => entry.state)).toEqual(['data-only']);
       expect(proxy.requests.filter(isAbortUpload)).toHaveLength(1);
@@ -426,13 +540,21 @@ describe.concurrent('the backup task under faults', () => {
       task.child.kill('SIGTERM');
       const exit = await task.exited;
 
-      await expectFailedBackup(expect, exit, 'sigterm-manifest', { code: 143, stage: 'interrupted', error: /in the manifest stage/, remedy: /^Run the backup again\. No manifest was written, but S3 had completed the upload, so .* exists: a data object without a manifest is not a backup/ });
+      await expectFailedBackup(expect, exit, 'sigterm-manifest', {
+        code: 143,
+        stage: 'interrupted',
+        error: /in the manifest stage/,
+        remedy:
+          /^Run the backup again\. No manifest was written, but S3 had completed the upload, so .* exists: a data object without a manifest is not a backup/,
+      });
       expect((await listCatalogEntries(s3, { bucket: moto.bucket, database: 'sigterm-manifest' })).map((entry) => entry.state)).toEqual(['data-only']);
     });
   });
 
   describe('SIGKILL (no cleanup possible): what is left is recognisably not a backup', () => {
-    it('upload: leaves only an incomplete multipart upload, which lists as nothing and which the bucket lifecycle rule aborts after 1 day', async ({ expect }) => {
+    it('upload: leaves only an incomplete multipart upload, which lists as nothing and which the bucket lifecycle rule aborts after 1 day', async ({
+      expect,
+    }) => {
       const proxy = await newProxy();
       proxy.holdPartUploads();
       const task = startBackup('sigkill-upload', proxy);

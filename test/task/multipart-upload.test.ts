@@ -64,7 +64,7 @@ function pseudoRandomBytes(length: number, seed: number): Buffer {
 function irregularChunks(bytes: Buffer, seed: number): Buffer[] {
   const random = mulberry32(seed);
   const chunks: Buffer[] = [];
-  for (let offset = 0; offset < bytes.length; ) {
+  for (let offset = 0; offset < bytes.length;) {
     const pick = random();
     const size = pick < 0.2 ? 1 + Math.floor(random() * 16) : pick < 0.8 ? 1 + Math.floor(random() * 256 * 1024) : 1 + Math.floor(random() * 3 * MiB);
     chunks.push(bytes.subarray(offset, offset + size));
@@ -114,7 +114,9 @@ function mockWellBehavedS3(options: { headChecksum?: (bytes: Buffer) => Promise<
     receivedParts.set(input.PartNumber ?? 0, partBody(input));
     return Promise.resolve({ ETag: `"etag-${input.PartNumber}"` });
   });
-  s3Mock.on(CompleteMultipartUploadCommand).resolves({ ETag: '"whole-etag-4"', VersionId: 'version-7', ServerSideEncryption: 'aws:kms', SSEKMSKeyId: 'arn:aws:kms:us-east-1:111122223333:key/k' });
+  s3Mock
+    .on(CompleteMultipartUploadCommand)
+    .resolves({ ETag: '"whole-etag-4"', VersionId: 'version-7', ServerSideEncryption: 'aws:kms', SSEKMSKeyId: 'arn:aws:kms:us-east-1:111122223333:key/k' });
   s3Mock.on(HeadObjectCommand).callsFake(async () => {
     const stored = Buffer.concat([...receivedParts.entries()].sort(([a], [b]) => a - b).map(([, body]) => body));
     return { ContentLength: stored.length, ChecksumCRC64NVME: options.headChecksum ? await options.headChecksum(stored) : await crcBase64(stored) };
@@ -193,7 +195,11 @@ describe('with CRC64NVME checksums, a ~20 MiB stream in irregular chunks and 6 M
       ChecksumType: 'FULL_OBJECT',
       MultipartUpload: {
         Parts: await Promise.all(
-          partInputs.map(async (input) => ({ PartNumber: input.PartNumber, ETag: `"etag-${input.PartNumber}"`, ChecksumCRC64NVME: await crcBase64(partBody(input)) })),
+          partInputs.map(async (input) => ({
+            PartNumber: input.PartNumber,
+            ETag: `"etag-${input.PartNumber}"`,
+            ChecksumCRC64NVME: await crcBase64(partBody(input)),
+          })),
         ),
       },
     });
@@ -202,7 +208,9 @@ describe('with CRC64NVME checksums, a ~20 MiB stream in irregular chunks and 6 M
   it('checks the stored object with HeadObject, checksums enabled, at the version just written', async () => {
     await uploadStream();
 
-    expect(s3Mock.commandCalls(HeadObjectCommand).map((call) => call.args[0].input)).toEqual([{ Bucket: BUCKET, Key: KEY, VersionId: 'version-7', ChecksumMode: 'ENABLED' }]);
+    expect(s3Mock.commandCalls(HeadObjectCommand).map((call) => call.args[0].input)).toEqual([
+      { Bucket: BUCKET, Key: KEY, VersionId: 'version-7', ChecksumMode: 'ENABLED' },
+    ]);
   });
 
   it('reports what was stored: size, parts, SHA-256 and CRC64NVME of the stream, and S3 enforcing the checksum', async () => {
@@ -398,7 +406,8 @@ describe('a failed part upload', () => {
 });
 
 describe('abort', () => {
-  const networkError = (attempt: number): Error => Object.assign(new Error(`connect ETIMEDOUT (attempt ${attempt})`), { name: 'TimeoutError', code: 'ETIMEDOUT' });
+  const networkError = (attempt: number): Error =>
+    Object.assign(new Error(`connect ETIMEDOUT (attempt ${attempt})`), { name: 'TimeoutError', code: 'ETIMEDOUT' });
 
   async function startedUpload(): Promise<StreamingMultipartUpload> {
     mockWellBehavedS3();

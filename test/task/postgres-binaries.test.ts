@@ -198,13 +198,33 @@ describe('probePgBinaryAt (PGKEEP_PG_DUMP_PATH: exactly this pg_dump)', () => {
     ['a bare name, which is not a file here', () => 'pg_dump', 'does not exist'],
     ['a directory', () => '/usr/lib/postgresql/15/bin', 'is a directory, not the pg_dump executable (did you mean /usr/lib/postgresql/15/bin/pg_dump?)'],
     ['a character device', () => '/dev/null', 'is not a regular file, so it cannot be pg_dump'],
-    ['a file that is not executable', () => script('not-executable', 'echo "pg_dump (PostgreSQL) 98.0"', 0o644), 'is not executable by this process (mode 644)'],
-    ['a shell script printing something else', () => script('other-program', 'echo "mysqldump  Ver 10.19"'), 'is not pg_dump: its --version printed "mysqldump  Ver 10.19", where pg_dump prints "pg_dump (PostgreSQL) <version>"'],
+    [
+      'a file that is not executable',
+      () => script('not-executable', 'echo "pg_dump (PostgreSQL) 98.0"', 0o644),
+      'is not executable by this process (mode 644)',
+    ],
+    [
+      'a shell script printing something else',
+      () => script('other-program', 'echo "mysqldump  Ver 10.19"'),
+      'is not pg_dump: its --version printed "mysqldump  Ver 10.19", where pg_dump prints "pg_dump (PostgreSQL) <version>"',
+    ],
     ['a script printing nothing', () => script('silent', 'true'), 'is not pg_dump: its --version printed nothing'],
     ['another PostgreSQL tool', () => '/usr/lib/postgresql/15/bin/pg_restore', 'is not pg_dump: its --version printed "pg_restore (PostgreSQL) 15.'],
-    ['a program that fails', () => script('crashing', 'echo "segfault" >&2; exit 139'), 'is not a working pg_dump: run with --version, it exited with code 139'],
+    [
+      'a program that fails',
+      () => script('crashing', 'echo "segfault" >&2; exit 139'),
+      'is not a working pg_dump: run with --version, it exited with code 139',
+    ],
     // The kernel refuses to run it (ENOEXEC); glibc then hands it to /bin/sh, which fails on it.
-    ['a file that is no program at all', async () => { const file = path.join(dir, 'garbage'); await writeFile(file, Buffer.from([0x7f, 0x45, 0x4c, 0x46, 0, 1, 2, 3]), { mode: 0o755 }); return file; }, 'is not a working pg_dump: run with --version, it '],
+    [
+      'a file that is no program at all',
+      async () => {
+        const file = path.join(dir, 'garbage');
+        await writeFile(file, Buffer.from([0x7f, 0x45, 0x4c, 0x46, 0, 1, 2, 3]), { mode: 0o755 });
+        return file;
+      },
+      'is not a working pg_dump: run with --version, it ',
+    ],
   ])('refuses %s, saying what the file is', async (_label, makePath, problem) => {
     const probed = await probePgBinaryAt('pg_dump', await makePath());
 

@@ -10,11 +10,20 @@ import { describe, expect, it } from 'vitest';
 import { drillRemedy } from '../../task/drill.ts';
 import { compareCount, ESTIMATE_TOLERANCE, explainPgRestoreError, type PgRestoreContext } from '../../task/restore.ts';
 
-const CONTEXT: PgRestoreContext = { pgRestoreVersion: '15.18', noOwner: false, targetUser: 'restorer', targetDatabase: 'shop_20261123_020000', createdTarget: true };
+const CONTEXT: PgRestoreContext = {
+  pgRestoreVersion: '15.18',
+  noOwner: false,
+  targetUser: 'restorer',
+  targetDatabase: 'shop_20261123_020000',
+  createdTarget: true,
+};
 
 describe('a pg_restore failure is explained by its own message', () => {
   it('a full disk on the target server: give it room, not "fix the cause"', () => {
-    const failure = explainPgRestoreError('pg_restore: error: COPY failed for table "noise": ERROR:  could not extend file "base/16384/16390": No space left on device\nHINT:  Check free disk space.\n', CONTEXT);
+    const failure = explainPgRestoreError(
+      'pg_restore: error: COPY failed for table "noise": ERROR:  could not extend file "base/16384/16390": No space left on device\nHINT:  Check free disk space.\n',
+      CONTEXT,
+    );
 
     expect(failure.reason).toBe('disk-full');
     expect(failure.message).toMatch(/^pg_restore 15\.18 failed: .*No space left on device/s);
@@ -22,7 +31,10 @@ describe('a pg_restore failure is explained by its own message', () => {
   });
 
   it('in the drill, a full disk is its own ephemeral storage: raise drill.ephemeralStorageGiB', () => {
-    const failure = explainPgRestoreError('pg_restore: error: COPY failed for table "noise": ERROR:  could not extend file "base/16384/16390": No space left on device\n', { ...CONTEXT, noOwner: true });
+    const failure = explainPgRestoreError(
+      'pg_restore: error: COPY failed for table "noise": ERROR:  could not extend file "base/16384/16390": No space left on device\n',
+      { ...CONTEXT, noOwner: true },
+    );
 
     expect(drillRemedy(failure)).toContain('drill.ephemeralStorageGiB');
   });
@@ -38,7 +50,10 @@ describe('a pg_restore failure is explained by its own message', () => {
   });
 
   it('a role missing although ownership is already skipped: create the role, never "set PGKEEP_RESTORE_NO_OWNER=true" again', () => {
-    const failure = explainPgRestoreError('pg_restore: error: could not execute query: ERROR:  role "reporting" does not exist\nCommand was: CREATE USER MAPPING FOR reporting SERVER warehouse;\n', { ...CONTEXT, noOwner: true });
+    const failure = explainPgRestoreError(
+      'pg_restore: error: could not execute query: ERROR:  role "reporting" does not exist\nCommand was: CREATE USER MAPPING FOR reporting SERVER warehouse;\n',
+      { ...CONTEXT, noOwner: true },
+    );
 
     expect(failure.reason).toBe('missing-role');
     expect(failure.subject).toBe('reporting');
@@ -46,7 +61,7 @@ describe('a pg_restore failure is explained by its own message', () => {
     expect(failure.remedy).not.toContain('PGKEEP_RESTORE_NO_OWNER');
   });
 
-  it('anything else: pg_restore\'s message, and the advice to act on it', () => {
+  it("anything else: pg_restore's message, and the advice to act on it", () => {
     const failure = explainPgRestoreError('pg_restore: error: could not execute query: ERROR:  syntax error at or near "WITHOUT"\n', CONTEXT);
 
     expect(failure.reason).toBe('other');
@@ -54,10 +69,13 @@ describe('a pg_restore failure is explained by its own message', () => {
   });
 });
 
-describe('a restored table\'s count against the manifest', () => {
+describe("a restored table's count against the manifest", () => {
   it('an exact count must match exactly', () => {
     expect(compareCount('public.orders', 10_000, { rows: 10_000, rowsSource: 'exact' })).toEqual({ kind: 'exact', mismatch: undefined });
-    expect(compareCount('public.orders', 9_999, { rows: 10_000, rowsSource: 'exact' })).toEqual({ kind: 'exact', mismatch: 'table public.orders has 9999 rows; the manifest says 10000' });
+    expect(compareCount('public.orders', 9_999, { rows: 10_000, rowsSource: 'exact' })).toEqual({
+      kind: 'exact',
+      mismatch: 'table public.orders has 9999 rows; the manifest says 10000',
+    });
   });
 
   it(`a planner estimate is met within ±${ESTIMATE_TOLERANCE * 100} %, and a table with 2 % of its estimate is a difference`, () => {
@@ -71,6 +89,9 @@ describe('a restored table\'s count against the manifest', () => {
   });
 
   it('no estimate at all (never analyzed): not compared, with the restored count', () => {
-    expect(compareCount('public.audit_log', 25, { rows: null, rowsSource: 'estimate' })).toEqual({ kind: 'not-compared', note: 'public.audit_log: restored with 25 rows; the manifest has no count or estimate to compare with' });
+    expect(compareCount('public.audit_log', 25, { rows: null, rowsSource: 'estimate' })).toEqual({
+      kind: 'not-compared',
+      note: 'public.audit_log: restored with 25 rows; the manifest has no count or estimate to compare with',
+    });
   });
 });

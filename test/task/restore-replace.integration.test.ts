@@ -88,7 +88,14 @@ function backUp(source: string, catalogName: string): Promise<Backup> {
 }
 
 function restoreEnvironment(catalogName: string, settings: Record<string, string>): Record<string, string> {
-  return { ...moto.taskEnvironment(), ...cluster.env('postgres'), PGKEEP_ENVIRONMENT: 'test', PGKEEP_METRICS: 'off', PGKEEP_RESTORE_SOURCE: catalogName, ...settings };
+  return {
+    ...moto.taskEnvironment(),
+    ...cluster.env('postgres'),
+    PGKEEP_ENVIRONMENT: 'test',
+    PGKEEP_METRICS: 'off',
+    PGKEEP_RESTORE_SOURCE: catalogName,
+    ...settings,
+  };
 }
 
 function restore(catalogName: string, settings: Record<string, string> = {}): Promise<TaskExit> {
@@ -148,7 +155,7 @@ describe('replacing a database', () => {
     expect(await databaseNames(connectionTo('postgres'))).toEqual(databasesBefore);
   });
 
-  it('keeps the database\'s owner, privileges, settings, connection limit and comment, and ends the sessions connected to it instead of waiting for them', async () => {
+  it("keeps the database's owner, privileges, settings, connection limit and comment, and ends the sessions connected to it instead of waiting for them", async () => {
     // Arrange: database-level properties, an idle session and a session idle in a transaction that
     // holds a lock on a table (what a restore dropping objects in place would wait for forever).
     const catalogName = 'replace-properties';
@@ -161,7 +168,7 @@ describe('replacing a database', () => {
       await client.query('REVOKE ALL ON DATABASE properties_target FROM PUBLIC');
       await client.query('GRANT CONNECT, TEMPORARY ON DATABASE properties_target TO reporting');
       await client.query('ALTER DATABASE properties_target CONNECTION LIMIT 50');
-      await client.query("ALTER DATABASE properties_target SET search_path = '$user', public, \"Odd Schema\"");
+      await client.query('ALTER DATABASE properties_target SET search_path = \'$user\', public, "Odd Schema"');
       await client.query("ALTER DATABASE properties_target SET work_mem = '7MB'");
       await client.query("ALTER ROLE reporting IN DATABASE properties_target SET statement_timeout = '30s'");
       await client.query("COMMENT ON DATABASE properties_target IS 'the shop''s database'");
@@ -195,45 +202,50 @@ describe('replacing a database', () => {
     }
   });
 
-  it.each([1, 2])('that fails part-way (a role the backup needs is gone; PGKEEP_RESTORE_JOBS=%i) leaves the target exactly as it was, and no copy behind', async (jobs) => {
-    // Arrange: the backup's tables are owned by a role that no longer exists when it is restored.
-    const catalogName = `replace-fails-${jobs}`;
-    const role = `vanishing_owner_${jobs}`;
-    const source = `owned_source_${jobs}`;
-    const target = `fails_target_${jobs}`;
-    await cluster.createDatabase(source);
-    await withClient(connectionTo('postgres'), (client) => client.query(`CREATE ROLE ${role}`));
-    await withClient(connectionTo(source), async (client) => {
-      await createTinyDatabase(client, 200);
-      await client.query(`ALTER TABLE customers OWNER TO ${role}`);
-      await client.query(`ALTER TABLE orders OWNER TO ${role}`);
-    });
-    await backUp(source, catalogName);
-    await withClient(connectionTo(source), (client) => client.query(`REASSIGN OWNED BY ${role} TO CURRENT_USER`));
-    await withClient(connectionTo('postgres'), (client) => client.query(`DROP ROLE ${role}`));
-    await cluster.createDatabase(target);
-    await withClient(connectionTo(target), (client) => createTinyDatabase(client, 30));
-    const before = await fingerprintOf(connectionTo(target));
-    const databasesBefore = await databaseNames(connectionTo('postgres'));
+  it.each([1, 2])(
+    'that fails part-way (a role the backup needs is gone; PGKEEP_RESTORE_JOBS=%i) leaves the target exactly as it was, and no copy behind',
+    async (jobs) => {
+      // Arrange: the backup's tables are owned by a role that no longer exists when it is restored.
+      const catalogName = `replace-fails-${jobs}`;
+      const role = `vanishing_owner_${jobs}`;
+      const source = `owned_source_${jobs}`;
+      const target = `fails_target_${jobs}`;
+      await cluster.createDatabase(source);
+      await withClient(connectionTo('postgres'), (client) => client.query(`CREATE ROLE ${role}`));
+      await withClient(connectionTo(source), async (client) => {
+        await createTinyDatabase(client, 200);
+        await client.query(`ALTER TABLE customers OWNER TO ${role}`);
+        await client.query(`ALTER TABLE orders OWNER TO ${role}`);
+      });
+      await backUp(source, catalogName);
+      await withClient(connectionTo(source), (client) => client.query(`REASSIGN OWNED BY ${role} TO CURRENT_USER`));
+      await withClient(connectionTo('postgres'), (client) => client.query(`DROP ROLE ${role}`));
+      await cluster.createDatabase(target);
+      await withClient(connectionTo(target), (client) => createTinyDatabase(client, 30));
+      const before = await fingerprintOf(connectionTo(target));
+      const databasesBefore = await databaseNames(connectionTo('postgres'));
 
-    // Act
-    const exit = await restore(catalogName, replaceSettings(target, { PGKEEP_RESTORE_JOBS: String(jobs) }));
+      // Act
+      const exit = await restore(catalogName, replaceSettings(target, { PGKEEP_RESTORE_JOBS: String(jobs) }));
 
-    // Assert
-    expect(exit.code, JSON.stringify(exit.logs)).toBe(1);
-    const failure = restoreFailureOf(exit);
-    expect(failure.stage).toBe('restore');
-    expect(failure.error).toContain(`role "${role}" does not exist`);
-    expect(failure.remedy).toContain('PGKEEP_RESTORE_NO_OWNER=true');
-    expect(await fingerprintOf(connectionTo(target))).toEqual(before);
-    expect(await databaseNames(connectionTo('postgres'))).toEqual(databasesBefore);
-  });
+      // Assert
+      expect(exit.code, JSON.stringify(exit.logs)).toBe(1);
+      const failure = restoreFailureOf(exit);
+      expect(failure.stage).toBe('restore');
+      expect(failure.error).toContain(`role "${role}" does not exist`);
+      expect(failure.remedy).toContain('PGKEEP_RESTORE_NO_OWNER=true');
+      expect(await fingerprintOf(connectionTo(target))).toEqual(before);
+      expect(await databaseNames(connectionTo('postgres'))).toEqual(databasesBefore);
+    },
+  );
 
   it('whose result differs from the manifest: leaves the target as it was, keeps the restored copy for inspection and names it, and exits 4', async () => {
     // Arrange: the manifest claims one order more than the backup holds.
     const catalogName = 'replace-differs';
     const backup = await backUp(SOURCE.tiny, catalogName);
-    const manifest = JSON.parse(await (await s3.send(new GetObjectCommand({ Bucket: moto.bucket, Key: backup.manifestKey }))).Body!.transformToString()) as { tables: { table: string; rows: number }[] };
+    const manifest = JSON.parse(await (await s3.send(new GetObjectCommand({ Bucket: moto.bucket, Key: backup.manifestKey }))).Body!.transformToString()) as {
+      tables: { table: string; rows: number }[];
+    };
     manifest.tables.find((table) => table.table === 'orders')!.rows += 1;
     const rewritten = JSON.stringify(manifest);
     expect(() => parseManifest(rewritten)).not.toThrow();
@@ -269,7 +281,10 @@ describe('a replace that is stopped', () => {
     const before = await fingerprintOf(connectionTo('sigterm_target'));
     const databasesBefore = await databaseNames(connectionTo('postgres'));
     proxy.holdObjectDownloads({ afterBytes: 256 * 1024 });
-    const task = startTask({ command: 'restore', env: restoreEnvironment(catalogName, { ...replaceSettings('sigterm_target'), PGKEEP_S3_ENDPOINT: proxy.endpoint }) });
+    const task = startTask({
+      command: 'restore',
+      env: restoreEnvironment(catalogName, { ...replaceSettings('sigterm_target'), PGKEEP_S3_ENDPOINT: proxy.endpoint }),
+    });
     try {
       await task.waitForLog((line) => line.message === 'restoring');
       await proxy.waitForRequest((request) => isObjectDownload(request) && request.path.includes(catalogName));
@@ -318,7 +333,7 @@ describe('replacing a database as a restore user that is not a superuser', () =>
     expect(await databaseProperties('owned_target')).toEqual(before);
   });
 
-  it('that may not end another role\'s session on the target: says so, and leaves the target as it was and no copy behind', async () => {
+  it("that may not end another role's session on the target: says so, and leaves the target as it was and no copy behind", async () => {
     // Arrange: an application session of another role; the restore user lacks pg_signal_backend.
     const catalogName = 'replace-foreign-session';
     await backUp(SOURCE.tiny, catalogName);
@@ -329,7 +344,14 @@ describe('replacing a database as a restore user that is not a superuser', () =>
     await withClient(connectionTo('busy_target'), (client) => createTinyDatabase(client, 30));
     const before = await fingerprintOf(connectionTo('busy_target'));
     const databasesBefore = await databaseNames(connectionTo('postgres'));
-    const application = new pg.Client({ host: cluster.host, port: cluster.port, user: 'application', password, database: 'busy_target', application_name: 'shop-api' });
+    const application = new pg.Client({
+      host: cluster.host,
+      port: cluster.port,
+      user: 'application',
+      password,
+      database: 'busy_target',
+      application_name: 'shop-api',
+    });
     await application.connect();
 
     try {
@@ -368,7 +390,9 @@ describe('replacing a database as a restore user that is not a superuser', () =>
     expect(exit.code, JSON.stringify(exit.logs)).toBe(2);
     const failure = restoreFailureOf(exit);
     expect(failure.stage).toBe('refused');
-    expect(failure.error).toContain(`the restore user "outside_restorer" is not the owner of "foreign_target" (${cluster.user}) nor a member of that role; nothing was changed`);
+    expect(failure.error).toContain(
+      `the restore user "outside_restorer" is not the owner of "foreign_target" (${cluster.user}) nor a member of that role; nothing was changed`,
+    );
     expect(exit.logs.some((line) => line.message === 'restoring')).toBe(false);
     expect(await fingerprintOf(connectionTo('foreign_target'))).toEqual(before);
     expect(await databaseNames(connectionTo('postgres'))).toEqual(databasesBefore);
@@ -378,31 +402,42 @@ describe('replacing a database as a restore user that is not a superuser', () =>
 describe('whether an existing target is empty', () => {
   it.each([
     ['a schema', 'holds_schema', 'CREATE SCHEMA reporting', 'schema reporting'],
-    ['a function', 'holds_function', 'CREATE FUNCTION public.add_one(integer) RETURNS integer LANGUAGE sql AS $$ SELECT $1 + 1 $$', 'function public.add_one(integer)'],
+    [
+      'a function',
+      'holds_function',
+      'CREATE FUNCTION public.add_one(integer) RETURNS integer LANGUAGE sql AS $$ SELECT $1 + 1 $$',
+      'function public.add_one(integer)',
+    ],
     ['an enum type', 'holds_enum', "CREATE TYPE public.mood AS ENUM ('happy', 'sad')", 'type public.mood'],
     ['a domain', 'holds_domain', 'CREATE DOMAIN public.positive AS integer CHECK (VALUE > 0)', 'type public.positive'],
     ['an extension', 'holds_extension', 'CREATE EXTENSION hstore', 'extension hstore'],
     ['a standalone sequence', 'holds_sequence', 'CREATE SEQUENCE public.invoice_numbers', 'sequence public.invoice_numbers'],
-  ])('a target holding only %s is not empty: the restore is refused, names what it found, and the target is unchanged', async (_label, target, statement, found) => {
-    // Arrange
-    const catalogName = 'empty-check';
-    if (!(await backupExists(catalogName))) await backUp(SOURCE.tiny, catalogName);
-    await cluster.createDatabase(target);
-    await withClient(connectionTo(target), (client) => client.query(statement));
+  ])(
+    'a target holding only %s is not empty: the restore is refused, names what it found, and the target is unchanged',
+    async (_label, target, statement, found) => {
+      // Arrange
+      const catalogName = 'empty-check';
+      if (!(await backupExists(catalogName))) await backUp(SOURCE.tiny, catalogName);
+      await cluster.createDatabase(target);
+      await withClient(connectionTo(target), (client) => client.query(statement));
 
-    // Act
-    const exit = await restore(catalogName, { PGKEEP_RESTORE_TARGET_DATABASE: target });
+      // Act
+      const exit = await restore(catalogName, { PGKEEP_RESTORE_TARGET_DATABASE: target });
 
-    // Assert
-    expect(exit.code, JSON.stringify(exit.logs)).toBe(2);
-    const failure = restoreFailureOf(exit);
-    expect(failure.stage).toBe('refused');
-    expect(failure.error).toContain(`"${target}" already exists and is not empty`);
-    expect(failure.error).toContain(found);
-    expect(failure.remedy).toContain(`PGKEEP_RESTORE_CONFIRM=${target}`);
-    const restoredTables = await withClient(connectionTo(target), async (client) => (await client.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_class WHERE relname IN ('customers', 'orders')")).rows[0]?.n);
-    expect(restoredTables).toBe(0);
-  });
+      // Assert
+      expect(exit.code, JSON.stringify(exit.logs)).toBe(2);
+      const failure = restoreFailureOf(exit);
+      expect(failure.stage).toBe('refused');
+      expect(failure.error).toContain(`"${target}" already exists and is not empty`);
+      expect(failure.error).toContain(found);
+      expect(failure.remedy).toContain(`PGKEEP_RESTORE_CONFIRM=${target}`);
+      const restoredTables = await withClient(
+        connectionTo(target),
+        async (client) => (await client.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_class WHERE relname IN ('customers', 'orders')")).rows[0]?.n,
+      );
+      expect(restoredTables).toBe(0);
+    },
+  );
 
   it('a target as CREATE DATABASE makes it (the public schema, PL/pgSQL) is empty: the backup is restored into it', async () => {
     const catalogName = 'empty-check';

@@ -43,7 +43,14 @@ function backUp(catalogName: string): Promise<Backup> {
 function restore(catalogName: string, settings: Record<string, string> = {}): Promise<TaskExit> {
   return startTask({
     command: 'restore',
-    env: { ...moto.taskEnvironment(), ...cluster.env('postgres'), PGKEEP_ENVIRONMENT: 'test', PGKEEP_METRICS: 'off', PGKEEP_RESTORE_SOURCE: catalogName, ...settings },
+    env: {
+      ...moto.taskEnvironment(),
+      ...cluster.env('postgres'),
+      PGKEEP_ENVIRONMENT: 'test',
+      PGKEEP_METRICS: 'off',
+      PGKEEP_RESTORE_SOURCE: catalogName,
+      ...settings,
+    },
   }).exited;
 }
 
@@ -69,7 +76,11 @@ describe('restoring "latest" when the newest manifest is malformed', () => {
   it.each([
     ['a field is invalid', (text: string) => text.replace(/"sha256": "[0-9a-f]{64}"/, '"sha256": "not-a-digest"'), 'object.sha256'],
     ['it is cut short', (text: string) => text.slice(0, Math.floor(text.length / 2)), 'is not valid JSON'],
-    ['a newer pgkeep wrote it', (text: string) => text.replace('"schemaVersion": 1', '"schemaVersion": 2'), 'schemaVersion 2, newer than this pgkeep understands'],
+    [
+      'a newer pgkeep wrote it',
+      (text: string) => text.replace('"schemaVersion": 1', '"schemaVersion": 2'),
+      'schemaVersion 2, newer than this pgkeep understands',
+    ],
   ])('(%s): refuses with exit 2, naming the backup, the problem and the newest verified backup to restore instead', async (label, damage, problem) => {
     // Arrange
     const catalogName = `malformed-${label.replace(/\W+/g, '-')}`;
@@ -105,7 +116,11 @@ describe('restoring "latest" skips, and says so, a newer backup that', () => {
 
     // Assert
     expect(exit.code, JSON.stringify(exit.logs)).toBe(0);
-    expect(logLine(exit, 'skipped a backup')).toMatchObject({ backupId: newer.backupId, chosen: older.backupId, reason: stringContaining('failed verification') });
+    expect(logLine(exit, 'skipped a backup')).toMatchObject({
+      backupId: newer.backupId,
+      chosen: older.backupId,
+      reason: stringContaining('failed verification'),
+    });
     expect(logLine(exit, 'backup chosen')).toMatchObject({ backupId: older.backupId, skipped: [newer.backupId] });
   });
 
@@ -120,7 +135,11 @@ describe('restoring "latest" skips, and says so, a newer backup that', () => {
 
     // Assert
     expect(exit.code, JSON.stringify(exit.logs)).toBe(0);
-    expect(logLine(exit, 'skipped a backup')).toMatchObject({ backupId: newer.backupId, chosen: older.backupId, reason: stringContaining('data object is gone') });
+    expect(logLine(exit, 'skipped a backup')).toMatchObject({
+      backupId: newer.backupId,
+      chosen: older.backupId,
+      reason: stringContaining('data object is gone'),
+    });
     expect(logLine(exit, 'backup chosen')).toMatchObject({ backupId: older.backupId, skipped: [newer.backupId] });
   });
 

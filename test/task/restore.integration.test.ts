@@ -124,7 +124,9 @@ async function rowCounts(database: string): Promise<Record<string, number>> {
   return withClient(connectionTo(database), async (client) => {
     const counts: Record<string, number> = {};
     for (const { schema, table } of await userRelations(client, ['r'])) {
-      const { rows } = await client.query<{ count: string }>(`SELECT count(*) AS count FROM ONLY ${client.escapeIdentifier(schema)}.${client.escapeIdentifier(table)}`);
+      const { rows } = await client.query<{ count: string }>(
+        `SELECT count(*) AS count FROM ONLY ${client.escapeIdentifier(schema)}.${client.escapeIdentifier(table)}`,
+      );
       counts[`${schema}.${table}`] = Number(rows[0]?.count);
     }
     return counts;
@@ -181,7 +183,11 @@ describe('restoring into a new database', () => {
     expect(completed).toMatchObject({ backupId: backup.backupId, targetDatabase: expectedTarget, createdTarget: true, mismatches: [] });
     expect(completed.tablesCompared).toBe(3);
     expect(await databaseExists(expectedTarget)).toBe(true);
-    expect(await rowCounts(expectedTarget)).toEqual({ 'public.audit_log': TINY_ROWS.audit_log, 'public.customers': TINY_ROWS.customers, 'public.orders': TINY_ROWS.orders });
+    expect(await rowCounts(expectedTarget)).toEqual({
+      'public.audit_log': TINY_ROWS.audit_log,
+      'public.customers': TINY_ROWS.customers,
+      'public.orders': TINY_ROWS.orders,
+    });
     expect(await rowCounts(expectedTarget)).toEqual(await rowCounts(SOURCE.tiny));
   });
 
@@ -190,7 +196,9 @@ describe('restoring into a new database', () => {
     const catalogName = 'restore-at-time';
     const backups: Backup[] = [];
     for (let round = 1; round <= 3; round += 1) {
-      await withClient(connectionTo(SOURCE.evolving), (client) => client.query("INSERT INTO events (happened) SELECT 'round ' || $1 FROM generate_series(1, 100)", [round]));
+      await withClient(connectionTo(SOURCE.evolving), (client) =>
+        client.query("INSERT INTO events (happened) SELECT 'round ' || $1 FROM generate_series(1, 100)", [round]),
+      );
       backups.push(await backUp(SOURCE.evolving, catalogName));
     }
     const [, second, third] = backups as [Backup, Backup, Backup];
@@ -227,7 +235,14 @@ describe('restoring into a new database', () => {
     const source = await fingerprintOf(connectionTo(SOURCE.sample));
     expect(restored).toEqual(source);
     // The comparison must have covered what the sample database is made of.
-    expect(Object.keys(source)).toEqual(expect.arrayContaining(['rows of données.clients_été', 'rows of analytics.events_2024_01', 'rows of analytics.monthly_revenue', 'sequence inventory.product_id_seq']));
+    expect(Object.keys(source)).toEqual(
+      expect.arrayContaining([
+        'rows of données.clients_été',
+        'rows of analytics.events_2024_01',
+        'rows of analytics.monthly_revenue',
+        'sequence inventory.product_id_seq',
+      ]),
+    );
     expect(source['large objects']).toMatch(/^2 objects/);
   });
 
@@ -262,7 +277,10 @@ describe('restoring into a new database', () => {
 describe('restoring from a versioned bucket', () => {
   it.each([
     ['into a new database', {}],
-    ['over an existing database (replace mode proves the object first)', { PGKEEP_RESTORE_TARGET_DATABASE: 'versioned_replace', PGKEEP_RESTORE_MODE: 'replace', PGKEEP_RESTORE_CONFIRM: 'versioned_replace' }],
+    [
+      'over an existing database (replace mode proves the object first)',
+      { PGKEEP_RESTORE_TARGET_DATABASE: 'versioned_replace', PGKEEP_RESTORE_MODE: 'replace', PGKEEP_RESTORE_CONFIRM: 'versioned_replace' },
+    ],
   ])('restores the version its manifest records, %s, although the key was overwritten after the backup', async (_label, settings) => {
     // Arrange: a later write to the key (a mistake, or an attacker without s3:DeleteObjectVersion)
     // makes damaged bytes the current version; Object Lock keeps the recorded one.
@@ -283,7 +301,9 @@ describe('restoring from a versioned bucket', () => {
     const completed = logLine(exit, 'restore completed');
     expect(completed.mismatches).toEqual([]);
     expect(await rowCounts(String(completed.targetDatabase))).toEqual(await rowCounts(SOURCE.tiny));
-    const reads = proxy.requests.filter((request) => request.path.endsWith(backup.dataKey) && (request.method === 'GET' || request.method === 'HEAD') && !request.query.has('tagging'));
+    const reads = proxy.requests.filter(
+      (request) => request.path.endsWith(backup.dataKey) && (request.method === 'GET' || request.method === 'HEAD') && !request.query.has('tagging'),
+    );
     expect(reads.length).toBeGreaterThan(1);
     expect(reads.map((request) => request.query.get('versionId'))).toEqual(reads.map(() => manifest.object.versionId));
   });
@@ -323,7 +343,11 @@ describe('restoring over an existing database', () => {
     const before = await fingerprintOf(connectionTo('replace_unconfirmed'));
 
     // Act
-    const exit = await restore(catalogName, { PGKEEP_RESTORE_TARGET_DATABASE: 'replace_unconfirmed', PGKEEP_RESTORE_MODE: 'replace', PGKEEP_RESTORE_CONFIRM: 'replace_unconfirme' });
+    const exit = await restore(catalogName, {
+      PGKEEP_RESTORE_TARGET_DATABASE: 'replace_unconfirmed',
+      PGKEEP_RESTORE_MODE: 'replace',
+      PGKEEP_RESTORE_CONFIRM: 'replace_unconfirme',
+    });
 
     // Assert
     expect(exit.code).toBe(2);
@@ -334,7 +358,7 @@ describe('restoring over an existing database', () => {
     expect(await fingerprintOf(connectionTo('replace_unconfirmed'))).toEqual(before);
   });
 
-  it('replaces the target\'s contents with the backup\'s when replace mode is confirmed', async () => {
+  it("replaces the target's contents with the backup's when replace mode is confirmed", async () => {
     // Arrange
     const catalogName = 'restore-replace';
     await backUp(SOURCE.tiny, catalogName);
@@ -342,7 +366,11 @@ describe('restoring over an existing database', () => {
     expect(await fingerprintOf(connectionTo('replace_me'))).not.toEqual(await fingerprintOf(connectionTo(SOURCE.tiny)));
 
     // Act
-    const exit = await restore(catalogName, { PGKEEP_RESTORE_TARGET_DATABASE: 'replace_me', PGKEEP_RESTORE_MODE: 'replace', PGKEEP_RESTORE_CONFIRM: 'replace_me' });
+    const exit = await restore(catalogName, {
+      PGKEEP_RESTORE_TARGET_DATABASE: 'replace_me',
+      PGKEEP_RESTORE_MODE: 'replace',
+      PGKEEP_RESTORE_CONFIRM: 'replace_me',
+    });
 
     // Assert
     expect(exit.code, JSON.stringify(exit.logs)).toBe(0);
@@ -383,7 +411,11 @@ describe('a backup that must not be trusted', () => {
     const before = await fingerprintOf(connectionTo('corrupt_replace_target'));
 
     // Act
-    const exit = await restore(catalogName, { PGKEEP_RESTORE_TARGET_DATABASE: 'corrupt_replace_target', PGKEEP_RESTORE_MODE: 'replace', PGKEEP_RESTORE_CONFIRM: 'corrupt_replace_target' }, unversioned);
+    const exit = await restore(
+      catalogName,
+      { PGKEEP_RESTORE_TARGET_DATABASE: 'corrupt_replace_target', PGKEEP_RESTORE_MODE: 'replace', PGKEEP_RESTORE_CONFIRM: 'corrupt_replace_target' },
+      unversioned,
+    );
 
     // Assert
     expect(exit.code).toBe(1);
@@ -406,7 +438,11 @@ describe('a backup that must not be trusted', () => {
     const before = await fingerprintOf(connectionTo('swapped_replace_target'));
 
     // Act
-    const exit = await restore(catalogName, { PGKEEP_RESTORE_TARGET_DATABASE: 'swapped_replace_target', PGKEEP_RESTORE_MODE: 'replace', PGKEEP_RESTORE_CONFIRM: 'swapped_replace_target' }, unversioned);
+    const exit = await restore(
+      catalogName,
+      { PGKEEP_RESTORE_TARGET_DATABASE: 'swapped_replace_target', PGKEEP_RESTORE_MODE: 'replace', PGKEEP_RESTORE_CONFIRM: 'swapped_replace_target' },
+      unversioned,
+    );
 
     // Assert
     expect(exit.code).toBe(1);
@@ -495,7 +531,7 @@ describe('a restore that is stopped', () => {
     }
   });
 
-  it('exits 143 on SIGTERM during a parallel restore\'s download, dropping the new database and the temporary file', async () => {
+  it("exits 143 on SIGTERM during a parallel restore's download, dropping the new database and the temporary file", async () => {
     // Arrange
     const catalogName = 'restore-sigterm-parallel';
     const backup = await backUp(SOURCE.bulk, catalogName);
@@ -504,7 +540,12 @@ describe('a restore that is stopped', () => {
     proxy.holdObjectDownloads({ afterBytes: 256 * 1024 });
     const task = startTask({
       command: 'restore',
-      env: restoreEnvironment(catalogName, { PGKEEP_S3_ENDPOINT: proxy.endpoint, PGKEEP_RESTORE_JOBS: '2', TMPDIR: temporaryDirectory, TSX_DISABLE_CACHE: '1' }),
+      env: restoreEnvironment(catalogName, {
+        PGKEEP_S3_ENDPOINT: proxy.endpoint,
+        PGKEEP_RESTORE_JOBS: '2',
+        TMPDIR: temporaryDirectory,
+        TSX_DISABLE_CACHE: '1',
+      }),
     });
     try {
       await proxy.waitForRequest((request) => isObjectDownload(request) && request.path.includes(catalogName));
@@ -533,7 +574,10 @@ describe('a restore that is stopped', () => {
 // Issue 12: failures that tell the truth
 
 /** Rewrites a backup's manifest (a newer version on the versioned bucket, which the restore reads). */
-async function rewriteManifest(backup: Backup, edit: (manifest: { tables: { schema: string; table: string; rows: number | null; rowsSource: string }[] }) => void): Promise<void> {
+async function rewriteManifest(
+  backup: Backup,
+  edit: (manifest: { tables: { schema: string; table: string; rows: number | null; rowsSource: string }[] }) => void,
+): Promise<void> {
   const object = await s3.send(new GetObjectCommand({ Bucket: locked.bucket, Key: backup.manifestKey }));
   const manifest = JSON.parse(await object.Body!.transformToString()) as Parameters<typeof edit>[0];
   edit(manifest);
@@ -542,7 +586,7 @@ async function rewriteManifest(backup: Backup, edit: (manifest: { tables: { sche
   await s3.send(new PutObjectCommand({ Bucket: locked.bucket, Key: backup.manifestKey, Body: rewritten }));
 }
 
-describe('a pg_restore failure names pg_restore\'s error and the remedy that fits it, not zstd\'s broken pipe', () => {
+describe("a pg_restore failure names pg_restore's error and the remedy that fits it, not zstd's broken pipe", () => {
   /**
    * Another server, as when restoring into a new RDS instance: it has none of the source's roles
    * or tablespaces. Each backup holds 4 MiB of incompressible rows after the failing statement, so
@@ -559,7 +603,9 @@ describe('a pg_restore failure names pg_restore\'s error and the remedy that fit
       await client.query(`CREATE ROLE ${RESTORER.user} LOGIN CREATEDB PASSWORD '${RESTORER.password}'`);
     });
     // An object in template1 is copied into every database the restore creates.
-    await withClient(targetServer.connectionString('template1'), (client) => client.query("CREATE FUNCTION public.order_total(integer) RETURNS integer LANGUAGE sql AS 'SELECT $1'"));
+    await withClient(targetServer.connectionString('template1'), (client) =>
+      client.query("CREATE FUNCTION public.order_total(integer) RETURNS integer LANGUAGE sql AS 'SELECT $1'"),
+    );
 
     await withClient(connectionTo('postgres'), async (client) => {
       await client.query('CREATE ROLE shop_owner');
@@ -580,7 +626,9 @@ describe('a pg_restore failure names pg_restore\'s error and the remedy that fit
     await createIncompressibleDatabase(cluster, 'in_tablespace', 4);
     await withClient(connectionTo('in_tablespace'), (client) => client.query('ALTER TABLE ledger SET TABLESPACE fast_ssd'));
     await createIncompressibleDatabase(cluster, 'with_function', 4);
-    await withClient(connectionTo('with_function'), (client) => client.query("CREATE FUNCTION public.order_total(integer) RETURNS integer LANGUAGE sql AS 'SELECT $1'"));
+    await withClient(connectionTo('with_function'), (client) =>
+      client.query("CREATE FUNCTION public.order_total(integer) RETURNS integer LANGUAGE sql AS 'SELECT $1'"),
+    );
   });
 
   afterAll(async () => {
@@ -685,7 +733,12 @@ describe('a pg_restore failure names pg_restore\'s error and the remedy that fit
     expect(failure.remedy).toContain('template1');
     expect(failure.remedy).not.toContain('PGKEEP_RESTORE_NO_OWNER');
     const target = defaultTargetName(catalogName, backup.startedAt);
-    expect(await withClient(targetServer.connectionString('postgres'), async (client) => (await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [target])).rowCount)).toBe(0);
+    expect(
+      await withClient(
+        targetServer.connectionString('postgres'),
+        async (client) => (await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [target])).rowCount,
+      ),
+    ).toBe(0);
   });
 });
 
@@ -704,42 +757,48 @@ describe('a parallel restore whose download fills the ephemeral storage', () => 
     }
   }
 
-  it.skipIf(!canMount)('says the ephemeral storage is full and how to give it more or restore without disk, removes the download and drops the new database', async () => {
-    // Arrange: a 32 MiB /tmp passes the free-space check (the archive is ~17 MiB uncompressed); once the download
-    // has begun, another writer on the same storage takes the rest.
-    const catalogName = 'restore-enospc';
-    const backup = await backUp(SOURCE.bulk, catalogName);
-    const target = defaultTargetName(catalogName, backup.startedAt);
-    const ephemeral = await mkdtemp(join(tmpdir(), 'pgkeep-ephemeral-'));
-    await execFileAsync('mount', ['-t', 'tmpfs', '-o', 'size=32m,mode=1777', 'tmpfs', ephemeral]);
-    proxy.holdObjectDownloads({ afterBytes: 256 * 1024 });
-    const task = startTask({ command: 'restore', env: restoreEnvironment(catalogName, { PGKEEP_S3_ENDPOINT: proxy.endpoint, PGKEEP_RESTORE_JOBS: '2', TMPDIR: ephemeral, TSX_DISABLE_CACHE: '1' }) });
-    try {
-      await proxy.waitForRequest((request) => isObjectDownload(request) && request.path.includes(catalogName));
-      await fillFilesystem(join(ephemeral, 'another-writer'));
+  it.skipIf(!canMount)(
+    'says the ephemeral storage is full and how to give it more or restore without disk, removes the download and drops the new database',
+    async () => {
+      // Arrange: a 32 MiB /tmp passes the free-space check (the archive is ~17 MiB uncompressed); once the download
+      // has begun, another writer on the same storage takes the rest.
+      const catalogName = 'restore-enospc';
+      const backup = await backUp(SOURCE.bulk, catalogName);
+      const target = defaultTargetName(catalogName, backup.startedAt);
+      const ephemeral = await mkdtemp(join(tmpdir(), 'pgkeep-ephemeral-'));
+      await execFileAsync('mount', ['-t', 'tmpfs', '-o', 'size=32m,mode=1777', 'tmpfs', ephemeral]);
+      proxy.holdObjectDownloads({ afterBytes: 256 * 1024 });
+      const task = startTask({
+        command: 'restore',
+        env: restoreEnvironment(catalogName, { PGKEEP_S3_ENDPOINT: proxy.endpoint, PGKEEP_RESTORE_JOBS: '2', TMPDIR: ephemeral, TSX_DISABLE_CACHE: '1' }),
+      });
+      try {
+        await proxy.waitForRequest((request) => isObjectDownload(request) && request.path.includes(catalogName));
+        await fillFilesystem(join(ephemeral, 'another-writer'));
 
-      // Act
-      proxy.releaseObjectDownloads();
-      const exit = await task.exited;
+        // Act
+        proxy.releaseObjectDownloads();
+        const exit = await task.exited;
 
-      // Assert
-      expect(exit.code, JSON.stringify(exit.logs)).toBe(1);
-      const failure = restoreFailureOf(exit);
-      expect(failure.stage).toBe('restore');
-      expect(failure.error).toContain(ephemeral);
-      expect(failure.error).toContain('no space left');
-      expect(failure.remedy).toContain('restore.ephemeralStorageGiB');
-      expect(failure.remedy).toContain('PGKEEP_RESTORE_JOBS=1');
-      expect(failure.remedy).not.toContain('bug');
-      expect(await databaseExists(target), JSON.stringify(exit.logs)).toBe(false);
-      expect(await readdir(ephemeral)).toEqual(['another-writer']);
-    } finally {
-      if (task.child.exitCode === null) task.child.kill('SIGKILL');
-      proxy.releaseObjectDownloads();
-      await execFileAsync('umount', [ephemeral]).catch(() => undefined);
-      await rm(ephemeral, { recursive: true, force: true });
-    }
-  });
+        // Assert
+        expect(exit.code, JSON.stringify(exit.logs)).toBe(1);
+        const failure = restoreFailureOf(exit);
+        expect(failure.stage).toBe('restore');
+        expect(failure.error).toContain(ephemeral);
+        expect(failure.error).toContain('no space left');
+        expect(failure.remedy).toContain('restore.ephemeralStorageGiB');
+        expect(failure.remedy).toContain('PGKEEP_RESTORE_JOBS=1');
+        expect(failure.remedy).not.toContain('bug');
+        expect(await databaseExists(target), JSON.stringify(exit.logs)).toBe(false);
+        expect(await readdir(ephemeral)).toEqual(['another-writer']);
+      } finally {
+        if (task.child.exitCode === null) task.child.kill('SIGKILL');
+        proxy.releaseObjectDownloads();
+        await execFileAsync('umount', [ephemeral]).catch(() => undefined);
+        await rm(ephemeral, { recursive: true, force: true });
+      }
+    },
+  );
 });
 
 describe('tables whose row count the manifest only estimates (larger than PGKEEP_EXACT_COUNT_MAX_MB)', () => {
@@ -795,7 +854,13 @@ describe('tables whose row count the manifest only estimates (larger than PGKEEP
     // Assert
     expect(exit.code, JSON.stringify(exit.logs)).toBe(4);
     const report = logLine(exit, 'restore completed with differences from the manifest');
-    expect(report.mismatches).toEqual([expect.stringMatching(new RegExp(`^table public\\.orders has ${TINY_ROWS.orders} rows; the manifest's planner estimate \\(not an exact count\\) is ${TINY_ROWS.orders * 50}, more than 25 % away`))]);
+    expect(report.mismatches).toEqual([
+      expect.stringMatching(
+        new RegExp(
+          `^table public\\.orders has ${TINY_ROWS.orders} rows; the manifest's planner estimate \\(not an exact count\\) is ${TINY_ROWS.orders * 50}, more than 25 % away`,
+        ),
+      ),
+    ]);
     expect(published(catalogName, 'RestoreMismatches')).toEqual([1]);
   });
 
@@ -814,7 +879,9 @@ describe('tables whose row count the manifest only estimates (larger than PGKEEP
     expect(exit.code, JSON.stringify(exit.logs)).toBe(0);
     const completed = logLine(exit, 'restore completed');
     expect(completed).toMatchObject({ tablesComparedWithEstimate: 2, mismatches: [] });
-    expect(completed.tablesNotCompared).toEqual([`public.audit_log: restored with ${TINY_ROWS.audit_log} rows; the manifest has no count or estimate to compare with`]);
+    expect(completed.tablesNotCompared).toEqual([
+      `public.audit_log: restored with ${TINY_ROWS.audit_log} rows; the manifest has no count or estimate to compare with`,
+    ]);
     expect(published(catalogName, 'RestoreTablesNotCompared')).toEqual([1]);
   });
 });

@@ -59,7 +59,9 @@ describe('an archived backup object', () => {
     s3Mock.on(HeadObjectCommand).resolves(head({ StorageClass: 'DEEP_ARCHIVE' }));
 
     // Act
-    const failure = await failureOf(ensureReadable(s3, BUCKET, DATA_KEY, archiveSettings({ tier: 'Standard', retrievalDays: 3 }), logger, new AbortController().signal));
+    const failure = await failureOf(
+      ensureReadable(s3, BUCKET, DATA_KEY, archiveSettings({ tier: 'Standard', retrievalDays: 3 }), logger, new AbortController().signal),
+    );
 
     // Assert
     expect(failure).toBeInstanceOf(ArchivedBackupError);
@@ -75,7 +77,9 @@ describe('an archived backup object', () => {
   it('in Glacier Flexible Retrieval: uses the configured tier and says how long that tier takes', async () => {
     s3Mock.on(HeadObjectCommand).resolves(head({ StorageClass: 'GLACIER' }));
 
-    const failure = await failureOf(ensureReadable(s3, BUCKET, DATA_KEY, archiveSettings({ tier: 'Bulk', retrievalDays: 5 }), logger, new AbortController().signal));
+    const failure = await failureOf(
+      ensureReadable(s3, BUCKET, DATA_KEY, archiveSettings({ tier: 'Bulk', retrievalDays: 5 }), logger, new AbortController().signal),
+    );
 
     expect(failure.stage).toBe('archived');
     expect(failure.message).toContain('5-12 hours');
@@ -147,7 +151,9 @@ describe('an archived backup object', () => {
   it('in wait mode: gives up as archived once the maximum wait has passed', async () => {
     s3Mock.on(HeadObjectCommand).resolves(head({ StorageClass: 'GLACIER', Restore: 'ongoing-request="true"' }));
 
-    const failure = await failureOf(ensureReadable(s3, BUCKET, DATA_KEY, archiveSettings({ wait: true, pollSeconds: 0.01, maxWaitHours: 0 }), logger, new AbortController().signal));
+    const failure = await failureOf(
+      ensureReadable(s3, BUCKET, DATA_KEY, archiveSettings({ wait: true, pollSeconds: 0.01, maxWaitHours: 0 }), logger, new AbortController().signal),
+    );
 
     expect(failure.stage).toBe('archived');
   });
@@ -194,11 +200,27 @@ function resolvedBackup(): ResolvedBackup {
     dump: { tool: 'pg_dump', version: '15.8', major: 15, format: 'custom', snapshotId: '00000003-0000001B-1', uncompressedBytes: 9_000_000 },
     compression: { algorithm: 'zstd', level: 3, threads: 0 },
     encryption: { mode: 'sse-s3' },
-    object: { key: DATA_KEY, bytes: 1024, sha256: 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855', crc64nvme: 'rosUhgp5mIg=', partCount: 1, s3ChecksumEnforced: true },
+    object: {
+      key: DATA_KEY,
+      bytes: 1024,
+      sha256: 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
+      crc64nvme: 'rosUhgp5mIg=',
+      partCount: 1,
+      s3ChecksumEnforced: true,
+    },
     tables: [{ schema: 'public', table: 'orders', rows: 1000, rowsSource: 'exact', bytes: 81_920 }],
   };
   return {
-    backup: { database: DATABASE, backupId: BACKUP_ID, startedAt: STARTED_AT, dataKey: DATA_KEY, manifestKey: MANIFEST_KEY, dataBytes: 1024, siblingKeys: [], state: 'complete' },
+    backup: {
+      database: DATABASE,
+      backupId: BACKUP_ID,
+      startedAt: STARTED_AT,
+      dataKey: DATA_KEY,
+      manifestKey: MANIFEST_KEY,
+      dataBytes: 1024,
+      siblingKeys: [],
+      state: 'complete',
+    },
     manifest,
     verification: { status: 'verified', method: 'crc64nvme', verifiedAt: '2026-11-23T18:45:00.000Z' },
   };
@@ -251,13 +273,23 @@ describe('the restore settings', () => {
   it('default to the latest backup, streamed into a new database, connecting to "postgres" to create it', () => {
     const config = loadRestoreConfig(minimal);
 
-    expect(config).toMatchObject({ sourceDatabase: DATABASE, selector: { kind: 'latest' }, mode: 'new', targetDatabase: undefined, jobs: 1, forceUnverified: false });
+    expect(config).toMatchObject({
+      sourceDatabase: DATABASE,
+      selector: { kind: 'latest' },
+      mode: 'new',
+      targetDatabase: undefined,
+      jobs: 1,
+      forceUnverified: false,
+    });
     expect(config.target).toMatchObject({ host: 'db.example.com', user: 'restorer', database: 'postgres' });
     expect(config.archive).toMatchObject({ tier: 'Standard', wait: false });
   });
 
   it('read a timestamp as "the newest backup at or before it", and a backup key as that backup of that database', () => {
-    expect(loadRestoreConfig({ ...minimal, PGKEEP_RESTORE_BACKUP: '2026-11-20T06:00:00Z' }).selector).toEqual({ kind: 'at-or-before', at: new Date('2026-11-20T06:00:00Z') });
+    expect(loadRestoreConfig({ ...minimal, PGKEEP_RESTORE_BACKUP: '2026-11-20T06:00:00Z' }).selector).toEqual({
+      kind: 'at-or-before',
+      at: new Date('2026-11-20T06:00:00Z'),
+    });
 
     const fromKey = loadRestoreConfig({ ...minimal, PGKEEP_RESTORE_SOURCE: '', PGKEEP_RESTORE_BACKUP: backupObjectKeys('billing', BACKUP_ID).manifestKey });
     expect(fromKey.sourceDatabase).toBe('billing');
@@ -268,7 +300,10 @@ describe('the restore settings', () => {
     const failure = configurationFailure({ ...minimal, PGKEEP_RESTORE_BACKUP: '2026-11-20T06:00:00' });
 
     expect(failure.message).toContain('PGKEEP_RESTORE_BACKUP="2026-11-20T06:00:00" has no time zone');
-    expect(loadRestoreConfig({ ...minimal, PGKEEP_RESTORE_BACKUP: '2026-11-20T07:00:00+01:00' }).selector).toEqual({ kind: 'at-or-before', at: new Date('2026-11-20T06:00:00Z') });
+    expect(loadRestoreConfig({ ...minimal, PGKEEP_RESTORE_BACKUP: '2026-11-20T07:00:00+01:00' }).selector).toEqual({
+      kind: 'at-or-before',
+      at: new Date('2026-11-20T06:00:00Z'),
+    });
   });
 
   it('refuse a timestamp that names no real date or time of day, saying which part is wrong rather than blaming the time zone', () => {
@@ -282,13 +317,24 @@ describe('the restore settings', () => {
   });
 
   it('accept a space between date and time, as RFC 3339 allows, and a lower-case t or z', () => {
-    expect(loadRestoreConfig({ ...minimal, PGKEEP_RESTORE_BACKUP: '2026-12-02 06:00:00Z' }).selector).toEqual({ kind: 'at-or-before', at: new Date('2026-12-02T06:00:00Z') });
-    expect(loadRestoreConfig({ ...minimal, PGKEEP_RESTORE_BACKUP: '2026-12-02t06:00:00.5z' }).selector).toEqual({ kind: 'at-or-before', at: new Date('2026-12-02T06:00:00.500Z') });
-    expect(loadRestoreConfig({ ...minimal, PGKEEP_RESTORE_BACKUP: '2026-12-02 07:00:00+01:00' }).selector).toEqual({ kind: 'at-or-before', at: new Date('2026-12-02T06:00:00Z') });
+    expect(loadRestoreConfig({ ...minimal, PGKEEP_RESTORE_BACKUP: '2026-12-02 06:00:00Z' }).selector).toEqual({
+      kind: 'at-or-before',
+      at: new Date('2026-12-02T06:00:00Z'),
+    });
+    expect(loadRestoreConfig({ ...minimal, PGKEEP_RESTORE_BACKUP: '2026-12-02t06:00:00.5z' }).selector).toEqual({
+      kind: 'at-or-before',
+      at: new Date('2026-12-02T06:00:00.500Z'),
+    });
+    expect(loadRestoreConfig({ ...minimal, PGKEEP_RESTORE_BACKUP: '2026-12-02 07:00:00+01:00' }).selector).toEqual({
+      kind: 'at-or-before',
+      at: new Date('2026-12-02T06:00:00Z'),
+    });
   });
 
   it('refuse a date without a time of day as such', () => {
-    expect(configurationFailure({ ...minimal, PGKEEP_RESTORE_BACKUP: '2026-12-02' }).message).toContain('PGKEEP_RESTORE_BACKUP="2026-12-02" has no time of day and no time zone');
+    expect(configurationFailure({ ...minimal, PGKEEP_RESTORE_BACKUP: '2026-12-02' }).message).toContain(
+      'PGKEEP_RESTORE_BACKUP="2026-12-02" has no time of day and no time zone',
+    );
   });
 
   it('refuse replace mode without a confirmation, naming PGKEEP_RESTORE_CONFIRM', () => {
@@ -320,7 +366,8 @@ describe('the restore settings', () => {
   it('report every problem at once and never the password', () => {
     const failure = configurationFailure({ PGKEEP_BUCKET: BUCKET, PGPASSWORD: minimal.PGPASSWORD, PGKEEP_RESTORE_BACKUP: 'soon', PGKEEP_RESTORE_JOBS: '0' });
 
-    for (const setting of ['PGKEEP_RESTORE_SOURCE', 'PGKEEP_RESTORE_BACKUP', 'PGKEEP_RESTORE_JOBS', 'PGHOST', 'PGUSER']) expect(failure.message).toContain(setting);
+    for (const setting of ['PGKEEP_RESTORE_SOURCE', 'PGKEEP_RESTORE_BACKUP', 'PGKEEP_RESTORE_JOBS', 'PGHOST', 'PGUSER'])
+      expect(failure.message).toContain(setting);
     expect(`${failure.message} ${failure.remedy}`).not.toContain(minimal.PGPASSWORD);
   });
 });

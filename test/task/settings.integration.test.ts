@@ -30,7 +30,9 @@ beforeAll(async () => {
   s3 = localS3.client();
   scratch = await mkdtemp(path.join(os.tmpdir(), 'pgkeep-task-settings-'));
   await cluster.createDatabase('tiny');
-  await withClient(cluster.connectionString('tiny'), (client) => client.query("CREATE TABLE notes AS SELECT g AS id, 'note ' || g AS body FROM generate_series(1, 100) g"));
+  await withClient(cluster.connectionString('tiny'), (client) =>
+    client.query("CREATE TABLE notes AS SELECT g AS id, 'note ' || g AS body FROM generate_series(1, 100) g"),
+  );
   const [newest] = await findPgBinaries('pg_dump');
   if (!newest) throw new Error('no pg_dump installed');
   realPgDump = newest.path;
@@ -83,7 +85,9 @@ describe('PGKEEP_PG_DUMP_PATH: exactly this pg_dump, or a configuration error', 
     const exit = await backup('impostor-pg-dump', { ...cluster.env('tiny'), PGKEEP_PG_DUMP_PATH: impostor });
 
     expect(exit.code).toBe(2);
-    expect(failureOf(exit).error).toBe(`PGKEEP_PG_DUMP_PATH=${impostor} is not pg_dump: its --version printed "mysqldump  Ver 10.19 Distrib 10.11.6-MariaDB", where pg_dump prints "pg_dump (PostgreSQL) <version>".`);
+    expect(failureOf(exit).error).toBe(
+      `PGKEEP_PG_DUMP_PATH=${impostor} is not pg_dump: its --version printed "mysqldump  Ver 10.19 Distrib 10.11.6-MariaDB", where pg_dump prints "pg_dump (PostgreSQL) <version>".`,
+    );
     expect(await objectsUnder('impostor-pg-dump')).toEqual([]);
   });
 
@@ -99,7 +103,7 @@ describe('PGKEEP_PG_DUMP_PATH: exactly this pg_dump, or a configuration error', 
 });
 
 describe('a server that asks for a password nobody gave', () => {
-  it('names the missing password instead of the driver\'s SASL message, and uploads nothing', async () => {
+  it("names the missing password instead of the driver's SASL message, and uploads nothing", async () => {
     const urlWithoutPassword = `postgresql://${encodeURIComponent(cluster.user)}@127.0.0.1:${cluster.port}/tiny`;
 
     const exit = await backup('no-password', { PGKEEP_DATABASE_URL: urlWithoutPassword });
@@ -107,7 +111,9 @@ describe('a server that asks for a password nobody gave', () => {
     expect(exit.code).toBe(1);
     const failure = failureOf(exit);
     expect(failure.stage).toBe('connect');
-    expect(failure.error).toBe(`${cluster.user}@127.0.0.1:${cluster.port}/tiny asks for a password, but none was given (neither PGPASSWORD nor a password in PGKEEP_DATABASE_URL).`);
+    expect(failure.error).toBe(
+      `${cluster.user}@127.0.0.1:${cluster.port}/tiny asks for a password, but none was given (neither PGPASSWORD nor a password in PGKEEP_DATABASE_URL).`,
+    );
     expect(failure.remedy).toContain('Set PGPASSWORD');
     expect(JSON.stringify(exit.logs)).not.toContain('SASL');
     expect(await objectsUnder('no-password')).toEqual([]);
@@ -121,6 +127,8 @@ describe('a server that asks for a password nobody gave', () => {
 
     const failure = explainConnectionError({ code: '28P01', message: 'password authentication failed for user "backup"' }, noPassword);
 
-    expect(failure.message).toBe('backup@db.internal:5432/shop asks for a password, but none was given (neither PGPASSWORD nor a password in PGKEEP_DATABASE_URL).');
+    expect(failure.message).toBe(
+      'backup@db.internal:5432/shop asks for a password, but none was given (neither PGPASSWORD nor a password in PGKEEP_DATABASE_URL).',
+    );
   });
 });

@@ -42,7 +42,9 @@ function recordingS3Endpoint(): { client: S3Client; requests: SignedRequest[] } 
       const body = Buffer.isBuffer(request.body) || request.body instanceof Uint8Array ? Buffer.from(request.body) : undefined;
       requests.push({ method: request.method, query: { ...request.query }, headers: { ...request.headers }, body });
       if (request.method === 'POST' && 'uploads' in request.query) {
-        return Promise.resolve(respond(200, {}, '<InitiateMultipartUploadResult><Bucket>b</Bucket><Key>k</Key><UploadId>upload-1</UploadId></InitiateMultipartUploadResult>'));
+        return Promise.resolve(
+          respond(200, {}, '<InitiateMultipartUploadResult><Bucket>b</Bucket><Key>k</Key><UploadId>upload-1</UploadId></InitiateMultipartUploadResult>'),
+        );
       }
       if (request.method === 'PUT' && 'partNumber' in request.query) {
         stored.push(body ?? Buffer.alloc(0));
@@ -71,12 +73,19 @@ function recordingS3Endpoint(): { client: S3Client; requests: SignedRequest[] } 
   return { client, requests };
 }
 
-async function uploadThroughRecordingEndpoint(checksum: S3ChecksumMode, skipPayloadSigningOverTls: boolean): Promise<{ parts: SignedRequest[]; others: SignedRequest[] }> {
+async function uploadThroughRecordingEndpoint(
+  checksum: S3ChecksumMode,
+  skipPayloadSigningOverTls: boolean,
+): Promise<{ parts: SignedRequest[]; others: SignedRequest[] }> {
   const { client, requests } = recordingS3Endpoint();
   const random = mulberry32(7);
   const bytes = Buffer.alloc(Math.round(2.5 * PART_BYTES));
   for (let offset = 0; offset < bytes.length; offset += 4) bytes.writeUInt32LE(Math.floor(random() * 2 ** 32), offset);
-  const upload = await StreamingMultipartUpload.create(client, { bucket: 'b', key: 'k', checksum, kmsKeyId: undefined, contentType: 'application/zstd' }, { initialPartSizeBytes: PART_BYTES, maxPartsInFlight: 2, skipPayloadSigningOverTls });
+  const upload = await StreamingMultipartUpload.create(
+    client,
+    { bucket: 'b', key: 'k', checksum, kmsKeyId: undefined, contentType: 'application/zstd' },
+    { initialPartSizeBytes: PART_BYTES, maxPartsInFlight: 2, skipPayloadSigningOverTls },
+  );
 
   await upload.write(bytes);
   await upload.complete();
@@ -91,7 +100,9 @@ function signedHeaderNames(request: SignedRequest): string[] {
 }
 
 function sha256Hex(bytes: Buffer | undefined): string {
-  return createHash('sha256').update(bytes ?? Buffer.alloc(0)).digest('hex');
+  return createHash('sha256')
+    .update(bytes ?? Buffer.alloc(0))
+    .digest('hex');
 }
 
 async function sdkCrc64NvmeBase64(bytes: Buffer | undefined): Promise<string> {

@@ -74,7 +74,14 @@ export function callPermissions(call: RecordedCall, instance: ComponentInstance,
       return s3Permissions(call, instance, deployment, secure);
     case 'CloudWatchClient':
       if (call.command !== 'PutMetricDataCommand') break;
-      return [{ action: 'cloudwatch:PutMetricData', resource: '*', context: { ...secure, 'cloudwatch:namespace': String(call.input.Namespace) }, because: call.command }];
+      return [
+        {
+          action: 'cloudwatch:PutMetricData',
+          resource: '*',
+          context: { ...secure, 'cloudwatch:namespace': String(call.input.Namespace) },
+          because: call.command,
+        },
+      ];
     case 'SNSClient': {
       if (call.command !== 'PublishCommand') break;
       const topic = instance.settings.PGKEEP_ALERT_TOPIC_ARN;
@@ -84,7 +91,13 @@ export function callPermissions(call: RecordedCall, instance: ComponentInstance,
       return [
         { action: 'sns:Publish', resource: topic, context: secure, because: call.command },
         ...(key
-          ? ['kms:GenerateDataKey', 'kms:Decrypt'].map((action) => ({ action, resource: key, context: viaSns, because: `${call.command} to a KMS-encrypted topic`, onBehalfBy: 'sns' }))
+          ? ['kms:GenerateDataKey', 'kms:Decrypt'].map((action) => ({
+              action,
+              resource: key,
+              context: viaSns,
+              because: `${call.command} to a KMS-encrypted topic`,
+              onBehalfBy: 'sns',
+            }))
           : []),
       ];
     }
@@ -98,7 +111,12 @@ function s3Permissions(call: RecordedCall, instance: ComponentInstance, deployme
   const key = String(call.input.Key ?? '');
   const object = `${bucket.arn}/${key}`;
   const versioned = typeof call.input.VersionId === 'string';
-  const request = (action: string, resource = object, extra: RequestContext = {}, because: string = call.command): IamRequest => ({ action, resource, context: { ...s3Context, ...extra }, because });
+  const request = (action: string, resource = object, extra: RequestContext = {}, because: string = call.command): IamRequest => ({
+    action,
+    resource,
+    context: { ...s3Context, ...extra },
+    because,
+  });
   const kms = (action: string): IamRequest[] => {
     const keyArn = typeof call.input.SSEKMSKeyId === 'string' ? deployedKmsKey(instance, deployment) : bucket.kmsKeyArn;
     if (!keyArn) return [];
@@ -117,7 +135,10 @@ function s3Permissions(call: RecordedCall, instance: ComponentInstance, deployme
       },
     ];
   };
-  const missingKey = call.outcome.status === 404 && key !== '' ? [request('s3:ListBucket', bucket.arn, { 's3:prefix': key }, `${call.command} answered 404 (without s3:ListBucket S3 answers 403)`)] : [];
+  const missingKey =
+    call.outcome.status === 404 && key !== ''
+      ? [request('s3:ListBucket', bucket.arn, { 's3:prefix': key }, `${call.command} answered 404 (without s3:ListBucket S3 answers 403)`)]
+      : [];
   switch (call.command) {
     case 'CreateMultipartUploadCommand':
     case 'PutObjectCommand':
@@ -132,11 +153,18 @@ function s3Permissions(call: RecordedCall, instance: ComponentInstance, deployme
         request('s3:GetObject'),
         ...(versioned ? [request('s3:GetObjectVersion')] : []),
         // Only retention reads the date; for anyone else S3 just leaves it out of the answer.
-        ...(call.component === 'enforce-retention' && instance.settings.PGKEEP_OBJECT_LOCK === 'true' && bucket.objectLock ? [request('s3:GetObjectRetention', object, {}, `${call.command} (reads the Object Lock retain-until date)`)] : []),
+        ...(call.component === 'enforce-retention' && instance.settings.PGKEEP_OBJECT_LOCK === 'true' && bucket.objectLock
+          ? [request('s3:GetObjectRetention', object, {}, `${call.command} (reads the Object Lock retain-until date)`)]
+          : []),
         ...missingKey,
       ];
     case 'GetObjectCommand':
-      return [request('s3:GetObject'), ...(versioned ? [request('s3:GetObjectVersion')] : []), ...(call.outcome.status === 404 ? [] : kms('kms:Decrypt')), ...missingKey];
+      return [
+        request('s3:GetObject'),
+        ...(versioned ? [request('s3:GetObjectVersion')] : []),
+        ...(call.outcome.status === 404 ? [] : kms('kms:Decrypt')),
+        ...missingKey,
+      ];
     case 'GetObjectTaggingCommand':
       return [request(versioned ? 's3:GetObjectVersionTagging' : 's3:GetObjectTagging'), ...missingKey];
     case 'PutObjectTaggingCommand':
@@ -156,7 +184,9 @@ function s3Permissions(call: RecordedCall, instance: ComponentInstance, deployme
     case 'RestoreObjectCommand':
       return [request('s3:RestoreObject')];
   }
-  throw new Error(`the authorization model has no IAM mapping for S3Client.${call.command}: add one to test/support/authz/call-permissions.ts, citing AWS's documentation`);
+  throw new Error(
+    `the authorization model has no IAM mapping for S3Client.${call.command}: add one to test/support/authz/call-permissions.ts, citing AWS's documentation`,
+  );
 }
 
 /** The bucket the component is deployed with: its PGKEEP_BUCKET, or (verify-backup, which gets the
@@ -166,7 +196,9 @@ export function deployedBucketName(instance: ComponentInstance, deployment: Depl
   if (configured) return configured;
   const functionArn = deployment.functionArn(instance.name);
   for (const notification of deployment.assembly.resources('Custom::S3BucketNotifications')) {
-    const configurations = ((notification.properties.NotificationConfiguration as { LambdaFunctionConfigurations?: { LambdaFunctionArn?: string }[] } | undefined)?.LambdaFunctionConfigurations ?? []);
+    const configurations =
+      (notification.properties.NotificationConfiguration as { LambdaFunctionConfigurations?: { LambdaFunctionArn?: string }[] } | undefined)
+        ?.LambdaFunctionConfigurations ?? [];
     if (configurations.some((configuration) => configuration.LambdaFunctionArn === functionArn)) return text(notification.properties.BucketName);
   }
   throw new Error(`${instance.name} has no PGKEEP_BUCKET and no bucket notification invokes it: which bucket does it read?`);

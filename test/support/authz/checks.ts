@@ -20,7 +20,12 @@ function sessionOf(role: Role, session: string): string {
 }
 
 /** A check made as `role` (a session of it), with the context keys AWS adds for every such request. */
-function asRole(deployment: Deployment, role: Role, session: string, request: Omit<Check, 'principal' | 'identity' | 'resourcePolicy' | 'id'> & { resourcePolicy?: NamedPolicy | undefined; label: string }): Check {
+function asRole(
+  deployment: Deployment,
+  role: Role,
+  session: string,
+  request: Omit<Check, 'principal' | 'identity' | 'resourcePolicy' | 'id'> & { resourcePolicy?: NamedPolicy | undefined; label: string },
+): Check {
   const { label, ...rest } = request;
   return {
     ...rest,
@@ -32,7 +37,19 @@ function asRole(deployment: Deployment, role: Role, session: string, request: Om
   };
 }
 
-function asService(deployment: Deployment, service: string, request: { label: string; action: string; resource: string; context: RequestContext; resourcePolicy?: NamedPolicy | undefined; because: string[]; expect?: 'allowed' | 'denied' }): Check {
+function asService(
+  deployment: Deployment,
+  service: string,
+  request: {
+    label: string;
+    action: string;
+    resource: string;
+    context: RequestContext;
+    resourcePolicy?: NamedPolicy | undefined;
+    because: string[];
+    expect?: 'allowed' | 'denied';
+  },
+): Check {
   const expect = request.expect ?? 'allowed';
   return {
     id: `${request.label}: ${service} ${request.action} on ${request.resource}${expect === 'denied' ? ' is denied' : ''}`,
@@ -65,7 +82,9 @@ const CALL_SWITCHES: Readonly<Partial<Record<Component, Readonly<Record<string, 
 };
 
 function madeBy(call: RecordedCall, instance: ComponentInstance): boolean {
-  return Object.entries(CALL_SWITCHES[call.component] ?? {}).every(([name, fallback]) => call.settings?.[name] === undefined || call.settings[name] === (instance.settings[name] ?? fallback));
+  return Object.entries(CALL_SWITCHES[call.component] ?? {}).every(
+    ([name, fallback]) => call.settings?.[name] === undefined || call.settings[name] === (instance.settings[name] ?? fallback),
+  );
 }
 
 /** (a) Every recorded call of every component, for each deployed instance of that component. */
@@ -74,13 +93,22 @@ export function runtimeChecks(deployment: Deployment, calls: readonly RecordedCa
   const permissions: RuntimePermission[] = [];
   for (const call of calls) {
     const instances = deployment.components.filter((instance) => instance.component === call.component && madeBy(call, instance));
-    if (!deployment.components.some((instance) => instance.component === call.component)) throw new Error(`component ${call.component} sent ${call.command} in the tests but is not deployed: no task definition runs it and no function is it`);
+    if (!deployment.components.some((instance) => instance.component === call.component))
+      throw new Error(`component ${call.component} sent ${call.command} in the tests but is not deployed: no task definition runs it and no function is it`);
     for (const instance of instances) {
       const role = deployment.role(instance.roleArn);
       for (const request of callPermissions(call, instance, deployment)) {
         permissions.push({ component: call.component, request });
         const context = request.onBehalfBy ? { ...request.context, 'aws:ViaAWSService': 'true' } : request.context;
-        const check = asRole(deployment, role, call.component, { label: `${call.component} (${instance.name})`, family: 'runtime', action: request.action, resource: request.resource, context, expect: 'allowed', because: [request.because] });
+        const check = asRole(deployment, role, call.component, {
+          label: `${call.component} (${instance.name})`,
+          family: 'runtime',
+          action: request.action,
+          resource: request.resource,
+          context,
+          expect: 'allowed',
+          because: [request.because],
+        });
         const key = JSON.stringify([check.principal, check.action, check.resource, check.context]);
         const existing = checks.get(key);
         if (existing) {
@@ -99,7 +127,10 @@ function defaultKeyPolicy(account: string, keyArn: string): NamedPolicy {
     id: `${keyArn} (not in the templates: the default key policy is assumed)`,
     kind: 'resource',
     ours: false,
-    document: { Version: '2012-10-17', Statement: [{ Sid: 'Enable IAM User Permissions', Effect: 'Allow', Principal: { AWS: `arn:aws:iam::${account}:root` }, Action: 'kms:*', Resource: '*' }] },
+    document: {
+      Version: '2012-10-17',
+      Statement: [{ Sid: 'Enable IAM User Permissions', Effect: 'Allow', Principal: { AWS: `arn:aws:iam::${account}:root` }, Action: 'kms:*', Resource: '*' }],
+    },
   };
 }
 
@@ -116,16 +147,33 @@ export function serviceChecks(deployment: Deployment, options: ServicePathOption
   const { assembly, account, region } = deployment;
   const checks: Check[] = [];
   const usage = new Map<string, { service: string; context: RequestContext; label: string }[]>();
-  const uses = (roleArn: string, service: string, context: RequestContext, label: string) => usage.set(roleArn, [...(usage.get(roleArn) ?? []), { service, context, label }]);
+  const uses = (roleArn: string, service: string, context: RequestContext, label: string) =>
+    usage.set(roleArn, [...(usage.get(roleArn) ?? []), { service, context, label }]);
   const sourceAccount = { 'aws:SourceAccount': account };
 
   // Publishing to an SNS topic as a service, and the topic key's use on its behalf.
   const publishAsService = (service: string, topicArn: string, sourceArn: string, label: string, kmsContext: RequestContext) => {
-    checks.push(asService(deployment, service, { label, action: 'sns:Publish', resource: topicArn, context: { ...secure, ...sourceAccount, 'aws:SourceArn': sourceArn }, because: [label] }));
+    checks.push(
+      asService(deployment, service, {
+        label,
+        action: 'sns:Publish',
+        resource: topicArn,
+        context: { ...secure, ...sourceAccount, 'aws:SourceArn': sourceArn },
+        because: [label],
+      }),
+    );
     const key = deployment.topicKeys.get(topicArn);
     if (!key) return;
     for (const action of ['kms:GenerateDataKey', 'kms:Decrypt']) {
-      checks.push(asService(deployment, service, { label: `${label} (encrypted topic)`, action, resource: key, context: { ...secure, ...kmsContext }, because: [`${label}: SNS encrypts the message with the topic's key on the publisher's behalf`] }));
+      checks.push(
+        asService(deployment, service, {
+          label: `${label} (encrypted topic)`,
+          action,
+          resource: key,
+          context: { ...secure, ...kmsContext },
+          because: [`${label}: SNS encrypts the message with the topic's key on the publisher's behalf`],
+        }),
+      );
     }
   };
 
@@ -136,10 +184,15 @@ export function serviceChecks(deployment: Deployment, options: ServicePathOption
   // (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/cloudwatch-confused-deputy.html).
   for (const alarm of [...assembly.resources('AWS::CloudWatch::Alarm'), ...assembly.resources('AWS::CloudWatch::CompositeAlarm')]) {
     const alarmArn = assembly.reference(alarm.stack, alarm.logicalId, 'Arn');
-    const actions = new Set(['AlarmActions', 'OKActions', 'InsufficientDataActions'].flatMap((property) => asList(alarm.properties[property]).map((value) => text(value))));
+    const actions = new Set(
+      ['AlarmActions', 'OKActions', 'InsufficientDataActions'].flatMap((property) => asList(alarm.properties[property]).map((value) => text(value))),
+    );
     for (const action of actions) {
       if (!action.startsWith('arn:aws:sns:')) throw new Error(`alarm ${alarmArn} has an action the model does not know: ${action}`);
-      publishAsService('cloudwatch.amazonaws.com', action, alarmArn, `alarm ${text(alarm.properties.AlarmName)}`, { ...sourceAccount, 'aws:SourceArn': alarmArn });
+      publishAsService('cloudwatch.amazonaws.com', action, alarmArn, `alarm ${text(alarm.properties.AlarmName)}`, {
+        ...sourceAccount,
+        'aws:SourceArn': alarmArn,
+      });
     }
   }
 
@@ -166,21 +219,46 @@ export function serviceChecks(deployment: Deployment, options: ServicePathOption
     const bucket = deployment.bucket(text(notification.properties.BucketName));
     const configuration = (notification.properties.NotificationConfiguration ?? {}) as Record<string, JsonObject[] | undefined>;
     for (const [kind, entries] of Object.entries(configuration)) {
-      if (kind !== 'LambdaFunctionConfigurations' && (entries ?? []).length > 0) throw new Error(`bucket ${bucket.name} notifies ${kind}, which the model does not know`);
+      if (kind !== 'LambdaFunctionConfigurations' && (entries ?? []).length > 0)
+        throw new Error(`bucket ${bucket.name} notifies ${kind}, which the model does not know`);
     }
     for (const entry of configuration.LambdaFunctionConfigurations ?? []) {
       const functionArn = deployment.functionArn(text(entry.LambdaFunctionArn));
-      checks.push(asService(deployment, 's3.amazonaws.com', { label: `notification of bucket ${bucket.name}`, action: 'lambda:InvokeFunction', resource: functionArn, context: { ...secure, ...sourceAccount, 'aws:SourceArn': bucket.arn }, because: ['S3 event notification'] }));
+      checks.push(
+        asService(deployment, 's3.amazonaws.com', {
+          label: `notification of bucket ${bucket.name}`,
+          action: 'lambda:InvokeFunction',
+          resource: functionArn,
+          context: { ...secure, ...sourceAccount, 'aws:SourceArn': bucket.arn },
+          because: ['S3 event notification'],
+        }),
+      );
     }
-    const handler = assembly.resources('AWS::Lambda::Function').find((fn) => assembly.reference(fn.stack, fn.logicalId, 'Arn') === text(notification.properties.ServiceToken));
+    const handler = assembly
+      .resources('AWS::Lambda::Function')
+      .find((fn) => assembly.reference(fn.stack, fn.logicalId, 'Arn') === text(notification.properties.ServiceToken));
     if (!handler) throw new Error(`the notification custom resource's handler ${text(notification.properties.ServiceToken)} is not in the assembly`);
     const handlerRole = deployment.role(text(handler.properties.Role));
     for (const action of ['s3:GetBucketNotification', 's3:PutBucketNotification']) {
-      checks.push(asRole(deployment, handlerRole, 'cloudformation', { label: `CDK's notification handler (deploy time)`, family: 'service', action, resource: bucket.arn, context: { ...secure, 's3:TlsVersion': '1.2' }, expect: 'allowed', because: ['Custom::S3BucketNotifications merges its configuration into the bucket\'s'] }));
+      checks.push(
+        asRole(deployment, handlerRole, 'cloudformation', {
+          label: `CDK's notification handler (deploy time)`,
+          family: 'service',
+          action,
+          resource: bucket.arn,
+          context: { ...secure, 's3:TlsVersion': '1.2' },
+          expect: 'allowed',
+          because: ["Custom::S3BucketNotifications merges its configuration into the bucket's"],
+        }),
+      );
     }
   }
   const ownStacks = assembly.stacks.filter((stack) => !(options.applicationStacks ?? []).includes(stack.stackName));
-  for (const custom of ownStacks.flatMap((stack) => Object.entries(stack.template.Resources ?? {}).filter(([, resource]) => resource.Type.startsWith('Custom::') && resource.Type !== 'Custom::S3BucketNotifications'))) {
+  for (const custom of ownStacks.flatMap((stack) =>
+    Object.entries(stack.template.Resources ?? {}).filter(
+      ([, resource]) => resource.Type.startsWith('Custom::') && resource.Type !== 'Custom::S3BucketNotifications',
+    ),
+  )) {
     throw new Error(`custom resource ${custom[0]} (${custom[1].Type}) is not modelled: what does its handler do, as which role?`);
   }
 
@@ -191,14 +269,27 @@ export function serviceChecks(deployment: Deployment, options: ServicePathOption
   // (https://docs.aws.amazon.com/scheduler/latest/UserGuide/managing-targets-templated.html), or
   // lambda:InvokeFunction; the same role sends dead-letter events to the queue
   // (https://docs.aws.amazon.com/scheduler/latest/UserGuide/configuring-schedule-dlq.html).
-  const taskDefinitions = new Map(assembly.resources('AWS::ECS::TaskDefinition').map((definition) => [assembly.reference(definition.stack, definition.logicalId), definition]));
+  const taskDefinitions = new Map(
+    assembly.resources('AWS::ECS::TaskDefinition').map((definition) => [assembly.reference(definition.stack, definition.logicalId), definition]),
+  );
   for (const schedule of assembly.resources('AWS::Scheduler::Schedule')) {
     const target = schedule.properties.Target as JsonObject;
     const role = deployment.role(text(target.RoleArn));
     const group = text(schedule.properties.GroupName ?? 'default');
     const label = `schedule ${group}/${text(schedule.properties.Name)}`;
     uses(role.arn, 'scheduler.amazonaws.com', { ...sourceAccount, 'aws:SourceArn': `arn:aws:scheduler:${region}:${account}:schedule-group/${group}` }, label);
-    const as = (action: string, resource: string, context: RequestContext, because: string) => checks.push(asRole(deployment, role, 'scheduler', { label, family: 'service', action, resource, context: { ...secure, ...context }, expect: 'allowed', because: [because] }));
+    const as = (action: string, resource: string, context: RequestContext, because: string) =>
+      checks.push(
+        asRole(deployment, role, 'scheduler', {
+          label,
+          family: 'service',
+          action,
+          resource,
+          context: { ...secure, ...context },
+          expect: 'allowed',
+          because: [because],
+        }),
+      );
     const targetArn = text(target.Arn);
     if (target.EcsParameters) {
       const ecs = target.EcsParameters as JsonObject;
@@ -226,18 +317,31 @@ export function serviceChecks(deployment: Deployment, options: ServicePathOption
   for (const definition of taskDefinitions.values()) {
     const family = text(definition.properties.Family);
     const taskArn = `arn:aws:ecs:${region}:${account}:task/${family}/0123456789abcdef0123456789abcdef`;
-    if (typeof definition.properties.TaskRoleArn === 'string') uses(definition.properties.TaskRoleArn, 'ecs-tasks.amazonaws.com', { ...sourceAccount, 'aws:SourceArn': taskArn }, `task role of ${family}`);
+    if (typeof definition.properties.TaskRoleArn === 'string')
+      uses(definition.properties.TaskRoleArn, 'ecs-tasks.amazonaws.com', { ...sourceAccount, 'aws:SourceArn': taskArn }, `task role of ${family}`);
     const executionRoleArn = definition.properties.ExecutionRoleArn;
     if (typeof executionRoleArn !== 'string') continue;
     const role = deployment.role(executionRoleArn);
     uses(role.arn, 'ecs-tasks.amazonaws.com', { ...sourceAccount, 'aws:SourceArn': taskArn }, `execution role of ${family}`);
     const as = (action: string, resource: string, context: RequestContext, because: string, resourcePolicy?: NamedPolicy) =>
-      checks.push(asRole(deployment, role, 'ecs-agent', { label: `ECS starting ${family}`, family: 'service', action, resource, context: { ...secure, ...context }, expect: 'allowed', because: [because], resourcePolicy }));
+      checks.push(
+        asRole(deployment, role, 'ecs-agent', {
+          label: `ECS starting ${family}`,
+          family: 'service',
+          action,
+          resource,
+          context: { ...secure, ...context },
+          expect: 'allowed',
+          because: [because],
+          resourcePolicy,
+        }),
+      );
     for (const container of asList(definition.properties.ContainerDefinitions) as JsonObject[]) {
       const image = /^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com\/([^:@]+)/.exec(text(container.Image));
       if (image) {
         as('ecr:GetAuthorizationToken', '*', {}, `pull ${text(container.Image)}`);
-        for (const action of ['ecr:BatchCheckLayerAvailability', 'ecr:GetDownloadUrlForLayer', 'ecr:BatchGetImage']) as(action, `arn:aws:ecr:${image[2]}:${image[1]}:repository/${image[3]}`, {}, `pull ${text(container.Image)}`);
+        for (const action of ['ecr:BatchCheckLayerAvailability', 'ecr:GetDownloadUrlForLayer', 'ecr:BatchGetImage'])
+          as(action, `arn:aws:ecr:${image[2]}:${image[1]}:repository/${image[3]}`, {}, `pull ${text(container.Image)}`);
       }
       const logging = container.LogConfiguration as { LogDriver?: string; Options?: Record<string, string> } | undefined;
       if (logging?.LogDriver === 'awslogs' && logging.Options) {
@@ -251,7 +355,19 @@ export function serviceChecks(deployment: Deployment, options: ServicePathOption
         const secretArn = valueFrom.split(':').slice(0, 7).join(':');
         as('secretsmanager:GetSecretValue', secretArn, {}, `secret ${text(secret.Name)} (valueFrom ${valueFrom})`);
         const key = options.secretKmsKey(secretArn);
-        if (key) as('kms:Decrypt', key, { 'kms:ViaService': `secretsmanager.${region}.amazonaws.com`, 'kms:CallerAccount': account, 'kms:EncryptionContext:SecretARN': secretArn, 'aws:ViaAWSService': 'true' }, `the secret's customer-managed key (${text(secret.Name)})`, deployment.resourcePolicy(key) ?? defaultKeyPolicy(account, key));
+        if (key)
+          as(
+            'kms:Decrypt',
+            key,
+            {
+              'kms:ViaService': `secretsmanager.${region}.amazonaws.com`,
+              'kms:CallerAccount': account,
+              'kms:EncryptionContext:SecretARN': secretArn,
+              'aws:ViaAWSService': 'true',
+            },
+            `the secret's customer-managed key (${text(secret.Name)})`,
+            deployment.resourcePolicy(key) ?? defaultKeyPolicy(account, key),
+          );
       }
     }
   }
@@ -265,7 +381,18 @@ export function serviceChecks(deployment: Deployment, options: ServicePathOption
     uses(role.arn, 'lambda.amazonaws.com', { ...sourceAccount, 'aws:SourceArn': functionArn }, `function ${name}`);
     const logGroup = text((fn.properties.LoggingConfig as JsonObject | undefined)?.LogGroup ?? `/aws/lambda/${name}`);
     const stream = `arn:aws:logs:${region}:${account}:log-group:${logGroup}:log-stream:2026/01/01/[$LATEST]0123456789abcdef0123456789abcdef`;
-    for (const action of ['logs:CreateLogStream', 'logs:PutLogEvents']) checks.push(asRole(deployment, role, name, { label: `function ${name} logging`, family: 'service', action, resource: stream, context: secure, expect: 'allowed', because: ['the Lambda runtime writes the function\'s logs'] }));
+    for (const action of ['logs:CreateLogStream', 'logs:PutLogEvents'])
+      checks.push(
+        asRole(deployment, role, name, {
+          label: `function ${name} logging`,
+          family: 'service',
+          action,
+          resource: stream,
+          context: secure,
+          expect: 'allowed',
+          because: ["the Lambda runtime writes the function's logs"],
+        }),
+      );
   }
 
   // S3 server access logging: logging.s3.amazonaws.com writes the logs under the destination
@@ -274,7 +401,15 @@ export function serviceChecks(deployment: Deployment, options: ServicePathOption
   for (const bucket of deployment.buckets) {
     if (!bucket.logging) continue;
     const destination = deployment.bucket(bucket.logging.destinationBucket);
-    checks.push(asService(deployment, 'logging.s3.amazonaws.com', { label: `access logs of ${bucket.name}`, action: 's3:PutObject', resource: `${destination.arn}/${bucket.logging.prefix}2026-01-01-00-00-00-0123456789ABCDEF`, context: { ...secure, ...sourceAccount, 'aws:SourceArn': bucket.arn }, because: ['S3 server access logging'] }));
+    checks.push(
+      asService(deployment, 'logging.s3.amazonaws.com', {
+        label: `access logs of ${bucket.name}`,
+        action: 's3:PutObject',
+        resource: `${destination.arn}/${bucket.logging.prefix}2026-01-01-00-00-00-0123456789ABCDEF`,
+        context: { ...secure, ...sourceAccount, 'aws:SourceArn': bucket.arn },
+        because: ['S3 server access logging'],
+      }),
+    );
   }
 
   checks.push(...trustChecks(deployment, usage, new Set(ownStacks.map((stack) => stack.path))));
@@ -282,7 +417,11 @@ export function serviceChecks(deployment: Deployment, options: ServicePathOption
 }
 
 /** Each role's trust policy admits exactly the services that use it, as they send the request, and nobody else. */
-function trustChecks(deployment: Deployment, usage: Map<string, { service: string; context: RequestContext; label: string }[]>, ownStackPaths: ReadonlySet<string>): Check[] {
+function trustChecks(
+  deployment: Deployment,
+  usage: Map<string, { service: string; context: RequestContext; label: string }[]>,
+  ownStackPaths: ReadonlySet<string>,
+): Check[] {
   const checks: Check[] = [];
   const services = new Set([...usage.values()].flat().map((use) => use.service));
   const strangers = [...new Set([...services, 'ec2.amazonaws.com', 'events.amazonaws.com', 'cloudwatch.amazonaws.com'])];
@@ -305,13 +444,37 @@ function trustChecks(deployment: Deployment, usage: Map<string, { service: strin
     for (const use of uses) {
       checks.push(assume(use.service, use.context, use.label, 'allowed', `${use.label} runs as this role`));
       if (JSON.stringify(role.trust.document).includes('aws:SourceAccount')) {
-        checks.push(assume(use.service, { ...use.context, 'aws:SourceAccount': '999999999999' }, `${use.label}, from another account`, 'denied', 'confused-deputy protection'));
+        checks.push(
+          assume(
+            use.service,
+            { ...use.context, 'aws:SourceAccount': '999999999999' },
+            `${use.label}, from another account`,
+            'denied',
+            'confused-deputy protection',
+          ),
+        );
       }
     }
     for (const stranger of strangers.filter((service) => !own.has(service))) {
       checks.push(assume(stranger, { 'aws:SourceAccount': deployment.account }, 'another service', 'denied', 'the trust admits only its own service'));
     }
-    checks.push({ ...assume(`arn:aws:iam::${deployment.account}:role/someone-else`, {}, 'a principal of the account', 'denied', 'no IAM principal may assume a service role'), identity: [{ id: 'someone-else (may assume any role)', kind: 'identity', ours: false, document: { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: 'sts:AssumeRole', Resource: '*' }] } }] });
+    checks.push({
+      ...assume(
+        `arn:aws:iam::${deployment.account}:role/someone-else`,
+        {},
+        'a principal of the account',
+        'denied',
+        'no IAM principal may assume a service role',
+      ),
+      identity: [
+        {
+          id: 'someone-else (may assume any role)',
+          kind: 'identity',
+          ours: false,
+          document: { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: 'sts:AssumeRole', Resource: '*' }] },
+        },
+      ],
+    });
   }
   return checks;
 }
@@ -322,7 +485,9 @@ export function transportNegatives(checks: readonly Check[]): Check[] {
   const negatives = new Map<string, Check>();
   for (const check of checks) {
     if (check.expect !== 'allowed' || !check.resourcePolicy) continue;
-    const denies = check.resourcePolicy.document.Statement.filter((statement) => statement.Effect === 'Deny').map((statement) => JSON.stringify(statement.Condition ?? {}));
+    const denies = check.resourcePolicy.document.Statement.filter((statement) => statement.Effect === 'Deny').map((statement) =>
+      JSON.stringify(statement.Condition ?? {}),
+    );
     const variants: [string, RequestContext][] = [];
     if (denies.some((condition) => condition.includes('aws:SecureTransport'))) variants.push(['without TLS', { 'aws:SecureTransport': 'false' }]);
     if (denies.some((condition) => condition.includes('s3:TlsVersion'))) variants.push(['over TLS 1.1', { 's3:TlsVersion': '1.1' }]);
@@ -330,7 +495,14 @@ export function transportNegatives(checks: readonly Check[]): Check[] {
       // One per principal, action and policy: the deny does not depend on the key.
       const key = JSON.stringify([check.principal, check.action, check.resourcePolicy.id, label]);
       if (negatives.has(key)) continue;
-      negatives.set(key, { ...check, id: `${check.id}, ${label}, is denied`, family: 'negative', context: { ...check.context, ...context }, expect: 'denied', because: [`${check.resourcePolicy.id} denies requests ${label}`] });
+      negatives.set(key, {
+        ...check,
+        id: `${check.id}, ${label}, is denied`,
+        family: 'negative',
+        context: { ...check.context, ...context },
+        expect: 'denied',
+        because: [`${check.resourcePolicy.id} denies requests ${label}`],
+      });
     }
   }
   return [...negatives.values()];
@@ -356,17 +528,35 @@ export function leastPrivilegeNegatives(deployment: Deployment, bucketOf: (insta
       ...(instance.component === 'enforce-retention' ? [] : [['s3:DeleteObject', backupObject] as [string, string]]),
       ...(instance.component === 'backup' ? [] : [['s3:PutObject', backupObject] as [string, string]]),
       // The backup task lists nothing and reads no tags.
-      ...(instance.component === 'backup' ? [['s3:ListBucket', bucket.arn] as [string, string], ['s3:GetObjectTagging', backupObject] as [string, string]] : []),
+      ...(instance.component === 'backup'
+        ? [['s3:ListBucket', bucket.arn] as [string, string], ['s3:GetObjectTagging', backupObject] as [string, string]]
+        : []),
       // The health check reads listings and tags, never an object.
       ...(instance.component === 'backup-health' ? [['s3:GetObject', backupObject] as [string, string]] : []),
     ];
     for (const [action, resource] of forbidden) {
-      const check = asRole(deployment, role, instance.component, { label: `${instance.component} (${instance.name})`, family: 'negative', action, resource, context: { ...secure, 's3:TlsVersion': '1.2' }, expect: 'denied', because: ['least privilege'] });
+      const check = asRole(deployment, role, instance.component, {
+        label: `${instance.component} (${instance.name})`,
+        family: 'negative',
+        action,
+        resource,
+        context: { ...secure, 's3:TlsVersion': '1.2' },
+        expect: 'denied',
+        because: ['least privilege'],
+      });
       checks.set(check.id, check);
     }
     // The bucket key is usable only through S3, never directly.
     if (bucket.kmsKeyArn) {
-      const check = asRole(deployment, role, instance.component, { label: `${instance.component} (${instance.name}), directly`, family: 'negative', action: 'kms:Decrypt', resource: bucket.kmsKeyArn, context: { ...secure, 'kms:CallerAccount': deployment.account }, expect: 'denied', because: ['the bucket key only via S3 (kms:ViaService)'] });
+      const check = asRole(deployment, role, instance.component, {
+        label: `${instance.component} (${instance.name}), directly`,
+        family: 'negative',
+        action: 'kms:Decrypt',
+        resource: bucket.kmsKeyArn,
+        context: { ...secure, 'kms:CallerAccount': deployment.account },
+        expect: 'denied',
+        because: ['the bucket key only via S3 (kms:ViaService)'],
+      });
       checks.set(check.id, check);
     }
   }
@@ -380,20 +570,46 @@ export function bucketTransportProbes(deployment: Deployment): Check[] {
     name: 'bucket-administrator',
     where: 'a hypothetical administrator',
     trust: { id: 'none', kind: 'trust', ours: false, document: { Version: '2012-10-17', Statement: [] } },
-    identity: [{ id: 'bucket-administrator (s3:* on everything)', kind: 'identity', ours: false, document: { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: 's3:*', Resource: '*' }] } }],
+    identity: [
+      {
+        id: 'bucket-administrator (s3:* on everything)',
+        kind: 'identity',
+        ours: false,
+        document: { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: 's3:*', Resource: '*' }] },
+      },
+    ],
   };
   const checks: Check[] = [];
   for (const bucket of deployment.buckets) {
     const policy = deployment.resourcePolicy(bucket.arn);
     if (!policy) continue;
-    const conditions = policy.document.Statement.filter((statement) => statement.Effect === 'Deny').map((statement) => JSON.stringify(statement.Condition ?? {}));
+    const conditions = policy.document.Statement.filter((statement) => statement.Effect === 'Deny').map((statement) =>
+      JSON.stringify(statement.Condition ?? {}),
+    );
     const variants: [string, RequestContext][] = [
-      ...(conditions.some((condition) => condition.includes('aws:SecureTransport')) ? [['without TLS', { 'aws:SecureTransport': 'false', 's3:TlsVersion': '1.2' }] as [string, RequestContext]] : []),
-      ...(conditions.some((condition) => condition.includes('s3:TlsVersion')) ? [['over TLS 1.1', { 'aws:SecureTransport': 'true', 's3:TlsVersion': '1.1' }] as [string, RequestContext]] : []),
+      ...(conditions.some((condition) => condition.includes('aws:SecureTransport'))
+        ? [['without TLS', { 'aws:SecureTransport': 'false', 's3:TlsVersion': '1.2' }] as [string, RequestContext]]
+        : []),
+      ...(conditions.some((condition) => condition.includes('s3:TlsVersion'))
+        ? [['over TLS 1.1', { 'aws:SecureTransport': 'true', 's3:TlsVersion': '1.1' }] as [string, RequestContext]]
+        : []),
     ];
     for (const [label, context] of variants) {
-      for (const [action, resource] of [['s3:GetObject', `${bucket.arn}/any/object`], ['s3:ListBucket', bucket.arn]] as const) {
-        checks.push(asRole(deployment, admin, 'administrator', { label: `an administrator ${label}`, family: 'negative', action, resource, context, expect: 'denied', because: [`${policy.id} denies requests ${label}`] }));
+      for (const [action, resource] of [
+        ['s3:GetObject', `${bucket.arn}/any/object`],
+        ['s3:ListBucket', bucket.arn],
+      ] as const) {
+        checks.push(
+          asRole(deployment, admin, 'administrator', {
+            label: `an administrator ${label}`,
+            family: 'negative',
+            action,
+            resource,
+            context,
+            expect: 'denied',
+            because: [`${policy.id} denies requests ${label}`],
+          }),
+        );
       }
     }
   }

@@ -51,7 +51,10 @@ export interface LocatedResource {
 }
 
 interface AssemblyManifest {
-  artifacts?: Record<string, { type: string; environment?: string; properties?: { templateFile?: string; file?: string; stackName?: string }; displayName?: string }>;
+  artifacts?: Record<
+    string,
+    { type: string; environment?: string; properties?: { templateFile?: string; file?: string; stackName?: string }; displayName?: string }
+  >;
 }
 
 interface AssetManifest {
@@ -78,10 +81,17 @@ export class CloudAssembly {
     for (const [id, artifact] of Object.entries(manifest.artifacts ?? {})) {
       if (artifact.type !== 'aws:cloudformation:stack') continue;
       const environment = /^aws:\/\/(\d{12})\/([a-z0-9-]+)$/.exec(artifact.environment ?? '');
-      if (!environment?.[1] || !environment[2]) throw new Error(`stack ${id} has no concrete environment (${artifact.environment}); pgkeep stacks name their account and region`);
+      if (!environment?.[1] || !environment[2])
+        throw new Error(`stack ${id} has no concrete environment (${artifact.environment}); pgkeep stacks name their account and region`);
       const templateFile = artifact.properties?.templateFile;
       if (!templateFile) throw new Error(`stack ${id} names no template file`);
-      this.addStack({ stackName: artifact.properties?.stackName ?? artifact.displayName ?? id, path: id, account: environment[1], region: environment[2], template: this.readTemplate(templateFile) });
+      this.addStack({
+        stackName: artifact.properties?.stackName ?? artifact.displayName ?? id,
+        path: id,
+        account: environment[1],
+        region: environment[2],
+        template: this.readTemplate(templateFile),
+      });
     }
   }
 
@@ -216,7 +226,9 @@ export class CloudAssembly {
       case 'Condition':
         return this.conditionHolds(stack, text(argument));
       default:
-        throw new Error(`${stack.path}: the authorization model does not resolve ${name} (${JSON.stringify(argument)}); teach test/support/authz/cloud-assembly.ts`);
+        throw new Error(
+          `${stack.path}: the authorization model does not resolve ${name} (${JSON.stringify(argument)}); teach test/support/authz/cloud-assembly.ts`,
+        );
     }
   }
 
@@ -268,7 +280,8 @@ export class CloudAssembly {
     }
     const resource = this.resourceOf(stack, name);
     const properties = resource.Properties ?? {};
-    const named = (property: string, fallback: () => string): string => (properties[property] !== undefined ? this.asText(stack, this.resolveValue(stack, properties[property] ?? null)) : fallback());
+    const named = (property: string, fallback: () => string): string =>
+      properties[property] !== undefined ? this.asText(stack, this.resolveValue(stack, properties[property] ?? null)) : fallback();
     const { account, region } = stack;
     switch (resource.Type) {
       case 'AWS::S3::Bucket':
@@ -320,7 +333,8 @@ export class CloudAssembly {
     const resource = this.resourceOf(stack, logicalId);
     const { account, region } = stack;
     const ref = (): string => this.asText(stack, this.ref(stack, logicalId));
-    if (resource.Type === 'AWS::CloudFormation::Stack' && attribute.startsWith('Outputs.')) return this.output(this.nestedStack(stack, logicalId), attribute.slice('Outputs.'.length));
+    if (resource.Type === 'AWS::CloudFormation::Stack' && attribute.startsWith('Outputs.'))
+      return this.output(this.nestedStack(stack, logicalId), attribute.slice('Outputs.'.length));
     const arns: Record<string, () => string> = {
       'AWS::S3::Bucket': () => `arn:aws:s3:::${ref()}`,
       'AWS::KMS::Key': () => `arn:aws:kms:${region}:${account}:key/${ref()}`,
@@ -332,7 +346,8 @@ export class CloudAssembly {
       'AWS::ECS::TaskDefinition': () => ref(),
       'AWS::Logs::LogGroup': () => `arn:aws:logs:${region}:${account}:log-group:${ref()}:*`,
       'AWS::Scheduler::ScheduleGroup': () => `arn:aws:scheduler:${region}:${account}:schedule-group/${ref()}`,
-      'AWS::Scheduler::Schedule': () => `arn:aws:scheduler:${region}:${account}:schedule/${this.asText(stack, this.resolveValue(stack, resource.Properties?.GroupName ?? 'default'))}/${ref()}`,
+      'AWS::Scheduler::Schedule': () =>
+        `arn:aws:scheduler:${region}:${account}:schedule/${this.asText(stack, this.resolveValue(stack, resource.Properties?.GroupName ?? 'default'))}/${ref()}`,
       'AWS::Events::Rule': () => `arn:aws:events:${region}:${account}:rule/${ref()}`,
       'AWS::CloudWatch::Alarm': () => `arn:aws:cloudwatch:${region}:${account}:alarm:${ref()}`,
       'AWS::CloudWatch::CompositeAlarm': () => `arn:aws:cloudwatch:${region}:${account}:alarm:${ref()}`,
@@ -350,12 +365,18 @@ export class CloudAssembly {
     if (resource.Type === 'AWS::S3::Bucket' && attribute === 'RegionalDomainName') return `${ref()}.s3.${region}.amazonaws.com`;
     if (resource.Type === 'AWS::S3::Bucket' && attribute === 'DomainName') return `${ref()}.s3.amazonaws.com`;
     // The network and database of an app that defines them (examples/): ids and an endpoint in their formats.
-    if (resource.Type === 'AWS::EC2::VPC' && attribute === 'DefaultSecurityGroup') return `sg-${placeholderId(stack.path, `${logicalId}/default`).slice(0, 17)}`;
-    if (resource.Type === 'AWS::EC2::VPC' && attribute === 'CidrBlock') return this.asText(stack, this.resolveValue(stack, resource.Properties?.CidrBlock ?? '10.0.0.0/16'));
+    if (resource.Type === 'AWS::EC2::VPC' && attribute === 'DefaultSecurityGroup')
+      return `sg-${placeholderId(stack.path, `${logicalId}/default`).slice(0, 17)}`;
+    if (resource.Type === 'AWS::EC2::VPC' && attribute === 'CidrBlock')
+      return this.asText(stack, this.resolveValue(stack, resource.Properties?.CidrBlock ?? '10.0.0.0/16'));
     if (resource.Type === 'AWS::EC2::SecurityGroup' && attribute === 'GroupId') return ref();
-    if (resource.Type === 'AWS::RDS::DBInstance' && attribute === 'Endpoint.Port') return this.asText(stack, this.resolveValue(stack, resource.Properties?.Port ?? '5432'));
-    if (resource.Type === 'AWS::RDS::DBInstance' && attribute === 'Endpoint.Address') return `${ref()}.${placeholderId(stack.path, logicalId).slice(0, 12)}.${region}.rds.amazonaws.com`;
-    throw new Error(`${stack.path}: the authorization model does not know ${resource.Type}.${attribute} (Fn::GetAtt ${logicalId}.${attribute}); teach test/support/authz/cloud-assembly.ts`);
+    if (resource.Type === 'AWS::RDS::DBInstance' && attribute === 'Endpoint.Port')
+      return this.asText(stack, this.resolveValue(stack, resource.Properties?.Port ?? '5432'));
+    if (resource.Type === 'AWS::RDS::DBInstance' && attribute === 'Endpoint.Address')
+      return `${ref()}.${placeholderId(stack.path, logicalId).slice(0, 12)}.${region}.rds.amazonaws.com`;
+    throw new Error(
+      `${stack.path}: the authorization model does not know ${resource.Type}.${attribute} (Fn::GetAtt ${logicalId}.${attribute}); teach test/support/authz/cloud-assembly.ts`,
+    );
   }
 
   private resourceOf(stack: AssemblyStack, logicalId: string): CfnResource {

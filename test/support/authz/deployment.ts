@@ -115,7 +115,8 @@ export class Deployment {
       if (id === reference) return this.assembly.reference(key.stack, key.logicalId, 'Arn');
     }
     for (const alias of this.assembly.resources('AWS::KMS::Alias')) {
-      if (alias.properties.AliasName === reference || `arn:aws:kms:${this.region}:${this.account}:${text(alias.properties.AliasName)}` === reference) return this.keyArn(text(alias.properties.TargetKeyId));
+      if (alias.properties.AliasName === reference || `arn:aws:kms:${this.region}:${this.account}:${text(alias.properties.AliasName)}` === reference)
+        return this.keyArn(text(alias.properties.TargetKeyId));
     }
     throw new Error(`no KMS key ${reference} in the assembly`);
   }
@@ -153,7 +154,8 @@ export class Deployment {
     for (const policy of assembly.resources('AWS::IAM::ManagedPolicy')) {
       const named: NamedPolicy = { id: where(policy), kind: 'identity', document: document(policy.properties.PolicyDocument, where(policy)), ours: true };
       managed.set(assembly.reference(policy.stack, policy.logicalId), named);
-      for (const roleName of asList(policy.properties.Roles)) attachedByProperty.set(text(roleName), [...(attachedByProperty.get(text(roleName)) ?? []), named]);
+      for (const roleName of asList(policy.properties.Roles))
+        attachedByProperty.set(text(roleName), [...(attachedByProperty.get(text(roleName)) ?? []), named]);
     }
     const inlineByRole = new Map<string, NamedPolicy[]>();
     for (const policy of [...assembly.resources('AWS::IAM::Policy'), ...assembly.resources('AWS::IAM::RolePolicy')]) {
@@ -168,7 +170,10 @@ export class Deployment {
         const own = managed.get(arn);
         if (own) return own;
         const aws = AWS_MANAGED_POLICIES[arn];
-        if (!aws) throw new Error(`${where(role)} attaches ${arn}, which is neither in the assembly nor an AWS-managed policy the model knows; add its document to test/support/authz/deployment.ts`);
+        if (!aws)
+          throw new Error(
+            `${where(role)} attaches ${arn}, which is neither in the assembly nor an AWS-managed policy the model knows; add its document to test/support/authz/deployment.ts`,
+          );
         return { id: arn, kind: 'identity' as const, document: aws, ours: false };
       });
       const inline = asList(role.properties.Policies).map((policy) => {
@@ -179,7 +184,12 @@ export class Deployment {
         arn: assembly.reference(role.stack, role.logicalId, 'Arn'),
         name,
         where: where(role),
-        trust: { id: where(role, '/AssumeRolePolicyDocument'), kind: 'trust', document: document(role.properties.AssumeRolePolicyDocument, where(role)), ours: true },
+        trust: {
+          id: where(role, '/AssumeRolePolicyDocument'),
+          kind: 'trust',
+          document: document(role.properties.AssumeRolePolicyDocument, where(role)),
+          ours: true,
+        },
         identity: [...inline, ...(inlineByRole.get(name) ?? []), ...managedPolicies, ...(attachedByProperty.get(name) ?? [])],
       });
     }
@@ -194,19 +204,46 @@ export class Deployment {
   private readResourcePolicies(): void {
     const { assembly } = this;
     for (const policy of assembly.resources('AWS::S3::BucketPolicy')) {
-      this.setResourcePolicy(`arn:aws:s3:::${text(policy.properties.Bucket)}`, { id: where(policy), kind: 'resource', document: document(policy.properties.PolicyDocument, where(policy)), ours: true });
+      this.setResourcePolicy(`arn:aws:s3:::${text(policy.properties.Bucket)}`, {
+        id: where(policy),
+        kind: 'resource',
+        document: document(policy.properties.PolicyDocument, where(policy)),
+        ours: true,
+      });
     }
     for (const key of assembly.resources('AWS::KMS::Key')) {
-      this.setResourcePolicy(assembly.reference(key.stack, key.logicalId, 'Arn'), { id: where(key, '/KeyPolicy'), kind: 'resource', document: document(key.properties.KeyPolicy, where(key)), ours: true });
+      this.setResourcePolicy(assembly.reference(key.stack, key.logicalId, 'Arn'), {
+        id: where(key, '/KeyPolicy'),
+        kind: 'resource',
+        document: document(key.properties.KeyPolicy, where(key)),
+        ours: true,
+      });
     }
     for (const policy of assembly.resources('AWS::SNS::TopicPolicy')) {
-      for (const topic of asList(policy.properties.Topics)) this.setResourcePolicy(text(topic), { id: where(policy), kind: 'resource', document: document(policy.properties.PolicyDocument, where(policy)), ours: true });
+      for (const topic of asList(policy.properties.Topics))
+        this.setResourcePolicy(text(topic), {
+          id: where(policy),
+          kind: 'resource',
+          document: document(policy.properties.PolicyDocument, where(policy)),
+          ours: true,
+        });
     }
     for (const policy of assembly.resources('AWS::SNS::TopicInlinePolicy')) {
-      this.setResourcePolicy(text(policy.properties.TopicArn), { id: where(policy), kind: 'resource', document: document(policy.properties.PolicyDocument, where(policy)), ours: true });
+      this.setResourcePolicy(text(policy.properties.TopicArn), {
+        id: where(policy),
+        kind: 'resource',
+        document: document(policy.properties.PolicyDocument, where(policy)),
+        ours: true,
+      });
     }
     for (const policy of assembly.resources('AWS::SQS::QueuePolicy')) {
-      for (const queue of asList(policy.properties.Queues)) this.setResourcePolicy(queueArnOfUrl(text(queue)), { id: where(policy), kind: 'resource', document: document(policy.properties.PolicyDocument, where(policy)), ours: true });
+      for (const queue of asList(policy.properties.Queues))
+        this.setResourcePolicy(queueArnOfUrl(text(queue)), {
+          id: where(policy),
+          kind: 'resource',
+          document: document(policy.properties.PolicyDocument, where(policy)),
+          ours: true,
+        });
     }
     // A function's resource policy is the set of its AWS::Lambda::Permission resources, one statement each.
     const permissions = new Map<string, JsonObject[]>();
@@ -228,7 +265,13 @@ export class Deployment {
         },
       ]);
     }
-    for (const [functionArn, statements] of permissions) this.setResourcePolicy(functionArn, { id: `${functionArn} (Lambda permissions)`, kind: 'resource', document: { Version: '2012-10-17', Statement: statements }, ours: true });
+    for (const [functionArn, statements] of permissions)
+      this.setResourcePolicy(functionArn, {
+        id: `${functionArn} (Lambda permissions)`,
+        kind: 'resource',
+        document: { Version: '2012-10-17', Statement: statements },
+        ours: true,
+      });
   }
 
   /** A function's name, ARN or qualified ARN as its unqualified ARN. */
@@ -279,7 +322,9 @@ export class Deployment {
         kmsKeyArn: byDefault?.SSEAlgorithm === 'aws:kms' && typeof byDefault.KMSMasterKeyID === 'string' ? this.keyArn(byDefault.KMSMasterKeyID) : undefined,
         bucketKey: rule?.BucketKeyEnabled === true,
         objectLock: bucket.properties.ObjectLockEnabled === true,
-        logging: logging?.DestinationBucketName ? { destinationBucket: text(logging.DestinationBucketName), prefix: text(logging.LogFilePrefix ?? '') } : undefined,
+        logging: logging?.DestinationBucketName
+          ? { destinationBucket: text(logging.DestinationBucketName), prefix: text(logging.LogFilePrefix ?? '') }
+          : undefined,
       });
     }
   }

@@ -37,7 +37,8 @@ export interface Mutation {
 }
 
 function policyInput(policy: NamedPolicy, mutation: Mutation | undefined): { Version: string; Statement: unknown[] } {
-  const statements = mutation?.policy === policy ? policy.document.Statement.filter((_statement, index) => index !== mutation.index) : policy.document.Statement;
+  const statements =
+    mutation?.policy === policy ? policy.document.Statement.filter((_statement, index) => index !== mutation.index) : policy.document.Statement;
   return { Version: policy.document.Version, Statement: statements };
 }
 
@@ -46,7 +47,9 @@ export async function evaluate(check: Check, account: string, mutation?: Mutatio
   const simulation: Simulation = {
     request: { principal: check.principal, action: check.action, resource: { resource: check.resource, accountId: account }, contextVariables: check.context },
     // An empty policy (its only statement dropped) is what is left: no statements at all.
-    identityPolicies: check.identity.map((policy) => ({ name: policy.id, policy: policyInput(policy, mutation) })).filter((policy) => policy.policy.Statement.length > 0),
+    identityPolicies: check.identity
+      .map((policy) => ({ name: policy.id, policy: policyInput(policy, mutation) }))
+      .filter((policy) => policy.policy.Statement.length > 0),
     serviceControlPolicies: [],
     resourceControlPolicies: [],
     ...(resourcePolicy && resourcePolicy.Statement.length > 0 ? { resourcePolicy } : {}),

@@ -6,7 +6,15 @@
 import type { RecordedCall } from '../aws-call-recorder.ts';
 import { CloudAssembly } from './cloud-assembly.ts';
 import { deployedBucketName } from './call-permissions.ts';
-import { bucketTransportProbes, leastPrivilegeNegatives, runtimeChecks, serviceChecks, transportNegatives, type RuntimePermission, type ServicePathOptions } from './checks.ts';
+import {
+  bucketTransportProbes,
+  leastPrivilegeNegatives,
+  runtimeChecks,
+  serviceChecks,
+  transportNegatives,
+  type RuntimePermission,
+  type ServicePathOptions,
+} from './checks.ts';
 import { Deployment } from './deployment.ts';
 import { evaluate, type Check, type Verdict } from './evaluate.ts';
 
@@ -18,7 +26,12 @@ export interface EnvironmentModel {
   permissions: RuntimePermission[];
 }
 
-export async function modelEnvironment(environment: string, assemblyDirectory: string, calls: readonly RecordedCall[], options: ServicePathOptions): Promise<EnvironmentModel> {
+export async function modelEnvironment(
+  environment: string,
+  assemblyDirectory: string,
+  calls: readonly RecordedCall[],
+  options: ServicePathOptions,
+): Promise<EnvironmentModel> {
   const deployment = new Deployment(new CloudAssembly(assemblyDirectory));
   const runtime = runtimeChecks(deployment, calls);
   const service = serviceChecks(deployment, options);

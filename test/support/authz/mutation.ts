@@ -25,7 +25,13 @@ export function statementLabel(policy: NamedPolicy, statement: JsonObject, envir
   return `${policy.id}: ${what}`.replaceAll(`pgkeep-${environment}-`, 'pgkeep-<env>-').replaceAll(`:${environment}-`, ':<env>-');
 }
 
-export async function mutateEveryStatement(policies: readonly NamedPolicy[], checks: readonly Check[], baseline: ReadonlyMap<Check, Verdict>, account: string, environment: string): Promise<StatementCoverage[]> {
+export async function mutateEveryStatement(
+  policies: readonly NamedPolicy[],
+  checks: readonly Check[],
+  baseline: ReadonlyMap<Check, Verdict>,
+  account: string,
+  environment: string,
+): Promise<StatementCoverage[]> {
   const coverage: StatementCoverage[] = [];
   for (const policy of policies.filter((candidate) => candidate.ours)) {
     const readers = checks.filter((check) => check.resourcePolicy === policy || check.identity.includes(policy));
