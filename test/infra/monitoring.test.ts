@@ -2,27 +2,26 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Template } from 'aws-cdk-lib/assertions';
 import { Match } from 'aws-cdk-lib/assertions';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { METRIC, METRICS_NAMESPACE } from '../../catalog/metrics.ts';
 import { functionSettings } from '../../catalog/function-settings.ts';
 import { RUNBOOK_SECTIONS } from '../../infra/backup-alarms.ts';
-import { databaseResourceKey, parsePgkeepConfig, retentionPolicy } from '../../infra/config.ts';
-import { PGKEEP_ENVIRONMENTS } from '../../infra/environments.ts';
+import { databaseResourceKey, retentionPolicy } from '../../infra/config.ts';
 import { REPOSITORY_ROOT } from '../../infra/paths.ts';
-import type { SynthesizedEnvironment } from '../support/fixtures/infra-synth.ts';
-import { resolveTemplateText, synthesizeEnvironment } from '../support/fixtures/infra-synth.ts';
+import {
+  BACKUP_BUCKET,
+  BACKUP_KEY,
+  BACKUP_OBJECTS,
+  BUCKET_ARN,
+  resolveTemplateText,
+  synthesizeShippedEnvironments,
+  actionsOf,
+  storageOutputOf,
+} from '../support/fixtures/infra-synth.ts';
+import type { Resource, Statement } from '../support/fixtures/infra-synth.ts';
 
-const config = parsePgkeepConfig(PGKEEP_ENVIRONMENTS);
-const synthesized: Record<string, SynthesizedEnvironment> = {
-  dev: synthesizeEnvironment(PGKEEP_ENVIRONMENTS, 'dev'),
-  prod: synthesizeEnvironment(PGKEEP_ENVIRONMENTS, 'prod'),
-};
-afterAll(() => Object.values(synthesized).forEach((environment) => environment.dispose()));
+const { config, synthesized } = synthesizeShippedEnvironments();
 
-const BACKUP_BUCKET = 'BackupBucket26B8E51C';
-const BACKUP_KEY = 'BackupKey60B97760';
-const BUCKET_ARN = { 'Fn::GetAtt': [BACKUP_BUCKET, 'Arn'] };
-const BACKUP_OBJECTS = { 'Fn::Join': ['', [BUCKET_ARN, '/backups/*']] };
 const BACKUP_MANIFESTS = { 'Fn::Join': ['', [BUCKET_ARN, '/backups/*.manifest.json']] };
 const LIST_BACKUPS = {
   Sid: 'ListBackups',
@@ -79,17 +78,6 @@ const EXPECTED_THRESHOLDS: Record<string, Record<string, { staleHours: number; m
     billing: { staleHours: 8, minimumBytes: 1024 * 1024, minimumRatio: 0.5 },
   },
 };
-
-interface Statement {
-  Sid?: string;
-  Effect: string;
-  Action: string | string[];
-  Resource: unknown;
-  Condition?: unknown;
-}
-type Resource = { Type: string; Properties: Record<string, unknown> };
-
-const actionsOf = (statements: readonly Statement[]) => statements.flatMap((statement) => [statement.Action].flat());
 
 /** Every IAM statement in a template: inline policies, managed policies and roles' own policies. */
 function allStatements(template: Template): Statement[] {
@@ -678,8 +666,3 @@ describe('the runbook', () => {
     expect(Object.values(RUNBOOK_SECTIONS).filter((section) => !anchors.includes(section))).toEqual([]);
   });
 });
-
-/** The output name a weak cross-stack reference reads from the storage stack. */
-function storageOutputOf(value: unknown): string | undefined {
-  return (value as { 'Fn::GetStackOutput'?: { OutputName?: string } } | undefined)?.['Fn::GetStackOutput']?.OutputName;
-}

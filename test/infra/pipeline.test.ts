@@ -2,17 +2,11 @@ import { parse as parseShellWords } from 'shell-quote';
 import { Match } from 'aws-cdk-lib/assertions';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { DatabaseConfig } from '../../infra/config.ts';
-import { databaseResourceKey, parsePgkeepConfig } from '../../infra/config.ts';
+import { databaseResourceKey } from '../../infra/config.ts';
 import { PGKEEP_ENVIRONMENTS } from '../../infra/environments.ts';
-import type { SynthesizedEnvironment } from '../support/fixtures/infra-synth.ts';
-import { configuredSecretArn, resolveTemplateText, synthesizeEnvironment } from '../support/fixtures/infra-synth.ts';
+import { configuredSecretArn, resolveTemplateText, synthesizeEnvironment, synthesizeShippedEnvironments } from '../support/fixtures/infra-synth.ts';
 
-const config = parsePgkeepConfig(PGKEEP_ENVIRONMENTS);
-const synthesized: Record<string, SynthesizedEnvironment> = {
-  dev: synthesizeEnvironment(PGKEEP_ENVIRONMENTS, 'dev'),
-  prod: synthesizeEnvironment(PGKEEP_ENVIRONMENTS, 'prod'),
-};
-afterAll(() => Object.values(synthesized).forEach((environment) => environment.dispose()));
+const { config, synthesized } = synthesizeShippedEnvironments();
 
 interface ContainerDefinition {
   Name: string;

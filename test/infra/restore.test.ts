@@ -1,26 +1,28 @@
 import { parse as parseShellWords } from 'shell-quote';
 import { Match } from 'aws-cdk-lib/assertions';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { METRIC, METRICS_NAMESPACE } from '../../catalog/metrics.ts';
 import { RUNBOOK_SECTIONS } from '../../infra/backup-alarms.ts';
 import type { DatabaseConfig } from '../../infra/config.ts';
 import { databaseResourceKey, parsePgkeepConfig, PgkeepConfigError } from '../../infra/config.ts';
 import { PGKEEP_ENVIRONMENTS } from '../../infra/environments.ts';
 import { addPgkeepStacks } from '../../infra/pgkeep-app.ts';
-import type { SynthesizedEnvironment } from '../support/fixtures/infra-synth.ts';
-import { configuredSecretArn, resolveTemplateText, scratchApp, synthesizeEnvironment } from '../support/fixtures/infra-synth.ts';
+import {
+  BACKUP_KEY,
+  BACKUP_OBJECTS,
+  BUCKET_ARN,
+  configuredSecretArn,
+  resolveTemplateText,
+  scratchApp,
+  synthesizeEnvironment,
+  synthesizeShippedEnvironments,
+  actionsOf,
+  storageOutputOf,
+} from '../support/fixtures/infra-synth.ts';
+import type { Resource, Statement } from '../support/fixtures/infra-synth.ts';
 
-const config = parsePgkeepConfig(PGKEEP_ENVIRONMENTS);
-const synthesized: Record<string, SynthesizedEnvironment> = {
-  dev: synthesizeEnvironment(PGKEEP_ENVIRONMENTS, 'dev'),
-  prod: synthesizeEnvironment(PGKEEP_ENVIRONMENTS, 'prod'),
-};
-afterAll(() => Object.values(synthesized).forEach((environment) => environment.dispose()));
+const { config, synthesized } = synthesizeShippedEnvironments();
 
-const BACKUP_BUCKET = 'BackupBucket26B8E51C';
-const BACKUP_KEY = 'BackupKey60B97760';
-const BUCKET_ARN = { 'Fn::GetAtt': [BACKUP_BUCKET, 'Arn'] };
-const BACKUP_OBJECTS = { 'Fn::Join': ['', [BUCKET_ARN, '/backups/*']] };
 const DRILL_RECORDS = { 'Fn::Join': ['', [BUCKET_ARN, '/drills/*']] };
 const PUBLISH_METRICS = {
   Sid: 'PublishBackupMetrics',
@@ -30,27 +32,12 @@ const PUBLISH_METRICS = {
   Condition: { StringEquals: { 'cloudwatch:namespace': METRICS_NAMESPACE } },
 };
 
-interface Statement {
-  Sid?: string;
-  Effect: string;
-  Action: string | string[];
-  Resource: unknown;
-  Condition?: unknown;
-}
-type Resource = { Type: string; Properties: Record<string, unknown> };
 interface ContainerDefinition {
   Name: string;
   Command: string[];
   Environment: { Name: string; Value: unknown }[];
   Secrets?: { Name: string; ValueFrom: string }[];
   [property: string]: unknown;
-}
-
-const actionsOf = (statements: readonly Statement[]) => statements.flatMap((statement) => [statement.Action].flat());
-
-/** The storage stack output a weak cross-stack reference reads. */
-function storageOutputOf(value: unknown): string | undefined {
-  return (value as { 'Fn::GetStackOutput'?: { OutputName?: string } } | undefined)?.['Fn::GetStackOutput']?.OutputName;
 }
 
 function secretArnOf(reference: string, environment: { region: string; account: string }): string {

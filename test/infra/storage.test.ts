@@ -1,16 +1,8 @@
 import { Match } from 'aws-cdk-lib/assertions';
-import { afterAll, describe, expect, it } from 'vitest';
-import { parsePgkeepConfig } from '../../infra/config.ts';
-import { PGKEEP_ENVIRONMENTS } from '../../infra/environments.ts';
-import type { SynthesizedEnvironment } from '../support/fixtures/infra-synth.ts';
-import { synthesizeEnvironment } from '../support/fixtures/infra-synth.ts';
+import { describe, expect, it } from 'vitest';
+import { synthesizeShippedEnvironments } from '../support/fixtures/infra-synth.ts';
 
-const config = parsePgkeepConfig(PGKEEP_ENVIRONMENTS);
-const synthesized: Record<string, SynthesizedEnvironment> = {
-  dev: synthesizeEnvironment(PGKEEP_ENVIRONMENTS, 'dev'),
-  prod: synthesizeEnvironment(PGKEEP_ENVIRONMENTS, 'prod'),
-};
-afterAll(() => Object.values(synthesized).forEach((environment) => environment.dispose()));
+const { config, synthesized } = synthesizeShippedEnvironments();
 
 /** These are what CloudFormation knows the bucket and key by. If one changes, the next deploy
  * creates an empty bucket (or a new key) and orphans every backup: never "fix" this test. */
