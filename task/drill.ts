@@ -24,25 +24,24 @@ export interface DrillConfig {
   metrics: 'cloudwatch' | 'off';
 }
 
-export interface DrillOutcome {
-  database: string;
-  ok: boolean;
-  backupId: string | undefined;
-  backupStartedAt: string | undefined;
-  /** Seconds from the first byte read to a fully restored database: the measured RTO. */
-  restoreSeconds: number | undefined;
-  /** Tables with an exact count in the manifest, compared exactly. */
-  tablesCompared: number;
-  /** Tables the manifest only estimated, counted in the restored database and compared with the estimate. */
-  tablesComparedWithEstimate: number;
-  /** Tables with nothing in the manifest to compare with. */
-  tablesNotCompared: string[];
-  mismatches: string[];
-  /** The stage that failed (BackupFailure's), e.g. restore or checksum. */
-  failedStage: string | undefined;
-  error: string | undefined;
+/** One database's drill, as the task reports it: the fields of its drill record that describe the
+ * outcome (catalog/drill-record.ts), and where the record was written. */
+export type DrillOutcome = Pick<
+  DrillRecord,
+  | 'database'
+  | 'ok'
+  | 'backupId'
+  | 'backupStartedAt'
+  | 'restoreSeconds'
+  | 'tablesCompared'
+  | 'tablesComparedWithEstimate'
+  | 'tablesNotCompared'
+  | 'mismatches'
+  | 'failedStage'
+  | 'error'
+> & {
   recordKey: string | undefined;
-}
+};
 
 export function loadDrillConfig(env: Environment): DrillConfig {
   const reader = settingsReader(env);
