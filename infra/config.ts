@@ -487,6 +487,14 @@ const environmentSchema = z
             : "required: the complete ARN of the Secrets Manager secret holding this database's connection (host, port, username, password, dbname), or `database`, an RDS construct with a generated secret",
         });
       }
+      if (database.secret === undefined && generatedSecret(database.database) !== undefined && createdDatabaseName(database.database) === undefined) {
+        context.addIssue({
+          code: 'custom',
+          path: ['databases', index, 'database'],
+          message:
+            'its generated secret will have no dbname, which the tasks read (PGDATABASE): the instance or cluster was created without databaseName, and Secrets Manager fills dbname in from that (aws-cdk#24728). Create it with databaseName, or give a secret that carries dbname',
+        });
+      }
       for (const field of ['secret', 'restoreTargetSecret'] as const) {
         const secret = database[field];
         if (typeof secret === 'string' && !Token.isUnresolved(secret) && !secret.includes(`:${environment.region}:${environment.account}:`)) {
@@ -660,6 +668,13 @@ export function databaseSecret(database: Pick<DatabaseConfig, 'name' | 'secret' 
   // parsePgkeepConfig has required one of them.
   if (secret === undefined) throw new Error(`database ${JSON.stringify(database.name)} has no secret`);
   return secret;
+}
+
+/** The database an RDS construct of this app creates with it (DBName, DatabaseName), if it names one. */
+function createdDatabaseName(database: DatabaseConstruct | undefined): string | undefined {
+  const resource = database?.node.defaultChild as { dbName?: unknown; databaseName?: unknown } | undefined;
+  const name = resource?.dbName ?? resource?.databaseName;
+  return typeof name === 'string' ? name : undefined;
 }
 
 /** rds.DatabaseInstance and DatabaseCluster carry the secret they generated; their interfaces do not. */

@@ -164,6 +164,25 @@ describe('a wrong configuration of PgkeepEnvironment', () => {
     expect(message).toContain('databases[0].secret: required: the database construct has no generated secret');
   });
 
+  it('refuses a generated secret that will have no dbname, before a task fails to start on it', () => {
+    const message = problem(({ vpc, stack }) => ({
+      vpc,
+      databases: [
+        {
+          name: 'unnamed',
+          database: new rds.DatabaseInstance(stack, 'Unnamed', {
+            engine: rds.DatabaseInstanceEngine.postgres({ version: rds.PostgresEngineVersion.VER_17 }),
+            vpc,
+            credentials: rds.Credentials.fromGeneratedSecret('unnamed_admin'),
+          }),
+          schedule: { cron: '0 2 * * ? *', timezone: 'UTC' },
+        },
+      ],
+    }));
+
+    expect(message).toContain('databases[0].database: its generated secret will have no dbname, which the tasks read (PGDATABASE)');
+  });
+
   it('says what a value that is not a construct should have been', () => {
     expect(problem(() => ({ vpc: 'vpc-0123456789abcdef0' as never }))).toContain('vpc: expected an ec2.IVpc construct');
   });
