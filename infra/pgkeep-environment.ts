@@ -12,6 +12,7 @@ import type { PgkeepAssets } from './assets.ts';
 import { packagedAssets } from './assets.ts';
 import type { EnvironmentConfig, EnvironmentInput } from './config.ts';
 import { parseEnvironmentConfig } from './config.ts';
+import { PGKEEP_FEATURE_FLAGS } from './feature-flags.ts';
 import { PipelineStack } from './pipeline-stack.ts';
 import { StorageStack } from './storage-stack.ts';
 
@@ -33,6 +34,8 @@ export class PgkeepEnvironment extends Construct {
 
   constructor(scope: Construct, id: string, props: PgkeepEnvironmentProps) {
     super(scope, id);
+    // Before any child exists: context set later would not reach constructs already created.
+    for (const [flag, value] of Object.entries(PGKEEP_FEATURE_FLAGS)) this.node.setContext(flag, value);
     const environment = parseEnvironmentConfig(props.name, props.config);
     this.config = environment;
     // Stack tags: CloudFormation copies them onto every resource it creates in the stack, so cost

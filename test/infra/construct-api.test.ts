@@ -4,9 +4,10 @@
  * task image; and the errors a wrong configuration gets. The whole example app, from the built
  * package, is test/infra/example-app.integration.test.ts.
  */
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Stack } from 'aws-cdk-lib';
+import { App, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as rds from 'aws-cdk-lib/aws-rds';
@@ -18,7 +19,9 @@ import type { EnvironmentInput } from '../../infra/index.ts';
 import { PgkeepConfigError, PgkeepEnvironment } from '../../infra/index.ts';
 import { REPOSITORY_ROOT } from '../../infra/paths.ts';
 import { sourceAssets } from '../../infra/source-assets.ts';
-import { scratchApp } from '../support/fixtures/infra-synth.ts';
+import { cdkJsonContext, scratchApp, synthesizeEnvironment } from '../support/fixtures/infra-synth.ts';
+import { PGKEEP_FEATURE_FLAGS } from '../../infra/feature-flags.ts';
+import { PGKEEP_ENVIRONMENTS } from '../../infra/environments.ts';
 
 const env = { account: '123456789012', region: 'eu-west-1' };
 const scratches: { dispose(): void }[] = [];
@@ -185,6 +188,28 @@ describe('a wrong configuration of PgkeepEnvironment', () => {
 
   it('says what a value that is not a construct should have been', () => {
     expect(problem(() => ({ vpc: 'vpc-0123456789abcdef0' as never }))).toContain('vpc: expected an ec2.IVpc construct');
+  });
+});
+
+describe("an app with CDK's defaults instead of pgkeep's cdk.json", () => {
+  it("still builds pgkeep's stacks as the tests see them: pgkeep sets the flags it was tested with on its own subtree", () => {
+    // A bare App: no cdk.json context at all, as in an app whose cdk.json predates these flags.
+    const outdir = mkdtempSync(join(tmpdir(), 'pgkeep-cdk-'));
+    scratches.push({ dispose: () => rmSync(outdir, { recursive: true, force: true }) });
+    const bare = new PgkeepEnvironment(new App({ outdir }), 'pgkeep-dev', {
+      name: 'dev',
+      config: PGKEEP_ENVIRONMENTS.environments.dev,
+      assets: sourceAssets(REPOSITORY_ROOT),
+    });
+    const flagged = synthesizeEnvironment(PGKEEP_ENVIRONMENTS, 'dev');
+    scratches.push(flagged);
+
+    expect(Template.fromStack(bare.storage).toJSON()).toEqual(flagged.storage.toJSON());
+    expect(JSON.stringify(Template.fromStack(bare.pipeline).toJSON())).toEqual(JSON.stringify(flagged.pipelineStack.toJSON()));
+  });
+
+  it("sets exactly cdk.json's flags", () => {
+    expect(PGKEEP_FEATURE_FLAGS).toEqual(cdkJsonContext());
   });
 });
 

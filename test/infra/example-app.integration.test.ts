@@ -5,7 +5,7 @@
  * process, cdk.json's feature flags), then checked: cdk-nag, cfn-lint and the authorization model.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -98,4 +98,59 @@ describe('the example app (examples/rds-instance) with pgkeep from its package',
     expect(model.checks.length).toBeGreaterThan(100);
     expect(failing).toEqual([]);
   }, 300_000);
+});
+
+describe('the example app in a project of its own, with the packed package installed', () => {
+  // What a user does: `npm pack` here, `npm install` the tarball (and the peer dependencies) in
+  // another project, run its app. That project has its own node_modules and no cdk.json, so the
+  // app sees only the built package and CDK's default feature flags. npm takes the packages from
+  // its cache, filled by this repository's `npm ci`, so no network is needed.
+  const project = mkdtempSync(join(tmpdir(), 'pgkeep-consumer-'));
+  const consumerOut = join(project, 'cdk.out');
+  afterAll(() => rmSync(project, { recursive: true, force: true }));
+
+  beforeAll(() => {
+    const versions = JSON.parse(readFileSync(join(REPOSITORY_ROOT, 'package.json'), 'utf8')) as { devDependencies: Record<string, string> };
+    const run = (command: string, args: string[], cwd: string) => {
+      const result = spawnSync(command, args, { cwd, encoding: 'utf8', env: { ...process.env, CDK_OUTDIR: consumerOut } });
+      if (result.status !== 0) throw new Error(`${command} ${args.join(' ')} failed:\n${result.stderr}`);
+      return result.stdout;
+    };
+    writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'consumer', version: '1.0.0', private: true, type: 'module' }));
+    const tarball = run('npm', ['pack', '--pack-destination', project, '--silent'], REPOSITORY_ROOT).trim().split('\n').at(-1)!;
+    const peers = ['aws-cdk-lib', 'constructs', 'cdk-nag'].map((name) => `${name}@${versions.devDependencies[name]}`);
+    run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--ignore-scripts', `./${tarball}`, ...peers], project);
+    copyFileSync(join(REPOSITORY_ROOT, 'examples/rds-instance/app.ts'), join(project, 'app.ts'));
+    // Node 24 runs TypeScript by stripping its types: no tsx, no build of the app.
+    run(process.execPath, ['app.ts'], project);
+  }, 600_000);
+
+  it('synthesizes offline with no cdk-nag finding, from the installed package alone', () => {
+    const manifest = JSON.parse(readFileSync(join(consumerOut, 'manifest.json'), 'utf8')) as { missing?: unknown[] };
+    const report = JSON.parse(readFileSync(join(consumerOut, 'validation-report.json'), 'utf8')) as { pluginReports: { violations: unknown[] }[] };
+
+    expect(existsSync(join(project, 'node_modules/pgkeep/dist/assets/task/Dockerfile'))).toBe(true);
+    expect(existsSync(join(project, 'node_modules/pgkeep/infra'))).toBe(false);
+    expect(manifest.missing ?? []).toEqual([]);
+    expect(report.pluginReports.flatMap((plugin) => plugin.violations)).toEqual([]);
+  });
+
+  it("deploys the same pgkeep stacks and function bundles as the repository's synth of it", () => {
+    const templates = (directory: string) =>
+      readdirSync(directory)
+        // pgkeep's stacks; the app's own stack is built with the app's flags, which differ here.
+        .filter((file) => file.startsWith('pgkeep') && file.endsWith('.template.json'))
+        .sort()
+        .map((file) => readFileSync(join(directory, file), 'utf8'));
+    const bundles = (directory: string) =>
+      readdirSync(directory)
+        .filter((file) => file.startsWith('asset.') && existsSync(join(directory, file, 'index.mjs')))
+        .sort();
+
+    expect(bundles(consumerOut)).toHaveLength(3);
+    expect(bundles(consumerOut)).toEqual(bundles(outdir));
+    // The task image's build context differs (the packaged one carries a prebuilt bundle), hence its hash.
+    const withoutImageHash = (text: string) => text.replace(/"[0-9a-f]{64}"/g, '"<hash>"').replace(/:[0-9a-f]{64}/g, ':<hash>');
+    expect(templates(consumerOut).map(withoutImageHash)).toEqual(templates(outdir).map(withoutImageHash));
+  });
 });
