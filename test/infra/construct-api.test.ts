@@ -19,8 +19,7 @@ import type { EnvironmentInput } from '../../infra/index.ts';
 import { PgkeepConfigError, PgkeepEnvironment } from '../../infra/index.ts';
 import { REPOSITORY_ROOT } from '../../infra/paths.ts';
 import { sourceAssets } from '../../infra/source-assets.ts';
-import { cdkJsonContext, scratchApp, synthesizeEnvironment } from '../support/fixtures/infra-synth.ts';
-import { PGKEEP_FEATURE_FLAGS } from '../../infra/feature-flags.ts';
+import { scratchApp, synthesizeEnvironment } from '../support/fixtures/infra-synth.ts';
 import { PGKEEP_ENVIRONMENTS } from '../../infra/environments.ts';
 
 const env = { account: '123456789012', region: 'eu-west-1' };
@@ -206,10 +205,6 @@ describe("an app with CDK's defaults instead of pgkeep's cdk.json", () => {
 
     expect(Template.fromStack(bare.storage).toJSON()).toEqual(flagged.storage.toJSON());
     expect(JSON.stringify(Template.fromStack(bare.pipeline).toJSON())).toEqual(JSON.stringify(flagged.pipelineStack.toJSON()));
-  });
-
-  it("sets exactly cdk.json's flags", () => {
-    expect(PGKEEP_FEATURE_FLAGS).toEqual(cdkJsonContext());
   });
 });
 
