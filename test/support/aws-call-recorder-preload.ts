@@ -17,8 +17,13 @@ const component = process.env[COMPONENT_ENV] ?? '';
 if (directory) {
   if (!isComponent(component)) throw new Error(`${COMPONENT_ENV}="${component}" is not a pgkeep component`);
   const write = callWriter(directory, component, pgkeepSettings(process.env));
-  const manifest = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { dependencies: Record<string, string> };
-  const clientPackages = Object.keys(manifest.dependencies).filter((name) => name.startsWith('@aws-sdk/client-'));
+  // The SDK clients are development dependencies: the task and the functions ship them bundled, so
+  // the construct package itself needs none of them installed.
+  const manifest = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+    dependencies?: Record<string, string>;
+    devDependencies?: Record<string, string>;
+  };
+  const clientPackages = Object.keys({ ...manifest.dependencies, ...manifest.devDependencies }).filter((name) => name.startsWith('@aws-sdk/client-'));
   const recorded = new WeakSet<object>();
   const wrapped = new WeakSet<object>();
   for (const name of clientPackages) {
@@ -38,5 +43,5 @@ if (directory) {
       };
     }
   }
-  if (clientPackages.length === 0) throw new Error('package.json names no @aws-sdk/client-* dependency to record');
+  if (clientPackages.length === 0) throw new Error('package.json names no @aws-sdk/client-* package to record');
 }
