@@ -71,17 +71,21 @@ function nestedTemplateFile(directory: string, manifest: AssemblyManifest, stack
  * The path part and the 8-character hash that follows it become `<path>`; the rest of the name
  * stays, so a logical id that really changes (its own trailing hash) is still reported.
  */
-function normalize(value: Json, pathPrefix: string): Json {
-  const rename = (text: string) => text.replace(new RegExp(`${pathPrefix}([A-Za-z0-9]*?)[0-9A-F]{8}`, 'g'), '<path>$1');
-  if (Array.isArray(value)) return value.map((item) => normalize(item, pathPrefix));
-  if (value !== null && typeof value === 'object') {
-    const entries = Object.entries(value)
-      .filter(([key]) => key !== 'aws:cdk:path' && key !== 'aws:asset:path' && key !== 'aws:asset:is-bundled')
-      .map(([key, inner]) => [rename(key), normalize(inner, pathPrefix)] as const);
-    return Object.fromEntries(entries);
-  }
-  if (typeof value === 'string') return rename(value).replace(/[0-9a-f]{64}/g, '<asset hash>');
-  return value;
+function normalize(template: Json, pathPrefix: string): Json {
+  const pathPart = new RegExp(`${pathPrefix}([A-Za-z0-9]*?)[0-9A-F]{8}`, 'g');
+  const rename = (text: string) => text.replace(pathPart, '<path>$1');
+  const walk = (value: Json): Json => {
+    if (Array.isArray(value)) return value.map(walk);
+    if (value !== null && typeof value === 'object') {
+      const entries = Object.entries(value)
+        .filter(([key]) => key !== 'aws:cdk:path' && key !== 'aws:asset:path' && key !== 'aws:asset:is-bundled')
+        .map(([key, inner]) => [rename(key), walk(inner)] as const);
+      return Object.fromEntries(entries);
+    }
+    if (typeof value === 'string') return rename(value).replace(/[0-9a-f]{64}/g, '<asset hash>');
+    return value;
+  };
+  return walk(template);
 }
 
 function compare(before: Map<string, StackArtifact>, after: Map<string, StackArtifact>): string[] {
