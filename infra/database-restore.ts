@@ -45,11 +45,10 @@ export function restoreFamily(environmentName: string, databaseName: string): st
   return boundedName(taskFamily(environmentName, 'restore', databaseResourceKey(databaseName)), TASK_FAMILY_MAX_LENGTH);
 }
 
+/** Its runTaskCommand restores the latest backup into a new database. */
 export class DatabaseRestore extends PgkeepTask {
   /** The overrides the printed command passes: which database, and `latest`. */
   readonly latestOverrides: ReturnType<typeof taskOverrides>;
-  /** Paste into a shell with AWS credentials to restore the latest backup into a new database. */
-  readonly restoreLatestCommand: string;
 
   constructor(scope: Construct, id: string, { shared, database, target }: DatabaseRestoreProps) {
     const key = databaseResourceKey(database.name);
@@ -79,6 +78,5 @@ export class DatabaseRestore extends PgkeepTask {
       runCommand: { overrides: latestOverrides, startedBy: 'pgkeep-manual-restore' },
     });
     this.latestOverrides = latestOverrides;
-    this.restoreLatestCommand = this.runTaskCommand;
   }
 }

@@ -351,7 +351,7 @@ export class PipelineStack extends Stack {
     output(
       'RunDrillCommand',
       'Paste into a shell with AWS credentials to run the restore drill of every database now (it restores into a throwaway PostgreSQL inside the task, never into a production database).',
-      this.drill.runDrillCommand,
+      this.drill.runTaskCommand,
     );
     for (const [name, stack] of this.databases) {
       const key = databaseResourceKey(name);
@@ -364,7 +364,7 @@ export class PipelineStack extends Stack {
       output(
         `RestoreLatestCommand${key}`,
         `Paste into a shell with AWS credentials to restore the latest backup of database ${JSON.stringify(name)} into a NEW database (named <source>_<backup time>) on its restore target; change PGKEEP_RESTORE_BACKUP to a timestamp for a point in time.`,
-        stack.restore.restoreLatestCommand,
+        stack.restore.runTaskCommand,
       );
     }
   }

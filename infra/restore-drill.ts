@@ -37,12 +37,11 @@ export const DRILL_STREAM_PREFIX = 'drill';
  * the "no successful drill" alarm follows if none succeeds in time. */
 const SCHEDULE_MAX_EVENT_AGE = Duration.hours(6);
 
+/** Its runTaskCommand runs the drill of every database now. */
 export class RestoreDrill extends PgkeepTask {
   readonly scheduleGroup: scheduler.ScheduleGroup;
   readonly schedule: scheduler.Schedule;
   readonly scheduleRole: iam.Role;
-  /** Paste into a shell with AWS credentials to run the drill of every database now. */
-  readonly runDrillCommand: string;
 
   constructor(scope: Construct, id: string, props: RestoreDrillProps) {
     const { environmentName, drill } = props;
@@ -69,7 +68,6 @@ export class RestoreDrill extends PgkeepTask {
         'The environment holds only non-secret settings (bucket, environment and database names, KMS key ARN); the drill has no secrets at all, it restores into a PostgreSQL it starts itself.',
       runCommand: { startedBy: 'pgkeep-manual-drill' },
     });
-    this.runDrillCommand = this.runTaskCommand;
 
     const stack = Stack.of(this);
     this.scheduleGroup = new scheduler.ScheduleGroup(this, 'ScheduleGroup', {
