@@ -83,6 +83,24 @@ export function flagSetting(expectation: string): DefaultedSetting<boolean> {
   };
 }
 
+/** One of a fixed set of words; the first is the default. */
+export function choiceSetting<const T extends string>(expectation: string, choices: readonly [T, ...T[]]): DefaultedSetting<T> {
+  return {
+    expectation,
+    default: choices[0],
+    parse(raw, name) {
+      if ((choices as readonly string[]).includes(raw)) return raw as T;
+      throw new Error(`${name}="${raw}" is invalid: expected one of ${choices.join(', ')}. ${REDEPLOY}`);
+    },
+    format: (value) => value,
+  };
+}
+
+/** Text that may be absent: unset (or blank) reads as '', meaning "not configured". */
+export function optionalTextSetting(expectation: string): DefaultedSetting<string> {
+  return { expectation, default: '', parse: (raw) => raw, format: (value) => value };
+}
+
 export function parseDatabases(raw: string): string[] {
   let parsed: unknown;
   try {
@@ -169,6 +187,13 @@ const catalogScope = {
   } satisfies FunctionSetting<readonly string[]>,
 };
 
+/** The environment's vault (catalog/vault.ts), where one is configured: the bucket that receives
+ * the replicated copies and its region. Both blank when the environment has no vault. */
+const vaultScope = {
+  PGKEEP_VAULT_BUCKET: optionalTextSetting('the vault bucket name, or blank without a vault'),
+  PGKEEP_VAULT_REGION: optionalTextSetting("the vault bucket's region, or blank without a vault"),
+};
+
 export const functionSettings = {
   /** verify-backup: invoked by S3 for every new `backups/**.manifest.json`. */
   verifyBackup: functionSettingsOf({
@@ -176,12 +201,16 @@ export const functionSettings = {
     PGKEEP_ALERT_TOPIC_ARN: textSetting('the ARN of the alert topic'),
     /** Above this the store's checksum is the only affordable check; on AWS S3 it always has one. */
     PGKEEP_VERIFY_MAX_STREAM_MB: positiveIntegerSetting('the largest object (MiB) to stream through SHA-256', 10_240),
+    /** primary: checks the backups the task wrote. vault: the same function deployed in the vault's
+     * account and region, checking the replicated copies (catalog/vault.ts). */
+    PGKEEP_VERIFY_SITE: choiceSetting('primary or vault', ['primary', 'vault']),
   }),
   /** backup-health: hourly age and size of each database's newest verified backup. */
   backupHealth: functionSettingsOf({
     ...catalogScope,
     /** How many earlier verified backups the size median is taken over. */
     PGKEEP_HEALTH_BASELINE_COUNT: positiveIntegerSetting('the number of earlier backups the size median is taken over', 7),
+    ...vaultScope,
   }),
   /** enforce-retention: the daily GFS run. */
   enforceRetention: functionSettingsOf({
@@ -197,6 +226,9 @@ export const functionSettings = {
     PGKEEP_OBJECT_LOCK: flagSetting('true when the bucket is under S3 Object Lock'),
     /** Objects of an incomplete backup are removed after this many hours. */
     PGKEEP_INCOMPLETE_GRACE_HOURS: positiveNumberSetting("the hours after which an incomplete backup's objects are removed", 48),
+    ...vaultScope,
+    /** With a vault: nothing is deleted until the vault's verifier has verified its off-site copy. */
+    PGKEEP_RETENTION_REQUIRE_OFFSITE: flagSetting('true to keep every backup whose off-site copy is not verified'),
   }),
 };
 

@@ -26,11 +26,23 @@ export const METRIC = {
   /** backup-health, every run (0 when none): finished backups whose start time lies ahead of the
    * S3 clock by more than CLOCK_SKEW_TOLERANCE_MS (runtime/listing.ts); none of them counts as fresh. */
   futureDatedBackups: 'FutureDatedBackups',
+  /** verify-backup deployed in the vault's region (PGKEEP_VERIFY_SITE=vault): one of these three
+   * per replicated backup, published in the vault's account and region. */
+  offsiteVerified: 'OffsiteBackupVerified',
+  offsiteVerificationFailed: 'OffsiteBackupVerificationFailed',
+  offsiteUnverifiable: 'OffsiteBackupUnverifiable',
+  /** backup-health, with a vault: the age of the newest backup whose off-site copy the vault's
+   * verifier tagged verified; absent when there is none (or the vault cannot be read), so the
+   * off-site stale alarm, which treats missing data as breaching, fires. */
+  newestOffsiteVerifiedBackupAgeSeconds: 'NewestOffsiteVerifiedBackupAgeSeconds',
   /** enforce-retention: per run (a dry run publishes what it would do). */
   retentionKept: 'RetentionKept',
   retentionDeleted: 'RetentionDeleted',
   retentionDeletedBytes: 'RetentionDeletedBytes',
   retentionErrors: 'RetentionErrors',
+  /** enforce-retention, with a vault: backups the plan would delete but keeps because their
+   * off-site copy is not verified yet (replication late or failing). */
+  retentionKeptAwaitingOffsite: 'RetentionKeptAwaitingOffsite',
   /** restore task (any restore, by hand or from the console). */
   restoreSucceeded: 'RestoreSucceeded',
   restoreFailed: 'RestoreFailed',
