@@ -34,6 +34,9 @@ export const RUNBOOK_SECTIONS = {
   drillFailed: 'restore-drill-failed',
   drillOverdue: 'no-successful-restore-drill',
   restoreDifferences: 'restore-differs-from-the-manifest',
+  offsiteStale: 'offsite-copy-stale',
+  replicationFailed: 'replication-failed',
+  offsiteVerificationFailed: 'offsite-verification-failed',
 } as const;
 export type AlarmKind = keyof typeof RUNBOOK_SECTIONS;
 
@@ -65,7 +68,7 @@ export function runbookPointer(kind: AlarmKind): string {
 
 export interface DatabaseAlarmsProps {
   /** Its name and alarm thresholds. */
-  environment: Pick<EnvironmentConfig, 'name' | 'alarms'>;
+  environment: Pick<EnvironmentConfig, 'name' | 'alarms' | 'vault'>;
   database: DatabaseConfig;
   topic: sns.ITopic;
 }
@@ -79,6 +82,8 @@ export class DatabaseAlarms extends Construct {
   readonly futureDated: cloudwatch.Alarm;
   readonly backupFailed: cloudwatch.Alarm;
   readonly retentionErrors: cloudwatch.Alarm;
+  /** With a vault: no verified off-site copy young enough (docs/vault.md). */
+  readonly offsiteStale: cloudwatch.Alarm | undefined;
   /** The alarms' names as plain text (alarmName is a token), e.g. for a dashboard in another stack. */
   readonly names: readonly string[];
 
@@ -195,10 +200,38 @@ export class DatabaseAlarms extends Construct {
       // daily runs and turns OK only when a run is clean: "OK" means fixed, not "an hour passed".
       treatMissingData: cloudwatch.TreatMissingData.IGNORE,
     });
+
+    const { vault } = environment;
+    const offsiteStale = vault ? staleThreshold(database, environment.alarms, vault.staleMarginHours) : undefined;
+    this.offsiteStale =
+      vault && offsiteStale
+        ? alarm('OffsiteStale', 'offsiteStale', 'offsite-copy-stale', {
+            alarmDescription:
+              `${who} has no off-site copy in the vault (${vault.account}/${vault.region}) verified younger than ${formatHours(offsiteStale.seconds / 3600)} (${offsiteStale.basis}), or the health check cannot read the vault. ` +
+              'Look at the replication-failed alarms, the vault verifier log and the health-check log, which names the reason.',
+            metric: metric(METRIC.newestOffsiteVerifiedBackupAgeSeconds, cloudwatch.Stats.MAXIMUM, HOUR),
+            threshold: offsiteStale.seconds,
+            comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            evaluationPeriods: 2,
+            datapointsToAlarm: 2,
+            // No verified copy ever, an unreadable vault, or a dead health check: all are alarms.
+            treatMissingData: cloudwatch.TreatMissingData.BREACHING,
+          })
+        : undefined;
   }
 
   get all(): cloudwatch.Alarm[] {
-    return [this.stale, this.undersized, this.sizeDrop, this.verificationFailed, this.unverifiable, this.futureDated, this.backupFailed, this.retentionErrors];
+    return [
+      this.stale,
+      this.undersized,
+      this.sizeDrop,
+      this.verificationFailed,
+      this.unverifiable,
+      this.futureDated,
+      this.backupFailed,
+      this.retentionErrors,
+      ...(this.offsiteStale ? [this.offsiteStale] : []),
+    ];
   }
 }
 

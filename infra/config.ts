@@ -305,6 +305,42 @@ const environmentSchema = z
         defaultRetentionDays: wholeDays('each new object version is locked for'),
       })
       .optional(),
+    /**
+     * The vault (docs/vault.md): S3 Replication copies every backup and drill record into a locked
+     * bucket in another region, usually of another account, so that losing the source account or
+     * region does not lose the backups. Its stack (`pgkeep-<env>-vault`) is deployed first, with
+     * the destination account's credentials.
+     */
+    vault: z
+      .strictObject({
+        account: z.string(required('the 12-digit AWS account id of the vault')).regex(/^\d{12}$/, 'expected a 12-digit AWS account id'),
+        region: z
+          .string(required('the AWS region of the vault, e.g. eu-north-1'))
+          .regex(/^[a-z]{2}(-[a-z]+)+-\d$/, 'expected an AWS region such as eu-north-1'),
+        /** Every copy is locked this long from its arrival; nobody in the source account (nor, in
+         * COMPLIANCE mode, in the vault account) can shorten the lock or delete the copy. */
+        objectLock: z.strictObject(
+          {
+            mode: z.enum(['GOVERNANCE', 'COMPLIANCE'], required('GOVERNANCE or COMPLIANCE')),
+            days: wholeDays('each copy is locked for'),
+          },
+          required('objectLock: { mode, days }'),
+        ),
+        /** Copies move to Glacier Deep Archive this many days after arrival (0: on arrival). Deep
+         * Archive bills at least 180 days; a restore from it first waits for a retrieval (up to 48 h). */
+        deepArchiveAfterDays: z.int().min(0).default(7),
+        /** S3 Replication Time Control: 99.99 % of objects replicated within 15 minutes, with its
+         * metrics, for a per-GB fee (docs/retention.md). Without it, replication is usually as fast
+         * and has no time guarantee; the replication metrics are on either way. */
+        replicationTimeControl: z.boolean().default(false),
+        /** Retention in the source never deletes a backup whose off-site copy the vault has not
+         * verified: a replication outage can then never leave a backup with no second copy. */
+        retentionWaitsForOffsite: z.boolean().default(true),
+        /** Alarm when the newest verified off-site copy of a database is older than its backup
+         * schedule's stale threshold plus this (hours): replication and the vault check take time. */
+        staleMarginHours: z.number().min(0).max(168).default(2),
+      })
+      .optional(),
     /** Server access logs of the backup bucket are kept this long. */
     accessLogsExpireAfterDays: wholeDays('after which server access logs are removed').default(365),
     /** Fargate task size of the backup tasks. CPU units and memory must be a combination Fargate offers. */
@@ -426,6 +462,20 @@ const environmentSchema = z
           message: 'only applies with vpc; with network ids the tasks run in network.privateSubnets with network.securityGroupId',
         });
       }
+    }
+    if (environment.vault && environment.vault.region === environment.region) {
+      context.addIssue({
+        code: 'custom',
+        path: ['vault', 'region'],
+        message: `the vault must be in another region than the environment (${environment.region}): a copy in the same region does not survive losing the region`,
+      });
+    }
+    if (environment.vault && environment.vault.deepArchiveAfterDays >= environment.vault.objectLock.days) {
+      context.addIssue({
+        code: 'custom',
+        path: ['vault', 'deepArchiveAfterDays'],
+        message: `must be less than objectLock.days (${environment.vault.objectLock.days}): copies expire when their lock ends, so a later transition would never happen`,
+      });
     }
     for (const [index, subnet] of (environment.network?.privateSubnets ?? []).entries()) {
       if (!subnet.availabilityZone.startsWith(environment.region)) {
@@ -565,6 +615,7 @@ export type AlarmsConfig = EnvironmentConfig['alarms'];
 export type DatabaseOverrides = DatabaseConfig['overrides'];
 export type FargateSize = EnvironmentConfig['task'];
 export type DrillConfig = EnvironmentConfig['drill'];
+export type VaultConfig = NonNullable<EnvironmentConfig['vault']>;
 
 export class PgkeepConfigError extends Error {
   override name = 'PgkeepConfigError';

@@ -79,6 +79,17 @@ export const PGKEEP_ENVIRONMENTS = {
       // dryRun: false (docs/operations.md).
       retention: { daily: 7, weekly: 4, monthly: 12, yearly: 3, timezone: 'Europe/Berlin', minVerified: 3, dryRun: true },
       objectLock: { mode: 'GOVERNANCE', defaultRetentionDays: 35 },
+      // The off-site copy (docs/vault.md): another account, another region, locked in COMPLIANCE
+      // mode so that nobody, not even that account's root, can delete a copy for 190 days. Deep
+      // Archive after a week (its 180-day minimum fits inside the lock). Deploy its stack first,
+      // with the vault account's credentials: npx cdk deploy pgkeep-prod/Vault.
+      vault: {
+        account: '333333333333',
+        region: 'eu-north-1',
+        objectLock: { mode: 'COMPLIANCE', days: 190 },
+        deepArchiveAfterDays: 7,
+        replicationTimeControl: true,
+      },
       accessLogsExpireAfterDays: 730,
       task: { cpu: 2048, memoryMiB: 4096, ephemeralStorageGiB: 50 },
       logRetentionDays: 400,

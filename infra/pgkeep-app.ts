@@ -15,6 +15,7 @@ import { PgkeepEnvironment } from './pgkeep-environment.ts';
 import type { PipelineStack } from './pipeline-stack.ts';
 import { sourceAssets } from './source-assets.ts';
 import type { StorageStack } from './storage-stack.ts';
+import type { VaultStack } from './vault-stack.ts';
 
 export interface PgkeepAppOptions {
   /** Unvalidated configuration, e.g. PGKEEP_ENVIRONMENTS from environments.ts. */
@@ -29,6 +30,8 @@ export interface EnvironmentStacks {
   environment: EnvironmentConfig;
   storage: StorageStack;
   pipeline: PipelineStack;
+  /** Where the environment has a vault (docs/vault.md). */
+  vault: VaultStack | undefined;
 }
 
 export function addPgkeepStacks(app: App, options: PgkeepAppOptions): EnvironmentStacks[] {
@@ -38,6 +41,6 @@ export function addPgkeepStacks(app: App, options: PgkeepAppOptions): Environmen
   Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
   return environments.map(({ name }) => {
     const environment = new PgkeepEnvironment(app, `pgkeep-${name}`, { name, config: inputs[name]!, assets: options.assets ?? sourceAssets(REPOSITORY_ROOT) });
-    return { environment: environment.config, storage: environment.storage, pipeline: environment.pipeline };
+    return { environment: environment.config, storage: environment.storage, pipeline: environment.pipeline, vault: environment.vault };
   });
 }

@@ -15,6 +15,7 @@ import { parseEnvironmentConfig } from './config.ts';
 import { PGKEEP_FEATURE_FLAGS } from './feature-flags.ts';
 import { PipelineStack } from './pipeline-stack.ts';
 import { StorageStack } from './storage-stack.ts';
+import { VaultStack } from './vault-stack.ts';
 
 export interface PgkeepEnvironmentProps {
   /** 1-20 lowercase letters, digits or hyphens: part of every stack and resource name (`pgkeep-<name>-…`). */
@@ -31,6 +32,8 @@ export class PgkeepEnvironment extends Construct {
   readonly config: EnvironmentConfig;
   readonly storage: StorageStack;
   readonly pipeline: PipelineStack;
+  /** Where the environment has a vault: its stack, in the vault's account and region (docs/vault.md). */
+  readonly vault: VaultStack | undefined;
 
   constructor(scope: Construct, id: string, props: PgkeepEnvironmentProps) {
     super(scope, id);
@@ -41,6 +44,14 @@ export class PgkeepEnvironment extends Construct {
     // Stack tags: CloudFormation copies them onto every resource it creates in the stack, so cost
     // reports and tag-based policies can tell pgkeep's resources and environments apart.
     const tags = { project: 'pgkeep', environment: environment.name };
+    const assets = props.assets ?? packagedAssets();
+    // First in the deploy order, with the vault account's credentials: the storage stack's
+    // replication rule names its bucket, which must exist. No reference crosses between them (they
+    // are in different accounts and regions); both derive the names from catalog/vault.ts.
+    const { vault } = environment;
+    this.vault = vault
+      ? new VaultStack(this, 'Vault', { environment: { ...environment, vault }, assets, stackName: `pgkeep-${environment.name}-vault`, tags })
+      : undefined;
     this.storage = new StorageStack(this, 'Storage', { environment, stackName: `pgkeep-${environment.name}-storage`, tags });
     this.pipeline = new PipelineStack(this, 'Pipeline', {
       environment,
@@ -50,7 +61,7 @@ export class PgkeepEnvironment extends Construct {
       key: this.storage.key,
       backupWriterPolicy: this.storage.backupWriterPolicy,
       accessPolicies: this.storage.accessPolicies,
-      assets: props.assets ?? packagedAssets(),
+      assets,
     });
   }
 }

@@ -37,6 +37,9 @@ import { BackupHealthCheck, RetentionEnforcement } from './scheduled-functions.t
 import type { TaskKind } from './task-notifications.ts';
 import { TaskStopNotifications } from './task-notifications.ts';
 import { VerifyBackupFunction } from './verify-backup-function.ts';
+import { vaultSourceRoleName } from '../catalog/vault.ts';
+import { allowRestoringFromVault } from './vault-access.ts';
+import { replicationFailedAlarms } from './vault-alarms.ts';
 
 export interface PipelineStackProps {
   environment: EnvironmentConfig;
@@ -75,6 +78,8 @@ export class PipelineStack extends Stack {
   readonly healthCheck: BackupHealthCheck;
   readonly retention: RetentionEnforcement;
   readonly functionAlarms: readonly cloudwatch.Alarm[];
+  /** With a vault: one per replication rule, on S3's OperationsFailedReplication. */
+  readonly replicationAlarms: readonly cloudwatch.Alarm[];
   readonly dashboard: BackupDashboard;
 
   constructor(scope: Construct, id: string, props: PipelineStackProps) {
@@ -100,6 +105,7 @@ export class PipelineStack extends Stack {
     const undelivered = this.undeliveredScheduledRunsAlarm(environment, deadLetterQueue, alerting.topic);
 
     // The task roles, shared by the databases; each task's execution role is its own.
+    const vaultRoleName = (role: 'restore' | 'drill') => (environment.vault ? vaultSourceRoleName(environment.name, role) : undefined);
     const taskRole = this.ecsTaskRole(
       'BackupTaskRole',
       `pgkeep ${environment.name}: the backup container's role; may only write backups (the storage stack's BackupWriterPolicy) and publish pgkeep metrics`,
@@ -109,12 +115,19 @@ export class PipelineStack extends Stack {
       'RestoreTaskRole',
       `pgkeep ${environment.name}: the restore container's role; may only read backups (the storage stack's BackupReaderPolicy) and publish pgkeep metrics`,
       [props.accessPolicies.backupReader],
+      vaultRoleName('restore'),
     );
     this.drillTaskRole = this.ecsTaskRole(
       'DrillTaskRole',
       `pgkeep ${environment.name}: the restore drill container's role; may only read backups (BackupReaderPolicy), write drill records under drills/ (DrillRecordWriterPolicy) and publish pgkeep metrics`,
       [props.accessPolicies.backupReader, props.accessPolicies.drillRecordWriter],
+      vaultRoleName('drill'),
     );
+    if (environment.vault) {
+      // Restoring from the vault: PGKEEP_BUCKET and PGKEEP_BUCKET_REGION overridden to it (docs/vault.md).
+      allowRestoringFromVault(this.restoreTaskRole, environment.name, environment.vault);
+      allowRestoringFromVault(this.drillTaskRole, environment.name, environment.vault);
+    }
     const image = props.assets.taskImage();
     const scheduleGroup = new scheduler.ScheduleGroup(this, 'ScheduleGroup', {
       scheduleGroupName: `pgkeep-${environment.name}`,
@@ -221,12 +234,16 @@ export class PipelineStack extends Stack {
     ];
     this.functionAlarms = functions.map(({ id: alarmId, name, function: fn }) => functionErrorsAlarm(this, alarmId, environment, fn, name, alerting.topic));
 
+    this.replicationAlarms = environment.vault
+      ? replicationFailedAlarms(this, environment.name, environment.vault, props.bucket.bucketName, alerting.topic)
+      : [];
+
     this.dashboard = new BackupDashboard(this, 'Dashboard', {
       environment,
       // By name: the per-database alarms live in the nested stacks, and their names are known here.
       alarmNames: [
         ...[...databases.values()].flatMap((stack) => [...stack.alarms.names, ...stack.restoreAlarms.names]),
-        ...[drillNotAttempted, ...this.functionAlarms, undelivered].flatMap((alarm) =>
+        ...[drillNotAttempted, ...this.functionAlarms, ...this.replicationAlarms, undelivered].flatMap((alarm) =>
           alarm ? [(alarm.node.defaultChild as cloudwatch.CfnAlarm).alarmName!] : [],
         ),
       ],
@@ -371,9 +388,11 @@ export class PipelineStack extends Stack {
 
   /** A task role that only ECS tasks of this account may assume (confused-deputy protection),
    * with the storage stack's policies and the right to publish pgkeep metrics. */
-  private ecsTaskRole(id: string, description: string, managedPolicies: iam.IManagedPolicy[]): iam.Role {
+  private ecsTaskRole(id: string, description: string, managedPolicies: iam.IManagedPolicy[], roleName?: string): iam.Role {
     const role = new iam.Role(this, id, {
       description,
+      // Fixed only where the vault's policies must name the role before it exists (catalog/vault.ts).
+      ...(roleName ? { roleName } : {}),
       assumedBy: new iam.ServicePrincipal('ecs-tasks.amazonaws.com', {
         conditions: {
           StringEquals: { 'aws:SourceAccount': this.account },

@@ -18,6 +18,8 @@ import { PgkeepFunction } from './constructs/pgkeep-function.ts';
 import type { EnvironmentConfig } from './config.ts';
 import { retentionPolicy } from './config.ts';
 import { allowPublishingMetrics } from './function-policies.ts';
+import { vaultBucketName, vaultSourceRoleName } from '../catalog/vault.ts';
+import { allowReadingVaultVerdicts } from './vault-access.ts';
 
 /** Minute 15 of every hour, in UTC: a fixed minute keeps one data point inside each hourly alarm
  * period, and 15 minutes past the hour sees backups scheduled on the hour already verified. */
@@ -25,7 +27,7 @@ export const HEALTH_CHECK_CRON = '15 * * * ? *';
 
 export interface ScheduledFunctionProps {
   /** Its name, databases, health baseline, retention policy and Object Lock. */
-  environment: Pick<EnvironmentConfig, 'name' | 'databases' | 'alarms' | 'retention' | 'objectLock'>;
+  environment: Pick<EnvironmentConfig, 'name' | 'databases' | 'alarms' | 'retention' | 'objectLock' | 'vault'>;
   bucketName: string;
   /** The storage stack's policy with this function's access to the bucket. */
   accessPolicy: iam.IManagedPolicy;
@@ -55,13 +57,16 @@ export class BackupHealthCheck extends Construct {
       logRetention: props.logRetention,
       logRemovalPolicy: props.logRemovalPolicy,
       timeout: Duration.minutes(5),
+      ...(environment.vault ? { roleName: vaultSourceRoleName(environment.name, 'health') } : {}),
       environment: functionSettings.backupHealth.environment({
         PGKEEP_BUCKET: bucketName,
         PGKEEP_ENVIRONMENT: environment.name,
         PGKEEP_DATABASES: environment.databases.map((database) => database.name),
         PGKEEP_HEALTH_BASELINE_COUNT: environment.alarms.sizeBaselineBackups,
+        ...vaultSettings(environment),
       }),
     });
+    if (environment.vault) allowReadingVaultVerdicts(this.function.role, environment.name, environment.vault);
     // BackupHealthReaderPolicy: the listing (sizes, start times) and the verification tags, never an object.
     this.function.role.addManagedPolicy(props.accessPolicy);
     allowPublishingMetrics(this.function.role);
@@ -104,6 +109,7 @@ export class RetentionEnforcement extends Construct {
       // Lists and reads the tags of every backup of every database (thousands over the years).
       timeout: Duration.minutes(15),
       memorySize: 512,
+      ...(environment.vault ? { roleName: vaultSourceRoleName(environment.name, 'retention') } : {}),
       environment: functionSettings.enforceRetention.environment({
         PGKEEP_BUCKET: bucketName,
         PGKEEP_ENVIRONMENT: environment.name,
@@ -112,8 +118,11 @@ export class RetentionEnforcement extends Construct {
         PGKEEP_RETENTION_DRY_RUN: retention.dryRun,
         PGKEEP_OBJECT_LOCK: objectLock,
         PGKEEP_INCOMPLETE_GRACE_HOURS: retention.incompleteGraceHours,
+        ...vaultSettings(environment),
+        PGKEEP_RETENTION_REQUIRE_OFFSITE: environment.vault?.retentionWaitsForOffsite ?? false,
       }),
     });
+    if (environment.vault) allowReadingVaultVerdicts(this.function.role, environment.name, environment.vault);
     // RetentionEnforcerPolicy: list, tags, delete (and Object Lock dates where the bucket has it).
     this.function.role.addManagedPolicy(props.accessPolicy);
     allowPublishingMetrics(this.function.role);
@@ -132,6 +141,14 @@ export class RetentionEnforcement extends Construct {
       }),
     });
   }
+}
+
+/** Where the vault is, for the functions that read its copies' verdicts (blank without one). */
+function vaultSettings(environment: Pick<EnvironmentConfig, 'name' | 'vault'>): { PGKEEP_VAULT_BUCKET: string; PGKEEP_VAULT_REGION: string } {
+  const { vault } = environment;
+  return vault
+    ? { PGKEEP_VAULT_BUCKET: vaultBucketName(environment.name, vault.account, vault.region), PGKEEP_VAULT_REGION: vault.region }
+    : { PGKEEP_VAULT_BUCKET: '', PGKEEP_VAULT_REGION: '' };
 }
 
 /** LambdaInvoke grants lambda:InvokeFunction on the function and on `<arn>:*` (its versions and aliases). */

@@ -12,7 +12,12 @@ export interface StaleThreshold {
   basis: string;
 }
 
-export function staleThreshold(database: DatabaseConfig, alarms: Pick<AlarmsConfig, 'staleMarginHours'>): StaleThreshold {
+/** `marginHours`: the margin to add, where it is not the environment's (the vault adds its own, for replication and its check). */
+export function staleThreshold(
+  database: DatabaseConfig,
+  alarms: Pick<AlarmsConfig, 'staleMarginHours'>,
+  marginHours = alarms.staleMarginHours,
+): StaleThreshold {
   if (database.alarms.staleAfterHours !== undefined) {
     return { seconds: Math.round(database.alarms.staleAfterHours * 3600), basis: `configured: ${database.alarms.staleAfterHours} h` };
   }
@@ -21,8 +26,8 @@ export function staleThreshold(database: DatabaseConfig, alarms: Pick<AlarmsConf
   if (gap === undefined) throw new Error(`no stale threshold for ${database.name}: set alarms.staleAfterHours`);
   const gapHours = gap / 3_600_000;
   return {
-    seconds: Math.round(gap / 1000 + alarms.staleMarginHours * 3600),
-    basis: `longest gap between scheduled runs ${formatHours(gapHours)} + ${formatHours(alarms.staleMarginHours)} margin`,
+    seconds: Math.round(gap / 1000 + marginHours * 3600),
+    basis: `longest gap between scheduled runs ${formatHours(gapHours)} + ${formatHours(marginHours)} margin`,
   };
 }
 

@@ -13,6 +13,7 @@ import { createBackupAccessPolicies } from './backup-access-policies.ts';
 import { createBackupWriterPolicy } from './backup-writer-policy.ts';
 import type { EnvironmentConfig } from './config.ts';
 import { backupBucketLifecycleRules } from './lifecycle.ts';
+import { addVaultReplication } from './vault-replication.ts';
 
 export interface StorageStackProps {
   environment: EnvironmentConfig;
@@ -28,6 +29,8 @@ export class StorageStack extends Stack {
   readonly backupWriterPolicy: iam.ManagedPolicy;
   /** What the verify, health and retention functions may do to the bucket (pipeline stack roles). */
   readonly accessPolicies: BackupAccessPolicies;
+  /** S3 Replication's role, where the environment has a vault (infra/vault-replication.ts). */
+  readonly replicationRole: iam.Role | undefined;
 
   constructor(scope: Construct, id: string, { environment, stackName, tags }: StorageStackProps) {
     super(scope, id, {
@@ -89,6 +92,8 @@ export class StorageStack extends Stack {
       reason:
         "CDK renders the lifecycle rule's ObjectSizeGreaterThan as a number; CloudFormation coerces it to the string S3 expects, and the value is a plain byte count.",
     });
+
+    this.replicationRole = environment.vault ? addVaultReplication(this.bucket, this.key, environment.name, environment.vault) : undefined;
 
     this.backupWriterPolicy = createBackupWriterPolicy(this, 'BackupWriterPolicy', this.bucket, this.key);
     this.accessPolicies = createBackupAccessPolicies(this, this.bucket, this.key, {

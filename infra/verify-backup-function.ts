@@ -18,12 +18,16 @@ import * as s3Notifications from 'aws-cdk-lib/aws-s3-notifications';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
 import { functionSettings } from '../catalog/function-settings.ts';
-import { BACKUP_ROOT_PREFIX, MANIFEST_SUFFIX } from '../catalog/keys.ts';
+import { BACKUP_ROOT_PREFIX, DATA_OBJECT_SUFFIX, MANIFEST_SUFFIX } from '../catalog/keys.ts';
 import { PgkeepFunction } from './constructs/pgkeep-function.ts';
 import { allowPublishingMetrics } from './function-policies.ts';
 
 export interface VerifyBackupFunctionProps {
   environmentName: string;
+  /** primary (default): the backup bucket's new manifests. vault: the same function in the vault
+   * stack, on the replicated copies; it runs on each replicated manifest and data object, because
+   * replication copies them independently and either may land last (infra/vault-stack.ts). */
+  site?: 'primary' | 'vault';
   /** The storage stack's backup bucket, imported into this stack (see the file comment). */
   bucket: s3.IBucket;
   /** The storage stack's BackupVerifierPolicy: the S3 and KMS access the handler needs. */
@@ -43,12 +47,16 @@ export class VerifyBackupFunction extends Construct {
   constructor(scope: Construct, id: string, props: VerifyBackupFunctionProps) {
     super(scope, id);
     const { environmentName } = props;
+    const site = props.site ?? 'primary';
     const stack = Stack.of(this);
 
     this.function = new PgkeepFunction(this, 'Function', {
-      functionName: `pgkeep-${environmentName}-verify-backup`,
+      functionName: site === 'vault' ? `pgkeep-${environmentName}-verify-vault-copy` : `pgkeep-${environmentName}-verify-backup`,
       code: props.code,
-      description: `pgkeep ${environmentName}: verifies each new backup against its manifest (size and checksum), tags the verdict, alerts on failure`,
+      description:
+        site === 'vault'
+          ? `pgkeep ${environmentName}: verifies each replicated backup in the vault against its manifest (size and checksum), tags the verdict on the copy, alerts on failure`
+          : `pgkeep ${environmentName}: verifies each new backup against its manifest (size and checksum), tags the verdict, alerts on failure`,
       serviceName: 'pgkeep-verify-backup',
       logRetention: props.logRetention,
       logRemovalPolicy: props.logRemovalPolicy,
@@ -58,6 +66,7 @@ export class VerifyBackupFunction extends Construct {
       environment: functionSettings.verifyBackup.environment({
         PGKEEP_ENVIRONMENT: environmentName,
         PGKEEP_ALERT_TOPIC_ARN: props.alertsTopic.topicArn,
+        PGKEEP_VERIFY_SITE: site,
       }),
     });
 
@@ -80,10 +89,10 @@ export class VerifyBackupFunction extends Construct {
     });
     allowPublishingMetrics(role);
 
-    props.bucket.addEventNotification(s3.EventType.OBJECT_CREATED, new s3Notifications.LambdaDestination(this.function), {
-      prefix: BACKUP_ROOT_PREFIX,
-      suffix: MANIFEST_SUFFIX,
-    });
+    const destination = new s3Notifications.LambdaDestination(this.function);
+    for (const suffix of site === 'vault' ? [MANIFEST_SUFFIX, DATA_OBJECT_SUFFIX] : [MANIFEST_SUFFIX]) {
+      props.bucket.addEventNotification(s3.EventType.OBJECT_CREATED, destination, { prefix: BACKUP_ROOT_PREFIX, suffix });
+    }
     acknowledgeNotificationsHandler(stack);
   }
 }

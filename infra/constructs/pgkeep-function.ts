@@ -34,6 +34,9 @@ export interface PgkeepFunctionProps {
   logRemovalPolicy?: RemovalPolicy;
   logLevel?: PowertoolsLogLevel;
   environment?: Record<string, string>;
+  /** Default: generated. A fixed name only where another account's policy must name the role
+   * before it exists (the vault's bucket policy, catalog/vault.ts). */
+  roleName?: string;
   /** Default: 30 seconds. */
   timeout?: Duration;
   /** Default: 256 MiB. */
@@ -59,6 +62,7 @@ export class PgkeepFunction extends lambda.Function {
     const role = new iam.Role(scope, `${id}Role`, {
       description: `${props.serviceName}: the function's role (writes its own log group; other statements are added by its stack)`,
       assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+      ...(props.roleName ? { roleName: props.roleName } : {}),
     });
     role.addToPolicy(
       new iam.PolicyStatement({

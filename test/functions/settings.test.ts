@@ -93,8 +93,19 @@ describe("a function's settings", () => {
       PGKEEP_RETENTION_DRY_RUN: 'true',
       PGKEEP_OBJECT_LOCK: 'false',
       PGKEEP_INCOMPLETE_GRACE_HOURS: '48',
+      // No vault: blank, and nothing waits for an off-site copy.
+      PGKEEP_VAULT_BUCKET: '',
+      PGKEEP_VAULT_REGION: '',
+      PGKEEP_RETENTION_REQUIRE_OFFSITE: 'false',
     });
-    expect(functionSettings.enforceRetention.parse(environment)).toEqual({ ...values, PGKEEP_OBJECT_LOCK: false, PGKEEP_INCOMPLETE_GRACE_HOURS: 48 });
+    expect(functionSettings.enforceRetention.parse(environment)).toEqual({
+      ...values,
+      PGKEEP_OBJECT_LOCK: false,
+      PGKEEP_INCOMPLETE_GRACE_HOURS: 48,
+      PGKEEP_VAULT_BUCKET: '',
+      PGKEEP_VAULT_REGION: '',
+      PGKEEP_RETENTION_REQUIRE_OFFSITE: false,
+    });
   });
 
   it('cannot be built without a required setting or with a misspelled one (a compile error)', () => {

@@ -1,3 +1,4 @@
+import { VAULT_REPLICATED_PREFIXES, vaultBucketName } from '../../catalog/vault.ts';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Template } from 'aws-cdk-lib/assertions';
@@ -172,12 +173,18 @@ describe.each(['dev', 'prod'])("the %s environment's verification, health and re
         PGKEEP_ENVIRONMENT: name,
         PGKEEP_ALERT_TOPIC_ARN: reference({ Ref: pipelineId(stacks.pipeline.alertsTopic) }),
         PGKEEP_VERIFY_MAX_STREAM_MB: functionSettings.verifyBackup.definitions.PGKEEP_VERIFY_MAX_STREAM_MB.default,
+        PGKEEP_VERIFY_SITE: 'primary',
       });
       // What the default is, in words: 10 GiB, above which only the store's own checksum is affordable.
       expect(variablesOf('verify').PGKEEP_VERIFY_MAX_STREAM_MB).toBe('10240');
     });
 
-    it('tells backup-health the bucket, the configured databases and the size baseline', () => {
+    /** Where the vault is (blank without one): test/infra/vault.test.ts has the rest. */
+    const vaultSettings = environment.vault
+      ? { PGKEEP_VAULT_BUCKET: vaultBucketName(name, environment.vault.account, environment.vault.region), PGKEEP_VAULT_REGION: environment.vault.region }
+      : { PGKEEP_VAULT_BUCKET: '', PGKEEP_VAULT_REGION: '' };
+
+    it(`tells backup-health the bucket, the configured databases and the size baseline${environment.vault ? ', and where the vault is' : ''}`, () => {
       const settings = settingsOf.health.parse(deployedEnvironment('health'));
 
       expect(storageOutputOf(variablesOf('health').PGKEEP_BUCKET)).toMatch(/^PublishOutputRefBackupBucket/);
@@ -186,6 +193,7 @@ describe.each(['dev', 'prod'])("the %s environment's verification, health and re
         PGKEEP_ENVIRONMENT: name,
         PGKEEP_DATABASES: environment.databases.map((database) => database.name),
         PGKEEP_HEALTH_BASELINE_COUNT: environment.alarms.sizeBaselineBackups,
+        ...vaultSettings,
       });
     });
 
@@ -201,6 +209,8 @@ describe.each(['dev', 'prod'])("the %s environment's verification, health and re
         PGKEEP_RETENTION_DRY_RUN: environment.retention.dryRun,
         PGKEEP_OBJECT_LOCK: environment.objectLock !== undefined,
         PGKEEP_INCOMPLETE_GRACE_HOURS: environment.retention.incompleteGraceHours,
+        ...vaultSettings,
+        PGKEEP_RETENTION_REQUIRE_OFFSITE: environment.vault?.retentionWaitsForOffsite ?? false,
       });
     });
   });
@@ -358,12 +368,27 @@ describe.each(['dev', 'prod'])("the %s environment's verification, health and re
       ]);
     });
 
-    it('lets backup-health only list backups and read their tags, and publish metrics', () => {
+    /** With a vault: the copies' verdict tags, in the vault bucket (whose policy admits the same calls). */
+    const vaultBucketArn = environment.vault ? `arn:aws:s3:::${vaultBucketName(name, environment.vault.account, environment.vault.region)}` : '';
+    const vaultVerdictReads = environment.vault
+      ? [
+          {
+            Sid: 'ListVaultCopies',
+            Effect: 'Allow',
+            Action: 's3:ListBucket',
+            Resource: vaultBucketArn,
+            Condition: { StringLike: { 's3:prefix': 'backups/*' } },
+          },
+          { Sid: 'ReadVaultCopyVerdicts', Effect: 'Allow', Action: 's3:GetObjectTagging', Resource: `${vaultBucketArn}/backups/*` },
+        ]
+      : [];
+
+    it(`lets backup-health only list backups and read their tags${environment.vault ? " (and the vault copies' tags)" : ''}, and publish metrics`, () => {
       expect(accessStatementsOf('health')).toEqual([
         LIST_BACKUPS,
         { Sid: 'ReadVerificationTags', Effect: 'Allow', Action: 's3:GetObjectTagging', Resource: BACKUP_OBJECTS },
       ]);
-      expect(inlineStatementsOf('health')).toEqual([writeOwnLogGroup('health'), PUBLISH_METRICS]);
+      expect(inlineStatementsOf('health')).toEqual([writeOwnLogGroup('health'), ...vaultVerdictReads, PUBLISH_METRICS]);
     });
 
     it(`lets enforce-retention list and tag${environment.retention.dryRun ? '' : ' and delete'} under backups/, read manifests (never data) via S3's decryption${environment.objectLock ? ', and read Object Lock dates' : ''}, and publish metrics${environment.retention.dryRun ? ' (a dry run: IAM refuses any delete too)' : ''}`, () => {
@@ -384,7 +409,7 @@ describe.each(['dev', 'prod'])("the %s environment's verification, health and re
           ? [{ Sid: 'ReadObjectLockRetention', Effect: 'Allow', Action: ['s3:GetObject', 's3:GetObjectRetention'], Resource: BACKUP_OBJECTS }]
           : []),
       ]);
-      expect(inlineStatementsOf('retention')).toEqual([writeOwnLogGroup('retention'), PUBLISH_METRICS]);
+      expect(inlineStatementsOf('retention')).toEqual([writeOwnLogGroup('retention'), ...vaultVerdictReads, PUBLISH_METRICS]);
     });
 
     it('never lets verify-backup delete or write objects, nor backup-health read objects or write tags', () => {
@@ -592,7 +617,9 @@ describe.each(['dev', 'prod'])("the %s environment's verification, health and re
       const compositeInputs = alarms.filter((alarm) => /-drill-(no-success-7d|not-attempted)$/.test(String(alarm.Properties.AlarmName)));
 
       // Per database 8 backup alarms and 3 restore alarms (drill failed, drill overdue, restore differences); 3 function alarms, the dead-letter alarm.
-      expect(alarms.length - compositeInputs.length).toBe(environment.databases.length * 11 + 3 + 1);
+      // With a vault, per database the off-site stale alarm, and one replication-failed alarm per replicated prefix.
+      const vaultAlarms = environment.vault ? environment.databases.length + VAULT_REPLICATED_PREFIXES.length : 0;
+      expect(alarms.length - compositeInputs.length).toBe(environment.databases.length * 11 + 3 + 1 + vaultAlarms);
       expect(compositeInputs).toHaveLength(environment.databases.length + 1);
       for (const alarm of alarms) {
         const notifies = compositeInputs.includes(alarm) ? {} : { AlarmActions: topic, OKActions: topic };
@@ -607,8 +634,8 @@ describe.each(['dev', 'prod'])("the %s environment's verification, health and re
         .filter((alarm) => alarm.Properties.Namespace === METRICS_NAMESPACE)
         .map((alarm) => alarm.Properties.MetricName as string);
 
-      // 8 backup alarms, drill failed, no drill success in 7 days, restore differences.
-      expect(watched.length).toBe(environment.databases.length * 11);
+      // 8 backup alarms, drill failed, no drill success in 7 days, restore differences (and, with a vault, off-site stale).
+      expect(watched.length).toBe(environment.databases.length * (environment.vault ? 12 : 11));
       expect(watched.filter((metricName) => !published.has(metricName))).toEqual([]);
     });
   });

@@ -1,3 +1,4 @@
+import { vaultBucketName, vaultKeyAlias } from '../../catalog/vault.ts';
 import { parse as parseShellWords } from 'shell-quote';
 import { Match } from 'aws-cdk-lib/assertions';
 import { describe, expect, it } from 'vitest';
@@ -79,6 +80,31 @@ describe.each(['dev', 'prod'])('restores and the restore drill in the %s environ
     ];
   };
   const restoreTaskRoleId = pipelineId(stacks.pipeline.restoreTaskRole);
+  /** With a vault: restore and drill read its copies as they read backups (docs/vault.md), and the
+   * vault's bucket and key policies admit these roles for the same calls (test/infra/vault.test.ts). */
+  const vaultCopyReads = ((vault) => {
+    if (!vault) return [];
+    const bucketArn = `arn:aws:s3:::${vaultBucketName(name, vault.account, vault.region)}`;
+    return [
+      { Sid: 'ListVaultCopies', Effect: 'Allow', Action: 's3:ListBucket', Resource: bucketArn, Condition: { StringLike: { 's3:prefix': 'backups/*' } } },
+      {
+        Sid: 'ReadVaultCopies',
+        Effect: 'Allow',
+        Action: ['s3:GetObject', 's3:GetObjectTagging', 's3:GetObjectVersion', 's3:RestoreObject'],
+        Resource: `${bucketArn}/backups/*`,
+      },
+      {
+        Sid: 'DecryptVaultCopies',
+        Effect: 'Allow',
+        Action: 'kms:Decrypt',
+        Resource: `arn:aws:kms:${vault.region}:${vault.account}:key/*`,
+        Condition: {
+          'ForAnyValue:StringEquals': { 'kms:ResourceAliases': [vaultKeyAlias(name)] },
+          StringEquals: { 'kms:ViaService': `s3.${vault.region}.amazonaws.com` },
+        },
+      },
+    ];
+  })(environment.vault);
   const drillTaskRoleId = pipelineId(stacks.pipeline.drillTaskRole);
   const drillDefinition = taskDefinition(stacks.pipeline.drill.taskDefinition);
   const subnetIds = environment.network!.privateSubnets.map((subnet) => subnet.subnetId);
@@ -177,12 +203,12 @@ describe.each(['dev', 'prod'])('restores and the restore drill in the %s environ
       }
     });
 
-    it("share one task role that has only the storage stack's BackupReaderPolicy and pgkeep metrics", () => {
+    it(`share one task role that has only the storage stack's BackupReaderPolicy and pgkeep metrics${environment.vault ? ', and reads the vault copies' : ''}`, () => {
       for (const database of environment.databases)
         expect(taskDefinition(restoreOf(database).taskDefinition).TaskRoleArn['Fn::GetAtt'][0]).toBe(restoreTaskRoleId);
 
       expect(managedPolicyOutputsOf(restoreTaskRoleId)).toEqual([expect.stringMatching(new RegExp(`^PublishOutputRef${storageId(readerPolicy)}`))]);
-      expect(inlineStatementsOf(restoreTaskRoleId)).toEqual([PUBLISH_METRICS]);
+      expect(inlineStatementsOf(restoreTaskRoleId)).toEqual([PUBLISH_METRICS, ...vaultCopyReads]);
       expect(resources[restoreTaskRoleId]!.Properties.AssumeRolePolicyDocument).toMatchObject({
         Statement: [{ Principal: { Service: 'ecs-tasks.amazonaws.com' }, Condition: { StringEquals: { 'aws:SourceAccount': environment.account } } }],
       });
@@ -278,14 +304,14 @@ describe.each(['dev', 'prod'])('restores and the restore drill in the %s environ
       expect(actionsOf(executionStatements).filter((action) => /^(secretsmanager|kms|s3):/.test(action))).toEqual([]);
     });
 
-    it('runs with its own task role: BackupReaderPolicy, DrillRecordWriterPolicy and pgkeep metrics', () => {
+    it(`runs with its own task role: BackupReaderPolicy, DrillRecordWriterPolicy and pgkeep metrics${environment.vault ? ', and reads the vault copies' : ''}`, () => {
       expect(drillDefinition.TaskRoleArn['Fn::GetAtt'][0]).toBe(drillTaskRoleId);
       expect(drillTaskRoleId).not.toBe(restoreTaskRoleId);
       expect(managedPolicyOutputsOf(drillTaskRoleId)).toEqual([
         expect.stringMatching(new RegExp(`^PublishOutputRef${storageId(readerPolicy)}`)),
         expect.stringMatching(new RegExp(`^PublishOutputRef${storageId(drillWriterPolicy)}`)),
       ]);
-      expect(inlineStatementsOf(drillTaskRoleId)).toEqual([PUBLISH_METRICS]);
+      expect(inlineStatementsOf(drillTaskRoleId)).toEqual([PUBLISH_METRICS, ...vaultCopyReads]);
     });
   });
 
