@@ -147,7 +147,9 @@ describe('the vault stack of the prod environment', () => {
 
 describe("the prod storage stack's replication into the vault", () => {
   const { storage } = synthesized.prod!;
-  const bucket = storage.toJSON().Resources[BACKUP_BUCKET] as { Properties: { ReplicationConfiguration: { Rules: Record<string, unknown>[] } } };
+  const bucket = (storage.toJSON() as { Resources: Record<string, unknown> }).Resources[BACKUP_BUCKET] as {
+    Properties: { ReplicationConfiguration: { Rules: Record<string, unknown>[] } };
+  };
 
   it('replicates backups/ and drills/, SSE-KMS objects re-encrypted under the vault key, owned by the vault account, delete markers never', () => {
     const rules = bucket.Properties.ReplicationConfiguration.Rules;
@@ -233,9 +235,9 @@ describe("the prod pipeline's alarms about the vault", () => {
 });
 
 describe('the vault configuration', () => {
-  const prodInput = PGKEEP_ENVIRONMENTS.environments.prod as EnvironmentInput;
+  const prodInput: EnvironmentInput = PGKEEP_ENVIRONMENTS.environments.prod;
   const withVault = (vaultInput: Record<string, unknown>) => () =>
-    parseEnvironmentConfig('prod', { ...prodInput, vault: { ...prodInput.vault!, ...vaultInput } as EnvironmentInput['vault'] });
+    parseEnvironmentConfig('prod', { ...prodInput, vault: { ...prodInput.vault!, ...vaultInput } });
 
   it("refuses a vault in the environment's own region: it would not survive losing the region", () => {
     expect(withVault({ region: prod.region })).toThrow(/vault\.region: the vault must be in another region/);
