@@ -204,6 +204,10 @@ export const functionSettings = {
     /** primary: checks the backups the task wrote. vault: the same function deployed in the vault's
      * account and region, checking the replicated copies (catalog/vault.ts). */
     PGKEEP_VERIFY_SITE: choiceSetting('primary or vault', ['primary', 'vault']),
+    /** vault only: every verified copy stays locked at least this many days from its arrival. S3
+     * Replication copies a source object's own Object Lock retention onto its copy, which then
+     * overrides the vault's default; extending a retain-until date is allowed in either mode. */
+    PGKEEP_VAULT_LOCK_DAYS: positiveIntegerSetting("the vault's lock, in days from a copy's arrival", 1),
   }),
   /** backup-health: hourly age and size of each database's newest verified backup. */
   backupHealth: functionSettingsOf({

@@ -195,6 +195,7 @@ export class VaultStack extends Stack {
     this.verification = new VerifyBackupFunction(this, 'VerifyCopy', {
       environmentName: environment.name,
       site: 'vault',
+      vaultLockDays: vault.objectLock.days,
       bucket: this.bucket,
       accessPolicy: this.verifierPolicy(),
       alertsTopic: alerting.topic,

@@ -28,6 +28,8 @@ export interface VerifyBackupFunctionProps {
    * stack, on the replicated copies; it runs on each replicated manifest and data object, because
    * replication copies them independently and either may land last (infra/vault-stack.ts). */
   site?: 'primary' | 'vault';
+  /** vault only: the vault's lock in days, which the verifier extends each verified copy's to. */
+  vaultLockDays?: number;
   /** The storage stack's backup bucket, imported into this stack (see the file comment). */
   bucket: s3.IBucket;
   /** The storage stack's BackupVerifierPolicy: the S3 and KMS access the handler needs. */
@@ -67,6 +69,7 @@ export class VerifyBackupFunction extends Construct {
         PGKEEP_ENVIRONMENT: environmentName,
         PGKEEP_ALERT_TOPIC_ARN: props.alertsTopic.topicArn,
         PGKEEP_VERIFY_SITE: site,
+        ...(props.vaultLockDays ? { PGKEEP_VAULT_LOCK_DAYS: props.vaultLockDays } : {}),
       }),
     });
 
