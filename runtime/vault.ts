@@ -29,7 +29,7 @@ export function vaultS3Client(region: string): S3Client {
 /**
  * The state of a backup's replica: the vault holds it under the same key (replication keeps
  * keys), tagged by the vault's own verifier. No replica (404) is a plain "not verified"; any
- * other failure says nothing either way, so it is 'unknown'.
+ * other failure (NoSuchBucket included) says nothing either way, so it is 'unknown'.
  */
 export async function readOffsiteCopy(vault: VaultReader, dataKey: string): Promise<OffsiteCopy> {
   try {
@@ -37,7 +37,8 @@ export async function readOffsiteCopy(vault: VaultReader, dataKey: string): Prom
     if (record?.status === 'verified') return { state: 'verified' };
     return { state: 'not-verified', detail: record ? `its replica is tagged ${record.status}` : 'its replica is not tagged by the vault verifier yet' };
   } catch (error) {
-    if (isNoSuchObject(error)) return { state: 'not-verified', detail: 'no replica in the vault yet' };
+    // A missing bucket is a 404 too, but says nothing about the replica: the vault is not there.
+    if ((error as Error).name !== 'NoSuchBucket' && isNoSuchObject(error)) return { state: 'not-verified', detail: 'no replica in the vault yet' };
     const { name, message } = error as Error;
     return { state: 'unknown', detail: `${name}: ${message}` };
   }
