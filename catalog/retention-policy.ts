@@ -22,11 +22,26 @@
  *      runs within minutes of the upload; this covers delays).
  *   7. The GFS slots: the newest verified backup of each of the last N days, ISO weeks, months and
  *      years that have one, in the configured time zone.
+ *   8. With a vault that must hold a copy first (`offsite` set): a backup rules 0–7 would delete is
+ *      kept until the vault's verifier has verified its replica. A replica not there yet, not
+ *      tagged, tagged anything but verified, or unreadable (the vault down, AccessDenied, a
+ *      timeout: 'unknown') is not verified. So a replication outage never costs the last copies:
+ *      everything after its start stays in the primary until the vault has it, however long the
+ *      outage lasts, and GFS resumes by itself once the replicas are verified. It fills no slot
+ *      and no floor (off-site state says nothing about whether the backup is good).
  *
  * Everything else is deleted. Running the plan again on what it kept deletes nothing more.
  */
 export type RetentionVerification = 'verified' | 'failed' | 'unverifiable' | 'newer-schema' | 'pending';
 export type RetentionTier = 'daily' | 'weekly' | 'monthly' | 'yearly';
+/** The vault's copy of a backup (rule 8). unknown: the vault could not be read. */
+export type OffsiteState = 'verified' | 'not-verified' | 'unknown';
+
+export interface OffsiteCopy {
+  state: OffsiteState;
+  /** What was found or went wrong, for the reason: "no replica yet", "tagged failed", "AccessDenied …". */
+  detail?: string;
+}
 
 /**
  * The tag enforce-retention puts on each data object it keeps, with the longest-lived GFS slot it
@@ -46,6 +61,8 @@ export interface RetentionCandidate {
   futureDatedByMs?: number;
   /** Why its manifest cannot be read, when it cannot (what the reader said). */
   unreadable?: string;
+  /** Its copy in the vault, when deletion requires a verified one (rule 8); absent otherwise. */
+  offsite?: OffsiteCopy;
 }
 
 export interface RetentionPolicy {
@@ -67,6 +84,8 @@ export interface RetentionDecision {
   reasons: string[];
   /** The longest-lived GFS slot the backup fills, for tiered storage; undefined if none. */
   tier: RetentionTier | undefined;
+  /** Kept only by rule 8: everything else would delete it (RetentionKeptAwaitingOffsite). */
+  awaitingOffsite?: true;
 }
 
 /** The example policy: a week of dailies, a month of weeklies, a year of monthlies, three yearlies. */
@@ -158,6 +177,15 @@ export function planRetention(candidates: readonly RetentionCandidate[], policy:
   return newestFirst.map((backup) => {
     const own = reasons.get(backup.backupId) ?? [];
     if (own.length > 0) return { backupId: backup.backupId, startedAt: backup.startedAt, action: 'keep', reasons: own, tier: tiers.get(backup.backupId) };
+    // Rule 8 last, so that it names only what it alone keeps: that count is the metric.
+    if (backup.offsite && backup.offsite.state !== 'verified') {
+      const detail = backup.offsite.detail ? `: ${backup.offsite.detail}` : '';
+      const why =
+        backup.offsite.state === 'unknown'
+          ? `kept: its off-site copy in the vault is not verified yet (the vault could not be read${detail}); retention never deletes a backup whose off-site copy it cannot confirm`
+          : `kept: its off-site copy in the vault is not verified yet (${backup.offsite.detail ?? 'not tagged verified'}); deleted once the vault's verifier has verified it`;
+      return { backupId: backup.backupId, startedAt: backup.startedAt, action: 'keep', reasons: [why], tier: undefined, awaitingOffsite: true };
+    }
     const why =
       backup.verification === 'verified'
         ? 'verified, but outside every daily/weekly/monthly/yearly slot and above the floor'

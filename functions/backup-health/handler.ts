@@ -2,6 +2,7 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { S3Client } from '@aws-sdk/client-s3';
 import { cloudWatchSink, metricData, type MetricsSink } from '../../runtime/metrics.ts';
 import { functionSettings } from '../../catalog/function-settings.ts';
+import { vaultS3Client, type VaultReader } from '../../runtime/vault.ts';
 import { assessDatabaseHealth, healthMetrics, type DatabaseHealth } from './health.ts';
 
 /**
@@ -16,6 +17,8 @@ export interface HealthDependencies {
   environment: string;
   databases: string[];
   baselineCount: number;
+  /** The environment's vault, if it has one (PGKEEP_VAULT_BUCKET and PGKEEP_VAULT_REGION). */
+  vault?: VaultReader;
   now?: () => Date;
 }
 
@@ -23,12 +26,26 @@ export async function checkHealth(dependencies: HealthDependencies): Promise<Dat
   const now = dependencies.now?.() ?? new Date();
   const results: DatabaseHealth[] = [];
   for (const database of dependencies.databases) {
-    const health = await assessDatabaseHealth(dependencies.s3, { bucket: dependencies.bucket, database, now, baselineCount: dependencies.baselineCount });
+    const health = await assessDatabaseHealth(dependencies.s3, {
+      bucket: dependencies.bucket,
+      database,
+      now,
+      baselineCount: dependencies.baselineCount,
+      ...(dependencies.vault ? { vault: dependencies.vault } : {}),
+    });
     await dependencies.metrics.publish(metricData({ environment: dependencies.environment, database }, healthMetrics(health), now));
     if (health.futureDated.length > 0) {
       dependencies.logger.error(
         `backup-health: ${health.futureDated.length} backup(s) of ${database} claim a start time ahead of S3's clock, so their age is unknown and none counts as fresh. Fix the backup task's clock (NTP), then follow docs/operations.md#backup-future-dated.`,
         { database, futureDated: health.futureDated },
+      );
+    }
+    if (dependencies.vault && !health.newestOffsiteVerified) {
+      dependencies.logger.warn(
+        health.offsiteUnreadable !== undefined
+          ? 'the vault could not be read: no off-site age is published, so the off-site stale alarm fires (missing data counts as breaching)'
+          : 'no backup has a verified copy in the vault: no off-site age is published, so the off-site stale alarm fires (missing data counts as breaching)',
+        { database, vaultBucket: dependencies.vault.bucket, error: health.offsiteUnreadable },
       );
     }
     if (health.newestVerified) dependencies.logger.info('backup health', { ...health });
@@ -50,6 +67,9 @@ export const handler = async (): Promise<{ databases: number; withoutVerifiedBac
     environment: settings.PGKEEP_ENVIRONMENT,
     databases: settings.PGKEEP_DATABASES,
     baselineCount: settings.PGKEEP_HEALTH_BASELINE_COUNT,
+    ...(settings.PGKEEP_VAULT_BUCKET && settings.PGKEEP_VAULT_REGION
+      ? { vault: { s3: vaultS3Client(settings.PGKEEP_VAULT_REGION), bucket: settings.PGKEEP_VAULT_BUCKET } }
+      : {}),
   });
   return { databases: results.length, withoutVerifiedBackup: results.filter((result) => !result.newestVerified).map((result) => result.database) };
 };

@@ -3,6 +3,7 @@ import { futureDatedByMs, listBackups } from '../../runtime/listing.ts';
 import { METRIC } from '../../catalog/metrics.ts';
 import type { MetricValue } from '../../runtime/metrics.ts';
 import { readVerification } from '../../runtime/verification.ts';
+import { readOffsiteCopy, type VaultReader } from '../../runtime/vault.ts';
 
 /**
  * How one database's backups stand: the age and size of its newest *verified* backup, and that
@@ -26,6 +27,11 @@ export interface DatabaseHealth {
   /** Finished backups whose start time lies ahead of the S3 clock (futureDatedByMs), newest first.
    * None of them counts: not as the newest, not for the age, not in the size baseline. */
   futureDated: { backupId: string; aheadSeconds: number }[];
+  /** With a vault: the newest backup whose replica the vault's verifier tagged verified, and its
+   * age; both absent when there is none, or `offsiteUnreadable` says why the vault could not be read. */
+  newestOffsiteVerified?: { backupId: string; startedAt: string } | undefined;
+  offsiteAgeSeconds?: number | null;
+  offsiteUnreadable?: string;
 }
 
 export interface AssessOptions {
@@ -36,6 +42,8 @@ export interface AssessOptions {
   baselineCount: number;
   /** Upper bound on tag reads per database per run (cost bound for huge catalogs). */
   maxTagReads?: number;
+  /** The vault, when the environment has one: its replicas' tags are read too. */
+  vault?: VaultReader;
 }
 
 export async function assessDatabaseHealth(s3: S3Client, options: AssessOptions): Promise<DatabaseHealth> {
@@ -62,6 +70,14 @@ export async function assessDatabaseHealth(s3: S3Client, options: AssessOptions)
     else if (verified.length === 0) newerUnverified += 1;
   }
 
+  const offsite = options.vault
+    ? await newestOffsiteVerified(
+        options.vault,
+        backups.filter((backup) => !skipped.has(backup.backupId)),
+        options,
+      )
+    : undefined;
+
   const [newest, ...earlier] = verified;
   const recentMedianBytes = earlier.length > 0 ? median(earlier.map((backup) => backup.bytes)) : null;
   return {
@@ -74,7 +90,34 @@ export async function assessDatabaseHealth(s3: S3Client, options: AssessOptions)
     recentMedianBytes,
     newerUnverified,
     futureDated,
+    ...(offsite
+      ? {
+          newestOffsiteVerified: offsite.newest ? { backupId: offsite.newest.backupId, startedAt: offsite.newest.startedAt.toISOString() } : undefined,
+          offsiteAgeSeconds: offsite.newest ? Math.max(0, Math.round((options.now.getTime() - offsite.newest.startedAt.getTime()) / 1000)) : null,
+          ...(offsite.unreadable !== undefined ? { offsiteUnreadable: offsite.unreadable } : {}),
+        }
+      : {}),
   };
+}
+
+/**
+ * Newest first, one GetObjectTagging per replica, until one is verified, within the same bound on
+ * tag reads as the primary's loop. The first read the vault cannot answer ends the search: the
+ * vault is down or refuses, and an older replica would only report an age that is not the truth.
+ */
+async function newestOffsiteVerified(
+  vault: VaultReader,
+  oldestFirst: readonly { backupId: string; startedAt: Date; dataKey: string }[],
+  options: AssessOptions,
+): Promise<{ newest?: { backupId: string; startedAt: Date }; unreadable?: string }> {
+  const limit = options.maxTagReads ?? 200;
+  for (let index = oldestFirst.length - 1, reads = 0; index >= 0 && reads < limit; index -= 1, reads += 1) {
+    const backup = oldestFirst[index]!;
+    const copy = await readOffsiteCopy(vault, backup.dataKey);
+    if (copy.state === 'verified') return { newest: backup };
+    if (copy.state === 'unknown') return { unreadable: copy.detail ?? 'the vault could not be read' };
+  }
+  return {};
 }
 
 /**
@@ -86,6 +129,10 @@ export function healthMetrics(health: DatabaseHealth): MetricValue[] {
   const values: MetricValue[] = [];
   if (health.ageSeconds !== null) values.push({ name: METRIC.newestVerifiedBackupAgeSeconds, value: health.ageSeconds, unit: 'Seconds' });
   if (health.sizeBytes !== null) values.push({ name: METRIC.newestVerifiedBackupBytes, value: health.sizeBytes, unit: 'Bytes' });
+  // With a vault, like the age above: none when there is no verified replica or the vault cannot
+  // be read, so the off-site stale alarm (missing data is breaching) fires.
+  if (health.offsiteAgeSeconds !== undefined && health.offsiteAgeSeconds !== null)
+    values.push({ name: METRIC.newestOffsiteVerifiedBackupAgeSeconds, value: health.offsiteAgeSeconds, unit: 'Seconds' });
   if (health.sizeRatio !== null) values.push({ name: METRIC.newestVerifiedBackupSizeRatio, value: health.sizeRatio, unit: 'None' });
   // Every run, 0 when there are none: the alarm stays in ALARM while one is in the catalog and
   // turns OK once it is gone, not merely because an hour passed.

@@ -3,6 +3,7 @@ import type { Logger } from '@aws-lambda-powertools/logger';
 import { futureDatedByMs, listCatalogEntries, type CatalogEntry } from '../../runtime/listing.ts';
 import { ManifestError, parseManifest } from '../../catalog/manifest.ts';
 import { readTags, mergeTags, verificationFromTags } from '../../runtime/verification.ts';
+import { readOffsiteCopy, type VaultReader } from '../../runtime/vault.ts';
 import {
   TIER_TAG,
   planRetention,
@@ -24,6 +25,8 @@ export interface RetentionRunOptions {
   objectLock: boolean;
   /** Objects of an incomplete backup (data without manifest, or the reverse) older than this are removed. */
   incompleteGraceHours: number;
+  /** The vault, when a backup may be deleted only once its off-site copy is verified (rule 8). */
+  offsite?: VaultReader;
   logger: Logger;
 }
 
@@ -47,6 +50,8 @@ export interface RetentionRunResult {
   errors: string[];
   /** Backups (and manifest-only leftovers) kept only because their manifest cannot be read. */
   keptUnreadable: { backupId: string; manifestKey: string; reason: string }[];
+  /** Backups the plan keeps only because their off-site copy is not verified (rule 8). */
+  keptAwaitingOffsite: number;
 }
 
 export async function enforceRetention(options: RetentionRunOptions): Promise<RetentionRunResult> {
@@ -79,6 +84,9 @@ export async function enforceRetention(options: RetentionRunOptions): Promise<Re
   // until nothing it deletes is unreadable (marking a backup unreadable only keeps it).
   const keptUnreadable: RetentionRunResult['keptUnreadable'] = [];
   const read = new Set<string>();
+  // After one failed vault read (down, AccessDenied, timed out) the rest of this run's candidates
+  // are 'unknown' too, unread: one more deadline each would only spend the function's time.
+  let vaultFailure: string | undefined;
   let decisions = planRetention(candidates, options.policy, options.now);
   for (;;) {
     const unread = decisions.filter((decision) => decision.action === 'delete' && !read.has(decision.backupId));
@@ -87,8 +95,16 @@ export async function enforceRetention(options: RetentionRunOptions): Promise<Re
       read.add(decision.backupId);
       const entry = byId.get(decision.backupId)!;
       const unreadable = await whyUnreadable(s3, bucket, entry.manifestKey!);
-      if (unreadable === undefined) continue;
       const candidate = candidates.find((each) => each.backupId === decision.backupId)!;
+      if (unreadable === undefined) {
+        // Only what the plan would delete is looked up in the vault: one GetObjectTagging per
+        // deletion candidate, not per backup.
+        if (options.offsite) {
+          candidate.offsite = vaultFailure ? { state: 'unknown', detail: vaultFailure } : await readOffsiteCopy(options.offsite, entry.dataKey!);
+          if (candidate.offsite.state === 'unknown') vaultFailure ??= candidate.offsite.detail;
+        }
+        continue;
+      }
       candidate.unreadable = unreadable;
       keptUnreadable.push({ backupId: entry.backupId, manifestKey: entry.manifestKey!, reason: unreadable });
     }
@@ -137,6 +153,13 @@ export async function enforceRetention(options: RetentionRunOptions): Promise<Re
       reasons: decision.reasons,
     });
   }
+  if (vaultFailure !== undefined) {
+    logger.warn('the vault could not be read: every backup the plan would delete is kept until its off-site copy can be confirmed', {
+      database,
+      vaultBucket: options.offsite?.bucket,
+      error: vaultFailure,
+    });
+  }
   for (const kept of keptUnreadable) {
     logger.warn(
       'kept: its manifest cannot be read, and retention never deletes what it cannot read. Upgrade pgkeep if it was written by a newer one; otherwise inspect it and delete it by hand (docs/operations.md#backup-verification-failed)',
@@ -178,6 +201,7 @@ export async function enforceRetention(options: RetentionRunOptions): Promise<Re
     tiersTagged,
     errors,
     keptUnreadable,
+    keptAwaitingOffsite: decisions.filter((decision) => decision.awaitingOffsite).length,
   };
 }
 

@@ -5,6 +5,7 @@ import { cloudWatchSink, metricData, type MetricsSink } from '../../runtime/metr
 import { functionSettings } from '../../catalog/function-settings.ts';
 import { enforceRetention, type RetentionRunResult } from './enforce.ts';
 import type { RetentionPolicy } from '../../catalog/retention-policy.ts';
+import { vaultS3Client, type VaultReader } from '../../runtime/vault.ts';
 
 /**
  * enforce-retention: scheduled daily. Its settings, and their defaults, are
@@ -21,6 +22,9 @@ export interface RetentionDependencies {
   dryRun: boolean;
   objectLock: boolean;
   incompleteGraceHours: number;
+  /** Set when PGKEEP_RETENTION_REQUIRE_OFFSITE is on and a vault is configured: nothing is
+   * deleted before its off-site copy is verified. */
+  offsite?: VaultReader;
   now?: () => Date;
 }
 
@@ -42,6 +46,7 @@ export async function runRetention(dependencies: RetentionDependencies): Promise
         tiersTagged: outcome.tiersTagged,
         errors: outcome.errors.length,
         keptUnreadable: outcome.keptUnreadable.length,
+        keptAwaitingOffsite: dependencies.offsite ? outcome.keptAwaitingOffsite : undefined,
       });
     } catch (error) {
       outcome = { database, error: (error as Error).message };
@@ -58,6 +63,7 @@ export async function runRetention(dependencies: RetentionDependencies): Promise
             { name: METRIC.retentionDeleted, value: outcome.deleted, unit: 'Count' as const },
             { name: METRIC.retentionDeletedBytes, value: outcome.deletedBytes, unit: 'Bytes' as const },
             { name: METRIC.retentionErrors, value: outcome.errors.length, unit: 'Count' as const },
+            ...(dependencies.offsite ? [{ name: METRIC.retentionKeptAwaitingOffsite, value: outcome.keptAwaitingOffsite, unit: 'Count' as const }] : []),
           ];
     await dependencies.metrics.publish(metricData(scope, values, now)).catch((error: unknown) => {
       dependencies.logger.warn('could not publish retention metrics', { database, error: (error as Error).message });
@@ -82,6 +88,10 @@ export const handler = async (): Promise<{ databases: number; deleted: number; e
     dryRun,
     objectLock: settings.PGKEEP_OBJECT_LOCK,
     incompleteGraceHours: settings.PGKEEP_INCOMPLETE_GRACE_HOURS,
+    // Require-offsite without a vault has nothing to wait for; the stack sets both or neither.
+    ...(settings.PGKEEP_RETENTION_REQUIRE_OFFSITE && settings.PGKEEP_VAULT_BUCKET && settings.PGKEEP_VAULT_REGION
+      ? { offsite: { s3: vaultS3Client(settings.PGKEEP_VAULT_REGION), bucket: settings.PGKEEP_VAULT_BUCKET } }
+      : {}),
   });
   return {
     databases: results.length,
