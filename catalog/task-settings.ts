@@ -77,11 +77,16 @@ export const RESTORE_SETTINGS = {
   PGKEEP_RESTORE_WAIT_FOR_ARCHIVE: 'true to wait for an archived backup to be retrieved, then restore; default false (request and exit 3)',
   PGKEEP_RESTORE_ARCHIVE_MAX_WAIT_HOURS: 'how long to wait for a retrieval; default 48',
   PGKEEP_RESTORE_ARCHIVE_POLL_SECONDS: 'seconds between checks while waiting for a retrieval; default 300',
+  PGKEEP_BUCKET_REGION:
+    "region of PGKEEP_BUCKET, e.g. the vault's when restoring from the vault; default: the task's own region (AWS_REGION); metrics and logs stay in the task's region",
 } as const;
 
 /** The `drill` command's own setting (task/drill.ts), beside the bucket's. */
 export const DRILL_SETTINGS = {
   PGKEEP_DRILL_DATABASES: 'JSON array of the catalog names to drill, e.g. ["orders","billing"] (required)',
+  PGKEEP_BUCKET_REGION: "region of PGKEEP_BUCKET, the bucket the drill reads backups from (e.g. the vault's); default: the task's own region (AWS_REGION)",
+  PGKEEP_DRILL_RECORD_BUCKET:
+    "bucket the drill records are written to, in the task's own region (the backup bucket, when PGKEEP_BUCKET names the vault, which the drill may only read); default: PGKEEP_BUCKET; required when PGKEEP_BUCKET_REGION names another region",
 } as const;
 
 /**

@@ -100,8 +100,17 @@ export function loadBackupConfig(env: Environment): BackupConfig {
   return config;
 }
 
-/** The bucket and how to reach it: shared by every task command. */
-export function readS3Settings(reader: SettingsReader): BackupConfig['s3'] {
+/** The task's own region: where it runs, and where its metrics and logs go. */
+export function taskRegion(read: SettingsReader['read']): string {
+  return read('AWS_REGION') ?? read('AWS_DEFAULT_REGION') ?? DEFAULT_REGION;
+}
+
+/**
+ * The bucket and how to reach it: shared by every task command. `readsBucketRegion`: the restore
+ * and the drill may read a bucket in another region (the vault, catalog/vault.ts), named by
+ * PGKEEP_BUCKET_REGION; the backup writes only to the bucket beside it, so it takes no such setting.
+ */
+export function readS3Settings(reader: SettingsReader, { readsBucketRegion = false }: { readsBucketRegion?: boolean } = {}): BackupConfig['s3'] {
   const { problems, read, required, boolean } = reader;
   const bucket = required('PGKEEP_BUCKET', 'the name of the backup bucket');
   const bucketProblem = bucket ? bucketNameProblem(bucket) : undefined;
@@ -120,12 +129,22 @@ export function readS3Settings(reader: SettingsReader): BackupConfig['s3'] {
   return {
     bucket,
     endpoint,
-    region: read('AWS_REGION') ?? read('AWS_DEFAULT_REGION') ?? DEFAULT_REGION,
+    region: (readsBucketRegion ? readBucketRegion(reader) : undefined) ?? taskRegion(read),
     forcePathStyle: boolean('PGKEEP_S3_FORCE_PATH_STYLE', endpoint !== undefined),
     checksum,
     kmsKeyId: read('PGKEEP_KMS_KEY_ID'),
     objectLock,
   };
+}
+
+/** PGKEEP_BUCKET_REGION, checked for the shape of an AWS region name (us-east-1, eu-central-2, us-gov-west-1). */
+function readBucketRegion({ read, problems }: SettingsReader): string | undefined {
+  const region = read('PGKEEP_BUCKET_REGION');
+  if (region !== undefined && !/^[a-z]{2}(-[a-z]+)+-\d+$/.test(region)) {
+    problems.push(`PGKEEP_BUCKET_REGION="${region}" is invalid: expected an AWS region name such as eu-west-1.`);
+    return undefined;
+  }
+  return region;
 }
 
 export function readConnection(read: (name: string) => string | undefined, problems: string[]): ConnectionSettings | undefined {

@@ -3,7 +3,7 @@ import type { Logger } from '@aws-lambda-powertools/logger';
 import { DRILL_RECORD_KIND, DRILL_RECORD_SCHEMA_VERSION, type DrillRecord } from '../catalog/drill-record.ts';
 import { drillRecordKey } from '../catalog/keys.ts';
 import type { BackupConfig, Environment } from './config.ts';
-import { readS3Settings, settingsReader } from './config.ts';
+import { readS3Settings, settingsReader, taskRegion } from './config.ts';
 import { BackupFailure, redactSecrets } from './errors.ts';
 import { explainS3Error, putJsonObject } from './s3.ts';
 import { PgRestoreFailure, resolveNewestVerified, restoreBackup } from './restore.ts';
@@ -18,7 +18,10 @@ import { startThrowawayCluster, type ThrowawayCluster } from './throwaway-cluste
  * It never connects to a production database.
  */
 export interface DrillConfig {
+  /** Where the backups are read: PGKEEP_BUCKET in PGKEEP_BUCKET_REGION (the vault, perhaps). */
   s3: BackupConfig['s3'];
+  /** Where the drill records are written (see loadDrillConfig). */
+  recordS3: BackupConfig['s3'];
   environment: string;
   databases: string[];
   metrics: 'cloudwatch' | 'off';
@@ -45,8 +48,21 @@ export type DrillOutcome = Pick<
 
 export function loadDrillConfig(env: Environment): DrillConfig {
   const reader = settingsReader(env);
-  const { problems, required, oneOf } = reader;
-  const s3 = readS3Settings(reader);
+  const { problems, read, required, oneOf } = reader;
+  const s3 = readS3Settings(reader, { readsBucketRegion: true });
+  // Drilling the vault (PGKEEP_BUCKET=<vault>, PGKEEP_BUCKET_REGION=<its region>) reads copies the
+  // drill role may only read and decrypt (catalog/vault.ts), so its records cannot go there: they
+  // go to PGKEEP_DRILL_RECORD_BUCKET, the backup bucket in the task's own region, with the task's
+  // own key and Object Lock settings, and S3 Replication carries them into the vault like every
+  // drill record. Without it the records go where the backups were read, as before; a bucket in
+  // another region then needs it named, refused here rather than after an hour-long drill.
+  const recordBucket = read('PGKEEP_DRILL_RECORD_BUCKET');
+  const ownRegion = taskRegion(read);
+  if (recordBucket === undefined && s3.region !== ownRegion)
+    problems.push(
+      `PGKEEP_DRILL_RECORD_BUCKET is not set, but PGKEEP_BUCKET_REGION (${s3.region}) is not the task's region (${ownRegion}): name the bucket in ${ownRegion} that receives the drill records (the backup bucket; a vault can only be read).`,
+    );
+  const recordS3 = recordBucket === undefined ? s3 : { ...s3, bucket: recordBucket, region: ownRegion };
   const raw = required('PGKEEP_DRILL_DATABASES', 'a JSON array of the database names to drill, e.g. ["orders"]');
   let databases: string[] = [];
   if (raw) {
@@ -60,6 +76,7 @@ export function loadDrillConfig(env: Environment): DrillConfig {
   }
   const config: DrillConfig = {
     s3,
+    recordS3,
     environment: required('PGKEEP_ENVIRONMENT', 'the environment name, e.g. prod'),
     databases,
     metrics: oneOf('PGKEEP_METRICS', ['cloudwatch', 'off'] as const, 'cloudwatch'),
@@ -75,7 +92,10 @@ export function loadDrillConfig(env: Environment): DrillConfig {
 }
 
 export interface DrillDependencies {
+  /** Reads the backups (config.s3). */
   s3: S3Client;
+  /** Writes the drill records (config.recordS3); default: `s3`, for a record bucket in the same region. */
+  recordS3?: S3Client;
   logger: Logger;
   signal: AbortSignal;
   startCluster?: () => Promise<ThrowawayCluster>;
@@ -180,16 +200,16 @@ async function drillDatabase(config: DrillConfig, database: string, dependencies
   };
   const key = drillRecordKey(database, drillStartedAt);
   try {
-    await putJsonObject(s3, config.s3, key, `${JSON.stringify(record, null, 2)}\n`);
+    await putJsonObject(dependencies.recordS3 ?? s3, config.recordS3, key, `${JSON.stringify(record, null, 2)}\n`);
     outcome.recordKey = key;
   } catch (error) {
     // The record is the drill's audit evidence: a drill that leaves none has not passed, whatever
     // the restore showed, or the missing evidence would only surface at the audit.
-    const failure = explainS3Error(error, 'drill-record', config.s3.bucket, key);
+    const failure = explainS3Error(error, 'drill-record', config.recordS3.bucket, key);
     const restore = outcome.ok ? 'The restore passed' : 'The drill had already failed';
     outcome.ok = false;
     outcome.error = redactSecrets(
-      `${restore}, but its drill record s3://${config.s3.bucket}/${key} could not be written, so the drill left no audit evidence: ${failure.message} ${failure.remedy}${outcome.error ? ` (the drill's own failure: ${outcome.error})` : ''}`,
+      `${restore}, but its drill record s3://${config.recordS3.bucket}/${key} could not be written, so the drill left no audit evidence: ${failure.message} ${failure.remedy}${outcome.error ? ` (the drill's own failure: ${outcome.error})` : ''}`,
     );
   }
   (outcome.ok ? logger.info.bind(logger) : logger.error.bind(logger))(outcome.ok ? 'drill passed' : 'drill failed', { ...outcome });

@@ -141,7 +141,9 @@ async function drillCommand({ logger, signal }: CommandContext): Promise<number>
   try {
     const config = loadDrillConfig(process.env);
     logger.appendKeys({ environment: config.environment });
-    const outcomes = await runDrill(config, { s3: createS3Client(config.s3), logger, signal });
+    const s3 = createS3Client(config.s3);
+    const recordS3 = config.recordS3.region === config.s3.region ? s3 : createS3Client(config.recordS3);
+    const outcomes = await runDrill(config, { s3, recordS3, logger, signal });
     if (config.metrics === 'cloudwatch') {
       const sink = cloudWatchSink();
       for (const outcome of outcomes) {

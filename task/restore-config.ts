@@ -36,7 +36,7 @@ export interface RestoreConfig {
 export function loadRestoreConfig(env: Environment): RestoreConfig {
   const reader = settingsReader(env);
   const { problems, read, integer, boolean, oneOf } = reader;
-  const s3 = readS3Settings(reader);
+  const s3 = readS3Settings(reader, { readsBucketRegion: true });
   const environment = read('PGKEEP_ENVIRONMENT') ?? 'default';
 
   const backupRaw = read('PGKEEP_RESTORE_BACKUP') ?? 'latest';

@@ -84,7 +84,20 @@ export function explainS3Error(error: unknown, stage: FailureStage, bucket: stri
       `S3 denied access to ${target}: ${message}`,
       "Check that the task role may s3:PutObject (and s3:AbortMultipartUpload) under the backups/ prefix, that the bucket policy allows it, and that the role may use the bucket's KMS key (kms:GenerateDataKey).",
     ],
-    NoSuchBucket: [`The bucket ${bucket} does not exist.`, 'Check PGKEEP_BUCKET and the region (AWS_REGION); deploy the storage stack first.'],
+    NoSuchBucket: [
+      `The bucket ${bucket} does not exist.`,
+      "Check PGKEEP_BUCKET and its region (PGKEEP_BUCKET_REGION for the restore and the drill, else the task's AWS_REGION); deploy the storage stack first.",
+    ],
+    // A bucket in another region than the client's: S3 answers 301 PermanentRedirect (or, to a
+    // request signed for the wrong region, AuthorizationHeaderMalformed naming the right one).
+    PermanentRedirect: [
+      `The bucket ${bucket} is in another region than the one the task addressed for ${target}: ${message}`,
+      "Set PGKEEP_BUCKET_REGION to the bucket's region (for the vault, the region in its name pgkeep-<env>-vault-<account>-<region>), then run again.",
+    ],
+    AuthorizationHeaderMalformed: [
+      `S3 refused the request for ${target} because it was signed for the wrong region: ${message}`,
+      "Set PGKEEP_BUCKET_REGION to the region the message expects (the bucket's region), then run again.",
+    ],
     InvalidAccessKeyId: [`The AWS access key used for ${target} is not valid.`, 'Check the task role / credentials the task runs with.'],
     SignatureDoesNotMatch: [`S3 rejected the request signature for ${target}.`, 'Check the AWS credentials and the region (AWS_REGION).'],
     CredentialsProviderError: [`No AWS credentials were found for ${target}.`, 'Run the task with a task role, or set AWS credentials in its environment.'],
@@ -111,7 +124,9 @@ export function explainS3Error(error: unknown, stage: FailureStage, bucket: stri
       { cause: error },
     );
   }
-  const match = known[name] ?? (name.startsWith('KMS') ? known.KMS : undefined);
+  // HeadObject has no body, so the SDK names a 301 by its status code alone.
+  const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+  const match = known[name] ?? (name.startsWith('KMS') ? known.KMS : status === 301 ? known.PermanentRedirect : undefined);
   if (match) return new BackupFailure(stage, match[0], match[1], { cause: error });
   if (/ECONNREFUSED|ENOTFOUND|ETIMEDOUT|ECONNRESET|socket hang up|EPIPE|TimeoutError/i.test(`${name} ${message}`)) {
     return new BackupFailure(

@@ -18,6 +18,8 @@ import { BackupFailure } from '../../task/errors.ts';
 import { ArchivedBackupError, ensureReadable, restoreBackup, type ResolvedBackup } from '../../task/restore.ts';
 import { defaultTargetDatabase, loadRestoreConfig, type RestoreConfig } from '../../task/restore-config.ts';
 import { setClause, splitSettingList } from '../../task/restore-target.ts';
+import { loadDrillConfig } from '../../task/drill.ts';
+import { createS3Client, explainS3Error } from '../../task/s3.ts';
 
 const BUCKET = 'acme-db-backups';
 const DATABASE = 'shop';
@@ -285,6 +287,21 @@ describe('the restore settings', () => {
     expect(config.archive).toMatchObject({ tier: 'Standard', wait: false });
   });
 
+  it("read the bucket in PGKEEP_BUCKET_REGION (the vault's), and in the task's own region without it", async () => {
+    const vault = loadRestoreConfig({ ...minimal, AWS_REGION: 'eu-west-1', PGKEEP_BUCKET_REGION: 'eu-central-1' });
+    const own = loadRestoreConfig({ ...minimal, AWS_REGION: 'eu-west-1' });
+
+    expect(vault.s3.region).toBe('eu-central-1');
+    expect(await createS3Client(vault.s3).config.region()).toBe('eu-central-1');
+    expect(own.s3.region).toBe('eu-west-1');
+  });
+
+  it('refuse a PGKEEP_BUCKET_REGION that is no region name, naming it', () => {
+    expect(configurationFailure({ ...minimal, PGKEEP_BUCKET_REGION: 'Frankfurt' }).message).toContain(
+      'PGKEEP_BUCKET_REGION="Frankfurt" is invalid: expected an AWS region name such as eu-west-1.',
+    );
+  });
+
   it('read a timestamp as "the newest backup at or before it", and a backup key as that backup of that database', () => {
     expect(loadRestoreConfig({ ...minimal, PGKEEP_RESTORE_BACKUP: '2026-11-20T06:00:00Z' }).selector).toEqual({
       kind: 'at-or-before',
@@ -384,5 +401,35 @@ describe('a database setting carried over to a replacing copy', () => {
   it('of any other setting is one literal, whatever it contains', () => {
     expect(setClause('work_mem=7MB', identifier, literal)).toBe(`SET "work_mem" = '7MB'`);
     expect(setClause("myapp.greeting=it's a=b, c", identifier, literal)).toBe(`SET "myapp.greeting" = 'it''s a=b, c'`);
+  });
+});
+
+describe('the drill reading the vault', () => {
+  const vault = { PGKEEP_BUCKET: 'pgkeep-prod-vault-222222222222-eu-central-1', PGKEEP_BUCKET_REGION: 'eu-central-1', AWS_REGION: 'eu-west-1' };
+  const drill = { PGKEEP_ENVIRONMENT: 'prod', PGKEEP_DRILL_DATABASES: '["orders"]' };
+
+  it("reads the vault in its region and writes the records to PGKEEP_DRILL_RECORD_BUCKET in the task's own", () => {
+    const config = loadDrillConfig({ ...drill, ...vault, PGKEEP_DRILL_RECORD_BUCKET: 'pgkeep-prod-backups' });
+
+    expect(config.s3).toMatchObject({ bucket: vault.PGKEEP_BUCKET, region: 'eu-central-1' });
+    expect(config.recordS3).toMatchObject({ bucket: 'pgkeep-prod-backups', region: 'eu-west-1' });
+  });
+
+  it('is refused without PGKEEP_DRILL_RECORD_BUCKET, since a vault can only be read', () => {
+    expect(() => loadDrillConfig({ ...drill, ...vault })).toThrow(/PGKEEP_DRILL_RECORD_BUCKET is not set, but PGKEEP_BUCKET_REGION \(eu-central-1\)/);
+  });
+});
+
+describe('an S3 error from a bucket in another region', () => {
+  it.each([
+    ['PermanentRedirect', { name: 'PermanentRedirect', message: 'The bucket you are attempting to access must be addressed using the specified endpoint.' }],
+    ['a bodiless 301 (HeadObject)', { name: 'Unknown', message: 'UnknownError', $metadata: { httpStatusCode: 301 } }],
+    ['AuthorizationHeaderMalformed', { name: 'AuthorizationHeaderMalformed', message: "the region 'eu-west-1' is wrong; expecting 'eu-central-1'" }],
+  ])('%s names the stage and says to set PGKEEP_BUCKET_REGION', (_label, error) => {
+    const failure = explainS3Error(Object.assign(new Error(error.message), error), 'restore', 'vault-bucket', 'backups/orders/x.manifest.json');
+
+    expect(failure.stage).toBe('restore');
+    expect(failure.message).toContain('s3://vault-bucket/backups/orders/x.manifest.json');
+    expect(failure.remedy).toContain('PGKEEP_BUCKET_REGION');
   });
 });
