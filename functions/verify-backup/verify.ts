@@ -37,6 +37,8 @@ export interface VerifyOptions {
   maxStreamBytes: number;
   /** When streaming must be done by (e.g. the Lambda's deadline less a margin). */
   deadline?: Date;
+  /** primary (default): the bucket the task wrote. vault: a copy S3 Replication made of it. */
+  site?: 'primary' | 'vault';
 }
 
 const MAX_MANIFEST_BYTES = 16 * 1024 * 1024;
@@ -46,7 +48,7 @@ export class ManifestGoneError extends Error {
   override name = 'ManifestGoneError';
 }
 
-export async function verifyBackup({ s3, bucket, manifestKey, maxStreamBytes, deadline }: VerifyOptions): Promise<VerificationReport> {
+export async function verifyBackup({ s3, bucket, manifestKey, maxStreamBytes, deadline, site = 'primary' }: VerifyOptions): Promise<VerificationReport> {
   const parsedKey = parseBackupKey(manifestKey);
   const dataKey = parsedKey ? backupObjectKeys(parsedKey.database, parsedKey.backupId).dataKey : undefined;
   const base = { manifestKey, database: parsedKey?.database, backupId: parsedKey?.backupId, dataKey, dataObjectExists: false, manifest: undefined };
@@ -144,7 +146,9 @@ export async function verifyBackup({ s3, bucket, manifestKey, maxStreamBytes, de
       'The object does not hold the bytes the backup produced (corrupted or replaced). Do not restore from it; run a new backup. A versioned bucket may still hold the original as a noncurrent version.',
     );
   }
-  if (manifest.object.s3ChecksumEnforced) {
+  // s3ChecksumEnforced describes the task's upload to the primary bucket. A copy carries whatever
+  // checksum replication gave it; without one, its SHA-256 is what can prove it (below).
+  if (manifest.object.s3ChecksumEnforced && site === 'primary') {
     return report(
       'failed',
       'crc64nvme',
