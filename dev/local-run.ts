@@ -10,7 +10,11 @@
  *   7. enforce-retention in dry-run mode: the plan for the local bucket, nothing deleted
  *   8. the restore drill, run as the task's `drill` command: the newest verified backup restored
  *      into a throwaway cluster, re-hashed and compared table by table with its manifest
- *   9. a summary (with --json, one JSON object as the last line of stdout)
+ *   9. the vault path (docs/vault.md): a second local S3 server stands in for the vault in another
+ *      region; the backup is copied there as S3 Replication would (the same bytes, no tags), the
+ *      vault verifier checks the copy, and the restore task restores it from there into a new
+ *      database (on the throwaway source server only; never on a server given with --database-url)
+ *  10. a summary (with --json, one JSON object as the last line of stdout)
  *
  * There is no CloudWatch or SNS here: the metrics and alerts the functions would publish are
  * collected and shown in the summary instead.
@@ -18,7 +22,7 @@
  * The steps are the STEPS list below, in the order they run in AWS.
  */
 import { parseArgs } from 'node:util';
-import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import pg from 'pg';
 import { parse as parseConnectionUrl } from 'pg-connection-string';
 import { findNewestBackup, type Backup } from '../runtime/listing.ts';
@@ -43,7 +47,8 @@ import { DEFAULT_RETENTION_POLICY } from '../catalog/retention-policy.ts';
 const USAGE = `Usage: npm start -- [options]
 
 Runs the whole pgkeep pipeline locally: sample database -> backup task -> local S3 -> read back ->
-verify-backup -> backup-health -> enforce-retention (dry run) -> restore drill.
+verify-backup -> backup-health -> enforce-retention (dry run) -> restore drill -> the vault path
+(a second local bucket: the copy, the vault verifier, a restore from it).
 
 Options:
   --json                 print one JSON summary object as the last line of stdout
@@ -89,7 +94,89 @@ const STEPS: Step[] = [
   { title: 'backup-health', run: checkBackupHealth },
   { title: 'enforce-retention (dry run)', run: planRetentionDryRun },
   { title: 'restore drill', run: runRestoreDrill },
+  { title: 'vault (off-site copy)', run: runVaultPath },
 ];
+
+/**
+ * S3 Replication is S3's job, so here it is stood in for by copying the same bytes into a second
+ * store, without the source's tags (the replication role cannot read them, catalog/vault.ts). The
+ * local store keeps no checksums, so the vault verifier recomputes SHA-256 against the manifest,
+ * and it has no Object Lock, so the verifier extends no lock here.
+ */
+async function runVaultPath(context: RunContext): Promise<void> {
+  const { say, s3, source, backup, options } = context;
+  if (!s3 || !source || !backup) throw new Error('internal: vault before the backup');
+  if (options.s3Endpoint) {
+    say('  skipped: with --s3-endpoint there is no second local store to stand in for the vault');
+    context.summary.vault = { skipped: true };
+    return;
+  }
+  const vault = await startLocalS3({ bucket: 'pgkeep-local-vault' });
+  context.cleanups.push(() => vault.stop());
+  say(`  a second local S3 server ${vault.endpoint} bucket ${vault.bucket} stands in for the vault (another region and account on AWS)`);
+  const vaultClient = vault.client();
+  for (const key of [backup.backup.dataKey, backup.backup.manifestKey]) {
+    const object = await s3.client.send(new GetObjectCommand({ Bucket: s3.bucket, Key: key }));
+    await vaultClient.send(new PutObjectCommand({ Bucket: vault.bucket, Key: key, Body: Buffer.from(await object.Body!.transformToByteArray()) }));
+  }
+  say(`  copied ${backup.backup.dataKey} and its manifest as S3 Replication would: the same bytes, no tags`);
+
+  const [checked] = await handleS3Event(
+    {
+      s3: vaultClient,
+      metrics: context.metrics,
+      alerts: context.alerts,
+      logger: quietLogger,
+      environment: 'local',
+      maxStreamBytes: 10 * 2 ** 30,
+      site: 'vault',
+    },
+    objectCreatedEvent(vault.bucket, backup.backup.manifestKey),
+  );
+  if (!checked) throw new Error('the vault verifier returned no result');
+  say(
+    `  vault verifier: the copy is ${checked.status} (${checked.method === 'sha256' ? 'SHA-256 recomputed: this store reports no checksum' : checked.method})`,
+  );
+  if (checked.status !== 'verified') throw new Error(`the vault copy is ${checked.status}: ${checked.problems.join('; ')} What to do: ${checked.remedy}`);
+
+  const [planned] = await runRetention({
+    s3: s3.client,
+    metrics: collectingSink(),
+    logger: quietLogger,
+    bucket: s3.bucket,
+    environment: 'local',
+    databases: [source.databaseName],
+    policy: DEFAULT_RETENTION_POLICY,
+    dryRun: true,
+    objectLock: false,
+    incompleteGraceHours: 48,
+    offsite: { s3: vaultClient, bucket: vault.bucket },
+  });
+  if (!planned || 'error' in planned) throw new Error(`retention with the vault failed: ${planned && 'error' in planned ? planned.error : 'no result'}`);
+  say(
+    `  enforce-retention (dry run) waiting for verified off-site copies: would delete ${planned.deletions.length}, keep ${planned.kept}, ${planned.keptAwaitingOffsite} of them only until their copy is verified`,
+  );
+
+  const vaultSummary: Record<string, unknown> = { copyStatus: checked.status, method: checked.method, keptAwaitingOffsite: planned.keptAwaitingOffsite };
+  context.summary.vault = vaultSummary;
+  if (options.databaseUrl) {
+    say('  restore from the vault skipped: it would create a database on the server given with --database-url');
+    return;
+  }
+  const exit = await startTask({
+    command: 'restore',
+    env: { ...vault.taskEnvironment(), ...source.env, PGKEEP_ENVIRONMENT: 'local', PGKEEP_METRICS: 'off', PGKEEP_RESTORE_SOURCE: source.databaseName },
+  }).exited;
+  const completed = exit.logs.find((line) => line.message === 'restore completed');
+  if (exit.code !== 0 || !completed)
+    throw new Error(
+      `the restore from the vault failed (exit ${exit.code ?? exit.signal}): ${describeFailure(exit.logs.find((line) => line.level === 'ERROR'))}`,
+    );
+  say(
+    `  restored ${completed.backupId as string} from the vault into the new database ${completed.targetDatabase as string} in ${completed.restoreSeconds as number} s, ${completed.tablesCompared as number} tables compared with the manifest, no differences`,
+  );
+  vaultSummary.restoredInto = completed.targetDatabase;
+}
 
 async function runRestoreDrill(context: RunContext): Promise<void> {
   const { say, s3, source } = context;
