@@ -34,9 +34,9 @@ export const RUNBOOK_SECTIONS = {
   drillFailed: 'restore-drill-failed',
   drillOverdue: 'no-successful-restore-drill',
   restoreDifferences: 'restore-differs-from-the-manifest',
-  offsiteStale: 'offsite-copy-stale',
+  offsiteStale: 'off-site-copy-stale',
   replicationFailed: 'replication-failed',
-  offsiteVerificationFailed: 'offsite-verification-failed',
+  offsiteVerificationFailed: 'off-site-verification-failed',
 } as const;
 export type AlarmKind = keyof typeof RUNBOOK_SECTIONS;
 

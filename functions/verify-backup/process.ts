@@ -147,7 +147,7 @@ export function describeProblem(
         ? [
             '',
             'This is the copy S3 Replication made in the vault; the backup in the primary bucket is not affected. Until a copy is verified, retention in the primary keeps the backup.',
-            'Replicate the backup again with S3 Batch Replication, or run a new backup (docs/operations.md#offsite-verification-failed).',
+            'Replicate the backup again with S3 Batch Replication, or run a new backup (docs/operations.md#off-site-verification-failed).',
           ]
         : []),
       '',

@@ -174,6 +174,8 @@ describe.each(['dev', 'prod'])("the %s environment's verification, health and re
         PGKEEP_ALERT_TOPIC_ARN: reference({ Ref: pipelineId(stacks.pipeline.alertsTopic) }),
         PGKEEP_VERIFY_MAX_STREAM_MB: functionSettings.verifyBackup.definitions.PGKEEP_VERIFY_MAX_STREAM_MB.default,
         PGKEEP_VERIFY_SITE: 'primary',
+        // Read only in the vault (PGKEEP_VERIFY_SITE=vault); the primary's function is given none.
+        PGKEEP_VAULT_LOCK_DAYS: functionSettings.verifyBackup.definitions.PGKEEP_VAULT_LOCK_DAYS.default,
       });
       // What the default is, in words: 10 GiB, above which only the store's own checksum is affordable.
       expect(variablesOf('verify').PGKEEP_VERIFY_MAX_STREAM_MB).toBe('10240');
