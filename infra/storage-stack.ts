@@ -10,6 +10,7 @@ import * as s3 from 'aws-cdk-lib/aws-s3';
 import type { Construct } from 'constructs';
 import type { BackupAccessPolicies } from './backup-access-policies.ts';
 import { createBackupAccessPolicies } from './backup-access-policies.ts';
+import { accessLogsBucket } from './access-logs.ts';
 import { createBackupWriterPolicy } from './backup-writer-policy.ts';
 import type { EnvironmentConfig } from './config.ts';
 import { backupBucketLifecycleRules } from './lifecycle.ts';
@@ -51,17 +52,7 @@ export class StorageStack extends Stack {
       removalPolicy: RemovalPolicy.RETAIN,
     });
 
-    // cdk-nag's S1 (server access logging) is satisfied for this bucket because it is the
-    // backup bucket's log destination; logging the log bucket itself would need a third bucket.
-    const accessLogs = new s3.Bucket(this, 'AccessLogsBucket', {
-      // S3 server access logging cannot deliver to an SSE-KMS bucket; SSE-S3 is what it supports.
-      encryption: s3.BucketEncryption.S3_MANAGED,
-      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
-      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-      enforceSSL: true,
-      lifecycleRules: [{ id: 'expire-access-logs', expiration: Duration.days(environment.accessLogsExpireAfterDays) }],
-      removalPolicy: RemovalPolicy.RETAIN,
-    });
+    const accessLogs = accessLogsBucket(this, 'AccessLogsBucket', environment.accessLogsExpireAfterDays);
     this.bucket = new s3.Bucket(this, 'BackupBucket', {
       encryption: s3.BucketEncryption.KMS,
       encryptionKey: this.key,

@@ -29,6 +29,7 @@ import { BACKUP_ROOT_PREFIX, DRILL_ROOT_PREFIX } from '../catalog/keys.ts';
 import { METRIC } from '../catalog/metrics.ts';
 import type { VaultSourceRole } from '../catalog/vault.ts';
 import { vaultBucketName, vaultKeyAlias, vaultSourceRoleArn } from '../catalog/vault.ts';
+import { accessLogsBucket } from './access-logs.ts';
 import { Alerting } from './alerting.ts';
 import type { PgkeepAssets } from './assets.ts';
 import { ALARM_NAME_MAX_LENGTH, backupMetric, functionErrorsAlarm, notifyBothWays, runbookPointer } from './backup-alarms.ts';
@@ -102,15 +103,7 @@ export class VaultStack extends Stack {
       }),
     );
 
-    const accessLogs = new s3.Bucket(this, 'AccessLogsBucket', {
-      // S3 server access logging cannot deliver to an SSE-KMS bucket.
-      encryption: s3.BucketEncryption.S3_MANAGED,
-      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
-      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-      enforceSSL: true,
-      lifecycleRules: [{ id: 'expire-access-logs', expiration: Duration.days(environment.accessLogsExpireAfterDays) }],
-      removalPolicy: RemovalPolicy.RETAIN,
-    });
+    const accessLogs = accessLogsBucket(this, 'AccessLogsBucket', environment.accessLogsExpireAfterDays);
     this.bucket = new s3.Bucket(this, 'VaultBucket', {
       // Fixed: the source's replication rule and policies name it without reading this stack.
       bucketName: vaultBucketName(environment.name, vault.account, vault.region),
