@@ -35,7 +35,7 @@ function asRole(
     principal: sessionOf(role, session),
     identity: role.identity,
     resourcePolicy: request.resourcePolicy ?? deployment.resourcePolicy(request.resource),
-    resourceAccount: deployment.accountOf(request.resource),
+    resourceAccount: deployment.accountOf(request.resource, accountOfRole(role)),
     context: { 'aws:PrincipalArn': role.arn, 'aws:PrincipalAccount': accountOfRole(role), ...request.context },
   };
 }

@@ -147,12 +147,14 @@ export class Deployment {
   }
 
   /** The account that owns a resource: the one in its ARN, or for an S3 ARN (which has none) its
-   * bucket's stack's; a bucket not in the assembly, and "*", are taken to be the home account's. */
-  accountOf(resourceArn: string): string {
+   * bucket's stack's (a bucket not in the assembly: the home account's). A request for "*" (an
+   * action without resource-level permissions, such as cloudwatch:PutMetricData) is made in the
+   * caller's own account. */
+  accountOf(resourceArn: string, callerAccount: string = this.account): string {
     const s3 = /^arn:aws:s3:::([^/]+)/.exec(resourceArn);
     if (s3) return this.buckets.find((bucket) => bucket.name === s3[1])?.account ?? this.account;
     const account = resourceArn.split(':')[4];
-    return account && /^\d{12}$/.test(account) ? account : this.account;
+    return account && /^\d{12}$/.test(account) ? account : callerAccount;
   }
 
   role(arn: string): Role {
