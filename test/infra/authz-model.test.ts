@@ -62,7 +62,7 @@ beforeAll(async () => {
     const recorded = calls.filter((call) => COMPONENTS.includes(call.component));
     const model = await modelEnvironment(environment, scratch.outdir, recorded, { secretKmsKey: secretKmsKey(environment) });
     models.set(environment, model);
-    coverage.set(environment, await mutateEveryStatement(model.deployment.policies(), model.checks, model.verdicts, model.deployment.account, environment));
+    coverage.set(environment, await mutateEveryStatement(model.deployment.policies(), model.checks, model.verdicts, environment));
   }
 }, SLOW);
 

@@ -131,6 +131,8 @@ function deployed(component: Component, database?: string): { instance: Componen
   const instance = deployment.components.find(
     (candidate) =>
       candidate.component === component &&
+      // The primary's verifier, not the vault's (PGKEEP_VERIFY_SITE=vault, in prod's vault account).
+      (candidate.settings.PGKEEP_VERIFY_SITE ?? 'primary') === 'primary' &&
       (database === undefined || candidate.settings.PGKEEP_DATABASE_NAME === database || candidate.settings.PGKEEP_RESTORE_SOURCE === database),
   );
   if (!instance) throw new Error(`prod deploys no ${component}${database ? ` of ${database}` : ''}`);

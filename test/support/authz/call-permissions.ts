@@ -87,7 +87,7 @@ export function callPermissions(call: RecordedCall, instance: ComponentInstance,
       const topic = instance.settings.PGKEEP_ALERT_TOPIC_ARN;
       if (!topic) throw new Error(`${instance.name} publishes to SNS but is deployed without PGKEEP_ALERT_TOPIC_ARN`);
       const key = deployment.topicKeys.get(topic);
-      const viaSns = { ...secure, 'kms:ViaService': `sns.${deployment.region}.amazonaws.com`, 'kms:CallerAccount': deployment.account };
+      const viaSns = { ...secure, 'kms:ViaService': `sns.${instance.region}.amazonaws.com`, 'kms:CallerAccount': instance.account };
       return [
         { action: 'sns:Publish', resource: topic, context: secure, because: call.command },
         ...(key
@@ -126,8 +126,8 @@ function s3Permissions(call: RecordedCall, instance: ComponentInstance, deployme
         resource: keyArn,
         context: {
           ...secure,
-          'kms:ViaService': `s3.${deployment.region}.amazonaws.com`,
-          'kms:CallerAccount': deployment.account,
+          'kms:ViaService': `s3.${bucket.region}.amazonaws.com`,
+          'kms:CallerAccount': instance.account,
           'kms:EncryptionContext:aws:s3:arn': bucket.bucketKey ? bucket.arn : object,
         },
         because: `${call.command} under SSE-KMS`,
@@ -194,7 +194,7 @@ function s3Permissions(call: RecordedCall, instance: ComponentInstance, deployme
 export function deployedBucketName(instance: ComponentInstance, deployment: Deployment): string {
   const configured = instance.settings.PGKEEP_BUCKET;
   if (configured) return configured;
-  const functionArn = deployment.functionArn(instance.name);
+  const functionArn = deployment.functionArn(instance.name, instance);
   for (const notification of deployment.assembly.resources('Custom::S3BucketNotifications')) {
     const configurations =
       (notification.properties.NotificationConfiguration as { LambdaFunctionConfigurations?: { LambdaFunctionArn?: string }[] } | undefined)
@@ -207,5 +207,5 @@ export function deployedBucketName(instance: ComponentInstance, deployment: Depl
 function deployedKmsKey(instance: ComponentInstance, deployment: Deployment): string {
   const configured = instance.settings.PGKEEP_KMS_KEY_ID;
   if (!configured) throw new Error(`${instance.name} sent an SSE-KMS key id in the test but is deployed without PGKEEP_KMS_KEY_ID`);
-  return deployment.keyArn(configured);
+  return deployment.keyArn(configured, instance);
 }

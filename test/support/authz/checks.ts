@@ -15,8 +15,10 @@ import { text, type JsonObject } from './cloud-assembly.ts';
 
 const secure: RequestContext = { 'aws:SecureTransport': 'true' };
 
+const accountOfRole = (role: Role): string => role.arn.split(':')[4]!;
+
 function sessionOf(role: Role, session: string): string {
-  return `arn:aws:sts::${role.arn.split(':')[4]}:assumed-role/${role.name}/${session}`;
+  return `arn:aws:sts::${accountOfRole(role)}:assumed-role/${role.name}/${session}`;
 }
 
 /** A check made as `role` (a session of it), with the context keys AWS adds for every such request. */
@@ -24,7 +26,7 @@ function asRole(
   deployment: Deployment,
   role: Role,
   session: string,
-  request: Omit<Check, 'principal' | 'identity' | 'resourcePolicy' | 'id'> & { resourcePolicy?: NamedPolicy | undefined; label: string },
+  request: Omit<Check, 'principal' | 'identity' | 'resourcePolicy' | 'id' | 'resourceAccount'> & { resourcePolicy?: NamedPolicy | undefined; label: string },
 ): Check {
   const { label, ...rest } = request;
   return {
@@ -33,7 +35,8 @@ function asRole(
     principal: sessionOf(role, session),
     identity: role.identity,
     resourcePolicy: request.resourcePolicy ?? deployment.resourcePolicy(request.resource),
-    context: { 'aws:PrincipalArn': role.arn, 'aws:PrincipalAccount': deployment.account, ...request.context },
+    resourceAccount: deployment.accountOf(request.resource, accountOfRole(role)),
+    context: { 'aws:PrincipalArn': role.arn, 'aws:PrincipalAccount': accountOfRole(role), ...request.context },
   };
 }
 
@@ -60,6 +63,7 @@ function asService(
     context: request.context,
     identity: [],
     resourcePolicy: request.resourcePolicy ?? deployment.resourcePolicy(request.resource),
+    resourceAccount: deployment.accountOf(request.resource),
     expect,
     because: request.because,
   };
@@ -81,9 +85,23 @@ const CALL_SWITCHES: Readonly<Partial<Record<Component, Readonly<Record<string, 
   'enforce-retention': { PGKEEP_OBJECT_LOCK: 'false', PGKEEP_RETENTION_DRY_RUN: 'false' },
 };
 
+/**
+ * Settings that say which deployed instance sent a call at all, with the handler's default: a call
+ * recorded without one was made with the default. verify-backup runs twice with a vault, as the
+ * primary's verifier and as the vault's (PGKEEP_VERIFY_SITE=vault, in the vault's account and
+ * region); a call of the primary's is no evidence for the vault's, whose role the service-path
+ * checks cover when no test records it.
+ */
+const CALL_SITES: Readonly<Partial<Record<Component, Readonly<Record<string, string>>>>> = {
+  'verify-backup': { PGKEEP_VERIFY_SITE: 'primary' },
+};
+
 function madeBy(call: RecordedCall, instance: ComponentInstance): boolean {
-  return Object.entries(CALL_SWITCHES[call.component] ?? {}).every(
-    ([name, fallback]) => call.settings?.[name] === undefined || call.settings[name] === (instance.settings[name] ?? fallback),
+  return (
+    Object.entries(CALL_SWITCHES[call.component] ?? {}).every(
+      ([name, fallback]) => call.settings?.[name] === undefined || call.settings[name] === (instance.settings[name] ?? fallback),
+    ) &&
+    Object.entries(CALL_SITES[call.component] ?? {}).every(([name, fallback]) => (call.settings?.[name] ?? fallback) === (instance.settings[name] ?? fallback))
   );
 }
 
@@ -144,12 +162,13 @@ export interface ServicePathOptions {
 
 /** (b) The service-to-service paths the templates declare. */
 export function serviceChecks(deployment: Deployment, options: ServicePathOptions): Check[] {
-  const { assembly, account, region } = deployment;
+  const { assembly } = deployment;
   const checks: Check[] = [];
   const usage = new Map<string, { service: string; context: RequestContext; label: string }[]>();
   const uses = (roleArn: string, service: string, context: RequestContext, label: string) =>
     usage.set(roleArn, [...(usage.get(roleArn) ?? []), { service, context, label }]);
-  const sourceAccount = { 'aws:SourceAccount': account };
+  // Each service request is made in the account and region of the resource that causes it.
+  const sourceAccount = (site: { account: string }) => ({ 'aws:SourceAccount': site.account });
 
   // Publishing to an SNS topic as a service, and the topic key's use on its behalf.
   const publishAsService = (service: string, topicArn: string, sourceArn: string, label: string, kmsContext: RequestContext) => {
@@ -158,7 +177,7 @@ export function serviceChecks(deployment: Deployment, options: ServicePathOption
         label,
         action: 'sns:Publish',
         resource: topicArn,
-        context: { ...secure, ...sourceAccount, 'aws:SourceArn': sourceArn },
+        context: { ...secure, 'aws:SourceAccount': deployment.accountOf(sourceArn), 'aws:SourceArn': sourceArn },
         because: [label],
       }),
     );
@@ -190,7 +209,7 @@ export function serviceChecks(deployment: Deployment, options: ServicePathOption
     for (const action of actions) {
       if (!action.startsWith('arn:aws:sns:')) throw new Error(`alarm ${alarmArn} has an action the model does not know: ${action}`);
       publishAsService('cloudwatch.amazonaws.com', action, alarmArn, `alarm ${text(alarm.properties.AlarmName)}`, {
-        ...sourceAccount,
+        ...sourceAccount(alarm.stack),
         'aws:SourceArn': alarmArn,
       });
     }
@@ -223,13 +242,13 @@ export function serviceChecks(deployment: Deployment, options: ServicePathOption
         throw new Error(`bucket ${bucket.name} notifies ${kind}, which the model does not know`);
     }
     for (const entry of configuration.LambdaFunctionConfigurations ?? []) {
-      const functionArn = deployment.functionArn(text(entry.LambdaFunctionArn));
+      const functionArn = deployment.functionArn(text(entry.LambdaFunctionArn), notification.stack);
       checks.push(
         asService(deployment, 's3.amazonaws.com', {
           label: `notification of bucket ${bucket.name}`,
           action: 'lambda:InvokeFunction',
           resource: functionArn,
-          context: { ...secure, ...sourceAccount, 'aws:SourceArn': bucket.arn },
+          context: { ...secure, ...sourceAccount(bucket), 'aws:SourceArn': bucket.arn },
           because: ['S3 event notification'],
         }),
       );
@@ -239,7 +258,11 @@ export function serviceChecks(deployment: Deployment, options: ServicePathOption
       .find((fn) => assembly.reference(fn.stack, fn.logicalId, 'Arn') === text(notification.properties.ServiceToken));
     if (!handler) throw new Error(`the notification custom resource's handler ${text(notification.properties.ServiceToken)} is not in the assembly`);
     const handlerRole = deployment.role(text(handler.properties.Role));
-    for (const action of ['s3:GetBucketNotification', 's3:PutBucketNotification']) {
+    // Managed (the bucket is in the handler's own stack): the handler writes the configuration as
+    // given; unmanaged (an imported bucket): it first reads the bucket's to keep what others added
+    // (aws-cdk-lib's notifications-resource-handler, handle_managed and handle_unmanaged).
+    const managed = notification.properties.Managed === true || notification.properties.Managed === 'true';
+    for (const action of [...(managed ? [] : ['s3:GetBucketNotification']), 's3:PutBucketNotification']) {
       checks.push(
         asRole(deployment, handlerRole, 'cloudformation', {
           label: `CDK's notification handler (deploy time)`,
@@ -248,7 +271,11 @@ export function serviceChecks(deployment: Deployment, options: ServicePathOption
           resource: bucket.arn,
           context: { ...secure, 's3:TlsVersion': '1.2' },
           expect: 'allowed',
-          because: ["Custom::S3BucketNotifications merges its configuration into the bucket's"],
+          because: [
+            managed
+              ? 'Custom::S3BucketNotifications (Managed) writes the configuration'
+              : "Custom::S3BucketNotifications merges its configuration into the bucket's",
+          ],
         }),
       );
     }
@@ -277,7 +304,13 @@ export function serviceChecks(deployment: Deployment, options: ServicePathOption
     const role = deployment.role(text(target.RoleArn));
     const group = text(schedule.properties.GroupName ?? 'default');
     const label = `schedule ${group}/${text(schedule.properties.Name)}`;
-    uses(role.arn, 'scheduler.amazonaws.com', { ...sourceAccount, 'aws:SourceArn': `arn:aws:scheduler:${region}:${account}:schedule-group/${group}` }, label);
+    const { account, region } = schedule.stack;
+    uses(
+      role.arn,
+      'scheduler.amazonaws.com',
+      { ...sourceAccount(schedule.stack), 'aws:SourceArn': `arn:aws:scheduler:${region}:${account}:schedule-group/${group}` },
+      label,
+    );
     const as = (action: string, resource: string, context: RequestContext, because: string) =>
       checks.push(
         asRole(deployment, role, 'scheduler', {
@@ -316,13 +349,19 @@ export function serviceChecks(deployment: Deployment, options: ServicePathOption
   // https://docs.aws.amazon.com/AmazonECS/latest/developerguide/secrets-envvar-secrets-manager.html).
   for (const definition of taskDefinitions.values()) {
     const family = text(definition.properties.Family);
+    const { account, region } = definition.stack;
     const taskArn = `arn:aws:ecs:${region}:${account}:task/${family}/0123456789abcdef0123456789abcdef`;
     if (typeof definition.properties.TaskRoleArn === 'string')
-      uses(definition.properties.TaskRoleArn, 'ecs-tasks.amazonaws.com', { ...sourceAccount, 'aws:SourceArn': taskArn }, `task role of ${family}`);
+      uses(
+        definition.properties.TaskRoleArn,
+        'ecs-tasks.amazonaws.com',
+        { ...sourceAccount(definition.stack), 'aws:SourceArn': taskArn },
+        `task role of ${family}`,
+      );
     const executionRoleArn = definition.properties.ExecutionRoleArn;
     if (typeof executionRoleArn !== 'string') continue;
     const role = deployment.role(executionRoleArn);
-    uses(role.arn, 'ecs-tasks.amazonaws.com', { ...sourceAccount, 'aws:SourceArn': taskArn }, `execution role of ${family}`);
+    uses(role.arn, 'ecs-tasks.amazonaws.com', { ...sourceAccount(definition.stack), 'aws:SourceArn': taskArn }, `execution role of ${family}`);
     const as = (action: string, resource: string, context: RequestContext, because: string, resourcePolicy?: NamedPolicy) =>
       checks.push(
         asRole(deployment, role, 'ecs-agent', {
@@ -378,7 +417,8 @@ export function serviceChecks(deployment: Deployment, options: ServicePathOption
     const name = assembly.reference(fn.stack, fn.logicalId);
     const functionArn = assembly.reference(fn.stack, fn.logicalId, 'Arn');
     const role = deployment.role(text(fn.properties.Role));
-    uses(role.arn, 'lambda.amazonaws.com', { ...sourceAccount, 'aws:SourceArn': functionArn }, `function ${name}`);
+    const { account, region } = fn.stack;
+    uses(role.arn, 'lambda.amazonaws.com', { ...sourceAccount(fn.stack), 'aws:SourceArn': functionArn }, `function ${name}`);
     const logGroup = text((fn.properties.LoggingConfig as JsonObject | undefined)?.LogGroup ?? `/aws/lambda/${name}`);
     const stream = `arn:aws:logs:${region}:${account}:log-group:${logGroup}:log-stream:2026/01/01/[$LATEST]0123456789abcdef0123456789abcdef`;
     for (const action of ['logs:CreateLogStream', 'logs:PutLogEvents'])
@@ -406,13 +446,271 @@ export function serviceChecks(deployment: Deployment, options: ServicePathOption
         label: `access logs of ${bucket.name}`,
         action: 's3:PutObject',
         resource: `${destination.arn}/${bucket.logging.prefix}2026-01-01-00-00-00-0123456789ABCDEF`,
-        context: { ...secure, ...sourceAccount, 'aws:SourceArn': bucket.arn },
+        context: { ...secure, ...sourceAccount(bucket), 'aws:SourceArn': bucket.arn },
         because: ['S3 server access logging'],
       }),
     );
   }
 
+  checks.push(...replicationChecks(deployment, uses), ...vaultReaderChecks(deployment));
   checks.push(...trustChecks(deployment, usage, new Set(ownStacks.map((stack) => stack.path))));
+  return checks;
+}
+
+const EXAMPLE_KEY = 'orders/20260101T020000.000Z-abc123.dump.zst';
+
+/** The bucket a replication rule writes into (Destination.Bucket, an S3 bucket ARN). */
+function destinationOf(deployment: Deployment, rule: JsonObject) {
+  const destination = rule.Destination as JsonObject;
+  const name = /^arn:aws:s3:::(.+)$/.exec(text(destination.Bucket))?.[1];
+  if (!name) throw new Error(`replication destination ${text(destination.Bucket)} is not a bucket ARN`);
+  return { destination, bucket: deployment.bucket(name) };
+}
+
+/** The replicated prefix of a rule (Filter.Prefix); the model knows no other filter. */
+function prefixOf(rule: JsonObject): string {
+  const filter = rule.Filter as JsonObject | undefined;
+  if (!filter || typeof filter.Prefix !== 'string' || Object.keys(filter).length !== 1)
+    throw new Error(`replication rule ${text(rule.Id ?? '?')} has a filter the model does not know: ${JSON.stringify(filter)}`);
+  return filter.Prefix;
+}
+
+/** The buckets S3 Replication copies into (the vault), each with the prefixes it receives. */
+export function replicationDestinations(deployment: Deployment): Map<string, string[]> {
+  const destinations = new Map<string, string[]>();
+  for (const source of deployment.buckets)
+    for (const rule of source.replication?.rules ?? []) {
+      const { bucket } = destinationOf(deployment, rule);
+      destinations.set(bucket.name, [...(destinations.get(bucket.name) ?? []), prefixOf(rule)]);
+    }
+  return destinations;
+}
+
+const REPLICATION_PERMISSIONS = 'https://docs.aws.amazon.com/AmazonS3/latest/userguide/setting-repl-config-perm-overview.html';
+const CROSS_ACCOUNT = 'https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic-cross-account.html';
+
+/**
+ * S3 Replication, for every bucket with a ReplicationConfiguration: S3 assumes the configuration's
+ * role (aws:SourceAccount, aws:SourceArn = the source bucket) and, as that role, reads the
+ * configuration and the source versions, writes the replicas (into another account: the
+ * destination's bucket policy must allow it too), overrides their owner where the rule says so,
+ * decrypts SSE-KMS sources through S3 in the source region and encrypts replicas with the rule's
+ * ReplicaKmsKeyID through S3 in the destination's region
+ * (https://docs.aws.amazon.com/AmazonS3/latest/userguide/setting-repl-config-perm-overview.html,
+ * https://docs.aws.amazon.com/AmazonS3/latest/userguide/replication-config-for-kms-objects.html,
+ * https://docs.aws.amazon.com/AmazonS3/latest/userguide/replication-change-owner.html).
+ */
+function replicationChecks(deployment: Deployment, uses: (roleArn: string, service: string, context: RequestContext, label: string) => void): Check[] {
+  const checks: Check[] = [];
+  for (const source of deployment.buckets) {
+    if (!source.replication) continue;
+    const role = deployment.role(source.replication.role);
+    const label = `S3 Replication of ${source.name}`;
+    uses(role.arn, 's3.amazonaws.com', { 'aws:SourceAccount': source.account, 'aws:SourceArn': source.arn }, label);
+    const as = (action: string, resource: string, context: RequestContext, because: string) =>
+      checks.push(
+        asRole(deployment, role, 's3-replication', {
+          label,
+          family: 'service',
+          action,
+          resource,
+          context: { ...secure, ...context },
+          expect: 'allowed',
+          because: [because],
+        }),
+      );
+    const s3 = { 's3:TlsVersion': '1.2' };
+    as('s3:GetReplicationConfiguration', source.arn, s3, `S3 reads the source bucket's replication configuration as the role (${REPLICATION_PERMISSIONS})`);
+    as('s3:ListBucket', source.arn, s3, `S3 lists the source bucket as the role (${REPLICATION_PERMISSIONS})`);
+    for (const rule of source.replication.rules) {
+      const prefix = prefixOf(rule);
+      const { destination, bucket: target } = destinationOf(deployment, rule);
+      const sourceObject = `${source.arn}/${prefix}${EXAMPLE_KEY}`;
+      const replica = `${target.arn}/${prefix}${EXAMPLE_KEY}`;
+      for (const action of ['s3:GetObjectVersionForReplication', 's3:GetObjectVersionAcl'])
+        as(action, sourceObject, s3, `S3 reads each source version and its ACL as the role (${REPLICATION_PERMISSIONS})`);
+      if (source.objectLock)
+        for (const action of ['s3:GetObjectRetention', 's3:GetObjectLegalHold'])
+          as(
+            action,
+            sourceObject,
+            s3,
+            `the source bucket has Object Lock: S3 reads each version's retention and legal hold to replicate them (https://docs.aws.amazon.com/AmazonS3/latest/userguide/object-lock-managing.html#object-lock-managing-replication)`,
+          );
+      const crossAccount = target.account !== source.account ? `; into account ${target.account}: its bucket policy must allow it too (${CROSS_ACCOUNT})` : '';
+      as('s3:ReplicateObject', replica, s3, `S3 writes each replica as the role (${REPLICATION_PERMISSIONS})${crossAccount}`);
+      if ((destination.AccessControlTranslation as JsonObject | undefined)?.Owner === 'Destination')
+        as(
+          's3:ObjectOwnerOverrideToBucketOwner',
+          replica,
+          s3,
+          `the rule gives replicas to the destination's owner (https://docs.aws.amazon.com/AmazonS3/latest/userguide/replication-change-owner.html)${crossAccount}`,
+        );
+      const sse = (rule.SourceSelectionCriteria as JsonObject | undefined)?.SseKmsEncryptedObjects as JsonObject | undefined;
+      if (sse?.Status !== 'Enabled') continue;
+      const kmsDocs = 'https://docs.aws.amazon.com/AmazonS3/latest/userguide/replication-config-for-kms-objects.html';
+      if (source.kmsKeyArn)
+        as(
+          'kms:Decrypt',
+          source.kmsKeyArn,
+          {
+            'kms:ViaService': `s3.${source.region}.amazonaws.com`,
+            'kms:CallerAccount': accountOfRole(role),
+            'kms:EncryptionContext:aws:s3:arn': source.bucketKey ? source.arn : sourceObject,
+            'aws:ViaAWSService': 'true',
+          },
+          `S3 decrypts each SSE-KMS source version with the role's permissions, through S3 in the source region (${kmsDocs})`,
+        );
+      const replicaKey = (destination.EncryptionConfiguration as JsonObject | undefined)?.ReplicaKmsKeyID;
+      if (typeof replicaKey !== 'string') throw new Error(`${label}: SSE-KMS objects are replicated without a ReplicaKmsKeyID`);
+      const keyArn = deployment.keyArn(replicaKey, target);
+      for (const action of ['kms:Encrypt', 'kms:GenerateDataKey'])
+        as(
+          action,
+          keyArn,
+          {
+            'kms:ViaService': `s3.${target.region}.amazonaws.com`,
+            'kms:CallerAccount': accountOfRole(role),
+            'kms:ResourceAliases': deployment.keyAliases(keyArn),
+            'kms:EncryptionContext:aws:s3:arn': target.bucketKey ? target.arn : replica,
+            'aws:ViaAWSService': 'true',
+          },
+          `S3 encrypts each replica with ReplicaKmsKeyID ${replicaKey}, with the role's permissions, through S3 in the destination's region (${kmsDocs})${target.account !== accountOfRole(role) ? `; a key of account ${target.account}: its key policy must allow it too (${CROSS_ACCOUNT})` : ''}`,
+        );
+    }
+  }
+  return checks;
+}
+
+/** Which source components read the replicas, and how: backup-health and enforce-retention read
+ * the verdict tags of the copies in their PGKEEP_VAULT_BUCKET; the restore and drill tasks read
+ * the copies of every replication destination as they read backups (a restore from the vault is the
+ * restore task pointed at the vault bucket, infra/vault-access.ts); the vault's own verifier
+ * (PGKEEP_VERIFY_SITE=vault) reads and tags the copies in its bucket. */
+interface VaultReader {
+  instance: ComponentInstance;
+  bucket: string;
+  actions: string[];
+  decrypts: boolean;
+}
+
+function vaultReaders(deployment: Deployment): VaultReader[] {
+  const destinations = [...replicationDestinations(deployment).keys()];
+  return deployment.components.flatMap((instance): VaultReader[] => {
+    if (instance.component === 'backup-health' || instance.component === 'enforce-retention') {
+      const bucket = instance.settings.PGKEEP_VAULT_BUCKET;
+      return bucket ? [{ instance, bucket, actions: ['s3:GetObjectTagging'], decrypts: false }] : [];
+    }
+    if (instance.component === 'restore' || instance.component === 'drill')
+      return destinations.map((bucket) => ({
+        instance,
+        bucket,
+        actions: ['s3:GetObject', 's3:GetObjectVersion', 's3:GetObjectTagging', 's3:RestoreObject'],
+        decrypts: true,
+      }));
+    if (instance.component === 'verify-backup' && instance.settings.PGKEEP_VERIFY_SITE === 'vault') {
+      const bucket = destinations.find((name) => deployment.bucket(name).account === instance.account && deployment.bucket(name).region === instance.region);
+      if (!bucket) throw new Error(`the vault verifier ${instance.name} is deployed where no replication destination is`);
+      return [{ instance, bucket, actions: ['s3:GetObject', 's3:GetObjectTagging', 's3:PutObjectTagging'], decrypts: true }];
+    }
+    return [];
+  });
+}
+
+/** (b) The source roles' reads of the vault's copies (cross-account: their identity policies and the
+ * vault's bucket and key policies, https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic-cross-account.html),
+ * and the vault verifier's. Made whether or not a test recorded these calls. */
+function vaultReaderChecks(deployment: Deployment): Check[] {
+  const checks: Check[] = [];
+  for (const { instance, bucket: name, actions, decrypts } of vaultReaders(deployment)) {
+    const bucket = deployment.bucket(name);
+    const role = deployment.role(instance.roleArn);
+    const copy = `${bucket.arn}/backups/${EXAMPLE_KEY}`;
+    const label = `${instance.component} (${instance.name}) in the vault`;
+    const why =
+      instance.component === 'verify-backup'
+        ? 'the vault verifier checks each copy against its manifest and tags its verdict (infra/vault-stack.ts)'
+        : instance.component === 'restore' || instance.component === 'drill'
+          ? 'a restore from the vault reads the copies as it reads backups (infra/vault-access.ts)'
+          : "it reads the copies' verdict tags from PGKEEP_VAULT_BUCKET (catalog/vault.ts)";
+    const s3 = { ...secure, 's3:TlsVersion': '1.2' };
+    const as = (action: string, resource: string, context: RequestContext, because: string) =>
+      checks.push(asRole(deployment, role, instance.component, { label, family: 'service', action, resource, context, expect: 'allowed', because: [because] }));
+    for (const action of actions) as(action, copy, s3, why);
+    as(
+      's3:ListBucket',
+      bucket.arn,
+      { ...s3, 's3:prefix': 'backups/orders/' },
+      `${why}; without s3:ListBucket S3 answers a missing copy with 403, not 404 (https://docs.aws.amazon.com/AmazonS3/latest/API/API_HeadObject.html)`,
+    );
+    if (decrypts && bucket.kmsKeyArn)
+      as(
+        'kms:Decrypt',
+        bucket.kmsKeyArn,
+        {
+          ...secure,
+          'kms:ViaService': `s3.${bucket.region}.amazonaws.com`,
+          'kms:CallerAccount': instance.account,
+          'kms:ResourceAliases': deployment.keyAliases(bucket.kmsKeyArn),
+          'kms:EncryptionContext:aws:s3:arn': bucket.bucketKey ? bucket.arn : copy,
+          'aws:ViaAWSService': 'true',
+        },
+        `${why}; S3 decrypts SSE-KMS objects with the caller's permissions (https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingKMSEncryption.html#require-sse-kms)`,
+      );
+  }
+  return checks;
+}
+
+/** What S3 Replication's role and the source roles may not do in the vault. */
+export function vaultNegatives(deployment: Deployment): Check[] {
+  const checks: Check[] = [];
+  const destinations = replicationDestinations(deployment);
+  const deny = (role: Role, label: string, action: string, resource: string, because: string, context: RequestContext = {}) =>
+    checks.push(
+      asRole(deployment, role, 'negative', {
+        label,
+        family: 'negative',
+        action,
+        resource,
+        context: { ...secure, 's3:TlsVersion': '1.2', ...context },
+        expect: 'denied',
+        because: [because],
+      }),
+    );
+  for (const source of deployment.buckets) {
+    if (!source.replication) continue;
+    const role = deployment.role(source.replication.role);
+    const label = `S3 Replication of ${source.name}`;
+    for (const rule of source.replication.rules) {
+      const prefix = prefixOf(rule);
+      const { bucket: target } = destinationOf(deployment, rule);
+      const replica = `${target.arn}/${prefix}${EXAMPLE_KEY}`;
+      deny(role, label, 's3:ReplicateDelete', replica, 'a delete in the source never reaches the vault');
+      deny(role, label, 's3:ReplicateTags', replica, "the copies' tags are the vault verifier's verdicts");
+      deny(role, label, 's3:DeleteObject', replica, 'replication writes copies, never deletes them');
+      deny(role, label, 's3:PutObjectRetention', replica, 'nobody in the source shortens a lock in the vault');
+      deny(role, label, 's3:BypassGovernanceRetention', replica, 'nobody in the source bypasses a lock in the vault');
+      deny(role, label, 's3:GetObjectVersionTagging', `${source.arn}/${prefix}${EXAMPLE_KEY}`, "replicas do not carry the source's tags");
+    }
+  }
+  // Who reads which vault bucket how; every other role of another account may do nothing there.
+  const readers = vaultReaders(deployment);
+  const replicators = new Set(deployment.buckets.filter((bucket) => bucket.replication).map((bucket) => bucket.replication!.role));
+  for (const [name] of destinations) {
+    const bucket = deployment.bucket(name);
+    const copy = `${bucket.arn}/backups/${EXAMPLE_KEY}`;
+    for (const role of deployment.roles.filter((candidate) => accountOfRole(candidate) !== bucket.account)) {
+      const granted = new Set(
+        readers.filter((reader) => reader.bucket === name && reader.instance.roleArn === role.arn).flatMap((reader) => [...reader.actions, 's3:ListBucket']),
+      );
+      if (replicators.has(role.arn)) for (const action of ['s3:ReplicateObject', 's3:ObjectOwnerOverrideToBucketOwner']) granted.add(action);
+      const label = `${role.name} of account ${accountOfRole(role)} in the vault`;
+      for (const action of ['s3:ReplicateObject', 's3:GetObject', 's3:GetObjectTagging', 's3:PutObject', 's3:PutObjectTagging', 's3:DeleteObject'])
+        if (!granted.has(action)) deny(role, label, action, copy, 'the vault admits only the named source roles, each for its own calls');
+      if (!granted.has('s3:ListBucket'))
+        deny(role, label, 's3:ListBucket', bucket.arn, 'the vault admits only the named source roles, each for its own calls', { 's3:prefix': 'backups/' });
+    }
+  }
   return checks;
 }
 
@@ -434,6 +732,7 @@ function trustChecks(
       principal,
       action: 'sts:AssumeRole',
       resource: role.arn,
+      resourceAccount: accountOfRole(role),
       context: { ...secure, ...context },
       identity: [],
       resourcePolicy: role.trust,
@@ -456,11 +755,11 @@ function trustChecks(
       }
     }
     for (const stranger of strangers.filter((service) => !own.has(service))) {
-      checks.push(assume(stranger, { 'aws:SourceAccount': deployment.account }, 'another service', 'denied', 'the trust admits only its own service'));
+      checks.push(assume(stranger, { 'aws:SourceAccount': accountOfRole(role) }, 'another service', 'denied', 'the trust admits only its own service'));
     }
     checks.push({
       ...assume(
-        `arn:aws:iam::${deployment.account}:role/someone-else`,
+        `arn:aws:iam::${accountOfRole(role)}:role/someone-else`,
         {},
         'a principal of the account',
         'denied',
@@ -553,7 +852,7 @@ export function leastPrivilegeNegatives(deployment: Deployment, bucketOf: (insta
         family: 'negative',
         action: 'kms:Decrypt',
         resource: bucket.kmsKeyArn,
-        context: { ...secure, 'kms:CallerAccount': deployment.account },
+        context: { ...secure, 'kms:CallerAccount': instance.account },
         expect: 'denied',
         because: ['the bucket key only via S3 (kms:ViaService)'],
       });
@@ -565,8 +864,9 @@ export function leastPrivilegeNegatives(deployment: Deployment, bucketOf: (insta
 
 /** Each bucket policy's transport denies deny what they promise, even to a principal allowed everything on the bucket. */
 export function bucketTransportProbes(deployment: Deployment): Check[] {
-  const admin: Role = {
-    arn: `arn:aws:iam::${deployment.account}:role/bucket-administrator`,
+  // An administrator of the bucket's own account: one of another account would be denied anyway.
+  const administrator = (account: string): Role => ({
+    arn: `arn:aws:iam::${account}:role/bucket-administrator`,
     name: 'bucket-administrator',
     where: 'a hypothetical administrator',
     trust: { id: 'none', kind: 'trust', ours: false, document: { Version: '2012-10-17', Statement: [] } },
@@ -578,9 +878,10 @@ export function bucketTransportProbes(deployment: Deployment): Check[] {
         document: { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: 's3:*', Resource: '*' }] },
       },
     ],
-  };
+  });
   const checks: Check[] = [];
   for (const bucket of deployment.buckets) {
+    const admin = administrator(bucket.account);
     const policy = deployment.resourcePolicy(bucket.arn);
     if (!policy) continue;
     const conditions = policy.document.Statement.filter((statement) => statement.Effect === 'Deny').map((statement) =>

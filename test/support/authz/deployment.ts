@@ -32,7 +32,13 @@ export interface Role {
   identity: NamedPolicy[];
 }
 
-export interface ComponentInstance {
+/** Where a stack, and so each resource in it, is deployed. */
+export interface Site {
+  account: string;
+  region: string;
+}
+
+export interface ComponentInstance extends Site {
   component: Component;
   kind: 'task' | 'function';
   /** The task definition family or the function name. */
@@ -42,7 +48,7 @@ export interface ComponentInstance {
   settings: Record<string, string>;
 }
 
-export interface BucketFacts {
+export interface BucketFacts extends Site {
   name: string;
   arn: string;
   /** The default encryption's key, when it is SSE-KMS. */
@@ -50,6 +56,8 @@ export interface BucketFacts {
   bucketKey: boolean;
   objectLock: boolean;
   logging: { destinationBucket: string; prefix: string } | undefined;
+  /** Its S3 Replication rules, as the template writes them. */
+  replication: { role: string; rules: JsonObject[] } | undefined;
 }
 
 /** AWS-managed policies the templates attach, with their documents (they are not in any template). */
@@ -88,13 +96,18 @@ export class Deployment {
   readonly topicKeys = new Map<string, string>();
   /** Resource policies by the ARN they govern (a bucket policy by the bucket's ARN). */
   private readonly resourcePolicies = new Map<string, NamedPolicy>();
+  /** The environment's home: the account and region most of its stacks are in (the source). Stacks
+   * elsewhere (the vault, in another account and region) keep their own; every ARN the model builds
+   * for a resource is built with its own stack's account and region. */
   readonly account: string;
   readonly region: string;
 
   constructor(readonly assembly: CloudAssembly) {
-    const accounts = new Set(assembly.stacks.map((stack) => `${stack.account}/${stack.region}`));
-    if (accounts.size !== 1) throw new Error(`one environment's assembly expected, found ${[...accounts].join(', ')}`);
-    const [account, region] = [...accounts][0]!.split('/') as [string, string];
+    const sites = new Map<string, number>();
+    for (const stack of assembly.stacks) sites.set(`${stack.account}/${stack.region}`, (sites.get(`${stack.account}/${stack.region}`) ?? 0) + 1);
+    const [home] = [...sites.entries()].sort((a, b) => b[1] - a[1]);
+    if (!home) throw new Error('an assembly without stacks');
+    const [account, region] = home[0].split('/') as [string, string];
     this.account = account;
     this.region = region;
     this.readRoles();
@@ -103,22 +116,45 @@ export class Deployment {
     this.readBuckets();
     for (const topic of assembly.resources('AWS::SNS::Topic')) {
       const key = topic.properties.KmsMasterKeyId;
-      if (typeof key === 'string') this.topicKeys.set(assembly.reference(topic.stack, topic.logicalId), this.keyArn(key));
+      if (typeof key === 'string') this.topicKeys.set(assembly.reference(topic.stack, topic.logicalId), this.keyArn(key, topic.stack));
     }
   }
 
-  /** A key id, key ARN or alias as the key's ARN. */
-  keyArn(reference: string): string {
+  /** A key id, key ARN, alias name or alias ARN as the key's ARN. An alias name or a bare key id
+   * means the key of that name in `site`'s account and region (the caller's, as KMS reads it). */
+  keyArn(reference: string, site: Site = this): string {
     if (reference.startsWith('arn:aws:kms:') && reference.includes(':key/')) return reference;
     for (const key of this.assembly.resources('AWS::KMS::Key')) {
       const id = this.assembly.reference(key.stack, key.logicalId);
-      if (id === reference) return this.assembly.reference(key.stack, key.logicalId, 'Arn');
+      if (id === reference && key.stack.account === site.account && key.stack.region === site.region)
+        return this.assembly.reference(key.stack, key.logicalId, 'Arn');
     }
     for (const alias of this.assembly.resources('AWS::KMS::Alias')) {
-      if (alias.properties.AliasName === reference || `arn:aws:kms:${this.region}:${this.account}:${text(alias.properties.AliasName)}` === reference)
-        return this.keyArn(text(alias.properties.TargetKeyId));
+      const name = text(alias.properties.AliasName);
+      const sameSite = alias.stack.account === site.account && alias.stack.region === site.region;
+      if ((name === reference && sameSite) || `arn:aws:kms:${alias.stack.region}:${alias.stack.account}:${name}` === reference)
+        return this.keyArn(text(alias.properties.TargetKeyId), alias.stack);
     }
-    throw new Error(`no KMS key ${reference} in the assembly`);
+    throw new Error(`no KMS key ${reference} in the assembly (for ${site.account}/${site.region})`);
+  }
+
+  /** The alias names (alias/...) that point at a key of the assembly. */
+  keyAliases(keyArn: string): string[] {
+    return this.assembly
+      .resources('AWS::KMS::Alias')
+      .filter((alias) => this.keyArn(text(alias.properties.TargetKeyId), alias.stack) === keyArn)
+      .map((alias) => text(alias.properties.AliasName));
+  }
+
+  /** The account that owns a resource: the one in its ARN, or for an S3 ARN (which has none) its
+   * bucket's stack's (a bucket not in the assembly: the home account's). A request for "*" (an
+   * action without resource-level permissions, such as cloudwatch:PutMetricData) is made in the
+   * caller's own account. */
+  accountOf(resourceArn: string, callerAccount: string = this.account): string {
+    const s3 = /^arn:aws:s3:::([^/]+)/.exec(resourceArn);
+    if (s3) return this.buckets.find((bucket) => bucket.name === s3[1])?.account ?? this.account;
+    const account = resourceArn.split(':')[4];
+    return account && /^\d{12}$/.test(account) ? account : callerAccount;
   }
 
   role(arn: string): Role {
@@ -248,7 +284,7 @@ export class Deployment {
     // A function's resource policy is the set of its AWS::Lambda::Permission resources, one statement each.
     const permissions = new Map<string, JsonObject[]>();
     for (const permission of assembly.resources('AWS::Lambda::Permission')) {
-      const functionArn = this.functionArn(text(permission.properties.FunctionName));
+      const functionArn = this.functionArn(text(permission.properties.FunctionName), permission.stack);
       const principal = text(permission.properties.Principal);
       const conditions: JsonObject = {};
       if (permission.properties.SourceArn) conditions.ArnLike = { 'aws:SourceArn': permission.properties.SourceArn };
@@ -274,10 +310,10 @@ export class Deployment {
       });
   }
 
-  /** A function's name, ARN or qualified ARN as its unqualified ARN. */
-  functionArn(reference: string): string {
+  /** A function's name (in `site`'s account and region), ARN or qualified ARN as its unqualified ARN. */
+  functionArn(reference: string, site: Site = this): string {
     if (reference.startsWith('arn:aws:lambda:')) return reference.split(':').slice(0, 7).join(':');
-    return `arn:aws:lambda:${this.region}:${this.account}:function:${reference}`;
+    return `arn:aws:lambda:${site.region}:${site.account}:function:${reference}`;
   }
 
   private readComponents(): void {
@@ -289,6 +325,8 @@ export class Deployment {
         this.components.push({
           component: command,
           kind: 'task',
+          account: definition.stack.account,
+          region: definition.stack.region,
           name: text(definition.properties.Family),
           roleArn: text(definition.properties.TaskRoleArn),
           settings: Object.fromEntries((asList(container.Environment) as JsonObject[]).map((variable) => [text(variable.Name), text(variable.Value)])),
@@ -303,6 +341,8 @@ export class Deployment {
       this.components.push({
         component: service,
         kind: 'function',
+        account: fn.stack.account,
+        region: fn.stack.region,
         name: assembly.reference(fn.stack, fn.logicalId),
         roleArn: text(fn.properties.Role),
         settings: Object.fromEntries(Object.entries(variables).map(([name, value]) => [name, text(value)])),
@@ -316,15 +356,22 @@ export class Deployment {
       const rule = asList((bucket.properties.BucketEncryption as JsonObject | undefined)?.ServerSideEncryptionConfiguration)[0] as JsonObject | undefined;
       const byDefault = rule?.ServerSideEncryptionByDefault as JsonObject | undefined;
       const logging = bucket.properties.LoggingConfiguration as JsonObject | undefined;
+      const replication = bucket.properties.ReplicationConfiguration as JsonObject | undefined;
       this.buckets.push({
         name,
+        account: bucket.stack.account,
+        region: bucket.stack.region,
         arn: `arn:aws:s3:::${name}`,
-        kmsKeyArn: byDefault?.SSEAlgorithm === 'aws:kms' && typeof byDefault.KMSMasterKeyID === 'string' ? this.keyArn(byDefault.KMSMasterKeyID) : undefined,
+        kmsKeyArn:
+          byDefault?.SSEAlgorithm === 'aws:kms' && typeof byDefault.KMSMasterKeyID === 'string'
+            ? this.keyArn(byDefault.KMSMasterKeyID, bucket.stack)
+            : undefined,
         bucketKey: rule?.BucketKeyEnabled === true,
         objectLock: bucket.properties.ObjectLockEnabled === true,
         logging: logging?.DestinationBucketName
           ? { destinationBucket: text(logging.DestinationBucketName), prefix: text(logging.LogFilePrefix ?? '') }
           : undefined,
+        replication: replication ? { role: text(replication.Role), rules: asList(replication.Rules) as JsonObject[] } : undefined,
       });
     }
   }

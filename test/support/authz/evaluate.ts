@@ -16,6 +16,10 @@ export interface Check {
   principal: string;
   action: string;
   resource: string;
+  /** The account that owns the resource. A request from another account's principal is allowed
+   * only if its identity policies and the resource policy both allow it (iam-simulate evaluates a
+   * request as cross-account when this differs from the principal's account). */
+  resourceAccount: string;
   context: RequestContext;
   identity: NamedPolicy[];
   resourcePolicy: NamedPolicy | undefined;
@@ -42,10 +46,15 @@ function policyInput(policy: NamedPolicy, mutation: Mutation | undefined): { Ver
   return { Version: policy.document.Version, Statement: statements };
 }
 
-export async function evaluate(check: Check, account: string, mutation?: Mutation): Promise<Verdict> {
+export async function evaluate(check: Check, mutation?: Mutation): Promise<Verdict> {
   const resourcePolicy = check.resourcePolicy ? policyInput(check.resourcePolicy, mutation) : undefined;
   const simulation: Simulation = {
-    request: { principal: check.principal, action: check.action, resource: { resource: check.resource, accountId: account }, contextVariables: check.context },
+    request: {
+      principal: check.principal,
+      action: check.action,
+      resource: { resource: check.resource, accountId: check.resourceAccount },
+      contextVariables: check.context,
+    },
     // An empty policy (its only statement dropped) is what is left: no statements at all.
     identityPolicies: check.identity
       .map((policy) => ({ name: policy.id, policy: policyInput(policy, mutation) }))

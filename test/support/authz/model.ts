@@ -12,6 +12,7 @@ import {
   runtimeChecks,
   serviceChecks,
   transportNegatives,
+  vaultNegatives,
   type RuntimePermission,
   type ServicePathOptions,
 } from './checks.ts';
@@ -40,10 +41,11 @@ export async function modelEnvironment(
     ...positives,
     ...transportNegatives(positives),
     ...leastPrivilegeNegatives(deployment, (instance) => deployedBucketName(instance, deployment)),
+    ...vaultNegatives(deployment),
     ...bucketTransportProbes(deployment),
   ]);
   const verdicts = new Map<Check, Verdict>();
-  for (const check of checks) verdicts.set(check, await evaluate(check, deployment.account));
+  for (const check of checks) verdicts.set(check, await evaluate(check));
   return { environment, deployment, checks, verdicts, permissions: runtime.permissions };
 }
 

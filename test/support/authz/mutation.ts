@@ -29,7 +29,6 @@ export async function mutateEveryStatement(
   policies: readonly NamedPolicy[],
   checks: readonly Check[],
   baseline: ReadonlyMap<Check, Verdict>,
-  account: string,
   environment: string,
 ): Promise<StatementCoverage[]> {
   const coverage: StatementCoverage[] = [];
@@ -38,7 +37,7 @@ export async function mutateEveryStatement(
     for (const [index, statement] of policy.document.Statement.entries()) {
       let coveredBy: string | undefined;
       for (const check of readers) {
-        const mutated = await evaluate(check, account, { policy, index });
+        const mutated = await evaluate(check, { policy, index });
         if (mutated.passed !== baseline.get(check)?.passed) {
           coveredBy = check.id;
           break;
