@@ -14,10 +14,6 @@ export const UNCOVERED_STATEMENTS: Readonly<Record<string, string>> = {
   'pgkeepprodVault2B1BC231/VerifyCopyFunctionRoleDefaultPolicyF9CF8019: PublishAlerts': VAULT_VERIFIER_UNRECORDED,
   'pgkeepprodVault2B1BC231/VerifyCopyFunctionRoleDefaultPolicyF9CF8019: EncryptAlerts': VAULT_VERIFIER_UNRECORDED,
   'pgkeepprodVault2B1BC231/VerifyCopyFunctionRoleDefaultPolicyF9CF8019: PublishBackupMetrics': VAULT_VERIFIER_UNRECORDED,
-  // HeadObject's lock fields and PutObjectRetention, which extend a verified copy's lock
-  // (functions/verify-backup/process.ts extendLock); exercised on moto by
-  // test/functions/verify-vault-copy.integration.test.ts, whose calls are not recorded (above).
-  'pgkeepprodVault2B1BC231/VaultVerifierPolicy70274E12: ExtendCopyLocks': VAULT_VERIFIER_UNRECORDED,
   // The default key statement: identity policies of the key's own account decide; only the vault
   // verifier's SNS-encryption calls (unrecorded, above) go through it.
   'pgkeepprodVault2B1BC231/AlertsTopicKey4FD54A73/KeyPolicy: Allow kms:* for {"AWS":"arn:aws:iam::333333333333:root"}': VAULT_VERIFIER_UNRECORDED,
